@@ -1,0 +1,219 @@
+//! The QuickJS runtime: built once by `init` (and snapshotted by the host),
+//! then used by `run` to compile and execute one agent script.
+
+use std::cell::OnceCell;
+use std::ffi::CString;
+
+use javy::quickjs::{Ctx, Function, Promise, Value, qjs};
+use javy::{Config, Runtime};
+
+use crate::errors::{JsError, from_caught, from_value, plain};
+use crate::exports::memory_mcp::tool_call::runner::RunOutcome;
+
+/// The host's tool-call import: `(server, tool, args-json)` → result JSON, or
+/// `(error name, message)`.
+pub type CallTool = fn(&str, &str, &str) -> Result<String, (String, String)>;
+
+/// File name QuickJS reports in stacks for the agent's code.
+pub const AGENT_FILE: &str = "agent.js";
+
+/// Installed once at initialisation; user code sees `tools`, `console` and
+/// `context`. `__mcp_call_tool` is captured and removed from the global scope.
+const PRELUDE: &str = r#"
+(() => {
+  const call = globalThis.__mcp_call_tool;
+  delete globalThis.__mcp_call_tool;
+  const servers = new Map();
+  const serverProxy = (server) => new Proxy(Object.create(null), {
+    get(_, tool) {
+      if (typeof tool !== "string" || tool === "then") return undefined;
+      return async (args) => {
+        const json = JSON.stringify(args === undefined ? {} : args);
+        if (json === undefined || json[0] !== "{") {
+          throw new TypeError(`tools.${server}.${tool}: arguments must be an object`);
+        }
+        return JSON.parse(call(server, tool, json));
+      };
+    },
+  });
+  Object.defineProperty(globalThis, "tools", {
+    value: new Proxy(Object.create(null), {
+      get(_, server) {
+        if (typeof server !== "string" || server === "then") return undefined;
+        if (!servers.has(server)) servers.set(server, serverProxy(server));
+        return servers.get(server);
+      },
+    }),
+    enumerable: false,
+    writable: false,
+    configurable: false,
+  });
+})();
+"#;
+
+thread_local! {
+    static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
+    static CALL_TOOL: OnceCell<CallTool> = const { OnceCell::new() };
+}
+
+fn build_runtime() -> Runtime {
+    let mut config = Config::default();
+    config
+        .text_encoding(true)
+        .log_stream(Box::new(std::io::stdout()))
+        .err_stream(Box::new(std::io::stderr()));
+    let runtime = Runtime::new(config).expect("QuickJS runtime");
+    runtime.context().with(|ctx| {
+        let native = Function::new(ctx.clone(), call_tool_native).expect("tool bridge");
+        ctx.globals().set("__mcp_call_tool", native).expect("tool bridge");
+        ctx.eval::<(), _>(PRELUDE).expect("prelude");
+    });
+    runtime
+}
+
+/// Builds the runtime. Called once by the host before it snapshots the
+/// instance; calling it again does nothing.
+pub fn init(call_tool: CallTool) {
+    CALL_TOOL.with(|c| {
+        let _ = c.set(call_tool);
+    });
+    RUNTIME.with(|r| {
+        r.get_or_init(build_runtime);
+    });
+}
+
+fn call_tool_native<'js>(
+    ctx: Ctx<'js>,
+    server: String,
+    tool: String,
+    args: String,
+) -> javy::quickjs::Result<String> {
+    let call = CALL_TOOL.with(|c| c.get().copied());
+    let Some(call) = call else {
+        return Err(throw(&ctx, "Error", "tool calls are not available"));
+    };
+    call(&server, &tool, &args).map_err(|(name, message)| throw(&ctx, &name, &message))
+}
+
+fn throw(ctx: &Ctx<'_>, name: &str, message: &str) -> javy::quickjs::Error {
+    match javy::quickjs::Exception::from_message(ctx.clone(), message) {
+        Ok(ex) => {
+            let _ = ex.set("name", name);
+            ctx.throw(ex.into_value())
+        }
+        Err(e) => e,
+    }
+}
+
+/// Compiles `source` as the body of an async function and runs it to
+/// completion, driving the job queue until its promise settles.
+pub fn run(source: &str, context_json: &str) -> RunOutcome {
+    // A fresh instance starts from the snapshot; `init` is a no-op then, and
+    // makes an unsnapshotted instance work too.
+    init_if_needed();
+    RUNTIME.with(|r| {
+        let runtime = r.get().expect("initialised above");
+        runtime.context().with(|ctx| run_in(&ctx, source, context_json))
+    })
+}
+
+fn init_if_needed() {
+    let ready = RUNTIME.with(|r| r.get().is_some());
+    if !ready {
+        init(crate::call_tool_import);
+    }
+}
+
+fn run_in(ctx: &Ctx<'_>, source: &str, context_json: &str) -> RunOutcome {
+    match ctx.json_parse(context_json) {
+        Ok(value) => {
+            if let Err(e) = ctx.globals().set("context", value) {
+                return RunOutcome::RuntimeError(from_caught(ctx, e).into());
+            }
+        }
+        Err(e) => return RunOutcome::RuntimeError(from_caught(ctx, e).into()),
+    }
+
+    // The closing brace sits on its own line so a trailing `//` comment in
+    // the source cannot swallow it; the opening one shares line 1 so QuickJS
+    // line numbers are the caller's.
+    let wrapped = format!("(async function () {{ {source}\n}})()");
+    let compiled = match compile(ctx, &wrapped) {
+        Ok(f) => f,
+        Err(e) => return RunOutcome::SyntaxError(e.into()),
+    };
+    let promise = match evaluate(ctx, compiled) {
+        Ok(v) => v,
+        Err(e) => return RunOutcome::RuntimeError(e.into()),
+    };
+    let Some(promise) = promise.into_promise() else {
+        return RunOutcome::RuntimeError(plain("InternalError: script did not produce a promise").into());
+    };
+    settle(ctx, &promise)
+}
+
+fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> RunOutcome {
+    match promise.finish::<Value<'js>>() {
+        Ok(value) => match ctx.json_stringify(value) {
+            Ok(None) => RunOutcome::Success(None),
+            Ok(Some(json)) => match json.to_string() {
+                Ok(s) => RunOutcome::Success(Some(s)),
+                Err(e) => RunOutcome::RuntimeError(from_caught(ctx, e).into()),
+            },
+            Err(e) => {
+                let mut err = from_caught(ctx, e);
+                err.message = format!("the result is not JSON-serialisable: {}", err.message);
+                RunOutcome::RuntimeError(err.into())
+            }
+        },
+        Err(javy::quickjs::Error::WouldBlock) => RunOutcome::RuntimeError(
+            plain("Error: the script awaited a promise that never settles").into(),
+        ),
+        Err(e) => RunOutcome::RuntimeError(from_caught(ctx, e).into()),
+    }
+}
+
+/// Compiles without running, so syntax errors are told apart from runtime
+/// errors (a `SyntaxError` thrown by `eval` at run time is a runtime error).
+fn compile<'js>(ctx: &Ctx<'js>, wrapped: &str) -> Result<Value<'js>, JsError> {
+    let Ok(src) = CString::new(wrapped) else {
+        return Err(plain("SyntaxError: source contains a NUL character"));
+    };
+    let Ok(name) = CString::new(AGENT_FILE) else {
+        return Err(plain("InternalError: bad file name"));
+    };
+    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    // SAFETY: `src` is NUL-terminated and outlives the call; the context
+    // pointer is live for the duration of `ctx`.
+    let raw = unsafe {
+        qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            src.as_ptr(),
+            wrapped.len() as _,
+            name.as_ptr(),
+            flags,
+        )
+    };
+    // SAFETY: we own the returned value; `from_raw` takes that ownership.
+    let value = unsafe { Value::from_raw(ctx.clone(), raw) };
+    if value.is_exception() {
+        return Err(from_value(ctx, ctx.catch()));
+    }
+    Ok(value)
+}
+
+fn evaluate<'js>(ctx: &Ctx<'js>, compiled: Value<'js>) -> Result<Value<'js>, JsError> {
+    // SAFETY: `JS_EvalFunction` consumes its argument, so ownership is handed
+    // over with `into_raw`-style forgetting of our handle.
+    let raw = unsafe {
+        let f = compiled.as_raw();
+        std::mem::forget(compiled);
+        qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), f)
+    };
+    // SAFETY: we own the returned value.
+    let value = unsafe { Value::from_raw(ctx.clone(), raw) };
+    if value.is_exception() {
+        return Err(from_value(ctx, ctx.catch()));
+    }
+    Ok(value)
+}

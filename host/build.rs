@@ -1,0 +1,25 @@
+//! Locates the built components the binary embeds. They are built by
+//! `scripts/build-components.sh` (cargo, target wasm32-wasip2).
+
+use std::path::PathBuf;
+
+const COMPONENTS: &[(&str, &str)] = &[("js_runtime", "MEMORY_MCP_COMPONENT_JS_RUNTIME")];
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=MEMORY_MCP_COMPONENTS_DIR");
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let dir = std::env::var_os("MEMORY_MCP_COMPONENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../target/wasm32-wasip2/release"));
+    for (file, var) in COMPONENTS {
+        let path = dir.join(format!("{file}.wasm"));
+        if !path.exists() {
+            panic!(
+                "component {} is missing: build the components first with scripts/build-components.sh",
+                path.display()
+            );
+        }
+        println!("cargo:rerun-if-changed={}", path.display());
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
+}

@@ -1,0 +1,179 @@
+//! Settings: command-line flags over the config file over built-in
+//! defaults, resolved once at start-up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
+
+use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, Limits, Profile};
+use crate::sandbox::policy::ToolPolicy;
+
+/// Flags shared by the server and the subcommands that touch its data.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct CommonArgs {
+    /// Where memory-mcp keeps its data. Precedence: this flag, then
+    /// MEMORY_MCP_DATA_DIR, then the XDG data dir
+    /// ($XDG_DATA_HOME/memory-mcp, usually ~/.local/share/memory-mcp).
+    #[arg(long, env = "MEMORY_MCP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Where precompiled components are cached. Default: <data dir>/cache.
+    #[arg(long, env = "MEMORY_MCP_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// A TOML config file (see README: "Configuration").
+    #[arg(long, env = "MEMORY_MCP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Sandbox limits from the command line; each overrides the config file.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct SandboxArgs {
+    /// Sandbox preset: restrictive (3 s, 64 MiB), default (5 s, 128 MiB),
+    /// permissive (10 s, 256 MiB).
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Wall-clock limit per execution, overriding the profile.
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory limit per execution, overriding the profile.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mb: Option<u64>,
+    /// Cap on each of stdout and stderr per execution.
+    #[arg(long, value_name = "BYTES")]
+    pub max_output_bytes: Option<usize>,
+    /// Executions that may run at once; others wait their turn.
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
+}
+
+/// The config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub sandbox: FileSandbox,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSandbox {
+    pub profile: Option<Profile>,
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub max_output_bytes: Option<usize>,
+    pub max_concurrency: Option<usize>,
+    /// Tool-call policy for sandboxed code; denies everything when absent.
+    #[serde(default)]
+    pub tools: ToolPolicy,
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub limits: Limits,
+    pub max_concurrency: usize,
+    pub tool_policy: ToolPolicy,
+}
+
+/// The XDG default data directory.
+pub fn default_data_dir() -> Result<PathBuf> {
+    match dirs::data_dir() {
+        Some(d) => Ok(d.join("memory-mcp")),
+        None => bail!("no data directory: pass --data-dir or set MEMORY_MCP_DATA_DIR"),
+    }
+}
+
+impl Settings {
+    pub fn resolve(common: &CommonArgs, sandbox: &SandboxArgs) -> Result<Self> {
+        let file = match &common.config {
+            Some(p) => FileConfig::read(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = match &common.data_dir {
+            Some(d) => d.clone(),
+            None => default_data_dir()?,
+        };
+        let cache_dir = common.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));
+        let fs = &file.sandbox;
+        let profile = sandbox.profile.or(fs.profile).unwrap_or_default();
+        let mut limits = profile.limits();
+        if let Some(ms) = sandbox.timeout_ms.or(fs.timeout_ms) {
+            if ms == 0 {
+                bail!("timeout_ms must be at least 1");
+            }
+            limits.timeout = Duration::from_millis(ms);
+        }
+        if let Some(mb) = sandbox.memory_mb.or(fs.memory_mb) {
+            if !(8..=4096).contains(&mb) {
+                bail!("memory_mb must be between 8 and 4096");
+            }
+            limits.memory_bytes = mb * 1024 * 1024;
+        }
+        if let Some(b) = sandbox.max_output_bytes.or(fs.max_output_bytes) {
+            limits.max_output_bytes = b;
+        }
+        let max_concurrency = sandbox
+            .max_concurrency
+            .or(fs.max_concurrency)
+            .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        if !(1..=1024).contains(&max_concurrency) {
+            bail!("max_concurrency must be between 1 and 1024");
+        }
+        Ok(Self {
+            data_dir,
+            cache_dir,
+            limits,
+            max_concurrency,
+            tool_policy: fs.tools.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[sandbox]\nprofile = \"permissive\"\nmemory_mb = 200\n").unwrap();
+        let common = CommonArgs {
+            data_dir: Some(dir.path().into()),
+            cache_dir: None,
+            config: Some(cfg),
+        };
+        let s = Settings::resolve(&common, &SandboxArgs { memory_mb: Some(100), ..Default::default() }).unwrap();
+        assert_eq!(s.limits.timeout, Duration::from_secs(10));
+        assert_eq!(s.limits.memory_mb(), 100);
+        assert_eq!(s.cache_dir, dir.path().join("cache"));
+        let s = Settings::resolve(&common, &SandboxArgs::default()).unwrap();
+        assert_eq!(s.limits.memory_mb(), 200);
+    }
+
+    #[test]
+    fn unknown_config_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[sandbox]\ntimeout = 5\n").unwrap();
+        let common = CommonArgs {
+            data_dir: Some(dir.path().into()),
+            config: Some(cfg),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&common, &SandboxArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+}

@@ -1,0 +1,41 @@
+//! memory-mcp: an MCP server that gives agents episodic memory, learning,
+//! and safe code execution in a WebAssembly sandbox.
+//!
+//! The host is a thin wasmtime embedder: agent JavaScript runs in the
+//! QuickJS component (`components/js-runtime`), pre-initialised and
+//! precompiled once, then instantiated fresh for every call under enforced
+//! limits.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig, artifacts::ArtifactCache, limits::Profile, policy::CompiledPolicy, tools::NoServers};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = SandboxConfig {
+//!     limits: Profile::Default.limits(),
+//!     max_concurrency: 20,
+//!     policy: CompiledPolicy::deny_all(),
+//!     dispatcher: Arc::new(NoServers),
+//! };
+//! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
+//! let metrics = Arc::new(memory_mcp::metrics::Metrics::new());
+//! let sandbox = Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await?;
+//! let result = sandbox
+//!     .execute(Execution {
+//!         code: "return 1 + 2".into(),
+//!         context: serde_json::json!({"task": "add", "input": null}),
+//!         limits: *sandbox.limits(),
+//!     })
+//!     .await;
+//! println!("{}", serde_json::to_string(&result)?);
+//! # Ok(()) }
+//! ```
+
+#![deny(clippy::unwrap_used)]
+
+pub mod components;
+pub mod config;
+pub mod mcp;
+pub mod metrics;
+pub mod sandbox;
+pub mod world;

@@ -1,0 +1,100 @@
+//! The `memory-mcp` binary: parses the command line, logs to stderr, and
+//! serves MCP on stdio.
+
+#![deny(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
+use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
+use memory_mcp::metrics::Metrics;
+use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::sandbox::policy::CompiledPolicy;
+use memory_mcp::sandbox::tools::NoServers;
+use memory_mcp::sandbox::{Sandbox, SandboxConfig};
+use tokio::sync::watch;
+
+/// MCP server over stdio: episodic memory, learning, and sandboxed code
+/// execution (QuickJS in wasmtime).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    /// Largest JSON-RPC message accepted on stdin, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES, value_name = "BYTES")]
+    max_frame_bytes: usize,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP on stdin/stdout (the default).
+    Serve,
+    /// Build the JS runtime's precompiled artifact into the cache and exit.
+    Warm,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEMORY_MCP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let settings = Settings::resolve(&cli.common, &cli.sandbox)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings, cli.max_frame_bytes).await,
+            Command::Warm => {
+                let sandbox = load_sandbox(&settings, Arc::new(Metrics::new())).await?;
+                let r = sandbox.load_report();
+                eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn load_sandbox(settings: &Settings, metrics: Arc<Metrics>) -> Result<Sandbox> {
+    let policy = CompiledPolicy::new(settings.tool_policy.clone()).context("the [sandbox.tools] policy")?;
+    let config = SandboxConfig {
+        limits: settings.limits,
+        max_concurrency: settings.max_concurrency,
+        policy,
+        dispatcher: Arc::new(NoServers),
+    };
+    let cache = ArtifactCache::new(&settings.cache_dir);
+    Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await
+}
+
+async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = watch::channel(RuntimeState::Loading);
+    let loader_metrics = metrics.clone();
+    // Load in the background so `initialize` is answered at once; tool
+    // calls wait for the runtime.
+    tokio::spawn(async move {
+        let state = match load_sandbox(&settings, loader_metrics).await {
+            Ok(s) => RuntimeState::Ready(Arc::new(s)),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "the JS runtime failed to load");
+                RuntimeState::Failed(format!("{e:#}"))
+            }
+        };
+        let _ = tx.send(state);
+    });
+    mcp::serve_stdio(MemoryServer::new(rx, metrics), max_frame).await
+}

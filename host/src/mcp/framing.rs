@@ -1,0 +1,196 @@
+//! The stdio front door. Every line from the client is checked before rmcp
+//! sees it, so bad input gets the JSON-RPC error the spec prescribes
+//! instead of silence:
+//! - a line over the frame limit: -32700, and the rest of it is discarded;
+//! - bytes that are not UTF-8, or text that is not JSON: -32700;
+//! - JSON that is not a JSON-RPC 2.0 message (or a batch): -32600.
+//!
+//! Valid lines pass through unchanged. Replies from rmcp and from this
+//! filter share one writer, a whole line at a time, on stdout.
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::sync::mpsc;
+
+/// Default largest accepted frame.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+/// Whether a complete line is acceptable, and the error reply if not.
+pub fn check_line(line: &[u8]) -> Result<(), Value> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(error_reply(Value::Null, -32700, "Parse error: the message is not valid UTF-8"));
+    };
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Err(error_reply(Value::Null, -32700, &format!("Parse error: {e}"))),
+    };
+    let Value::Object(obj) = &value else {
+        let what = if value.is_array() {
+            "JSON-RPC batches are not supported by MCP; send one message per line"
+        } else {
+            "a JSON-RPC message must be an object"
+        };
+        return Err(error_reply(Value::Null, -32600, &format!("Invalid Request: {what}")));
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    let id_ok = matches!(id, Value::Null | Value::String(_) | Value::Number(_));
+    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+        return Err(error_reply(if id_ok { id } else { Value::Null }, -32600, "Invalid Request: \"jsonrpc\" must be \"2.0\""));
+    }
+    if !id_ok {
+        return Err(error_reply(Value::Null, -32600, "Invalid Request: \"id\" must be a string or a number"));
+    }
+    let is_request = obj.get("method").is_some_and(Value::is_string);
+    let is_response = obj.contains_key("id") && (obj.contains_key("result") || obj.contains_key("error"));
+    if !is_request && !is_response {
+        return Err(error_reply(id, -32600, "Invalid Request: expected \"method\", or \"result\"/\"error\""));
+    }
+    if let Some(p) = obj.get("params")
+        && !(p.is_object() || p.is_array())
+    {
+        return Err(error_reply(id, -32600, "Invalid Request: \"params\" must be an object"));
+    }
+    Ok(())
+}
+
+fn error_reply(id: Value, code: i32, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// Wires `input`/`output` (the process's stdin/stdout) to rmcp through the
+/// filter; returns the streams to hand rmcp.
+pub fn filtered<R, W>(input: R, output: W, max_frame: usize) -> (DuplexStream, DuplexStream)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (to_rmcp, rmcp_in) = tokio::io::duplex(1 << 20);
+    let (rmcp_out, from_rmcp) = tokio::io::duplex(1 << 20);
+    let (err_tx, err_rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(read_loop(input, to_rmcp, err_tx, max_frame));
+    tokio::spawn(write_loop(from_rmcp, err_rx, output));
+    (rmcp_in, rmcp_out)
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(input: R, mut to_rmcp: DuplexStream, errors: mpsc::UnboundedSender<String>, max_frame: usize) {
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let mut line: Vec<u8> = Vec::new();
+    let mut oversize = false;
+    loop {
+        let chunk = match reader.fill_buf().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin failed; closing");
+                break;
+            }
+        };
+        if chunk.is_empty() {
+            break; // EOF
+        }
+        let (part, had_newline) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..i], true),
+            None => (chunk, false),
+        };
+        let consumed = part.len() + usize::from(had_newline);
+        if !oversize {
+            if line.len() + part.len() > max_frame {
+                oversize = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(part);
+            }
+        }
+        reader.consume(consumed);
+        if !had_newline {
+            continue;
+        }
+        if oversize {
+            oversize = false;
+            let msg = format!("Parse error: message exceeds the {max_frame}-byte frame limit and was discarded");
+            tracing::warn!("{msg}");
+            let _ = errors.send(error_reply(Value::Null, -32700, &msg).to_string());
+            continue;
+        }
+        let mut frame = std::mem::take(&mut line);
+        if frame.last() == Some(&b'\r') {
+            frame.pop();
+        }
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match check_line(&frame) {
+            Ok(()) => {
+                frame.push(b'\n');
+                if to_rmcp.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+            Err(reply) => {
+                tracing::warn!(reply = %reply, "refused a malformed message");
+                let _ = errors.send(reply.to_string());
+            }
+        }
+    }
+    let _ = to_rmcp.shutdown().await;
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(from_rmcp: DuplexStream, mut errors: mpsc::UnboundedReceiver<String>, mut output: W) {
+    let mut lines = BufReader::new(from_rmcp).lines();
+    let mut errors_open = true;
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => match l {
+                Ok(Some(l)) => l,
+                _ => break,
+            },
+            e = errors.recv(), if errors_open => match e {
+                Some(e) => e,
+                None => { errors_open = false; continue; }
+            },
+        };
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        if output.write_all(&bytes).await.is_err() || output.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &str) -> Option<i64> {
+        check_line(line.as_bytes()).err().map(|v| v["error"]["code"].as_i64().unwrap())
+    }
+
+    #[test]
+    fn classifies_lines() {
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), None);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), None);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
+        assert_eq!(code("{not json"), Some(-32700));
+        assert_eq!(code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), Some(-32600));
+        assert_eq!(code(r#"{"id":1,"method":"ping"}"#), Some(-32600));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), Some(-32600));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#), Some(-32600));
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#), Some(-32600));
+        assert_eq!(check_line(&[0xff, 0xfe]).unwrap_err()["error"]["code"], -32700);
+    }
+
+    #[tokio::test]
+    async fn oversize_frames_are_refused_and_the_stream_recovers() {
+        let (mut client, server_in) = tokio::io::duplex(1 << 16);
+        let (server_out, client_out) = tokio::io::duplex(1 << 16);
+        let (mut rmcp_in, rmcp_out) = filtered(server_in, server_out, 64);
+        drop(rmcp_out);
+        client.write_all(&[b'x'; 200]).await.unwrap();
+        client.write_all(b"\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n").await.unwrap();
+        let mut passed = BufReader::new(&mut rmcp_in).lines();
+        let got = passed.next_line().await.unwrap().unwrap();
+        assert!(got.contains("\"id\":2"));
+        let mut replies = BufReader::new(client_out).lines();
+        let reply = replies.next_line().await.unwrap().unwrap();
+        assert!(reply.contains("-32700") && reply.contains("frame limit"), "{reply}");
+    }
+}

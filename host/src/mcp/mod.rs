@@ -1,0 +1,23 @@
+//! The MCP server: rmcp tool router over the sandbox (and, in later
+//! modules, the memory store).
+
+pub mod framing;
+pub mod params;
+mod server;
+
+pub use server::{MemoryServer, RuntimeState};
+
+use anyhow::{Context as _, Result};
+use rmcp::ServiceExt as _;
+
+/// Serves MCP on this process's stdin/stdout until the client goes away.
+pub async fn serve_stdio(server: MemoryServer, max_frame: usize) -> Result<()> {
+    let (input, output) = framing::filtered(tokio::io::stdin(), tokio::io::stdout(), max_frame);
+    let running = server
+        .serve((input, output))
+        .await
+        .context("starting the MCP session")?;
+    let reason = running.waiting().await.context("MCP session failed")?;
+    tracing::info!(?reason, "MCP session ended");
+    Ok(())
+}

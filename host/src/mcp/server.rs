@@ -1,0 +1,191 @@
+//! The tool router: `execute_agent_code`, `health_check`, `get_metrics`.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::params::{Parameters, input_error, params_or_return};
+use crate::metrics::Metrics;
+use crate::sandbox::{Execution, Sandbox};
+
+/// Where the JS runtime is in its start-up.
+#[derive(Clone)]
+pub enum RuntimeState {
+    /// Being loaded (snapshotted and compiled on first start, else read
+    /// from the artifact cache).
+    Loading,
+    Ready(Arc<Sandbox>),
+    Failed(String),
+}
+
+#[derive(Clone)]
+pub struct MemoryServer {
+    runtime: watch::Receiver<RuntimeState>,
+    metrics: Arc<Metrics>,
+    tool_router: ToolRouter<Self>,
+}
+
+/// `{task, input}`, visible to the code as the global `context`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeContext {
+    /// What the code is for, in words.
+    #[serde(default)]
+    pub task: String,
+    /// Any JSON value the code should work on.
+    #[serde(default)]
+    pub input: Value,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteAgentCodeParams {
+    /// JavaScript, written as the body of an async function: `return` gives
+    /// the result (returned as JSON), `await` works, and
+    /// `console.log`/`console.error` are captured. At most 100 KB. No
+    /// filesystem, network, environment or subprocesses are reachable.
+    pub code: String,
+    /// Available to the code as the global `context`.
+    #[serde(default)]
+    pub context: CodeContext,
+    /// Lower this call's wall-clock limit (ms). It cannot exceed the
+    /// server's limit (5000 ms in the default profile).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Lower this call's memory limit (MiB). It cannot exceed the server's
+    /// limit (128 MiB in the default profile).
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+#[tool_router]
+impl MemoryServer {
+    pub fn new(runtime: watch::Receiver<RuntimeState>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            runtime,
+            metrics,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Waits until the runtime has loaded (or failed to).
+    async fn sandbox(&self) -> Result<Arc<Sandbox>, String> {
+        let mut rx = self.runtime.clone();
+        let state = rx
+            .wait_for(|s| !matches!(s, RuntimeState::Loading))
+            .await
+            .map_err(|_| "the JS runtime loader stopped".to_string())?
+            .clone();
+        match state {
+            RuntimeState::Ready(s) => Ok(s),
+            RuntimeState::Failed(e) => Err(format!("the JS runtime failed to load: {e}")),
+            RuntimeState::Loading => Err("the JS runtime is still loading".into()),
+        }
+    }
+
+    #[tool(
+        description = "Run JavaScript in a WebAssembly sandbox (QuickJS in wasmtime) and get its result. The code is an async function body: `return` a JSON-serialisable value; `await` works; console output is captured. Limits are enforced: CPU/wall clock, memory, output size, code size. Result `status` is one of success, error (syntax|runtime, with line), timeout, resource_limit (memory|output|code_size) or security_violation."
+    )]
+    async fn execute_agent_code(&self, params: Parameters<ExecuteAgentCodeParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let sandbox = match self.sandbox().await {
+            Ok(s) => s,
+            Err(e) => return Ok(input_error(e)),
+        };
+        let limits = match sandbox.limits().narrowed(p.timeout_ms, p.memory_mb) {
+            Ok(l) => l,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        let context = json!({"task": p.context.task, "input": p.context.input});
+        let result = sandbox
+            .execute(Execution {
+                code: p.code,
+                context,
+                limits,
+            })
+            .await;
+        let summary = result.summary();
+        let structured = serde_json::to_value(&result).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let mut out = CallToolResult::structured(structured);
+        // A readable text block first, then the JSON of the structured result.
+        out.content.insert(0, ContentBlock::text(summary));
+        Ok(out)
+    }
+
+    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status and uptime.")]
+    async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
+        let _ = params_or_return!(params);
+        let (status, runtime) = match &*self.runtime.borrow() {
+            RuntimeState::Loading => ("starting", json!({"state": "loading"})),
+            RuntimeState::Failed(e) => ("unhealthy", json!({"state": "failed", "error": e})),
+            RuntimeState::Ready(s) => {
+                let (running, max) = s.occupancy();
+                let load = s.load_report();
+                (
+                    "healthy",
+                    json!({
+                        "state": "ready",
+                        "artifact_cache_hit": load.cache_hit,
+                        "load_ms": load.millis,
+                        "pool": {"running": running, "max_concurrency": max, "queued": self.metrics.queued()},
+                        "limits": {
+                            "timeout_ms": s.limits().timeout.as_millis() as u64,
+                            "memory_mb": s.limits().memory_mb(),
+                            "max_output_bytes": s.limits().max_output_bytes,
+                            "max_code_bytes": s.limits().max_code_bytes,
+                        },
+                    }),
+                )
+            }
+        };
+        Ok(CallToolResult::structured(json!({
+            "status": status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": self.metrics.uptime().as_secs_f64(),
+            "sandbox": runtime,
+            "executions": self.metrics.counts(),
+        })))
+    }
+
+    #[tool(description = "Execution metrics: counts by status, latency p50/p95/p99, pool occupancy and uptime.")]
+    async fn get_metrics(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
+        let _ = params_or_return!(params);
+        let pool = match &*self.runtime.borrow() {
+            RuntimeState::Ready(s) => {
+                let (running, max) = s.occupancy();
+                json!({"running": running, "max_concurrency": max, "queued": self.metrics.queued()})
+            }
+            _ => Value::Null,
+        };
+        Ok(CallToolResult::structured(json!({
+            "uptime_s": self.metrics.uptime().as_secs_f64(),
+            "executions": {
+                "by_status": self.metrics.counts(),
+                "latency": self.metrics.latency(),
+            },
+            "pool": pool,
+        })))
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for MemoryServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("memory-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "memory-mcp runs agent JavaScript in a WebAssembly sandbox (execute_agent_code). \
+                 Write the code as an async function body and `return` the result.",
+            )
+    }
+}

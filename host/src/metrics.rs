@@ -1,0 +1,96 @@
+//! Execution counters and latency percentiles, shared by the MCP tools
+//! `health_check` and `get_metrics`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::sandbox::outcome::Status;
+
+#[derive(Debug)]
+pub struct Metrics {
+    started: Instant,
+    by_status: HashMap<Status, AtomicU64>,
+    /// Execution latency in microseconds (from admission to result).
+    latency_us: Mutex<Histogram<u64>>,
+    queued: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let by_status = Status::ALL.iter().map(|s| (*s, AtomicU64::new(0))).collect();
+        // 1 µs .. 1 hour at 3 significant digits; these bounds are valid, so
+        // construction cannot fail.
+        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits is valid"));
+        Self {
+            started: Instant::now(),
+            by_status,
+            latency_us: Mutex::new(hist),
+            queued: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, status: Status, took: Duration) {
+        if let Some(c) = self.by_status.get(&status) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = (took.as_micros() as u64).clamp(1, 3_600_000_000);
+        let mut h = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = h.record(us);
+    }
+
+    pub fn enqueue(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dequeue(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        Status::ALL
+            .iter()
+            .map(|s| (s.as_str(), self.by_status.get(s).map_or(0, |c| c.load(Ordering::Relaxed))))
+            .collect()
+    }
+
+    pub fn latency(&self) -> LatencySummary {
+        let h = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |us: u64| us as f64 / 1000.0;
+        LatencySummary {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}

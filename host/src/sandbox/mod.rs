@@ -1,0 +1,330 @@
+//! Code mode: agent JavaScript run in the QuickJS component under enforced
+//! limits.
+//!
+//! One [`Sandbox`] owns the engine, the pre-initialised runtime component
+//! and its `InstancePre` (built once), and a semaphore bounding concurrent
+//! executions. Every execution gets a fresh `Store`:
+//! - CPU and wall clock: an epoch deadline checked every tick, plus an
+//!   async timeout that also covers time spent in host (tool) calls;
+//! - memory: a `ResourceLimiter` on linear memory;
+//! - output: stdout/stderr captured up to a cap, with a marker;
+//! - capabilities: only what [`capabilities::Grants`] links.
+
+pub mod artifacts;
+pub mod capabilities;
+pub mod engine;
+pub mod limits;
+pub mod outcome;
+pub mod output;
+pub mod policy;
+pub mod store;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use crate::metrics::Metrics;
+use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
+use artifacts::{ArtifactCache, LoadReport};
+use capabilities::{DENIED_IMPORT, Grants};
+use limits::Limits;
+use outcome::{ErrorType, ExecutionResult, LimitKind};
+use output::CappedPipe;
+use policy::CompiledPolicy;
+use store::StoreData;
+use tools::{RateLimiter, ToolDispatcher, ToolsCtx};
+
+/// The exported function the snapshotter runs before taking the snapshot.
+pub const RUNTIME_INIT_FUNC: &str = "initialize";
+
+/// Everything an execution needs that is fixed at start-up.
+pub struct SandboxConfig {
+    pub limits: Limits,
+    pub max_concurrency: usize,
+    pub policy: CompiledPolicy,
+    pub dispatcher: Arc<dyn ToolDispatcher>,
+}
+
+/// A loaded, ready-to-run JS runtime.
+pub struct Sandbox {
+    engine: Engine,
+    pre: InstancePre<StoreData>,
+    runner: GuestIndices,
+    permits: Arc<Semaphore>,
+    max_concurrency: usize,
+    limits: Limits,
+    policy: Arc<CompiledPolicy>,
+    dispatcher: Arc<dyn ToolDispatcher>,
+    rate: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
+    load: LoadReport,
+}
+
+/// One execution request, already validated for shape.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub code: String,
+    /// `{task, input}`; becomes the global `context`.
+    pub context: Value,
+    pub limits: Limits,
+}
+
+impl Sandbox {
+    /// Builds the engine and loads the runtime component (from the artifact
+    /// cache when possible).
+    pub async fn load(config: SandboxConfig, cache: &ArtifactCache, runtime_wasm: &[u8], metrics: Arc<Metrics>) -> Result<Self> {
+        let engine = engine::build(config.max_concurrency, config.limits.memory_bytes)?;
+        let (component, load) = cache
+            .load(&engine, "js-runtime", runtime_wasm, Some(RUNTIME_INIT_FUNC))
+            .await?;
+        tracing::info!(cache_hit = load.cache_hit, millis = load.millis, key = %load.key, "JS runtime ready");
+        let linker = capabilities::linker(&engine, &component, Grants { tools: true })
+            .map_err(|e| anyhow::anyhow!("linking the JS runtime: {e}"))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("pre-instantiating the JS runtime: {e}"))?;
+        let runner = GuestIndices::new(&pre)
+            .map_err(|e| anyhow::anyhow!("the JS runtime does not export the runner interface: {e}"))
+            .context("checking the JS runtime's exports")?;
+        Ok(Self {
+            engine,
+            pre,
+            runner,
+            permits: Arc::new(Semaphore::new(config.max_concurrency)),
+            max_concurrency: config.max_concurrency,
+            limits: config.limits,
+            policy: Arc::new(config.policy),
+            dispatcher: config.dispatcher,
+            rate: Arc::new(RateLimiter::default()),
+            metrics,
+            load,
+        })
+    }
+
+    /// The server's limits; calls may only narrow them.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn load_report(&self) -> &LoadReport {
+        &self.load
+    }
+
+    /// Executions running now, and the most that may.
+    pub fn occupancy(&self) -> (usize, usize) {
+        (self.max_concurrency - self.permits.available_permits(), self.max_concurrency)
+    }
+
+    /// Runs one execution to its result. Never panics on guest behaviour:
+    /// every way a guest can fail is a status.
+    pub async fn execute(&self, exec: Execution) -> ExecutionResult {
+        let admitted = Instant::now();
+        let result = self.execute_inner(exec).await;
+        self.metrics.record(result.status(), admitted.elapsed());
+        result
+    }
+
+    async fn execute_inner(&self, exec: Execution) -> ExecutionResult {
+        let limits = exec.limits;
+        if exec.code.len() > limits.max_code_bytes {
+            return ExecutionResult::ResourceLimit {
+                limit: LimitKind::CodeSize,
+                message: format!(
+                    "code is {} bytes; the limit is {} bytes",
+                    exec.code.len(),
+                    limits.max_code_bytes
+                ),
+                stdout: String::new(),
+                stderr: String::new(),
+            };
+        }
+        self.metrics.enqueue();
+        let permit = self.permits.acquire().await;
+        self.metrics.dequeue();
+        let Ok(_permit) = permit else {
+            return internal_error("the sandbox is shutting down");
+        };
+
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let stdout = CappedPipe::new(limits.max_output_bytes);
+        let stderr = CappedPipe::new(limits.max_output_bytes);
+        let tools = ToolsCtx::new(self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
+        let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|d| &mut d.guard);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let request = RunRequest {
+            source: exec.code,
+            context_json: exec.context.to_string(),
+        };
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let runner = self.runner.load(&mut store, &instance)?;
+            runner.call_run(&mut store, &request).await
+        };
+        let ran = tokio::time::timeout(limits.timeout, run).await;
+        let elapsed = started.elapsed();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let data = store.data();
+        let out = || (stdout.text(), stderr.text());
+
+        let Ok(ran) = ran else {
+            let (stdout, stderr) = out();
+            return ExecutionResult::Timeout { elapsed_ms: ms, stdout, stderr };
+        };
+        if let Some(reason) = &data.tools.violation {
+            let (stdout, stderr) = out();
+            return ExecutionResult::SecurityViolation {
+                reason: reason.clone(),
+                stdout,
+                stderr,
+            };
+        }
+        match ran {
+            Err(trap) => {
+                let (stdout, stderr) = out();
+                classify_trap(trap, data, &limits, ms, stdout, stderr)
+            }
+            Ok(RunOutcome::Success(json)) => {
+                let (stdout, stderr) = out();
+                success(json, &limits, ms, stdout, stderr)
+            }
+            Ok(RunOutcome::SyntaxError(e)) => {
+                let (stdout, stderr) = out();
+                js_error(ErrorType::Syntax, e, ms, stdout, stderr)
+            }
+            Ok(RunOutcome::RuntimeError(e)) => {
+                let (stdout, stderr) = out();
+                if data.guard.memory_denied || e.message.contains("out of memory") {
+                    return memory_limit(&limits, stdout, stderr);
+                }
+                js_error(ErrorType::Runtime, e, ms, stdout, stderr)
+            }
+        }
+    }
+}
+
+fn success(json: Option<String>, limits: &Limits, ms: f64, stdout: String, stderr: String) -> ExecutionResult {
+    let output = match json {
+        None => None,
+        Some(j) if j.len() > limits.max_output_bytes => {
+            return ExecutionResult::ResourceLimit {
+                limit: LimitKind::Output,
+                message: format!(
+                    "the returned value is {} bytes as JSON; the limit is {} bytes",
+                    j.len(),
+                    limits.max_output_bytes
+                ),
+                stdout,
+                stderr,
+            };
+        }
+        Some(j) => match serde_json::from_str::<Value>(&j) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return ExecutionResult::Error {
+                    error_type: ErrorType::Runtime,
+                    message: format!("the result could not be read as JSON: {e}"),
+                    line: None,
+                    column: None,
+                    stdout,
+                    stderr,
+                    execution_time_ms: ms,
+                };
+            }
+        },
+    };
+    ExecutionResult::Success {
+        output,
+        stdout,
+        stderr,
+        execution_time_ms: ms,
+    }
+}
+
+fn js_error(error_type: ErrorType, e: JsError, ms: f64, stdout: String, stderr: String) -> ExecutionResult {
+    ExecutionResult::Error {
+        error_type,
+        message: e.message,
+        line: e.line,
+        column: e.column,
+        stdout,
+        stderr,
+        execution_time_ms: ms,
+    }
+}
+
+fn memory_limit(limits: &Limits, stdout: String, stderr: String) -> ExecutionResult {
+    ExecutionResult::ResourceLimit {
+        limit: LimitKind::Memory,
+        message: format!("the script exceeded its memory limit of {} MiB", limits.memory_mb()),
+        stdout,
+        stderr,
+    }
+}
+
+fn classify_trap(
+    err: wasmtime::Error,
+    data: &StoreData,
+    limits: &Limits,
+    ms: f64,
+    stdout: String,
+    stderr: String,
+) -> ExecutionResult {
+    let trap = err.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::Interrupt) || Instant::now() >= data.deadline {
+        return ExecutionResult::Timeout { elapsed_ms: ms, stdout, stderr };
+    }
+    if data.guard.memory_denied {
+        return memory_limit(limits, stdout, stderr);
+    }
+    let text = format!("{err:#}");
+    if text.contains(DENIED_IMPORT) {
+        return ExecutionResult::SecurityViolation {
+            reason: format!("the sandbox used a capability it was not granted: {text}"),
+            stdout,
+            stderr,
+        };
+    }
+    let message = match trap {
+        Some(Trap::StackOverflow) => "RangeError: Maximum call stack size exceeded (wasm stack exhausted)".to_string(),
+        Some(t) => format!("InternalError: the sandbox trapped: {t}"),
+        None => format!("InternalError: {text}"),
+    };
+    ExecutionResult::Error {
+        error_type: ErrorType::Runtime,
+        message,
+        line: None,
+        column: None,
+        stdout,
+        stderr,
+        execution_time_ms: ms,
+    }
+}
+
+fn internal_error(message: &str) -> ExecutionResult {
+    ExecutionResult::Error {
+        error_type: ErrorType::Runtime,
+        message: format!("InternalError: {message}"),
+        line: None,
+        column: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        execution_time_ms: 0.0,
+    }
+}

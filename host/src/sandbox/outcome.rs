@@ -1,0 +1,136 @@
+//! What an execution returns: the `status`-tagged result agents read.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// The code did not compile.
+    Syntax,
+    /// The code threw, or its result could not be returned.
+    Runtime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    Memory,
+    Output,
+    CodeSize,
+}
+
+/// The result of one `execute_agent_code` call.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ExecutionResult {
+    Success {
+        /// The returned value; absent when the code returned `undefined`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        stdout: String,
+        stderr: String,
+        execution_time_ms: f64,
+    },
+    Error {
+        error_type: ErrorType,
+        message: String,
+        /// 1-based line in the submitted code, where known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        column: Option<u32>,
+        stdout: String,
+        stderr: String,
+        execution_time_ms: f64,
+    },
+    Timeout {
+        elapsed_ms: f64,
+        /// Output written before the timeout.
+        stdout: String,
+        stderr: String,
+    },
+    ResourceLimit {
+        limit: LimitKind,
+        message: String,
+        stdout: String,
+        stderr: String,
+    },
+    SecurityViolation {
+        reason: String,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+impl ExecutionResult {
+    pub fn status(&self) -> Status {
+        match self {
+            ExecutionResult::Success { .. } => Status::Success,
+            ExecutionResult::Error { .. } => Status::Error,
+            ExecutionResult::Timeout { .. } => Status::Timeout,
+            ExecutionResult::ResourceLimit { .. } => Status::ResourceLimit,
+            ExecutionResult::SecurityViolation { .. } => Status::SecurityViolation,
+        }
+    }
+
+    /// A short human-readable summary for the text block.
+    pub fn summary(&self) -> String {
+        match self {
+            ExecutionResult::Success { output, execution_time_ms, .. } => match output {
+                Some(v) => format!("success in {execution_time_ms:.2} ms: {}", truncate(&v.to_string(), 2000)),
+                None => format!("success in {execution_time_ms:.2} ms (returned undefined)"),
+            },
+            ExecutionResult::Error { error_type, message, line, .. } => match line {
+                Some(l) => format!("{error_type:?} error at line {l}: {message}"),
+                None => format!("{error_type:?} error: {message}"),
+            },
+            ExecutionResult::Timeout { elapsed_ms, .. } => format!("timed out after {elapsed_ms:.0} ms"),
+            ExecutionResult::ResourceLimit { message, .. } => format!("resource limit: {message}"),
+            ExecutionResult::SecurityViolation { reason, .. } => format!("security violation: {reason}"),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The status alone, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Success,
+    Error,
+    Timeout,
+    ResourceLimit,
+    SecurityViolation,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Success,
+        Status::Error,
+        Status::Timeout,
+        Status::ResourceLimit,
+        Status::SecurityViolation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+            Status::ResourceLimit => "resource_limit",
+            Status::SecurityViolation => "security_violation",
+        }
+    }
+}

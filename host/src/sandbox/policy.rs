@@ -1,0 +1,145 @@
+//! What sandboxed code may call, as data: a versioned serde policy with
+//! `deny_unknown_fields`, turned into a matcher in one place. Nothing is
+//! allowed unless listed.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+/// The policy format this build reads.
+pub const POLICY_VERSION: u32 = 1;
+
+/// Tool-call policy, as written in `[sandbox.tools]` of the config file or
+/// beside a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPolicy {
+    /// Format version; must be 1.
+    #[serde(default = "default_version")]
+    pub version: u32,
+    /// `server.tool` glob patterns, e.g. `memory.*` or `everything.echo`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Tool calls one execution may make.
+    #[serde(default = "default_max_calls")]
+    pub max_calls_per_execution: u32,
+    /// Calls per minute to any one tool, across executions.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_minute: u32,
+    /// Largest arguments or result, in bytes, each way.
+    #[serde(default = "default_payload")]
+    pub max_payload_bytes: usize,
+}
+
+fn default_version() -> u32 {
+    POLICY_VERSION
+}
+fn default_max_calls() -> u32 {
+    50
+}
+fn default_rate() -> u32 {
+    100
+}
+fn default_payload() -> usize {
+    1024 * 1024
+}
+
+impl Default for ToolPolicy {
+    /// Deny everything.
+    fn default() -> Self {
+        Self {
+            version: POLICY_VERSION,
+            allow: Vec::new(),
+            max_calls_per_execution: default_max_calls(),
+            rate_limit_per_minute: default_rate(),
+            max_payload_bytes: default_payload(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("policy version {0} is not supported (this build reads version {POLICY_VERSION})")]
+    Version(u32),
+    #[error("allow pattern {pattern:?} is invalid: {reason}")]
+    Pattern { pattern: String, reason: String },
+}
+
+/// A checked policy, ready to answer "may this tool be called?".
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub policy: ToolPolicy,
+    allow: GlobSet,
+}
+
+impl CompiledPolicy {
+    pub fn new(policy: ToolPolicy) -> Result<Self, PolicyError> {
+        if policy.version != POLICY_VERSION {
+            return Err(PolicyError::Version(policy.version));
+        }
+        let mut b = GlobSetBuilder::new();
+        for p in &policy.allow {
+            if !p.contains('.') {
+                return Err(PolicyError::Pattern {
+                    pattern: p.clone(),
+                    reason: "expected `server.tool`, e.g. `memory.*`".into(),
+                });
+            }
+            let glob = Glob::new(p).map_err(|e| PolicyError::Pattern {
+                pattern: p.clone(),
+                reason: e.to_string(),
+            })?;
+            b.add(glob);
+        }
+        let allow = b.build().map_err(|e| PolicyError::Pattern {
+            pattern: policy.allow.join(", "),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { policy, allow })
+    }
+
+    /// Deny-by-default.
+    pub fn deny_all() -> Self {
+        Self {
+            policy: ToolPolicy::default(),
+            allow: GlobSet::empty(),
+        }
+    }
+
+    pub fn allows(&self, server: &str, tool: &str) -> bool {
+        self.allow.is_match(format!("{server}.{tool}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_allowed_by_default() {
+        let p = CompiledPolicy::new(ToolPolicy::default()).unwrap();
+        assert!(!p.allows("memory", "query_memory"));
+        assert!(!CompiledPolicy::deny_all().allows("a", "b"));
+    }
+
+    #[test]
+    fn globs_match_server_and_tool() {
+        let p = CompiledPolicy::new(ToolPolicy {
+            allow: vec!["memory.*".into(), "everything.echo".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(p.allows("memory", "query_memory"));
+        assert!(p.allows("everything", "echo"));
+        assert!(!p.allows("everything", "add"));
+        assert!(!p.allows("memoryx", "query"));
+    }
+
+    #[test]
+    fn unknown_fields_and_versions_are_refused() {
+        let bad: Result<ToolPolicy, _> = toml::from_str("allow = []\nallow_all = true\n");
+        assert!(bad.is_err());
+        let v2: ToolPolicy = toml::from_str("version = 2\n").unwrap();
+        assert!(CompiledPolicy::new(v2).is_err());
+    }
+}

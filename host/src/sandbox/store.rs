@@ -1,0 +1,114 @@
+//! The one store-data struct: everything a single execution's `Store` owns.
+//! A fresh one is made per call, so nothing leaks between runs.
+
+use std::time::Instant;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::tools::{ToolsCtx, ToolsView};
+
+/// Caps linear memory and tables, and remembers whether a growth was refused
+/// so a failure can be reported as the memory limit it is.
+#[derive(Debug)]
+pub struct MemoryGuard {
+    pub max_memory_bytes: usize,
+    pub max_table_elements: usize,
+    pub memory_denied: bool,
+    pub peak_memory_bytes: usize,
+}
+
+impl MemoryGuard {
+    pub fn new(max_memory_bytes: u64) -> Self {
+        Self {
+            max_memory_bytes: usize::try_from(max_memory_bytes).unwrap_or(usize::MAX),
+            max_table_elements: 1 << 20,
+            memory_denied: false,
+            peak_memory_bytes: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryGuard {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.max_table_elements)
+    }
+}
+
+pub struct StoreData {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub guard: MemoryGuard,
+    pub tools: ToolsCtx,
+    /// When the execution's wall-clock budget runs out.
+    pub deadline: Instant,
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl StoreData {
+    pub fn tools(&mut self) -> ToolsView<'_> {
+        ToolsView { ctx: &mut self.tools }
+    }
+}
+
+impl StoreData {
+    /// A store for a fresh execution, with output captured into `stdout`
+    /// and `stderr` and nothing else granted by WASI: no environment, no
+    /// arguments, no preopened directories, no sockets.
+    pub fn new(
+        stdout: super::output::CappedPipe,
+        stderr: super::output::CappedPipe,
+        memory_bytes: u64,
+        tools: ToolsCtx,
+        deadline: Instant,
+    ) -> Self {
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            guard: MemoryGuard::new(memory_bytes),
+            tools,
+            deadline,
+        }
+    }
+
+    /// The store the snapshotter initialises a component in: no output, no
+    /// tools, 1 GiB.
+    pub fn for_snapshot() -> Self {
+        use std::sync::Arc;
+        let tools = ToolsCtx::new(
+            Arc::new(super::policy::CompiledPolicy::deny_all()),
+            Arc::new(super::tools::NoServers),
+            Arc::new(super::tools::RateLimiter::default()),
+        );
+        let sink = super::output::CappedPipe::new(0);
+        Self::new(
+            sink.clone(),
+            sink,
+            1 << 30,
+            tools,
+            Instant::now() + std::time::Duration::from_secs(60),
+        )
+    }
+}

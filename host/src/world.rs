@@ -1,0 +1,38 @@
+//! The host's one `bindgen!`: every WIT contract the host implements or
+//! calls, generated together so types are shared, and re-exported here for
+//! the rest of the crate.
+//!
+//! The world below is the union of what the host provides to components
+//! (`tools`, `store`) and what it calls in them (runner, plugin, analyzer,
+//! statistics, embedder). No single component implements all of it: each
+//! call site loads only the export it needs through that interface's
+//! `GuestIndices`, the way spin's `crates/world` does.
+
+wasmtime::component::bindgen!({
+    path: [
+        "../wit/memory",
+        "../wit/patterns",
+        "../wit/embeddings",
+        "../wit/tool-call",
+    ],
+    inline: "
+        package memory-mcp:host;
+
+        world host {
+            import memory-mcp:tool-call/tools@0.1.0;
+            import memory-mcp:memory/store@0.1.0;
+
+            export memory-mcp:tool-call/runner@0.1.0;
+            export memory-mcp:tool-call/plugin@0.1.0;
+            export memory-mcp:patterns/analyzer@0.1.0;
+            export memory-mcp:patterns/statistics@0.1.0;
+            export memory-mcp:embeddings/embedder@0.1.0;
+        }
+    ",
+    world: "host",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+pub use exports::memory_mcp::tool_call::runner;
+pub use memory_mcp::tool_call::tools;

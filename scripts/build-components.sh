@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds every sandboxed component for wasm32-wasip2 (release).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+cargo build --release --target wasm32-wasip2 -p js-runtime
+ls -l "$MEMORY_MCP_COMPONENTS_DIR"/*.wasm >&2
