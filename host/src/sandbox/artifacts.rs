@@ -98,7 +98,7 @@ impl ArtifactCache {
         let compiled = tokio::task::spawn_blocking(move || engine2.precompile_component(&ready))
             .await
             .map_err(|e| anyhow!("compile task failed: {e}"))?
-            .map_err(|e| anyhow!("compiling {name}: {e}"))?;
+            .map_err(|e| anyhow!("compiling {name}: {e:?}"))?;
         if let Err(e) = self.store(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component; it will be recompiled next start");
         }
@@ -174,6 +174,8 @@ pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result
     store.set_epoch_deadline(60_000);
     let mut wizer = Wizer::new();
     wizer.init_func(init_func);
+    // The component still lifts the export; calling it again is a no-op.
+    wizer.keep_init_func(true);
     let (snap, _) = wizer
         .run_component(&mut store, source, async |store, component| {
             let linker = capabilities::linker(store.engine(), component, Grants { tools: true })?;

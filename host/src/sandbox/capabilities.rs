@@ -13,7 +13,6 @@ use wasmtime_wasi::cli::WasiCli;
 use wasmtime_wasi::clocks::WasiClocks;
 use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
 use wasmtime_wasi::random::WasiRandom;
-use wasmtime_wasi::WasiView;
 
 use super::store::StoreData;
 use super::tools;
@@ -27,12 +26,20 @@ pub struct Grants {
 }
 
 /// The text a denied capability traps with; execution results look for it.
-pub const DENIED_IMPORT: &str = "unknown import";
+pub const DENIED_IMPORT: &str = "denied import";
 
 struct HasIo;
 
 impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
+}
+
+pub fn cli_view(t: &mut StoreData) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
+    wasmtime_wasi::cli::WasiCliView::cli(t)
+}
+
+fn clocks_view(t: &mut StoreData) -> wasmtime_wasi::clocks::WasiClocksCtxView<'_> {
+    wasmtime_wasi::clocks::WasiClocksView::clocks(t)
 }
 
 /// Builds the linker for `component` under `grants`.
@@ -41,16 +48,11 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
     io::error::add_to_linker::<StoreData, HasIo>(&mut l, |t| &mut t.table)?;
     io::poll::add_to_linker::<StoreData, HasIo>(&mut l, |t| &mut t.table)?;
     io::streams::add_to_linker::<StoreData, HasIo>(&mut l, |t| &mut t.table)?;
-    clocks::wall_clock::add_to_linker::<StoreData, WasiClocks>(&mut l, |t| {
-        wasmtime_wasi::clocks::WasiClocksView::clocks(t)
-    })?;
-    clocks::monotonic_clock::add_to_linker::<StoreData, WasiClocks>(&mut l, |t| {
-        wasmtime_wasi::clocks::WasiClocksView::clocks(t)
-    })?;
-    random::random::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| &mut t.ctx().ctx.random)?;
-    random::insecure::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| &mut t.ctx().ctx.random)?;
-    random::insecure_seed::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| &mut t.ctx().ctx.random)?;
-    let cli_view = |t: &mut StoreData| wasmtime_wasi::cli::WasiCliView::cli(t);
+    clocks::wall_clock::add_to_linker::<StoreData, WasiClocks>(&mut l, clocks_view)?;
+    clocks::monotonic_clock::add_to_linker::<StoreData, WasiClocks>(&mut l, clocks_view)?;
+    random::random::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    random::insecure::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    random::insecure_seed::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| t.wasi.random())?;
     cli::exit::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
     cli::environment::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
     cli::stdin::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
@@ -64,8 +66,123 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
     if grants.tools {
         tools::add_to_linker(&mut l, StoreData::tools)?;
     }
-    // Whatever else the component imports (filesystem, sockets, ...) links
-    // to a trap: it instantiates, and any use is refused.
-    l.define_unknown_imports_as_traps(component)?;
+    let mut granted: Vec<&str> = ALWAYS_GRANTED.to_vec();
+    if grants.tools {
+        granted.push(TOOLS_INTERFACE);
+    }
+    deny_the_rest(&mut l, engine, component, &granted)?;
     Ok(l)
+}
+
+/// The interfaces linked above for every component, by versionless name.
+const ALWAYS_GRANTED: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:cli/exit",
+    "wasi:cli/environment",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+];
+
+const TOOLS_INTERFACE: &str = "memory-mcp:tool-call/tools";
+
+fn versionless(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}
+
+/// A resource type standing in for one the component may not use.
+struct Denied;
+
+/// The host type behind a resource of a granted interface, for the
+/// resources other interfaces `use` (streams, errors, pollables).
+fn granted_resource(interface: &str, name: &str) -> Option<wasmtime::component::ResourceType> {
+    use wasmtime::component::ResourceType;
+    use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, IoError};
+    Some(match (interface, name) {
+        ("wasi:io/streams", "input-stream") => ResourceType::host::<DynInputStream>(),
+        ("wasi:io/streams", "output-stream") => ResourceType::host::<DynOutputStream>(),
+        ("wasi:io/poll", "pollable") => ResourceType::host::<DynPollable>(),
+        ("wasi:io/error", "error") => ResourceType::host::<IoError>(),
+        _ => return None,
+    })
+}
+
+/// Defines every import of `component` outside `granted` as a trap naming
+/// the capability. (Wasmtime's `define_unknown_imports_as_traps` matches
+/// names exactly, so it would shadow semver-compatible WASI definitions.)
+/// Resources a denied interface borrows from a granted one keep their real
+/// type; its own resources get an inert one.
+fn deny_the_rest(
+    l: &mut Linker<StoreData>,
+    engine: &Engine,
+    component: &Component,
+    granted: &[&str],
+) -> wasmtime::Result<()> {
+    use wasmtime::component::ResourceType;
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    let imports: Vec<_> = ty.imports(engine).collect();
+    // The component's view of each granted resource, and its host type.
+    let mut shared: Vec<(ResourceType, ResourceType)> = Vec::new();
+    for (name, item) in &imports {
+        let base = versionless(name);
+        if let ComponentItem::ComponentInstance(inst) = &item.ty
+            && granted.contains(&base)
+        {
+            for (export, item) in inst.exports(engine) {
+                if let (ComponentItem::Resource(rt), Some(host)) = (item.ty, granted_resource(base, export)) {
+                    shared.push((rt, host));
+                }
+            }
+        }
+    }
+    for (name, item) in imports {
+        if granted.contains(&versionless(name)) {
+            continue;
+        }
+        match item.ty {
+            ComponentItem::ComponentInstance(inst) => {
+                let mut li = l.instance(name)?;
+                for (export, item) in inst.exports(engine) {
+                    match item.ty {
+                        ComponentItem::ComponentFunc(_) => {
+                            let what = format!("{name}#{export}");
+                            li.func_new(export, move |_, _, _, _| {
+                                Err(wasmtime::format_err!("{DENIED_IMPORT}: capability `{what}` is not granted"))
+                            })?;
+                        }
+                        ComponentItem::Resource(rt) => {
+                            let host = shared
+                                .iter()
+                                .find(|(seen, _)| *seen == rt)
+                                .map(|(_, host)| *host)
+                                .unwrap_or_else(ResourceType::host::<Denied>);
+                            li.resource(export, host, |_, _| Ok(()))?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ComponentItem::ComponentFunc(_) => {
+                let what = name.to_string();
+                l.root().func_new(name, move |_, _, _, _| {
+                    Err(wasmtime::format_err!("{DENIED_IMPORT}: capability `{what}` is not granted"))
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build memory-mcp: the
+# wasm32-wasip2 Rust target, and clang-19 + wasi-libc for QuickJS.
+# Idempotent and quiet when everything is already there. Logs to stderr.
+set -euo pipefail
+
+log() { echo "setup: $*" >&2; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  log "adding Rust target wasm32-wasip2"
+  rustup target add wasm32-wasip2 >&2
+fi
+
+pkgs=(clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up, builds, and runs every test: host unit tests, real components,
+# and end-to-end MCP over stdio against the real binary.
+set -euo pipefail
+HERE="$(dirname "$0")"
+"$HERE/build.sh"
+source "$HERE/env.sh"
+cd "$ROOT"
+# Warm the artifact cache the tests share, so the first tests do not race
+# to snapshot and compile the runtime.
+CACHE="$ROOT/target/tmp/artifact-cache"
+mkdir -p "$CACHE"
+"$ROOT/target/release/memory-mcp" --data-dir "$ROOT/target/test-data" --cache-dir "$CACHE" warm
+cargo test --release -p memory-mcp -- --test-threads 2 "$@"

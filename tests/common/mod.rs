@@ -1,0 +1,90 @@
+//! Shared harness: spawn the real `memory-mcp` binary and talk MCP to it
+//! over stdio with rmcp's client.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::process::Command;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_memory-mcp")
+}
+
+/// One artifact cache for the whole test run, so the runtime is compiled
+/// once rather than per test.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifact-cache")
+}
+
+pub struct Server {
+    pub client: RunningService<RoleClient, ()>,
+    pub data_dir: TempDir,
+}
+
+/// A command for the binary with a fresh data dir and the shared cache.
+pub fn command(data_dir: &TempDir, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--data-dir")
+        .arg(data_dir.path())
+        .arg("--cache-dir")
+        .arg(shared_cache())
+        .args(extra)
+        .env_remove("MEMORY_MCP_CONFIG")
+        .env("MEMORY_MCP_LOG", "warn");
+    if std::env::var_os("MEMORY_MCP_TEST_LOG").is_some() {
+        cmd.stderr(Stdio::inherit());
+    } else {
+        cmd.stderr(Stdio::null());
+    }
+    cmd
+}
+
+pub async fn spawn(extra: &[&str]) -> Server {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_in(data_dir, extra).await
+}
+
+pub async fn spawn_in(data_dir: TempDir, extra: &[&str]) -> Server {
+    let transport = TokioChildProcess::new(command(&data_dir, extra)).expect("spawn memory-mcp");
+    let client = ().serve(transport).await.expect("MCP initialize");
+    Server { client, data_dir }
+}
+
+impl Server {
+    pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+        let Value::Object(map) = args else {
+            panic!("arguments must be an object")
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map))
+            .await
+            .unwrap_or_else(|e| panic!("calling {tool}: {e}"))
+    }
+
+    /// Runs `code` and returns the structured result.
+    pub async fn exec(&self, code: &str) -> Value {
+        self.exec_with(json!({ "code": code })).await
+    }
+
+    pub async fn exec_with(&self, args: Value) -> Value {
+        let r = self.call("execute_agent_code", args).await;
+        assert_ne!(r.is_error, Some(true), "tool error: {:?}", r.content);
+        r.structured_content.expect("structured content")
+    }
+}
+
+/// The text of the first text block.
+pub fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
