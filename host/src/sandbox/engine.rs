@@ -36,7 +36,7 @@ pub fn build(max_concurrency: usize, max_memory_bytes: u64) -> Result<Engine> {
         .max_core_instance_size(1 << 20)
         .table_elements(100_000)
         // Keep a little of each slot's memory resident to speed reuse.
-        .linear_memory_keep_resident(256 << 10)
+        .linear_memory_keep_resident(16 << 20)
         .table_keep_resident(64 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
