@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use memory_mcp::metrics::Metrics;
 use memory_mcp::sandbox::artifacts::ArtifactCache;
 use memory_mcp::sandbox::limits::Profile;
+use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::policy::CompiledPolicy;
 use memory_mcp::sandbox::tools::NoServers;
 use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig};
@@ -229,6 +230,7 @@ fn main() -> anyhow::Result<()> {
             max_concurrency: 20,
             policy: CompiledPolicy::deny_all(),
             dispatcher: Arc::new(NoServers),
+            grants: Grants { tools: true },
         };
         let cache = ArtifactCache::new(cache_dir.path());
         let sandbox = Arc::new(Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, Arc::new(Metrics::new())).await?);

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig, artifacts::ArtifactCache, limits::Profile, policy::CompiledPolicy, tools::NoServers};
+//! use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig, artifacts::ArtifactCache, capabilities::Grants, limits::Profile, policy::CompiledPolicy, tools::NoServers};
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = SandboxConfig {
@@ -16,6 +16,7 @@
 //!     max_concurrency: 20,
 //!     policy: CompiledPolicy::deny_all(),
 //!     dispatcher: Arc::new(NoServers),
+//!     grants: Grants { tools: true },
 //! };
 //! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
 //! let metrics = Arc::new(memory_mcp::metrics::Metrics::new());

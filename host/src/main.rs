@@ -11,6 +11,7 @@ use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::metrics::Metrics;
 use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::policy::CompiledPolicy;
 use memory_mcp::sandbox::tools::NoServers;
 use memory_mcp::sandbox::{Sandbox, SandboxConfig};
@@ -75,6 +76,7 @@ async fn load_sandbox(settings: &Settings, metrics: Arc<Metrics>) -> Result<Sand
         max_concurrency: settings.max_concurrency,
         policy,
         dispatcher: Arc::new(NoServers),
+        grants: Grants { tools: true },
     };
     let cache = ArtifactCache::new(&settings.cache_dir);
     Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await

@@ -49,6 +49,8 @@ pub struct SandboxConfig {
     pub max_concurrency: usize,
     pub policy: CompiledPolicy,
     pub dispatcher: Arc<dyn ToolDispatcher>,
+    /// Host interfaces linked beyond the always-granted base.
+    pub grants: Grants,
 }
 
 /// A loaded, ready-to-run JS runtime.
@@ -84,7 +86,7 @@ impl Sandbox {
             .load(&engine, "js-runtime", runtime_wasm, Some(RUNTIME_INIT_FUNC))
             .await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, key = %load.key, "JS runtime ready");
-        let linker = capabilities::linker(&engine, &component, Grants { tools: true })
+        let linker = capabilities::linker(&engine, &component, config.grants)
             .map_err(|e| anyhow::anyhow!("linking the JS runtime: {e}"))?;
         let pre = linker
             .instantiate_pre(&component)
