@@ -34,5 +34,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::memory_mcp::tool_call::runner;
-pub use memory_mcp::tool_call::tools;
+pub use self::exports::memory_mcp::tool_call::runner;
+pub use self::memory_mcp::tool_call::tools;

@@ -60,6 +60,9 @@ fn build_runtime() -> Runtime {
     let mut config = Config::default();
     config
         .text_encoding(true)
+        // serde/simd-json behind JSON.parse/stringify: several times faster
+        // than QuickJS's own on agent-sized payloads.
+        .simd_json_builtins(true)
         .log_stream(Box::new(std::io::stdout()))
         .err_stream(Box::new(std::io::stderr()));
     let runtime = Runtime::new(config).expect("QuickJS runtime");
@@ -125,13 +128,14 @@ fn init_if_needed() {
 }
 
 fn run_in(ctx: &Ctx<'_>, source: &str, context_json: &str) -> RunOutcome {
-    match ctx.json_parse(context_json) {
+    let mut bytes = context_json.as_bytes().to_vec();
+    match javy::json::parse(ctx.clone(), &mut bytes) {
         Ok(value) => {
             if let Err(e) = ctx.globals().set("context", value) {
                 return RunOutcome::RuntimeError(from_caught(ctx, e).into());
             }
         }
-        Err(e) => return RunOutcome::RuntimeError(from_caught(ctx, e).into()),
+        Err(e) => return RunOutcome::RuntimeError(plain(&format!("InternalError: bad context JSON: {e}")).into()),
     }
 
     // The closing brace sits on its own line so a trailing `//` comment in
