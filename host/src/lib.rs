@@ -37,6 +37,7 @@
 pub mod components;
 pub mod config;
 pub mod mcp;
+pub mod memory;
 pub mod metrics;
 pub mod sandbox;
 pub mod world;

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
+use memory_mcp::memory::MemoryStore;
 use memory_mcp::metrics::Metrics;
 use memory_mcp::sandbox::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
@@ -83,6 +84,12 @@ async fn load_sandbox(settings: &Settings, metrics: Arc<Metrics>) -> Result<Sand
 }
 
 async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
+    let data_dir = settings.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || MemoryStore::open(&data_dir))
+        .await
+        .context("opening the episode store")?
+        .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
+    let store = Arc::new(store);
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = watch::channel(RuntimeState::Loading);
     let loader_metrics = metrics.clone();
@@ -98,5 +105,5 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         };
         let _ = tx.send(state);
     });
-    mcp::serve_stdio(MemoryServer::new(rx, metrics), max_frame).await
+    mcp::serve_stdio(MemoryServer::new(rx, metrics, store), max_frame).await
 }

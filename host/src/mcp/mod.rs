@@ -2,6 +2,7 @@
 //! modules, the memory store).
 
 pub mod framing;
+mod memory_tools;
 pub mod params;
 mod server;
 

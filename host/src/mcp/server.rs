@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::params::{Parameters, input_error, params_or_return};
+use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
 use crate::sandbox::{Execution, Sandbox};
 
@@ -28,6 +29,7 @@ pub enum RuntimeState {
 pub struct MemoryServer {
     runtime: watch::Receiver<RuntimeState>,
     metrics: Arc<Metrics>,
+    store: Arc<MemoryStore>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -70,12 +72,21 @@ pub struct NoParams {}
 
 #[tool_router]
 impl MemoryServer {
-    pub fn new(runtime: watch::Receiver<RuntimeState>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(runtime: watch::Receiver<RuntimeState>, metrics: Arc<Metrics>, store: Arc<MemoryStore>) -> Self {
         Self {
             runtime,
             metrics,
-            tool_router: Self::tool_router(),
+            store,
+            tool_router: Self::tool_router() + Self::memory_router(),
         }
+    }
+
+    pub(crate) fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    pub(crate) fn store_arc(&self) -> &Arc<MemoryStore> {
+        &self.store
     }
 
     /// Waits until the runtime has loaded (or failed to).
@@ -122,7 +133,7 @@ impl MemoryServer {
         Ok(out)
     }
 
-    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status and uptime.")]
+    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync) and uptime.")]
     async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let (status, runtime) = match &*self.runtime.borrow() {
@@ -154,10 +165,11 @@ impl MemoryServer {
             "uptime_s": self.metrics.uptime().as_secs_f64(),
             "sandbox": runtime,
             "executions": self.metrics.counts(),
+            "storage": self.store.stats(),
         })))
     }
 
-    #[tool(description = "Execution metrics: counts by status, latency p50/p95/p99, pool occupancy and uptime.")]
+    #[tool(description = "Metrics: executions by status, latency p50/p95/p99, pool occupancy, storage figures and uptime.")]
     async fn get_metrics(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let pool = match &*self.runtime.borrow() {
@@ -174,6 +186,7 @@ impl MemoryServer {
                 "latency": self.metrics.latency(),
             },
             "pool": pool,
+            "storage": self.store.stats(),
         })))
     }
 }

@@ -1,0 +1,402 @@
+//! The episodic-memory tools: the episode lifecycle, queries and quality.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ErrorData, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::params::{Parameters, input_error, params_or_return};
+use super::server::MemoryServer;
+use crate::memory::model::{Outcome, StepResult, TaskContext, TaskType, parse_id};
+use crate::memory::quality::{self, TimeRange};
+use crate::memory::query::{self, Query, SortBy};
+use crate::memory::store::{NewEpisode, NewStep, StoreError};
+use crate::memory::MemoryStore;
+
+/// Most ids one `bulk_episodes` call may ask for.
+pub const MAX_BULK_IDS: usize = 100;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEpisodeParams {
+    /// What the task is, in words (at most 10,000 characters).
+    pub task_description: String,
+    /// The area of work, e.g. "web-api"; used to filter queries.
+    pub domain: String,
+    /// code_generation, debugging, refactoring, testing, analysis or documentation.
+    pub task_type: TaskType,
+    /// Language, framework, complexity and tags.
+    #[serde(default)]
+    pub context: TaskContext,
+    /// Free string key/value pairs.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddEpisodeStepParams {
+    /// The episode's id, from create_episode.
+    pub episode_id: String,
+    /// 1 for the first step, then each next number in turn.
+    pub step_number: u32,
+    /// The tool used, e.g. "cargo".
+    pub tool: String,
+    /// What was done with it, e.g. "run tests".
+    pub action: String,
+    /// The tool's parameters, a JSON object of at most 64 KB.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// `{type: success|error|timeout, output?, message?}`.
+    pub result: StepResult,
+    /// How long the step took.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Tokens the step used, if known.
+    #[serde(default)]
+    pub tokens_used: Option<u64>,
+    /// When the step started (RFC 3339); `latency_ms` before now when absent.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteEpisodeParams {
+    /// The episode's id.
+    pub episode_id: String,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodeIdParams {
+    /// The episode's id.
+    pub episode_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEpisodeParams {
+    /// The episode's id.
+    pub episode_id: String,
+    /// Replaces the episode's tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Merged into the metadata; an empty value removes the key.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteEpisodeParams {
+    /// The episode's id.
+    pub episode_id: String,
+    /// Must be true: deletion cannot be undone.
+    pub confirm: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkEpisodesParams {
+    /// Up to 100 episode ids; missing ones are reported, not fatal.
+    pub episode_ids: Vec<String>,
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryMemoryParams {
+    /// Words to search for in descriptions, steps and reflections.
+    pub query: String,
+    /// Only this domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Only this task type.
+    #[serde(default)]
+    pub task_type: Option<TaskType>,
+    /// 1 to 1000; default 10.
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// relevance (default), newest, oldest, duration or success.
+    #[serde(default)]
+    pub sort: SortBy,
+}
+
+fn default_threshold() -> f64 {
+    0.7
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityMetricsParams {
+    /// 24h, 7d (default), 30d, 90d or all.
+    #[serde(default)]
+    pub time_range: TimeRange,
+    /// Add per-period buckets and the trend's direction.
+    #[serde(default)]
+    pub include_trends: bool,
+    /// Reward at or above which an episode counts as good; default 0.7.
+    #[serde(default = "default_threshold")]
+    pub quality_threshold: f64,
+}
+
+fn store_error(e: StoreError) -> CallToolResult {
+    input_error(e.to_string())
+}
+
+fn structured(v: Value) -> Result<CallToolResult, ErrorData> {
+    Ok(CallToolResult::structured(v))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ErrorData> {
+    serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+}
+
+/// Runs a blocking store call off the async runtime.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<MemoryStore>,
+    f: impl FnOnce(&MemoryStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<Result<T, StoreError>, ErrorData> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("storage task failed: {e}"), None))
+}
+
+#[tool_router(router = memory_router, vis = "pub(crate)")]
+impl MemoryServer {
+    #[tool(description = "Start an episode: a task an agent is about to work on. Returns {episode_id}. Record its steps with add_episode_step and finish it with complete_episode.")]
+    async fn create_episode(&self, params: Parameters<CreateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let new = NewEpisode {
+            task_description: p.task_description,
+            domain: p.domain,
+            task_type: p.task_type,
+            context: p.context,
+            metadata: p.metadata,
+        };
+        match self.store().create_episode(new) {
+            Ok(id) => structured(json!({"episode_id": id})),
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "Append the next step to an in-progress episode. Steps must come in order: step_number 1, 2, 3...")]
+    async fn add_episode_step(&self, params: Parameters<AddEpisodeStepParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let id = match parse_id(&p.episode_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        let step = NewStep {
+            step_number: p.step_number,
+            timestamp: p.timestamp,
+            tool: p.tool,
+            action: p.action,
+            parameters: p.parameters,
+            result: p.result,
+            latency_ms: p.latency_ms,
+            tokens_used: p.tokens_used,
+        };
+        match self.store().add_step(id, step) {
+            Ok(n) => structured(json!({"episode_id": id, "step_number": n})),
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "Finish an episode with its outcome. Returns {reward, reflection} once the episode is durable on disk. Completing twice is an error.")]
+    async fn complete_episode(&self, params: Parameters<CompleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let id = match parse_id(&p.episode_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        match blocking(self.store_arc(), move |s| s.complete_episode(id, p.outcome)).await? {
+            Ok(h) => structured(json!({
+                "episode_id": id,
+                "reward": to_value(&h.reward)?,
+                "reflection": to_value(&h.reflection)?,
+                "duration_ms": h.duration_ms(),
+            })),
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "Get an episode with its steps, outcome, reward and reflection.")]
+    async fn get_episode(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let id = match parse_id(&p.episode_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        match self.store().get_episode(id) {
+            Ok(ep) => structured(to_value(&ep)?),
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "An episode's steps in time order, with each step's latency, its offset from the start and the gap since the previous step ended.")]
+    async fn get_episode_timeline(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let id = match parse_id(&p.episode_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        let ep = match self.store().get_episode(id) {
+            Ok(ep) => ep,
+            Err(e) => return Ok(store_error(e)),
+        };
+        let start = ep.header.started_at;
+        let mut prev_end: Option<DateTime<Utc>> = None;
+        let mut rows = Vec::with_capacity(ep.steps.len());
+        for s in &ep.steps {
+            let end = s.timestamp + chrono::Duration::milliseconds(s.latency_ms as i64);
+            rows.push(json!({
+                "step_number": s.step_number,
+                "timestamp": s.timestamp,
+                "tool": s.tool,
+                "action": s.action,
+                "status": s.result.status,
+                "latency_ms": s.latency_ms,
+                "offset_ms": (s.timestamp - start).num_milliseconds(),
+                "gap_ms": prev_end.map(|p| (s.timestamp - p).num_milliseconds()),
+            }));
+            prev_end = Some(end);
+        }
+        structured(json!({
+            "episode_id": id,
+            "started_at": start,
+            "completed_at": ep.header.completed_at,
+            "duration_ms": ep.header.duration_ms(),
+            "steps": rows,
+        }))
+    }
+
+    #[tool(description = "Replace an episode's tags and/or merge into its metadata (an empty value removes a key).")]
+    async fn update_episode(&self, params: Parameters<UpdateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let id = match parse_id(&p.episode_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        if p.tags.is_none() && p.metadata.is_none() {
+            return Ok(input_error("nothing to update: give tags and/or metadata"));
+        }
+        match self.store().update_episode(id, p.tags, p.metadata) {
+            Ok(h) => structured(json!({"episode_id": id, "tags": h.context.tags, "metadata": h.metadata})),
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "Delete an episode and its steps. Requires confirm: true; cannot be undone.")]
+    async fn delete_episode(&self, params: Parameters<DeleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let id = match parse_id(&p.episode_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        if !p.confirm {
+            return Ok(input_error("confirm must be true to delete an episode; nothing was deleted"));
+        }
+        match blocking(self.store_arc(), move |s| s.delete_episode(id)).await? {
+            Ok(steps) => structured(json!({"episode_id": id, "deleted": true, "steps_deleted": steps})),
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "Get up to 100 episodes by id. Ids that do not exist are listed under `missing`; malformed ones under `invalid`.")]
+    async fn bulk_episodes(&self, params: Parameters<BulkEpisodesParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        if p.episode_ids.len() > MAX_BULK_IDS {
+            return Ok(input_error(format!("episode_ids has {} ids; the limit is {MAX_BULK_IDS}", p.episode_ids.len())));
+        }
+        let (mut found, mut missing, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+        for raw in &p.episode_ids {
+            match parse_id(raw) {
+                Err(e) => invalid.push(json!({"episode_id": raw, "error": e.to_string()})),
+                Ok(id) => match self.store().get_episode(id) {
+                    Ok(ep) => found.push(to_value(&ep)?),
+                    Err(StoreError::NotFound(_)) => missing.push(raw.clone()),
+                    Err(e) => return Ok(store_error(e)),
+                },
+            }
+        }
+        structured(json!({"episodes": found, "missing": missing, "invalid": invalid}))
+    }
+
+    #[tool(description = "Search past episodes by words (BM25 over descriptions, steps and reflections), optionally filtered by domain and task type, sorted by relevance, newest, oldest, duration or success.")]
+    async fn query_memory(&self, params: Parameters<QueryMemoryParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        if !(1..=1000).contains(&p.limit) {
+            return Ok(input_error(format!("limit must be between 1 and 1000, got {}", p.limit)));
+        }
+        let q = Query { text: p.query, domain: p.domain, task_type: p.task_type, limit: p.limit, sort: p.sort };
+        match query::run(self.store(), &q) {
+            Ok((hits, total)) => {
+                let mut out = Vec::with_capacity(hits.len());
+                for h in hits {
+                    let header = match self.store().get_header(h.episode_id) {
+                        Ok(x) => x,
+                        Err(StoreError::NotFound(_)) => continue,
+                        Err(e) => return Ok(store_error(e)),
+                    };
+                    out.push(json!({
+                        "episode_id": h.episode_id,
+                        "score": h.score,
+                        "task_description": header.task_description,
+                        "domain": header.domain,
+                        "task_type": header.task_type,
+                        "status": header.status(),
+                        "outcome": header.outcome.as_ref().map(|o| o.outcome_type),
+                        "reward": header.reward.as_ref().map(|r| r.total),
+                        "step_count": header.step_count,
+                        "duration_ms": header.duration_ms(),
+                        "started_at": header.started_at,
+                        "tags": header.context.tags,
+                    }));
+                }
+                structured(json!({"results": out, "total_matches": total}))
+            }
+            Err(e) => Ok(store_error(e)),
+        }
+    }
+
+    #[tool(description = "Quality of recorded work over a time range: success rates, average reward, the reward distribution, and optionally its trend.")]
+    async fn quality_metrics(&self, params: Parameters<QualityMetricsParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        if !(0.0..=2.0).contains(&p.quality_threshold) {
+            return Ok(input_error("quality_threshold must be between 0 and 2"));
+        }
+        let now = Utc::now();
+        let headers = match self.store().headers_since(p.time_range.since(now)) {
+            Ok(h) => h,
+            Err(e) => return Ok(store_error(e)),
+        };
+        let r = quality::report(&headers, p.quality_threshold, p.include_trends, p.time_range, now);
+        let mut v = to_value(&r)?;
+        v["time_range"] = to_value(&p.time_range)?;
+        let mut out = CallToolResult::structured(v);
+        out.content.insert(
+            0,
+            ContentBlock::text(format!(
+                "{} completed of {} episodes; success rate {:.0}%, average reward {:.2}",
+                r.completed,
+                r.episodes,
+                r.success_rate * 100.0,
+                r.average_reward
+            )),
+        );
+        Ok(out)
+    }
+}

@@ -1,0 +1,12 @@
+//! Episodic memory: episodes with ordered steps and outcomes, stored in
+//! fjall, searchable by words, with reward and reflection on completion.
+
+pub mod model;
+pub mod quality;
+pub mod query;
+pub mod reflection;
+pub mod reward;
+pub mod store;
+pub mod text;
+
+pub use store::{MemoryStore, StoreError};

@@ -1,0 +1,132 @@
+//! `query_memory`: BM25 relevance over the text index, filters from the
+//! fjall secondary indexes, and the other sort orders from the in-memory
+//! summaries.
+
+use std::collections::HashSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::model::{OutcomeType, TaskType};
+use super::store::{MemoryStore, Result, Summary};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    /// Text relevance (BM25), best first; newest first without a query.
+    #[default]
+    Relevance,
+    Newest,
+    Oldest,
+    /// Shortest completed episodes first.
+    Duration,
+    /// Highest reward first.
+    Success,
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    pub domain: Option<String>,
+    pub task_type: Option<TaskType>,
+    pub limit: usize,
+    pub sort: SortBy,
+}
+
+/// One match.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub episode_id: Uuid,
+    /// BM25 score; 0 when the query has no words.
+    pub score: f32,
+    pub summary: HitSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HitSummary {
+    pub domain: String,
+    pub task_type: TaskType,
+    pub step_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OutcomeType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+}
+
+impl From<Summary> for HitSummary {
+    fn from(s: Summary) -> Self {
+        Self {
+            domain: s.domain,
+            task_type: s.task_type,
+            step_count: s.step_count,
+            outcome: s.outcome,
+            reward: s.reward,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
+pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
+    // Filters from the secondary indexes.
+    let mut allowed: Option<HashSet<Uuid>> = None;
+    if let Some(d) = &q.domain {
+        allowed = Some(store.ids_in_domain(d)?.into_iter().collect());
+    }
+    if let Some(t) = q.task_type {
+        let of_type: HashSet<Uuid> = store.ids_of_type(t)?.into_iter().collect();
+        allowed = Some(match allowed {
+            Some(a) => a.intersection(&of_type).copied().collect(),
+            None => of_type,
+        });
+    }
+
+    let has_words = !super::text::tokenize(&q.text).is_empty();
+    let mut scored: Vec<(Uuid, f32)> = if has_words {
+        match &allowed {
+            Some(a) => {
+                let f = |id: &Uuid| a.contains(id);
+                store.search_text(&q.text, Some(&f))
+            }
+            None => store.search_text(&q.text, None),
+        }
+    } else {
+        store.summaries(allowed.as_ref()).into_iter().map(|(id, _)| (id, 0.0)).collect()
+    };
+    let total = scored.len();
+
+    let key = |id: &Uuid| store.summary_of(id);
+    match q.sort {
+        SortBy::Relevance if has_words => {} // already best first
+        SortBy::Relevance | SortBy::Newest => scored.sort_by(|a, b| b.0.cmp(&a.0)),
+        SortBy::Oldest => scored.sort_by(|a, b| a.0.cmp(&b.0)),
+        SortBy::Duration => {
+            let mut with: Vec<_> = scored.into_iter().map(|(id, s)| (key(&id).and_then(|x| x.duration_ms), id, s)).collect();
+            with.sort_by(|a, b| match (a.0, b.0) {
+                (Some(x), Some(y)) => x.cmp(&y).then(b.1.cmp(&a.1)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => b.1.cmp(&a.1),
+            });
+            scored = with.into_iter().map(|(_, id, s)| (id, s)).collect();
+        }
+        SortBy::Success => {
+            let mut with: Vec<_> = scored.into_iter().map(|(id, s)| (key(&id).and_then(|x| x.reward), id, s)).collect();
+            with.sort_by(|a, b| match (a.0, b.0) {
+                (Some(x), Some(y)) => y.total_cmp(&x).then(b.1.cmp(&a.1)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => b.1.cmp(&a.1),
+            });
+            scored = with.into_iter().map(|(_, id, s)| (id, s)).collect();
+        }
+    }
+    scored.truncate(q.limit);
+    let hits = scored
+        .into_iter()
+        .filter_map(|(id, score)| key(&id).map(|s| Hit { episode_id: id, score, summary: s.into() }))
+        .collect();
+    Ok((hits, total))
+}

@@ -1,0 +1,552 @@
+//! Episodes on fjall.
+//!
+//! Layout (one fjall `Database` in `<data dir>/episodes.fjall`):
+//!
+//! | keyspace    | key                                   | value                  |
+//! |-------------|---------------------------------------|------------------------|
+//! | `meta`      | `schema_version`                      | `"1"`                  |
+//! | `episodes`  | episode id (16 bytes, UUIDv7)         | header JSON (no steps) |
+//! | `steps`     | episode id ‖ step number (u32 BE)     | step JSON              |
+//! | `by_domain` | domain ‖ 0x00 ‖ episode id            | empty                  |
+//! | `by_type`   | task-type code (1 byte) ‖ episode id  | empty                  |
+//!
+//! UUIDv7 ids sort by creation time, so `episodes` is also the time index.
+//! Each write is one atomic batch across keyspaces. Creates and steps are
+//! flushed to the OS before they are acknowledged (they survive a process
+//! crash); completion and deletion are fsynced. A write that cannot be made
+//! durable is an error, and nothing is reported stored that is not.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use uuid::Uuid;
+
+use super::model::{
+    Episode, EpisodeHeader, Invalid, MAX_PARAMETERS_BYTES, MAX_STEPS, Outcome, OutcomeType, Step, StepResult, TaskContext,
+    TaskType, check_context, check_description, check_metadata, check_outcome, check_short, check_text, invalid,
+};
+use super::text::TextIndex;
+use super::{reflection, reward};
+
+/// The on-disk layout version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("invalid input: {0}")]
+    Invalid(#[from] Invalid),
+    #[error("episode {0} not found")]
+    NotFound(Uuid),
+    #[error("episode {0} is already completed")]
+    Completed(Uuid),
+    #[error("step_number {got} is out of order: episode {episode} expects step {expected}")]
+    StepOrder { episode: Uuid, expected: u32, got: u32 },
+    #[error("episode {0} has reached the limit of {MAX_STEPS} steps")]
+    TooManySteps(Uuid),
+    #[error(
+        "the data dir {0} is in use by another memory-mcp process; stop it or pass a different --data-dir"
+    )]
+    Locked(PathBuf),
+    #[error("the data dir uses schema version {found}; this build reads version {SCHEMA_VERSION}")]
+    Schema { found: String },
+    #[error("storage failure (nothing was stored): {0}")]
+    Storage(#[from] fjall::Error),
+    #[error("corrupt record in {keyspace}: {detail}")]
+    Corrupt { keyspace: &'static str, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A new episode's fields.
+#[derive(Debug, Clone)]
+pub struct NewEpisode {
+    pub task_description: String,
+    pub domain: String,
+    pub task_type: TaskType,
+    pub context: TaskContext,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A step as the caller gives it.
+#[derive(Debug, Clone)]
+pub struct NewStep {
+    pub step_number: u32,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub tool: String,
+    pub action: String,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    pub result: StepResult,
+    pub latency_ms: u64,
+    pub tokens_used: Option<u64>,
+}
+
+/// What sorting and filtering need, kept in memory per episode.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub domain: String,
+    pub task_type: TaskType,
+    pub duration_ms: Option<i64>,
+    pub reward: Option<f64>,
+    pub outcome: Option<OutcomeType>,
+    pub step_count: u32,
+}
+
+/// Storage figures for `health_check` and `get_metrics`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct StoreStats {
+    pub episodes: u64,
+    pub completed: u64,
+    pub in_progress: u64,
+    pub disk_bytes: u64,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub schema_version: u32,
+    pub path: String,
+}
+
+pub struct MemoryStore {
+    path: PathBuf,
+    db: Database,
+    meta: Keyspace,
+    episodes: Keyspace,
+    steps: Keyspace,
+    by_domain: Keyspace,
+    by_type: Keyspace,
+    /// Serialises writers: each write reads a header and writes it back.
+    write: Mutex<()>,
+    text: RwLock<TextIndex>,
+    summaries: RwLock<HashMap<Uuid, Summary>>,
+    last_sync: Mutex<Option<DateTime<Utc>>>,
+}
+
+fn id_key(id: &Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}
+
+fn step_key(id: &Uuid, n: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(id.as_bytes());
+    k[16..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn domain_key(domain: &str, id: &Uuid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(domain.len() + 17);
+    k.extend_from_slice(domain.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn type_key(t: TaskType, id: &Uuid) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = t.code();
+    k[1..].copy_from_slice(id.as_bytes());
+    k
+}
+
+fn id_from_suffix(key: &[u8]) -> Option<Uuid> {
+    let start = key.len().checked_sub(16)?;
+    Uuid::from_slice(&key[start..]).ok()
+}
+
+/// The smallest UUIDv7 for a time: range scans by creation time.
+pub fn uuid_floor(t: DateTime<Utc>) -> Uuid {
+    let ms = t.timestamp_millis().max(0) as u64;
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6] = 0x70;
+    b[8] = 0x80;
+    Uuid::from_bytes(b)
+}
+
+/// The words of an episode's header that search should see.
+fn header_text(h: &EpisodeHeader) -> String {
+    let mut s = format!("{} {} {}", h.task_description, h.domain, h.context.tags.join(" "));
+    for x in [&h.context.language, &h.context.framework].into_iter().flatten() {
+        s.push(' ');
+        s.push_str(x);
+    }
+    s
+}
+
+fn step_text(s: &Step) -> String {
+    let mut t = format!("{} {}", s.tool, s.action);
+    for x in [&s.result.output, &s.result.message].into_iter().flatten() {
+        t.push(' ');
+        t.push_str(x);
+    }
+    t
+}
+
+fn completion_text(h: &EpisodeHeader) -> String {
+    let mut t = String::new();
+    if let Some(o) = &h.outcome {
+        t.push_str(&o.verdict);
+        for x in [&o.reason, &o.error_details].into_iter().flatten() {
+            t.push(' ');
+            t.push_str(x);
+        }
+    }
+    if let Some(r) = &h.reflection {
+        for line in r.successes.iter().chain(&r.improvements).chain(&r.insights) {
+            t.push(' ');
+            t.push_str(line);
+        }
+    }
+    t
+}
+
+fn summary(h: &EpisodeHeader) -> Summary {
+    Summary {
+        domain: h.domain.clone(),
+        task_type: h.task_type,
+        duration_ms: h.duration_ms(),
+        reward: h.reward.as_ref().map(|r| r.total),
+        outcome: h.outcome.as_ref().map(|o| o.outcome_type),
+        step_count: h.step_count,
+    }
+}
+
+impl MemoryStore {
+    /// Opens (or creates) the store under `data_dir`, checks its schema and
+    /// rebuilds the in-memory search index.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("episodes.fjall");
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Storage(fjall::Error::Io(e)))?;
+        let db = match Database::builder(&path).open() {
+            Ok(db) => db,
+            Err(fjall::Error::Locked) => return Err(StoreError::Locked(data_dir.to_path_buf())),
+            Err(e) => return Err(e.into()),
+        };
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let store = Self {
+            meta: ks("meta")?,
+            episodes: ks("episodes")?,
+            steps: ks("steps")?,
+            by_domain: ks("by_domain")?,
+            by_type: ks("by_type")?,
+            path,
+            db,
+            write: Mutex::new(()),
+            text: RwLock::new(TextIndex::new()),
+            summaries: RwLock::new(HashMap::new()),
+            last_sync: Mutex::new(None),
+        };
+        store.check_schema()?;
+        store.rebuild_indexes()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        match self.meta.get("schema_version")? {
+            Some(v) => {
+                let found = String::from_utf8_lossy(&v).into_owned();
+                if found != SCHEMA_VERSION.to_string() {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+            None => {
+                self.meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
+                self.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rebuild_indexes(&self) -> Result<()> {
+        let mut text = TextIndex::new();
+        let mut sums = HashMap::new();
+        for kv in self.episodes.iter() {
+            let (_, v) = kv.into_inner()?;
+            let h: EpisodeHeader = decode("episodes", &v)?;
+            text.add(h.episode_id, &header_text(&h));
+            text.add(h.episode_id, &completion_text(&h));
+            sums.insert(h.episode_id, summary(&h));
+        }
+        for kv in self.steps.iter() {
+            let (k, v) = kv.into_inner()?;
+            let Some(id) = k.get(..16).and_then(|b| Uuid::from_slice(b).ok()) else {
+                return Err(StoreError::Corrupt { keyspace: "steps", detail: "short key".into() });
+            };
+            let s: Step = decode("steps", &v)?;
+            text.add(id, &step_text(&s));
+        }
+        *self.text.write().unwrap_or_else(|p| p.into_inner()) = text;
+        *self.summaries.write().unwrap_or_else(|p| p.into_inner()) = sums;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.persist(PersistMode::SyncAll)?;
+        *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn header(&self, id: &Uuid) -> Result<EpisodeHeader> {
+        match self.episodes.get(id_key(id))? {
+            Some(v) => decode("episodes", &v),
+            None => Err(StoreError::NotFound(*id)),
+        }
+    }
+
+    fn index_text(&self, id: Uuid, text: &str) {
+        self.text.write().unwrap_or_else(|p| p.into_inner()).add(id, text);
+    }
+
+    fn set_summary(&self, h: &EpisodeHeader) {
+        self.summaries.write().unwrap_or_else(|p| p.into_inner()).insert(h.episode_id, summary(h));
+    }
+
+    pub fn create_episode(&self, new: NewEpisode) -> Result<Uuid> {
+        check_description(&new.task_description)?;
+        check_short("domain", &new.domain, true)?;
+        if new.domain.contains('\0') {
+            return Err(invalid("domain", "must not contain NUL").into());
+        }
+        check_context(&new.context)?;
+        check_metadata(&new.metadata)?;
+        let id = Uuid::now_v7();
+        let h = EpisodeHeader {
+            episode_id: id,
+            task_description: new.task_description,
+            domain: new.domain,
+            task_type: new.task_type,
+            context: new.context,
+            started_at: Utc::now(),
+            completed_at: None,
+            outcome: None,
+            reward: None,
+            reflection: None,
+            metadata: new.metadata,
+            step_count: 0,
+        };
+        let _w = self.lock();
+        let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
+        b.insert(&self.episodes, id_key(&id), encode(&h));
+        b.insert(&self.by_domain, domain_key(&h.domain, &id), []);
+        b.insert(&self.by_type, type_key(h.task_type, &id), []);
+        b.commit()?;
+        self.index_text(id, &header_text(&h));
+        self.set_summary(&h);
+        Ok(id)
+    }
+
+    pub fn add_step(&self, id: Uuid, new: NewStep) -> Result<u32> {
+        check_short("tool", &new.tool, true)?;
+        check_text("action", &new.action)?;
+        if let Some(o) = &new.result.output {
+            check_text("result.output", o)?;
+        }
+        if let Some(m) = &new.result.message {
+            check_text("result.message", m)?;
+        }
+        let params_len = serde_json::to_vec(&new.parameters).map(|v| v.len()).unwrap_or(usize::MAX);
+        if params_len > MAX_PARAMETERS_BYTES {
+            return Err(invalid("parameters", format!("is {params_len} bytes; the limit is {MAX_PARAMETERS_BYTES}")).into());
+        }
+        let _w = self.lock();
+        let mut h = self.header(&id)?;
+        if h.is_complete() {
+            return Err(StoreError::Completed(id));
+        }
+        if h.step_count >= MAX_STEPS {
+            return Err(StoreError::TooManySteps(id));
+        }
+        let expected = h.step_count + 1;
+        if new.step_number != expected {
+            return Err(StoreError::StepOrder { episode: id, expected, got: new.step_number });
+        }
+        let step = Step {
+            step_number: new.step_number,
+            // A step reported without a start time started `latency_ms` ago.
+            timestamp: new.timestamp.unwrap_or_else(|| Utc::now() - chrono::Duration::milliseconds(new.latency_ms.min(i64::MAX as u64) as i64)),
+            tool: new.tool,
+            action: new.action,
+            parameters: new.parameters,
+            result: new.result,
+            latency_ms: new.latency_ms,
+            tokens_used: new.tokens_used,
+        };
+        h.step_count = expected;
+        let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
+        b.insert(&self.steps, step_key(&id, expected), encode(&step));
+        b.insert(&self.episodes, id_key(&id), encode(&h));
+        b.commit()?;
+        self.index_text(id, &step_text(&step));
+        self.set_summary(&h);
+        Ok(expected)
+    }
+
+    /// Completes an episode: computes reward and reflection, writes them,
+    /// and returns only once the episode is fsynced.
+    pub fn complete_episode(&self, id: Uuid, outcome: Outcome) -> Result<EpisodeHeader> {
+        check_outcome(&outcome)?;
+        let _w = self.lock();
+        let mut h = self.header(&id)?;
+        if h.is_complete() {
+            return Err(StoreError::Completed(id));
+        }
+        let steps = self.steps_of(&id)?;
+        let now = Utc::now();
+        let duration = (now - h.started_at).num_milliseconds();
+        h.reward = Some(reward::compute(&h, &steps, &outcome, duration));
+        h.reflection = Some(reflection::derive(&steps, &outcome));
+        h.outcome = Some(outcome);
+        h.completed_at = Some(now);
+        self.episodes.insert(id_key(&id), encode(&h))?;
+        self.sync()?;
+        self.index_text(id, &completion_text(&h));
+        self.set_summary(&h);
+        Ok(h)
+    }
+
+    pub fn steps_of(&self, id: &Uuid) -> Result<Vec<Step>> {
+        let mut out = Vec::new();
+        for kv in self.steps.prefix(id_key(id)) {
+            let (_, v) = kv.into_inner()?;
+            out.push(decode("steps", &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn get_header(&self, id: Uuid) -> Result<EpisodeHeader> {
+        self.header(&id)
+    }
+
+    pub fn get_episode(&self, id: Uuid) -> Result<Episode> {
+        let header = self.header(&id)?;
+        let steps = self.steps_of(&id)?;
+        Ok(Episode { status: header.status(), header, steps })
+    }
+
+    /// Replaces tags and merges metadata (a `null`-like empty value removes
+    /// a key).
+    pub fn update_episode(&self, id: Uuid, tags: Option<Vec<String>>, metadata: Option<BTreeMap<String, String>>) -> Result<EpisodeHeader> {
+        let _w = self.lock();
+        let mut h = self.header(&id)?;
+        if let Some(tags) = tags {
+            let mut c = h.context.clone();
+            c.tags = tags;
+            check_context(&c)?;
+            h.context = c;
+            self.index_text(id, &h.context.tags.join(" "));
+        }
+        if let Some(m) = metadata {
+            let mut merged = h.metadata.clone();
+            for (k, v) in m {
+                if v.is_empty() {
+                    merged.remove(&k);
+                } else {
+                    merged.insert(k, v);
+                }
+            }
+            check_metadata(&merged)?;
+            h.metadata = merged;
+        }
+        self.episodes.insert(id_key(&id), encode(&h))?;
+        self.db.persist(PersistMode::Buffer)?;
+        Ok(h)
+    }
+
+    pub fn delete_episode(&self, id: Uuid) -> Result<u32> {
+        let _w = self.lock();
+        let h = self.header(&id)?;
+        let mut b = self.db.batch();
+        b.remove(&self.episodes, id_key(&id));
+        b.remove(&self.by_domain, domain_key(&h.domain, &id));
+        b.remove(&self.by_type, type_key(h.task_type, &id));
+        for n in 1..=h.step_count {
+            b.remove(&self.steps, step_key(&id, n));
+        }
+        b.commit()?;
+        self.sync()?;
+        self.text.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.summaries.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        Ok(h.step_count)
+    }
+
+    /// Episode ids in a domain, oldest first (from the `by_domain` index).
+    pub fn ids_in_domain(&self, domain: &str) -> Result<Vec<Uuid>> {
+        let mut prefix = domain.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.by_domain.prefix(prefix) {
+            let k = kv.key()?;
+            if let Some(id) = id_from_suffix(&k) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Episode ids of a task type, oldest first (from the `by_type` index).
+    pub fn ids_of_type(&self, t: TaskType) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for kv in self.by_type.prefix([t.code()]) {
+            let k = kv.key()?;
+            if let Some(id) = id_from_suffix(&k) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Headers created at or after `since`, oldest first.
+    pub fn headers_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<EpisodeHeader>> {
+        let floor = since.map(uuid_floor).unwrap_or(Uuid::nil());
+        let mut out = Vec::new();
+        for kv in self.episodes.range(id_key(&floor)..) {
+            let (_, v) = kv.into_inner()?;
+            out.push(decode("episodes", &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn search_text(&self, query: &str, allow: Option<&dyn Fn(&Uuid) -> bool>) -> Vec<(Uuid, f32)> {
+        self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, allow)
+    }
+
+    /// The in-memory summaries of the given ids (or all).
+    pub fn summaries(&self, ids: Option<&HashSet<Uuid>>) -> Vec<(Uuid, Summary)> {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        match ids {
+            Some(ids) => ids.iter().filter_map(|id| s.get(id).map(|x| (*id, x.clone()))).collect(),
+            None => s.iter().map(|(id, x)| (*id, x.clone())).collect(),
+        }
+    }
+
+    pub fn summary_of(&self, id: &Uuid) -> Option<Summary> {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let completed = s.values().filter(|x| x.outcome.is_some()).count() as u64;
+        StoreStats {
+            episodes: s.len() as u64,
+            completed,
+            in_progress: s.len() as u64 - completed,
+            disk_bytes: self.db.disk_space().unwrap_or(0),
+            last_sync: *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()),
+            schema_version: SCHEMA_VERSION,
+            path: self.path.display().to_string(),
+        }
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Our own types always serialise.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(keyspace: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { keyspace, detail: e.to_string() })
+}
