@@ -350,7 +350,7 @@ impl MemoryStore {
         }
         let params_len = serde_json::to_vec(&new.parameters).map(|v| v.len()).unwrap_or(usize::MAX);
         if params_len > MAX_PARAMETERS_BYTES {
-            return Err(invalid("parameters", format!("is {params_len} bytes; the limit is {MAX_PARAMETERS_BYTES}")).into());
+            return Err(invalid("parameters", format!("is {params_len} bytes; the limit is 64 KiB ({MAX_PARAMETERS_BYTES} bytes)")).into());
         }
         let _w = self.lock();
         let mut h = self.header(&id)?;

@@ -1,0 +1,203 @@
+//! Episodic memory end to end over MCP stdio: the lifecycle, bad input,
+//! queries, restart, a second process, and SIGKILL at random moments.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, spawn, spawn_in, text};
+use serde_json::{Value, json};
+
+async fn ok(s: &Server, tool: &str, args: Value) -> Value {
+    let r = s.call(tool, args.clone()).await;
+    assert_ne!(r.is_error, Some(true), "{tool}({args}) failed: {}", text(&r));
+    r.structured_content.expect("structured")
+}
+
+async fn err(s: &Server, tool: &str, args: Value) -> String {
+    let r = s.call(tool, args.clone()).await;
+    assert_eq!(r.is_error, Some(true), "{tool}({args}) should fail: {:?}", r.structured_content);
+    text(&r)
+}
+
+async fn create(s: &Server, desc: &str, domain: &str, task_type: &str) -> String {
+    let r = ok(s, "create_episode", json!({"task_description": desc, "domain": domain, "task_type": task_type, "context": {"language": "rust", "tags": ["t"]}})).await;
+    r["episode_id"].as_str().unwrap().to_string()
+}
+
+async fn step(s: &Server, id: &str, n: u32, tool: &str, action: &str, status: &str) -> Value {
+    ok(s, "add_episode_step", json!({"episode_id": id, "step_number": n, "tool": tool, "action": action, "result": {"type": status, "output": "ok"}, "latency_ms": 10})).await
+}
+
+async fn complete(s: &Server, id: &str, outcome: &str) -> Value {
+    ok(s, "complete_episode", json!({"episode_id": id, "outcome": {"outcome_type": outcome, "verdict": "done", "completed": ["a"], "failed": []}})).await
+}
+
+#[tokio::test]
+async fn lifecycle_and_errors() {
+    let s = spawn(&[]).await;
+    let id = create(&s, "Add pagination to the orders endpoint", "web-api", "code_generation").await;
+    step(&s, &id, 1, "cargo", "build", "error").await;
+    assert!(err(&s, "add_episode_step", json!({"episode_id": id, "step_number": 1, "tool": "x", "action": "y", "result": {"type": "success"}})).await.contains("expects step 2"));
+    assert!(err(&s, "add_episode_step", json!({"episode_id": id, "step_number": 5, "tool": "x", "action": "y", "result": {"type": "success"}})).await.contains("out of order"));
+    step(&s, &id, 2, "editor", "fix the import", "success").await;
+    let done = complete(&s, &id, "success").await;
+    assert!(done["reward"]["total"].as_f64().unwrap() > 0.9, "{done}");
+    assert!(!done["reward"]["explanation"].as_array().unwrap().is_empty());
+    assert!(done["reflection"]["successes"].to_string().contains("Recovered from cargo failure"), "{done}");
+    assert!(err(&s, "complete_episode", json!({"episode_id": id, "outcome": {"outcome_type": "success"}})).await.contains("already completed"));
+    assert!(err(&s, "add_episode_step", json!({"episode_id": id, "step_number": 3, "tool": "x", "action": "y", "result": {"type": "success"}})).await.contains("already completed"));
+
+    let ep = ok(&s, "get_episode", json!({"episode_id": id})).await;
+    assert_eq!(ep["status"], "completed");
+    assert_eq!(ep["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(ep["steps"][0]["result"]["type"], "error");
+    let tl = ok(&s, "get_episode_timeline", json!({"episode_id": id})).await;
+    assert_eq!(tl["steps"].as_array().unwrap().len(), 2);
+    assert!(tl["steps"][1]["gap_ms"].is_number());
+
+    let up = ok(&s, "update_episode", json!({"episode_id": id, "tags": ["pagination", "orders"], "metadata": {"pr": "42"}})).await;
+    assert_eq!(up["metadata"]["pr"], "42");
+    let q = ok(&s, "query_memory", json!({"query": "pagination"})).await;
+    assert_eq!(q["results"][0]["episode_id"], id.as_str());
+
+    // Unknown, malformed, and bad input change nothing.
+    let unknown = "01900000-0000-7000-8000-000000000000";
+    assert!(err(&s, "get_episode", json!({"episode_id": unknown})).await.contains("not found"));
+    assert!(err(&s, "get_episode", json!({"episode_id": "not-a-uuid"})).await.contains("not a UUID"));
+    assert!(err(&s, "add_episode_step", json!({"episode_id": unknown, "step_number": 1, "tool": "x", "action": "y", "result": {"type": "success"}})).await.contains("not found"));
+    assert!(err(&s, "create_episode", json!({"task_description": "x".repeat(10_001), "domain": "d", "task_type": "testing"})).await.contains("10000"));
+    assert!(err(&s, "create_episode", json!({"task_description": "x", "domain": "d", "task_type": "cooking"})).await.contains("unknown variant"));
+    assert!(err(&s, "create_episode", json!({"task_description": 5, "domain": "d", "task_type": "testing"})).await.contains("invalid type"));
+    let other = create(&s, "big params", "d", "testing").await;
+    let big = "x".repeat(70 * 1024);
+    assert!(err(&s, "add_episode_step", json!({"episode_id": other, "step_number": 1, "tool": "x", "action": "y", "parameters": {"blob": big}, "result": {"type": "success"}})).await.contains("64"));
+    assert!(err(&s, "add_episode_step", json!({"episode_id": other, "step_number": 1, "tool": "x", "action": "y", "result": {"type": "maybe"}})).await.contains("unknown variant"));
+    assert_eq!(ok(&s, "get_episode", json!({"episode_id": other})).await["steps"], json!([]));
+    assert!(err(&s, "query_memory", json!({"query": "x", "limit": 0})).await.contains("between 1 and 1000"));
+
+    let bulk = ok(&s, "bulk_episodes", json!({"episode_ids": [id, unknown, "bad"]})).await;
+    assert_eq!(bulk["episodes"].as_array().unwrap().len(), 1);
+    assert_eq!(bulk["missing"], json!([unknown]));
+    assert_eq!(bulk["invalid"][0]["episode_id"], "bad");
+    let many: Vec<String> = (0..101).map(|_| unknown.to_string()).collect();
+    assert!(err(&s, "bulk_episodes", json!({"episode_ids": many})).await.contains("limit is 100"));
+
+    assert!(err(&s, "delete_episode", json!({"episode_id": id, "confirm": false})).await.contains("confirm"));
+    let d = ok(&s, "delete_episode", json!({"episode_id": id, "confirm": true})).await;
+    assert_eq!(d["steps_deleted"], 2);
+    assert!(err(&s, "get_episode", json!({"episode_id": id})).await.contains("not found"));
+    assert_eq!(ok(&s, "query_memory", json!({"query": "pagination"})).await["results"], json!([]));
+}
+
+#[tokio::test]
+async fn query_ranks_filters_and_sorts() {
+    let s = spawn(&[]).await;
+    let a = create(&s, "Fix flaky integration test in the payments service", "payments", "debugging").await;
+    step(&s, &a, 1, "cargo", "test flaky retry", "success").await;
+    complete(&s, &a, "success").await;
+    let b = create(&s, "Write docs for the payments API", "payments", "documentation").await;
+    complete(&s, &b, "failure").await;
+    let c = create(&s, "Refactor the search indexer", "search", "refactoring").await;
+    step(&s, &c, 1, "editor", "split module", "success").await;
+    let r = ok(&s, "query_memory", json!({"query": "flaky test"})).await;
+    assert_eq!(r["results"][0]["episode_id"], a.as_str());
+    assert_eq!(r["total_matches"], 1);
+    let r = ok(&s, "query_memory", json!({"query": "payments", "task_type": "documentation"})).await;
+    assert_eq!(r["results"].as_array().unwrap().len(), 1);
+    assert_eq!(r["results"][0]["episode_id"], b.as_str());
+    let r = ok(&s, "query_memory", json!({"query": "", "domain": "payments", "sort": "oldest"})).await;
+    assert_eq!(r["results"][0]["episode_id"], a.as_str());
+    let r = ok(&s, "query_memory", json!({"query": "", "sort": "newest", "limit": 1})).await;
+    assert_eq!(r["results"][0]["episode_id"], c.as_str());
+    let r = ok(&s, "query_memory", json!({"query": "", "sort": "success"})).await;
+    assert_eq!(r["results"][0]["episode_id"], a.as_str());
+    let qm = ok(&s, "quality_metrics", json!({"time_range": "24h", "include_trends": true})).await;
+    assert_eq!(qm["completed"], 2);
+    assert_eq!(qm["in_progress"], 1);
+    assert_eq!(qm["success_rate"], 0.5);
+    assert_eq!(qm["trend"]["buckets"].as_array().unwrap().len(), 10);
+    let h = ok(&s, "health_check", json!({})).await;
+    assert_eq!(h["storage"]["episodes"], 3);
+    assert_eq!(h["storage"]["completed"], 2);
+}
+
+#[tokio::test]
+async fn restart_keeps_episodes_and_a_second_process_is_refused() {
+    let s = spawn(&[]).await;
+    let id = create(&s, "Migrate the config loader to TOML", "config", "refactoring").await;
+    step(&s, &id, 1, "editor", "rewrite loader", "success").await;
+    complete(&s, &id, "success").await;
+
+    // A second server on the same data dir gets a clear error and exits.
+    let out = tokio::process::Command::new(common::bin())
+        .arg("--data-dir")
+        .arg(s.data_dir.path())
+        .arg("--cache-dir")
+        .arg(common::shared_cache())
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by another memory-mcp process"), "{stderr}");
+
+    let Server { client, data_dir } = s;
+    client.cancel().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = spawn_in(data_dir, &[]).await;
+    let ep = ok(&s, "get_episode", json!({"episode_id": id})).await;
+    assert_eq!(ep["status"], "completed");
+    assert_eq!(ep["steps"][0]["action"], "rewrite loader");
+    assert!(ep["reward"]["total"].as_f64().unwrap() > 0.0);
+    let q = ok(&s, "query_memory", json!({"query": "toml loader"})).await;
+    assert_eq!(q["results"][0]["episode_id"], id.as_str());
+}
+
+/// SIGKILL at random moments during a stream of create/step/complete
+/// calls: after each restart the store opens, and every episode whose
+/// `complete_episode` had been acknowledged is fully there.
+#[tokio::test]
+async fn sigkill_never_loses_acknowledged_episodes() {
+    use std::sync::{Arc, Mutex};
+
+    use rand::Rng;
+    let data_dir = tempfile::tempdir().unwrap();
+    let acked: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let mut rng = rand::rng();
+    for round in 0..8 {
+        let transport = rmcp::transport::TokioChildProcess::new(common::command(&data_dir, &[])).unwrap();
+        let pid = transport.id().unwrap();
+        let client = rmcp::ServiceExt::serve((), transport).await.expect("the store opens after a kill");
+        let s = Arc::new(Server { client, data_dir: tempfile::tempdir().unwrap() });
+        let before = acked.lock().unwrap().clone();
+        for (id, steps) in &before {
+            let ep = ok(&s, "get_episode", json!({"episode_id": id})).await;
+            assert_eq!(ep["status"], "completed", "round {round}: {id}");
+            assert_eq!(ep["steps"].as_array().unwrap().len() as u32, *steps, "round {round}: {id}");
+        }
+        let writer = {
+            let s = s.clone();
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                for i in 0u32.. {
+                    let id = create(&s, &format!("round {round} task {i}"), "crash", "testing").await;
+                    let n = (i % 4) + 1;
+                    for k in 1..=n {
+                        step(&s, &id, k, "tool", "act", "success").await;
+                    }
+                    complete(&s, &id, "success").await;
+                    acked.lock().unwrap().push((id, n));
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(rng.random_range(30..400))).await;
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        // The writer fails on the dead connection; what it acknowledged stays.
+        let _ = writer.await;
+    }
+    let n = acked.lock().unwrap().len();
+    assert!(n > 10, "the test wrote too little to mean anything: {n}");
+    eprintln!("{n} acknowledged episodes survived 8 SIGKILLs");
+}
