@@ -437,7 +437,6 @@ impl MemoryStore {
             c.tags = tags;
             check_context(&c)?;
             h.context = c;
-            self.index_text(id, &h.context.tags.join(" "));
         }
         if let Some(m) = metadata {
             let mut merged = h.metadata.clone();
@@ -453,7 +452,21 @@ impl MemoryStore {
         }
         self.episodes.insert(id_key(&id), encode(&h))?;
         self.db.persist(PersistMode::Buffer)?;
+        self.reindex(&h)?;
         Ok(h)
+    }
+
+    /// Replaces an episode's text document (tags can remove words).
+    fn reindex(&self, h: &EpisodeHeader) -> Result<()> {
+        let steps = self.steps_of(&h.episode_id)?;
+        let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
+        text.remove(h.episode_id);
+        text.add(h.episode_id, &header_text(h));
+        for s in &steps {
+            text.add(h.episode_id, &step_text(s));
+        }
+        text.add(h.episode_id, &completion_text(h));
+        Ok(())
     }
 
     pub fn delete_episode(&self, id: Uuid) -> Result<u32> {
