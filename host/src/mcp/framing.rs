@@ -139,13 +139,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(from_rmcp: DuplexStream, mut errors: 
     let mut errors_open = true;
     loop {
         let line = tokio::select! {
-            l = lines.next_line() => match l {
-                Ok(Some(l)) => l,
-                _ => break,
-            },
+            biased;
             e = errors.recv(), if errors_open => match e {
                 Some(e) => e,
                 None => { errors_open = false; continue; }
+            },
+            l = lines.next_line() => match l {
+                Ok(Some(l)) => l,
+                _ => {
+                    // rmcp is done; still say what the filter refused.
+                    while let Ok(e) = errors.try_recv() {
+                        let _ = output.write_all(format!("{e}\n").as_bytes()).await;
+                    }
+                    let _ = output.flush().await;
+                    break;
+                }
             },
         };
         let mut bytes = line.into_bytes();
@@ -182,8 +190,7 @@ mod tests {
     async fn oversize_frames_are_refused_and_the_stream_recovers() {
         let (mut client, server_in) = tokio::io::duplex(1 << 16);
         let (server_out, client_out) = tokio::io::duplex(1 << 16);
-        let (mut rmcp_in, rmcp_out) = filtered(server_in, server_out, 64);
-        drop(rmcp_out);
+        let (mut rmcp_in, _rmcp_out) = filtered(server_in, server_out, 64);
         client.write_all(&[b'x'; 200]).await.unwrap();
         client.write_all(b"\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n").await.unwrap();
         let mut passed = BufReader::new(&mut rmcp_in).lines();

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::model::{OutcomeType, TaskType};
 use super::store::{MemoryStore, Result, Summary};
+use super::text::Filter;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -70,32 +71,30 @@ impl From<Summary> for HitSummary {
 }
 
 pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
-    // Filters from the secondary indexes.
-    let mut allowed: Option<HashSet<Uuid>> = None;
-    if let Some(d) = &q.domain {
-        allowed = Some(store.ids_in_domain(d)?.into_iter().collect());
-    }
-    if let Some(t) = q.task_type {
-        let of_type: HashSet<Uuid> = store.ids_of_type(t)?.into_iter().collect();
-        allowed = Some(match allowed {
-            Some(a) => a.intersection(&of_type).copied().collect(),
-            None => of_type,
-        });
-    }
-
     let has_words = !super::text::tokenize(&q.text).is_empty();
-    let mut scored: Vec<(Uuid, f32)> = if has_words {
-        match &allowed {
-            Some(a) => {
-                let f = |id: &Uuid| a.contains(id);
-                store.search_text(&q.text, Some(&f))
-            }
-            None => store.search_text(&q.text, None),
-        }
+    let mut scored: Vec<(Uuid, f32)>;
+    let total;
+    if has_words {
+        // Filters are document attributes checked while scoring.
+        let filter = Filter { domain: q.domain.as_deref(), task_type: q.task_type.map(TaskType::code) };
+        let limit = (q.sort == SortBy::Relevance).then_some(q.limit);
+        (scored, total) = store.search_text(&q.text, filter, limit);
     } else {
-        store.summaries(allowed.as_ref()).into_iter().map(|(id, _)| (id, 0.0)).collect()
-    };
-    let total = scored.len();
+        // No words: the filters' secondary indexes list the candidates.
+        let mut allowed: Option<HashSet<Uuid>> = None;
+        if let Some(d) = &q.domain {
+            allowed = Some(store.ids_in_domain(d)?.into_iter().collect());
+        }
+        if let Some(t) = q.task_type {
+            let of_type: HashSet<Uuid> = store.ids_of_type(t)?.into_iter().collect();
+            allowed = Some(match allowed {
+                Some(a) => a.intersection(&of_type).copied().collect(),
+                None => of_type,
+            });
+        }
+        scored = store.summaries(allowed.as_ref()).into_iter().map(|(id, _)| (id, 0.0)).collect();
+        total = scored.len();
+    }
 
     let key = |id: &Uuid| store.summary_of(id);
     match q.sort {

@@ -107,7 +107,23 @@ pub struct StoreStats {
     pub path: String,
 }
 
+/// How the store trades durability for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// fsync on completion and deletion (the default). Off only for bulk
+    /// loads such as benchmarks: completions then survive a process crash
+    /// but not a power loss.
+    pub sync_on_complete: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { sync_on_complete: true }
+    }
+}
+
 pub struct MemoryStore {
+    options: StoreOptions,
     path: PathBuf,
     db: Database,
     meta: Keyspace,
@@ -215,6 +231,10 @@ impl MemoryStore {
     /// Opens (or creates) the store under `data_dir`, checks its schema and
     /// rebuilds the in-memory search index.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self> {
         let path = data_dir.join("episodes.fjall");
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Storage(fjall::Error::Io(e)))?;
         let db = match Database::builder(&path).open() {
@@ -229,6 +249,7 @@ impl MemoryStore {
             steps: ks("steps")?,
             by_domain: ks("by_domain")?,
             by_type: ks("by_type")?,
+            options,
             path,
             db,
             write: Mutex::new(()),
@@ -263,6 +284,7 @@ impl MemoryStore {
         for kv in self.episodes.iter() {
             let (_, v) = kv.into_inner()?;
             let h: EpisodeHeader = decode("episodes", &v)?;
+            text.set_attributes(h.episode_id, &h.domain, h.task_type.code());
             text.add(h.episode_id, &header_text(&h));
             text.add(h.episode_id, &completion_text(&h));
             sums.insert(h.episode_id, summary(&h));
@@ -281,7 +303,8 @@ impl MemoryStore {
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.persist(PersistMode::SyncAll)?;
+        let mode = if self.options.sync_on_complete { PersistMode::SyncAll } else { PersistMode::Buffer };
+        self.db.persist(mode)?;
         *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
         Ok(())
     }
@@ -334,7 +357,11 @@ impl MemoryStore {
         b.insert(&self.by_domain, domain_key(&h.domain, &id), []);
         b.insert(&self.by_type, type_key(h.task_type, &id), []);
         b.commit()?;
-        self.index_text(id, &header_text(&h));
+        {
+            let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
+            text.set_attributes(id, &h.domain, h.task_type.code());
+            text.add(id, &header_text(&h));
+        }
         self.set_summary(&h);
         Ok(id)
     }
@@ -461,6 +488,7 @@ impl MemoryStore {
         let steps = self.steps_of(&h.episode_id)?;
         let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
         text.remove(h.episode_id);
+        text.set_attributes(h.episode_id, &h.domain, h.task_type.code());
         text.add(h.episode_id, &header_text(h));
         for s in &steps {
             text.add(h.episode_id, &step_text(s));
@@ -523,8 +551,10 @@ impl MemoryStore {
         Ok(out)
     }
 
-    pub fn search_text(&self, query: &str, allow: Option<&dyn Fn(&Uuid) -> bool>) -> Vec<(Uuid, f32)> {
-        self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, allow)
+    /// BM25 matches, best first: the top `limit` (all when `None`) and the
+    /// number of matches.
+    pub fn search_text(&self, query: &str, filter: super::text::Filter<'_>, limit: Option<usize>) -> (Vec<(Uuid, f32)>, usize) {
+        self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, filter, limit)
     }
 
     /// The in-memory summaries of the given ids (or all).
@@ -538,6 +568,24 @@ impl MemoryStore {
 
     pub fn summary_of(&self, id: &Uuid) -> Option<Summary> {
         self.summaries.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Flushes memtables into tables and syncs: every byte is then in the
+    /// keyspaces' table files (for measuring, or before a backup).
+    pub fn flush_to_tables(&self) -> Result<()> {
+        for ks in [&self.meta, &self.episodes, &self.steps, &self.by_domain, &self.by_type] {
+            ks.rotate_memtable_and_wait()?;
+        }
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Bytes in table files (excluding the write-ahead journal).
+    pub fn table_bytes(&self) -> u64 {
+        [&self.meta, &self.episodes, &self.steps, &self.by_domain, &self.by_type]
+            .iter()
+            .map(|k| k.disk_space())
+            .sum()
     }
 
     pub fn stats(&self) -> StoreStats {

@@ -45,6 +45,16 @@ struct Doc {
     id: Uuid,
     len: u32,
     alive: bool,
+    /// Filter attributes: an interned domain and a task-type code.
+    domain: u32,
+    task_type: u8,
+}
+
+/// What a search may be restricted to, checked per matching document.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    pub domain: Option<&'a str>,
+    pub task_type: Option<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +63,9 @@ pub struct TextIndex {
     by_id: HashMap<Uuid, u32>,
     terms: HashMap<String, u32>,
     postings: Vec<Vec<(u32, u32)>>,
+    /// Live documents per term.
+    df: Vec<u32>,
+    domains: HashMap<String, u32>,
     alive: u32,
     total_len: u64,
 }
@@ -62,12 +75,22 @@ impl TextIndex {
         Self::default()
     }
 
+    /// Sets the filter attributes of episode `id` (creating its document).
+    pub fn set_attributes(&mut self, id: Uuid, domain: &str, task_type: u8) {
+        let d = self.doc_index(id);
+        let next = self.domains.len() as u32;
+        let dom = *self.domains.entry(domain.to_string()).or_insert(next);
+        let doc = &mut self.docs[d as usize];
+        doc.domain = dom;
+        doc.task_type = task_type;
+    }
+
     fn doc_index(&mut self, id: Uuid) -> u32 {
         if let Some(d) = self.by_id.get(&id) {
             return *d;
         }
         let d = self.docs.len() as u32;
-        self.docs.push(Doc { id, len: 0, alive: true });
+        self.docs.push(Doc { id, len: 0, alive: true, domain: u32::MAX, task_type: u8::MAX });
         self.by_id.insert(id, d);
         self.alive += 1;
         d
@@ -91,11 +114,15 @@ impl TextIndex {
             let tid = *self.terms.entry(term).or_insert(next);
             if tid == next {
                 self.postings.push(Vec::new());
+                self.df.push(0);
             }
             let list = &mut self.postings[tid as usize];
             match list.binary_search_by_key(&d, |(doc, _)| *doc) {
                 Ok(i) => list[i].1 += c,
-                Err(i) => list.insert(i, (d, c)),
+                Err(i) => {
+                    list.insert(i, (d, c));
+                    self.df[tid as usize] += 1;
+                }
             }
         }
         self.docs[d as usize].len += added;
@@ -110,6 +137,11 @@ impl TextIndex {
                 doc.alive = false;
                 self.alive -= 1;
                 self.total_len -= u64::from(doc.len);
+                for (tid, list) in self.postings.iter().enumerate() {
+                    if list.binary_search_by_key(&d, |(doc, _)| *doc).is_ok() {
+                        self.df[tid] -= 1;
+                    }
+                }
             }
         }
     }
@@ -122,12 +154,20 @@ impl TextIndex {
         self.alive == 0
     }
 
-    /// BM25 scores of the episodes matching any query word, best first,
-    /// restricted to `allow` when given.
-    pub fn search(&self, query: &str, allow: Option<&dyn Fn(&Uuid) -> bool>) -> Vec<(Uuid, f32)> {
+    /// The `limit` best BM25 matches for `query` (all of them when `limit`
+    /// is `None`), best first, with the number of matches.
+    pub fn search(&self, query: &str, filter: Filter<'_>, limit: Option<usize>) -> (Vec<(Uuid, f32)>, usize) {
         let n = self.alive.max(1) as f32;
         let avgdl = (self.total_len as f32 / n).max(1.0);
-        let mut scores: HashMap<u32, f32> = HashMap::new();
+        let domain = match filter.domain {
+            Some(d) => match self.domains.get(d) {
+                Some(x) => Some(*x),
+                None => return (Vec::new(), 0),
+            },
+            None => None,
+        };
+        let mut scores = vec![0f32; self.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
         let mut seen_terms = Vec::new();
         for term in tokenize(query) {
             let Some(&tid) = self.terms.get(&term) else { continue };
@@ -135,29 +175,45 @@ impl TextIndex {
                 continue;
             }
             seen_terms.push(tid);
-            let list = &self.postings[tid as usize];
-            let df = list.iter().filter(|(d, _)| self.docs[*d as usize].alive).count() as f32;
+            let df = self.df[tid as usize] as f32;
             if df == 0.0 {
                 continue;
             }
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for &(d, tf) in list {
+            for &(d, tf) in &self.postings[tid as usize] {
                 let doc = &self.docs[d as usize];
-                if !doc.alive {
+                if !doc.alive
+                    || domain.is_some_and(|x| x != doc.domain)
+                    || filter.task_type.is_some_and(|t| t != doc.task_type)
+                {
                     continue;
                 }
                 let tf = tf as f32;
                 let norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * doc.len as f32 / avgdl));
-                *scores.entry(d).or_default() += idf * norm;
+                let slot = &mut scores[d as usize];
+                if *slot == 0.0 {
+                    touched.push(d);
+                }
+                *slot += idf * norm;
             }
         }
-        let mut out: Vec<(Uuid, f32)> = scores
-            .into_iter()
-            .map(|(d, s)| (self.docs[d as usize].id, s))
-            .filter(|(id, _)| allow.is_none_or(|f| f(id)))
-            .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-        out
+        let total = touched.len();
+        let better = |a: &u32, b: &u32| {
+            scores[*b as usize]
+                .total_cmp(&scores[*a as usize])
+                .then(self.docs[*b as usize].id.cmp(&self.docs[*a as usize].id))
+        };
+        if let Some(k) = limit
+            && k < touched.len()
+        {
+            if k == 0 {
+                return (Vec::new(), total);
+            }
+            touched.select_nth_unstable_by(k - 1, better);
+            touched.truncate(k);
+        }
+        touched.sort_unstable_by(better);
+        (touched.into_iter().map(|d| (self.docs[d as usize].id, scores[d as usize])).collect(), total)
     }
 }
 
@@ -179,15 +235,25 @@ mod tests {
         ix.add(b, "debug a flaky rust test");
         ix.add(b, "cargo test failed, retried the flaky test");
         ix.add(c, "write documentation for the python client");
-        let r = ix.search("flaky test", None);
+        ix.set_attributes(a, "web", 0);
+        ix.set_attributes(b, "ci", 1);
+        ix.set_attributes(c, "docs", 5);
+        let all = Filter::default();
+        let (r, total) = ix.search("flaky test", all, None);
         assert_eq!(r[0].0, b);
-        assert_eq!(r.len(), 1);
-        let r = ix.search("rust", None);
+        assert_eq!((r.len(), total), (1, 1));
+        let (r, _) = ix.search("rust", all, None);
         assert_eq!(r.len(), 2);
-        let only_a = |id: &Uuid| *id == a;
-        assert_eq!(ix.search("rust", Some(&only_a)), vec![(a, ix.search("rust", None).iter().find(|x| x.0 == a).unwrap().1)]);
+        let (top, total) = ix.search("rust", all, Some(1));
+        assert_eq!((top.len(), total), (1, 2));
+        assert_eq!(top[0], r[0]);
+        let (web, _) = ix.search("rust", Filter { domain: Some("web"), task_type: None }, None);
+        assert_eq!(web.iter().map(|x| x.0).collect::<Vec<_>>(), vec![a]);
+        let (typed, _) = ix.search("rust", Filter { domain: None, task_type: Some(1) }, None);
+        assert_eq!(typed.iter().map(|x| x.0).collect::<Vec<_>>(), vec![b]);
+        assert!(ix.search("rust", Filter { domain: Some("nowhere"), task_type: None }, None).0.is_empty());
         ix.remove(b);
-        assert!(ix.search("flaky", None).is_empty());
+        assert!(ix.search("flaky", all, None).0.is_empty());
         assert_eq!(ix.len(), 2);
     }
 }
