@@ -55,6 +55,8 @@ pub enum StoreError {
     Schema { found: String },
     #[error("storage failure (nothing was stored): {0}")]
     Storage(#[from] fjall::Error),
+    #[error("the write could not be made durable ({0}); it is not acknowledged and may not survive a restart")]
+    NotDurable(fjall::Error),
     #[error("corrupt record in {keyspace}: {detail}")]
     Corrupt { keyspace: &'static str, detail: String },
 }
@@ -304,7 +306,7 @@ impl MemoryStore {
 
     fn sync(&self) -> Result<()> {
         let mode = if self.options.sync_on_complete { PersistMode::SyncAll } else { PersistMode::Buffer };
-        self.db.persist(mode)?;
+        self.db.persist(mode).map_err(StoreError::NotDurable)?;
         *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
         Ok(())
     }
