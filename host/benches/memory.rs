@@ -262,7 +262,14 @@ async fn stdio_comparison(dirs: &[(usize, std::path::PathBuf)], cache: &Path) {
 
 fn main() -> anyhow::Result<()> {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    let sizes: &[usize] = if quick { &[1_000, 10_000] } else { &[1_000, 10_000, 100_000] };
+    let chosen: Option<Vec<usize>> = std::env::var("BENCH_MEMORY_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
+    let sizes: &[usize] = match &chosen {
+        Some(v) => v,
+        None if quick => &[1_000, 10_000],
+        None => &[1_000, 10_000, 100_000],
+    };
     let tmp = tempfile::tempdir()?;
     println!("| setting | measure | memory-mcp | `@modelcontextprotocol/server-memory` |");
     println!("|---|---|---|---|");

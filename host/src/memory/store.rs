@@ -200,6 +200,33 @@ fn step_text(s: &Step) -> String {
     t
 }
 
+/// The searchable part of a stored step, decoded without the rest.
+#[derive(serde::Deserialize)]
+struct StepWords {
+    tool: String,
+    action: String,
+    result: StepResultWords,
+}
+
+#[derive(serde::Deserialize)]
+struct StepResultWords {
+    #[serde(default)]
+    output: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl StepWords {
+    fn text(&self) -> String {
+        let mut t = format!("{} {}", self.tool, self.action);
+        for x in [&self.result.output, &self.result.message].into_iter().flatten() {
+            t.push(' ');
+            t.push_str(x);
+        }
+        t
+    }
+}
+
 fn completion_text(h: &EpisodeHeader) -> String {
     let mut t = String::new();
     if let Some(o) = &h.outcome {
@@ -281,6 +308,7 @@ impl MemoryStore {
     }
 
     fn rebuild_indexes(&self) -> Result<()> {
+        let started = std::time::Instant::now();
         let mut text = TextIndex::new();
         let mut sums = HashMap::new();
         for kv in self.episodes.iter() {
@@ -296,9 +324,11 @@ impl MemoryStore {
             let Some(id) = k.get(..16).and_then(|b| Uuid::from_slice(b).ok()) else {
                 return Err(StoreError::Corrupt { keyspace: "steps", detail: "short key".into() });
             };
-            let s: Step = decode("steps", &v)?;
-            text.add(id, &step_text(&s));
+            // Only the searchable fields: no timestamps or parameters parsed.
+            let s: StepWords = decode("steps", &v)?;
+            text.add(id, &s.text());
         }
+        tracing::info!(episodes = sums.len(), millis = started.elapsed().as_millis() as u64, "search index rebuilt");
         *self.text.write().unwrap_or_else(|p| p.into_inner()) = text;
         *self.summaries.write().unwrap_or_else(|p| p.into_inner()) = sums;
         Ok(())

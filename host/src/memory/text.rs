@@ -5,7 +5,7 @@
 //! current on every write. Postings hold `(doc, term frequency)` sorted by
 //! doc; deleted docs are tombstoned and skipped.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use uuid::Uuid;
 
@@ -75,6 +75,7 @@ impl TextIndex {
         Self::default()
     }
 
+
     /// Sets the filter attributes of episode `id` (creating its document).
     pub fn set_attributes(&mut self, id: Uuid, domain: &str, task_type: u8) {
         let d = self.doc_index(id);
@@ -103,7 +104,7 @@ impl TextIndex {
         if tokens.is_empty() {
             return;
         }
-        let mut counts: HashMap<String, u32> = HashMap::new();
+        let mut counts: HashMap<String, u32> = HashMap::default();
         for t in tokens {
             *counts.entry(t).or_default() += 1;
         }
@@ -206,15 +207,50 @@ impl TextIndex {
         if let Some(k) = limit
             && k < touched.len()
         {
-            if k == 0 {
-                return (Vec::new(), total);
-            }
-            touched.select_nth_unstable_by(k - 1, better);
-            touched.truncate(k);
+            // Top k with a bounded heap: most documents are rejected by one
+            // comparison against the current k-th best.
+            touched = top_k(&touched, k, |d| (scores[d as usize], self.docs[d as usize].id));
         }
         touched.sort_unstable_by(better);
         (touched.into_iter().map(|d| (self.docs[d as usize].id, scores[d as usize])).collect(), total)
     }
+}
+
+/// The `k` best of `items` by `key` (higher is better), unordered.
+fn top_k(items: &[u32], k: usize, key: impl Fn(u32) -> (f32, Uuid)) -> Vec<u32> {
+    use std::cmp::{Ordering, Reverse};
+    use std::collections::BinaryHeap;
+
+    #[derive(PartialEq)]
+    struct Entry(f32, Uuid, u32);
+    impl Eq for Entry {}
+    impl PartialOrd for Entry {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Entry {
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+        }
+    }
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k + 1);
+    for &d in items {
+        let (score, id) = key(d);
+        if heap.len() == k {
+            if let Some(Reverse(min)) = heap.peek()
+                && Entry(score, id, d) <= *min
+            {
+                continue;
+            }
+            heap.pop();
+        }
+        heap.push(Reverse(Entry(score, id, d)));
+    }
+    heap.into_iter().map(|Reverse(e)| e.2).collect()
 }
 
 #[cfg(test)]
