@@ -137,6 +137,9 @@ pub struct MemoryStore {
     write: Mutex<()>,
     text: RwLock<TextIndex>,
     summaries: RwLock<HashMap<Uuid, Summary>>,
+    /// Headers of in-progress episodes, so appending a step does not read
+    /// the tree (write-through; guarded by `write`).
+    open_headers: Mutex<HashMap<Uuid, EpisodeHeader>>,
     last_sync: Mutex<Option<DateTime<Utc>>>,
 }
 
@@ -284,6 +287,7 @@ impl MemoryStore {
             write: Mutex::new(()),
             text: RwLock::new(TextIndex::new()),
             summaries: RwLock::new(HashMap::new()),
+            open_headers: Mutex::new(HashMap::new()),
             last_sync: Mutex::new(None),
         };
         store.check_schema()?;
@@ -318,6 +322,7 @@ impl MemoryStore {
             text.add(h.episode_id, &header_text(&h));
             text.add(h.episode_id, &completion_text(&h));
             sums.insert(h.episode_id, summary(&h));
+            self.cache_header(&h);
         }
         for kv in self.steps.iter() {
             let (k, v) = kv.into_inner()?;
@@ -346,9 +351,23 @@ impl MemoryStore {
     }
 
     fn header(&self, id: &Uuid) -> Result<EpisodeHeader> {
+        if let Some(h) = self.open_headers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(h.clone());
+        }
         match self.episodes.get(id_key(id))? {
             Some(v) => decode("episodes", &v),
             None => Err(StoreError::NotFound(*id)),
+        }
+    }
+
+    /// Records `h` as the latest header of an in-progress episode, or
+    /// forgets it once complete.
+    fn cache_header(&self, h: &EpisodeHeader) {
+        let mut c = self.open_headers.lock().unwrap_or_else(|p| p.into_inner());
+        if h.is_complete() {
+            c.remove(&h.episode_id);
+        } else {
+            c.insert(h.episode_id, h.clone());
         }
     }
 
@@ -395,6 +414,7 @@ impl MemoryStore {
             text.add(id, &header_text(&h));
         }
         self.set_summary(&h);
+        self.cache_header(&h);
         Ok(id)
     }
 
@@ -441,6 +461,7 @@ impl MemoryStore {
         b.commit()?;
         self.index_text(id, &step_text(&step));
         self.set_summary(&h);
+        self.cache_header(&h);
         Ok(expected)
     }
 
@@ -461,6 +482,7 @@ impl MemoryStore {
         h.outcome = Some(outcome);
         h.completed_at = Some(now);
         self.episodes.insert(id_key(&id), encode(&h))?;
+        self.cache_header(&h);
         self.sync()?;
         self.index_text(id, &completion_text(&h));
         self.set_summary(&h);
@@ -510,6 +532,7 @@ impl MemoryStore {
             h.metadata = merged;
         }
         self.episodes.insert(id_key(&id), encode(&h))?;
+        self.cache_header(&h);
         self.db.persist(PersistMode::Buffer)?;
         self.reindex(&h)?;
         Ok(h)
@@ -540,6 +563,7 @@ impl MemoryStore {
             b.remove(&self.steps, step_key(&id, n));
         }
         b.commit()?;
+        self.open_headers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         self.sync()?;
         self.text.write().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.summaries.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
