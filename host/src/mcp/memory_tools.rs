@@ -151,6 +151,16 @@ pub struct QualityMetricsParams {
     pub quality_threshold: f64,
 }
 
+/// Parses an episode id or returns its error as an `isError` result.
+macro_rules! id_or_return {
+    ($raw:expr) => {
+        match parse_id(&$raw) {
+            Ok(id) => id,
+            Err(e) => return Ok(input_error(e.to_string())),
+        }
+    };
+}
+
 fn store_error(e: StoreError) -> CallToolResult {
     input_error(e.to_string())
 }
@@ -195,10 +205,7 @@ impl MemoryServer {
     #[tool(description = "Append the next step to an in-progress episode. Steps must come in order: step_number 1, 2, 3...")]
     async fn add_episode_step(&self, params: Parameters<AddEpisodeStepParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let id = match parse_id(&p.episode_id) {
-            Ok(id) => id,
-            Err(e) => return Ok(input_error(e.to_string())),
-        };
+        let id = id_or_return!(p.episode_id);
         let step = NewStep {
             step_number: p.step_number,
             timestamp: p.timestamp,
@@ -218,10 +225,7 @@ impl MemoryServer {
     #[tool(description = "Finish an episode with its outcome. Returns {reward, reflection} once the episode is durable on disk. Completing twice is an error.")]
     async fn complete_episode(&self, params: Parameters<CompleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let id = match parse_id(&p.episode_id) {
-            Ok(id) => id,
-            Err(e) => return Ok(input_error(e.to_string())),
-        };
+        let id = id_or_return!(p.episode_id);
         match blocking(self.store_arc(), move |s| s.complete_episode(id, p.outcome)).await? {
             Ok(h) => structured(json!({
                 "episode_id": id,
@@ -236,10 +240,7 @@ impl MemoryServer {
     #[tool(description = "Get an episode with its steps, outcome, reward and reflection.")]
     async fn get_episode(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let id = match parse_id(&p.episode_id) {
-            Ok(id) => id,
-            Err(e) => return Ok(input_error(e.to_string())),
-        };
+        let id = id_or_return!(p.episode_id);
         match self.store().get_episode(id) {
             Ok(ep) => structured(to_value(&ep)?),
             Err(e) => Ok(store_error(e)),
@@ -249,10 +250,7 @@ impl MemoryServer {
     #[tool(description = "An episode's steps in time order, with each step's latency, its offset from the start and the gap since the previous step ended.")]
     async fn get_episode_timeline(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let id = match parse_id(&p.episode_id) {
-            Ok(id) => id,
-            Err(e) => return Ok(input_error(e.to_string())),
-        };
+        let id = id_or_return!(p.episode_id);
         let ep = match self.store().get_episode(id) {
             Ok(ep) => ep,
             Err(e) => return Ok(store_error(e)),
@@ -286,10 +284,7 @@ impl MemoryServer {
     #[tool(description = "Replace an episode's tags and/or merge into its metadata (an empty value removes a key).")]
     async fn update_episode(&self, params: Parameters<UpdateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let id = match parse_id(&p.episode_id) {
-            Ok(id) => id,
-            Err(e) => return Ok(input_error(e.to_string())),
-        };
+        let id = id_or_return!(p.episode_id);
         if p.tags.is_none() && p.metadata.is_none() {
             return Ok(input_error("nothing to update: give tags and/or metadata"));
         }
@@ -302,10 +297,7 @@ impl MemoryServer {
     #[tool(description = "Delete an episode and its steps. Requires confirm: true; cannot be undone.")]
     async fn delete_episode(&self, params: Parameters<DeleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let id = match parse_id(&p.episode_id) {
-            Ok(id) => id,
-            Err(e) => return Ok(input_error(e.to_string())),
-        };
+        let id = id_or_return!(p.episode_id);
         if !p.confirm {
             return Ok(input_error("confirm must be true to delete an episode; nothing was deleted"));
         }

@@ -70,6 +70,22 @@ impl From<Summary> for HitSummary {
     }
 }
 
+/// Sorts by an optional key (ascending, or descending when `desc`), those
+/// without a key last, ties newest first.
+fn sort_by_key(scored: &mut Vec<(Uuid, f32)>, key: impl Fn(&Uuid) -> Option<f64>, desc: bool) {
+    let mut with: Vec<_> = scored.drain(..).map(|(id, s)| (key(&id), id, s)).collect();
+    with.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => {
+            let o = if desc { y.total_cmp(&x) } else { x.total_cmp(&y) };
+            o.then(b.1.cmp(&a.1))
+        }
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => b.1.cmp(&a.1),
+    });
+    scored.extend(with.into_iter().map(|(_, id, s)| (id, s)));
+}
+
 pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
     let has_words = !super::text::tokenize(&q.text).is_empty();
     let mut scored: Vec<(Uuid, f32)>;
@@ -101,26 +117,8 @@ pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
         SortBy::Relevance if has_words => {} // already best first
         SortBy::Relevance | SortBy::Newest => scored.sort_by(|a, b| b.0.cmp(&a.0)),
         SortBy::Oldest => scored.sort_by(|a, b| a.0.cmp(&b.0)),
-        SortBy::Duration => {
-            let mut with: Vec<_> = scored.into_iter().map(|(id, s)| (key(&id).and_then(|x| x.duration_ms), id, s)).collect();
-            with.sort_by(|a, b| match (a.0, b.0) {
-                (Some(x), Some(y)) => x.cmp(&y).then(b.1.cmp(&a.1)),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => b.1.cmp(&a.1),
-            });
-            scored = with.into_iter().map(|(_, id, s)| (id, s)).collect();
-        }
-        SortBy::Success => {
-            let mut with: Vec<_> = scored.into_iter().map(|(id, s)| (key(&id).and_then(|x| x.reward), id, s)).collect();
-            with.sort_by(|a, b| match (a.0, b.0) {
-                (Some(x), Some(y)) => y.total_cmp(&x).then(b.1.cmp(&a.1)),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => b.1.cmp(&a.1),
-            });
-            scored = with.into_iter().map(|(_, id, s)| (id, s)).collect();
-        }
+        SortBy::Duration => sort_by_key(&mut scored, |id| key(id).and_then(|x| x.duration_ms).map(|d| d as f64), false),
+        SortBy::Success => sort_by_key(&mut scored, |id| key(id).and_then(|x| x.reward), true),
     }
     scored.truncate(q.limit);
     let hits = scored
