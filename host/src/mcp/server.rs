@@ -89,6 +89,12 @@ impl MemoryServer {
         &self.store
     }
 
+    /// Pool occupancy, as health and metrics report it.
+    fn pool(&self, s: &Sandbox) -> Value {
+        let (running, max) = s.occupancy();
+        json!({"running": running, "max_concurrency": max, "queued": self.metrics.queued()})
+    }
+
     /// Waits until the runtime has loaded (or failed to).
     async fn sandbox(&self) -> Result<Arc<Sandbox>, String> {
         let mut rx = self.runtime.clone();
@@ -140,7 +146,6 @@ impl MemoryServer {
             RuntimeState::Loading => ("starting", json!({"state": "loading"})),
             RuntimeState::Failed(e) => ("unhealthy", json!({"state": "failed", "error": e})),
             RuntimeState::Ready(s) => {
-                let (running, max) = s.occupancy();
                 let load = s.load_report();
                 (
                     "healthy",
@@ -148,7 +153,7 @@ impl MemoryServer {
                         "state": "ready",
                         "artifact_cache_hit": load.cache_hit,
                         "load_ms": load.millis,
-                        "pool": {"running": running, "max_concurrency": max, "queued": self.metrics.queued()},
+                        "pool": self.pool(s),
                         "limits": {
                             "timeout_ms": s.limits().timeout.as_millis() as u64,
                             "memory_mb": s.limits().memory_mb(),
@@ -173,10 +178,7 @@ impl MemoryServer {
     async fn get_metrics(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let pool = match &*self.runtime.borrow() {
-            RuntimeState::Ready(s) => {
-                let (running, max) = s.occupancy();
-                json!({"running": running, "max_concurrency": max, "queued": self.metrics.queued()})
-            }
+            RuntimeState::Ready(s) => self.pool(s),
             _ => Value::Null,
         };
         Ok(CallToolResult::structured(json!({

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::model::{OutcomeType, TaskType};
+use super::model::TaskType;
 use super::store::{MemoryStore, Result, Summary};
 use super::text::Filter;
 
@@ -41,39 +41,14 @@ pub struct Hit {
     pub episode_id: Uuid,
     /// BM25 score; 0 when the query has no words.
     pub score: f32,
-    pub summary: HitSummary,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HitSummary {
-    pub domain: String,
-    pub task_type: TaskType,
-    pub step_count: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<OutcomeType>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reward: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<i64>,
-}
-
-impl From<Summary> for HitSummary {
-    fn from(s: Summary) -> Self {
-        Self {
-            domain: s.domain,
-            task_type: s.task_type,
-            step_count: s.step_count,
-            outcome: s.outcome,
-            reward: s.reward,
-            duration_ms: s.duration_ms,
-        }
-    }
 }
 
 /// Sorts by an optional key (ascending, or descending when `desc`), those
 /// without a key last, ties newest first.
-fn sort_by_key(scored: &mut Vec<(Uuid, f32)>, key: impl Fn(&Uuid) -> Option<f64>, desc: bool) {
-    let mut with: Vec<_> = scored.drain(..).map(|(id, s)| (key(&id), id, s)).collect();
+fn sort_by_key(store: &MemoryStore, scored: &mut Vec<(Uuid, f32)>, key: impl Fn(&Summary) -> Option<f64>, desc: bool) {
+    let ids: Vec<Uuid> = scored.iter().map(|(id, _)| *id).collect();
+    let keys = store.summary_keys(&ids, key);
+    let mut with: Vec<_> = scored.drain(..).zip(keys).map(|((id, s), k)| (k.flatten(), id, s)).collect();
     with.sort_by(|a, b| match (a.0, b.0) {
         (Some(x), Some(y)) => {
             let o = if desc { y.total_cmp(&x) } else { x.total_cmp(&y) };
@@ -108,22 +83,22 @@ pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
                 None => of_type,
             });
         }
-        scored = store.summaries(allowed.as_ref()).into_iter().map(|(id, _)| (id, 0.0)).collect();
+        let ids = match allowed {
+            Some(a) => a.into_iter().collect(),
+            None => store.all_ids(),
+        };
+        scored = ids.into_iter().map(|id| (id, 0.0)).collect();
         total = scored.len();
     }
 
-    let key = |id: &Uuid| store.summary_of(id);
     match q.sort {
         SortBy::Relevance if has_words => {} // already best first
         SortBy::Relevance | SortBy::Newest => scored.sort_by(|a, b| b.0.cmp(&a.0)),
         SortBy::Oldest => scored.sort_by(|a, b| a.0.cmp(&b.0)),
-        SortBy::Duration => sort_by_key(&mut scored, |id| key(id).and_then(|x| x.duration_ms).map(|d| d as f64), false),
-        SortBy::Success => sort_by_key(&mut scored, |id| key(id).and_then(|x| x.reward), true),
+        SortBy::Duration => sort_by_key(store, &mut scored, |x| x.duration_ms.map(|d| d as f64), false),
+        SortBy::Success => sort_by_key(store, &mut scored, |x| x.reward, true),
     }
     scored.truncate(q.limit);
-    let hits = scored
-        .into_iter()
-        .filter_map(|(id, score)| key(&id).map(|s| Hit { episode_id: id, score, summary: s.into() }))
-        .collect();
+    let hits = scored.into_iter().map(|(episode_id, score)| Hit { episode_id, score }).collect();
     Ok((hits, total))
 }

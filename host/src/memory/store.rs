@@ -16,7 +16,7 @@
 //! crash); completion and deletion are fsynced. A write that cannot be made
 //! durable is an error, and nothing is reported stored that is not.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
@@ -195,8 +195,13 @@ fn header_text(h: &EpisodeHeader) -> String {
 }
 
 fn step_text(s: &Step) -> String {
-    let mut t = format!("{} {}", s.tool, s.action);
-    for x in [&s.result.output, &s.result.message].into_iter().flatten() {
+    step_words(&s.tool, &s.action, [&s.result.output, &s.result.message])
+}
+
+/// The searchable words of a step: tool, action, output and message.
+fn step_words(tool: &str, action: &str, texts: [&Option<String>; 2]) -> String {
+    let mut t = format!("{tool} {action}");
+    for x in texts.into_iter().flatten() {
         t.push(' ');
         t.push_str(x);
     }
@@ -221,12 +226,7 @@ struct StepResultWords {
 
 impl StepWords {
     fn text(&self) -> String {
-        let mut t = format!("{} {}", self.tool, self.action);
-        for x in [&self.result.output, &self.result.message].into_iter().flatten() {
-            t.push(' ');
-            t.push_str(x);
-        }
-        t
+        step_words(&self.tool, &self.action, [&self.result.output, &self.result.message])
     }
 }
 
@@ -613,17 +613,16 @@ impl MemoryStore {
         self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, filter, limit)
     }
 
-    /// The in-memory summaries of the given ids (or all).
-    pub fn summaries(&self, ids: Option<&HashSet<Uuid>>) -> Vec<(Uuid, Summary)> {
-        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
-        match ids {
-            Some(ids) => ids.iter().filter_map(|id| s.get(id).map(|x| (*id, x.clone()))).collect(),
-            None => s.iter().map(|(id, x)| (*id, x.clone())).collect(),
-        }
+    /// Every stored episode's id.
+    pub fn all_ids(&self) -> Vec<Uuid> {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
     }
 
-    pub fn summary_of(&self, id: &Uuid) -> Option<Summary> {
-        self.summaries.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    /// `f` of each id's summary (`None` for an id no longer stored), under
+    /// one read lock.
+    pub fn summary_keys<T>(&self, ids: &[Uuid], f: impl Fn(&Summary) -> T) -> Vec<Option<T>> {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        ids.iter().map(|id| s.get(id).map(&f)).collect()
     }
 
     /// Flushes memtables into tables and syncs: every byte is then in the

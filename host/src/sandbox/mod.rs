@@ -212,7 +212,7 @@ impl Sandbox {
             }
             Ok(RunOutcome::RuntimeError(e)) => {
                 let (stdout, stderr) = out();
-                if data.guard.memory_denied || e.message.contains("out of memory") {
+                if data.guard.memory_denied {
                     return memory_limit(&limits, stdout, stderr);
                 }
                 js_error(ErrorType::Runtime, e, ms, stdout, stderr)
