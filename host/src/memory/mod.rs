@@ -1,6 +1,8 @@
 //! Episodic memory: episodes with ordered steps and outcomes, stored in
 //! fjall, searchable by words, with reward and reflection on completion.
 
+pub mod documents;
+pub mod keys;
 pub mod model;
 pub mod quality;
 pub mod query;

@@ -28,6 +28,8 @@ use super::model::{
     Episode, EpisodeHeader, Invalid, MAX_PARAMETERS_BYTES, MAX_STEPS, Outcome, OutcomeType, Step, StepResult, TaskContext,
     TaskType, check_context, check_description, check_metadata, check_outcome, check_short, check_text, invalid,
 };
+use super::documents::{StepWords, completion_text, header_text, step_text};
+use super::keys::{domain_key, id_from_suffix, id_key, step_key, type_key, uuid_floor};
 use super::text::TextIndex;
 use super::{reflection, reward};
 
@@ -141,111 +143,6 @@ pub struct MemoryStore {
     /// the tree (write-through; guarded by `write`).
     open_headers: Mutex<HashMap<Uuid, EpisodeHeader>>,
     last_sync: Mutex<Option<DateTime<Utc>>>,
-}
-
-fn id_key(id: &Uuid) -> [u8; 16] {
-    *id.as_bytes()
-}
-
-fn step_key(id: &Uuid, n: u32) -> [u8; 20] {
-    let mut k = [0u8; 20];
-    k[..16].copy_from_slice(id.as_bytes());
-    k[16..].copy_from_slice(&n.to_be_bytes());
-    k
-}
-
-fn domain_key(domain: &str, id: &Uuid) -> Vec<u8> {
-    let mut k = Vec::with_capacity(domain.len() + 17);
-    k.extend_from_slice(domain.as_bytes());
-    k.push(0);
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-fn type_key(t: TaskType, id: &Uuid) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = t.code();
-    k[1..].copy_from_slice(id.as_bytes());
-    k
-}
-
-fn id_from_suffix(key: &[u8]) -> Option<Uuid> {
-    let start = key.len().checked_sub(16)?;
-    Uuid::from_slice(&key[start..]).ok()
-}
-
-/// The smallest UUIDv7 for a time: range scans by creation time.
-pub fn uuid_floor(t: DateTime<Utc>) -> Uuid {
-    let ms = t.timestamp_millis().max(0) as u64;
-    let mut b = [0u8; 16];
-    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    b[6] = 0x70;
-    b[8] = 0x80;
-    Uuid::from_bytes(b)
-}
-
-/// The words of an episode's header that search should see.
-fn header_text(h: &EpisodeHeader) -> String {
-    let mut s = format!("{} {} {}", h.task_description, h.domain, h.context.tags.join(" "));
-    for x in [&h.context.language, &h.context.framework].into_iter().flatten() {
-        s.push(' ');
-        s.push_str(x);
-    }
-    s
-}
-
-fn step_text(s: &Step) -> String {
-    step_words(&s.tool, &s.action, [&s.result.output, &s.result.message])
-}
-
-/// The searchable words of a step: tool, action, output and message.
-fn step_words(tool: &str, action: &str, texts: [&Option<String>; 2]) -> String {
-    let mut t = format!("{tool} {action}");
-    for x in texts.into_iter().flatten() {
-        t.push(' ');
-        t.push_str(x);
-    }
-    t
-}
-
-/// The searchable part of a stored step, decoded without the rest.
-#[derive(serde::Deserialize)]
-struct StepWords {
-    tool: String,
-    action: String,
-    result: StepResultWords,
-}
-
-#[derive(serde::Deserialize)]
-struct StepResultWords {
-    #[serde(default)]
-    output: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-impl StepWords {
-    fn text(&self) -> String {
-        step_words(&self.tool, &self.action, [&self.result.output, &self.result.message])
-    }
-}
-
-fn completion_text(h: &EpisodeHeader) -> String {
-    let mut t = String::new();
-    if let Some(o) = &h.outcome {
-        t.push_str(&o.verdict);
-        for x in [&o.reason, &o.error_details].into_iter().flatten() {
-            t.push(' ');
-            t.push_str(x);
-        }
-    }
-    if let Some(r) = &h.reflection {
-        for line in r.successes.iter().chain(&r.improvements).chain(&r.insights) {
-            t.push(' ');
-            t.push_str(line);
-        }
-    }
-    t
 }
 
 fn summary(h: &EpisodeHeader) -> Summary {
