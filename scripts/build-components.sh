@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds every sandboxed component for wasm32-wasip2 (release).
+# Builds every sandboxed component for wasm32-wasip2 (release): the ones the
+# binary embeds, the example plugins, and the test fixtures.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-cargo build --release --target wasm32-wasip2 -p js-runtime
+cargo build --release --target wasm32-wasip2 \
+  -p js-runtime -p pattern-analyzer \
+  -p slow-steps \
+  -p hostile-analyzer
 ls -l "$MEMORY_MCP_COMPONENTS_DIR"/*.wasm >&2
