@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-const COMPONENTS: &[(&str, &str)] = &[("js_runtime", "MEMORY_MCP_COMPONENT_JS_RUNTIME")];
+const COMPONENTS: &[(&str, &str)] = &[
+    ("js_runtime", "MEMORY_MCP_COMPONENT_JS_RUNTIME"),
+    ("pattern_analyzer", "MEMORY_MCP_COMPONENT_PATTERN_ANALYZER"),
+];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=MEMORY_MCP_COMPONENTS_DIR");

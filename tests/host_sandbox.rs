@@ -42,7 +42,7 @@ async fn run(sb: &Sandbox, code: &str) -> Value {
 
 #[tokio::test]
 async fn an_ungranted_interface_is_a_security_violation() {
-    let sb = sandbox(Grants { tools: false }, 2).await;
+    let sb = sandbox(Grants::NONE, 2).await;
     let r = run(&sb, "try { await tools.memory.query_memory({}) } catch (e) { return 'caught' }").await;
     assert_eq!(r["status"], "security_violation", "{r}");
     let reason = r["reason"].as_str().unwrap();
@@ -52,7 +52,7 @@ async fn an_ungranted_interface_is_a_security_violation() {
 
 #[tokio::test]
 async fn a_granted_interface_still_passes_the_policy() {
-    let sb = sandbox(Grants { tools: true }, 2).await;
+    let sb = sandbox(Grants::TOOLS, 2).await;
     let r = run(&sb, "await tools.everything.echo({message: 'hi'})").await;
     assert_eq!(r["status"], "security_violation", "{r}");
     assert!(r["reason"].as_str().unwrap().contains("not allowed by the sandbox policy"), "{r}");

@@ -230,7 +230,7 @@ fn main() -> anyhow::Result<()> {
             max_concurrency: 20,
             policy: CompiledPolicy::deny_all(),
             dispatcher: Arc::new(NoServers),
-            grants: Grants { tools: true },
+            grants: Grants::TOOLS,
         };
         let cache = ArtifactCache::new(cache_dir.path());
         let sandbox = Arc::new(Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, Arc::new(Metrics::new())).await?);

@@ -23,6 +23,12 @@ pub struct CommonArgs {
     #[arg(long, env = "MEMORY_MCP_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Where plugins live (analyzer components with their policies).
+    /// Precedence: this flag, then MEMORY_MCP_PLUGINS_DIR, then
+    /// <data dir>/plugins.
+    #[arg(long, env = "MEMORY_MCP_PLUGINS_DIR", value_name = "DIR")]
+    pub plugins_dir: Option<PathBuf>,
+
     /// A TOML config file (see README: "Configuration").
     #[arg(long, env = "MEMORY_MCP_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -82,6 +88,7 @@ impl FileConfig {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
+    pub plugins_dir: PathBuf,
     pub limits: Limits,
     pub max_concurrency: usize,
     pub tool_policy: ToolPolicy,
@@ -106,6 +113,7 @@ impl Settings {
             None => default_data_dir()?,
         };
         let cache_dir = common.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));
+        let plugins_dir = common.plugins_dir.clone().unwrap_or_else(|| data_dir.join("plugins"));
         let fs = &file.sandbox;
         let profile = sandbox.profile.or(fs.profile).unwrap_or_default();
         let mut limits = profile.limits();
@@ -134,6 +142,7 @@ impl Settings {
         Ok(Self {
             data_dir,
             cache_dir,
+            plugins_dir,
             limits,
             max_concurrency,
             tool_policy: fs.tools.clone(),
@@ -152,13 +161,14 @@ mod tests {
         std::fs::write(&cfg, "[sandbox]\nprofile = \"permissive\"\nmemory_mb = 200\n").unwrap();
         let common = CommonArgs {
             data_dir: Some(dir.path().into()),
-            cache_dir: None,
             config: Some(cfg),
+            ..Default::default()
         };
         let s = Settings::resolve(&common, &SandboxArgs { memory_mb: Some(100), ..Default::default() }).unwrap();
         assert_eq!(s.limits.timeout, Duration::from_secs(10));
         assert_eq!(s.limits.memory_mb(), 100);
         assert_eq!(s.cache_dir, dir.path().join("cache"));
+        assert_eq!(s.plugins_dir, dir.path().join("plugins"));
         let s = Settings::resolve(&common, &SandboxArgs::default()).unwrap();
         assert_eq!(s.limits.memory_mb(), 200);
     }

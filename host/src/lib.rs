@@ -16,7 +16,7 @@
 //!     max_concurrency: 20,
 //!     policy: CompiledPolicy::deny_all(),
 //!     dispatcher: Arc::new(NoServers),
-//!     grants: Grants { tools: true },
+//!     grants: Grants::TOOLS,
 //! };
 //! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
 //! let metrics = Arc::new(memory_mcp::metrics::Metrics::new());
@@ -36,6 +36,7 @@
 
 pub mod components;
 pub mod config;
+pub mod learning;
 pub mod mcp;
 pub mod memory;
 pub mod metrics;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
+use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::MemoryStore;
 use memory_mcp::metrics::Metrics;
@@ -38,7 +39,8 @@ struct Cli {
 enum Command {
     /// Serve MCP on stdin/stdout (the default).
     Serve,
-    /// Build the JS runtime's precompiled artifact into the cache and exit.
+    /// Build the precompiled artifacts (JS runtime, pattern analyzer) into
+    /// the cache and exit.
     Warm,
 }
 
@@ -64,6 +66,10 @@ fn main() -> Result<()> {
                 let sandbox = load_sandbox(&settings, Arc::new(Metrics::new())).await?;
                 let r = sandbox.load_report();
                 eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
+                let cache = ArtifactCache::new(&settings.cache_dir);
+                let engine = memory_mcp::sandbox::engine::build_metered()?;
+                let (_, r) = cache.load(&engine, "pattern-analyzer", memory_mcp::components::PATTERN_ANALYZER, None).await?;
+                eprintln!("pattern-analyzer ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
                 Ok(())
             }
         }
@@ -77,7 +83,7 @@ async fn load_sandbox(settings: &Settings, metrics: Arc<Metrics>) -> Result<Sand
         max_concurrency: settings.max_concurrency,
         policy,
         dispatcher: Arc::new(NoServers),
-        grants: Grants { tools: true },
+        grants: Grants::TOOLS,
     };
     let cache = ArtifactCache::new(&settings.cache_dir);
     Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await
@@ -90,6 +96,31 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         .context("opening the episode store")?
         .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
     let store = Arc::new(store);
+    let memory = store.clone();
+    let patterns = tokio::task::spawn_blocking(move || PatternStore::open(&memory))
+        .await
+        .context("opening the pattern store")?
+        .context("opening the pattern store")?;
+    let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
+    let learning = Learning::new(store.clone(), Arc::new(patterns), analyzers_rx);
+    learning.spawn();
+    let cache = ArtifactCache::new(&settings.cache_dir);
+    let plugins_dir = settings.plugins_dir.clone();
+    let memory = store.clone();
+    tokio::spawn(async move {
+        let loaded = AnalyzerSet::load(&cache, memory_mcp::components::PATTERN_ANALYZER, Some(&plugins_dir), memory).await;
+        let state = match loaded {
+            Ok(set) => {
+                tracing::info!(plugins = set.plugins.len(), refused = set.rejected.len(), "pattern analyzers ready");
+                AnalyzersState::Ready(Arc::new(set))
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "the pattern analyzers failed to load");
+                AnalyzersState::Failed(format!("{e:#}"))
+            }
+        };
+        let _ = analyzers_tx.send(state);
+    });
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = watch::channel(RuntimeState::Loading);
     let loader_metrics = metrics.clone();
@@ -105,5 +136,5 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         };
         let _ = tx.send(state);
     });
-    mcp::serve_stdio(MemoryServer::new(rx, metrics, store), max_frame).await
+    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning), max_frame).await
 }

@@ -34,5 +34,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use self::exports::memory_mcp::patterns::{analyzer, statistics};
 pub use self::exports::memory_mcp::tool_call::runner;
+pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::memory_mcp::tool_call::tools;

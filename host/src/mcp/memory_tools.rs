@@ -161,20 +161,20 @@ macro_rules! id_or_return {
     };
 }
 
-fn store_error(e: StoreError) -> CallToolResult {
+pub(crate) fn store_error(e: StoreError) -> CallToolResult {
     input_error(e.to_string())
 }
 
-fn structured(v: Value) -> Result<CallToolResult, ErrorData> {
+pub(crate) fn structured(v: Value) -> Result<CallToolResult, ErrorData> {
     Ok(CallToolResult::structured(v))
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ErrorData> {
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ErrorData> {
     serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))
 }
 
 /// Runs a blocking store call off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<MemoryStore>,
     f: impl FnOnce(&MemoryStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<Result<T, StoreError>, ErrorData> {
@@ -227,12 +227,16 @@ impl MemoryServer {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         match blocking(self.store_arc(), move |s| s.complete_episode(id, p.outcome)).await? {
-            Ok(h) => structured(json!({
+            Ok(h) => {
+                // Learning happens off this path; the worker is only told.
+                self.learning().wake();
+                structured(json!({
                 "episode_id": id,
                 "reward": to_value(&h.reward)?,
                 "reflection": to_value(&h.reflection)?,
                 "duration_ms": h.duration_ms(),
-            })),
+                }))
+            }
             Err(e) => Ok(store_error(e)),
         }
     }

@@ -1,9 +1,10 @@
-//! The MCP server: rmcp tool router over the sandbox (and, in later
-//! modules, the memory store).
+//! The MCP server: rmcp tool routers over the sandbox, the episode store
+//! and learning.
 
 pub mod framing;
 mod memory_tools;
 pub mod params;
+mod pattern_tools;
 mod server;
 
 pub use server::{MemoryServer, RuntimeState};

@@ -1,4 +1,6 @@
-//! The tool router: `execute_agent_code`, `health_check`, `get_metrics`.
+//! The server: its state, and the tool router for `execute_agent_code`,
+//! `health_check` and `get_metrics` (the memory and learning tools have
+//! their own routers, merged here).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::params::{Parameters, input_error, params_or_return};
+use crate::learning::{AnalyzersState, Learning, PatternStore};
 use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
 use crate::sandbox::{Execution, Sandbox};
@@ -30,6 +33,7 @@ pub struct MemoryServer {
     runtime: watch::Receiver<RuntimeState>,
     metrics: Arc<Metrics>,
     store: Arc<MemoryStore>,
+    learning: Arc<Learning>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -72,13 +76,51 @@ pub struct NoParams {}
 
 #[tool_router]
 impl MemoryServer {
-    pub fn new(runtime: watch::Receiver<RuntimeState>, metrics: Arc<Metrics>, store: Arc<MemoryStore>) -> Self {
+    pub fn new(runtime: watch::Receiver<RuntimeState>, metrics: Arc<Metrics>, learning: Arc<Learning>) -> Self {
         Self {
             runtime,
             metrics,
-            store,
-            tool_router: Self::tool_router() + Self::memory_router(),
+            store: learning.memory.clone(),
+            learning,
+            tool_router: Self::tool_router() + Self::memory_router() + Self::pattern_router(),
         }
+    }
+
+    pub(crate) fn learning(&self) -> &Learning {
+        &self.learning
+    }
+
+    pub(crate) fn patterns(&self) -> &PatternStore {
+        &self.learning.patterns
+    }
+
+    /// The learning section of `health_check`: the analysis backlog, the
+    /// worker, each analyzer's health, and plugins refused at start-up.
+    fn learning_health(&self) -> Value {
+        let (state, analyzers, rejected) = match self.learning.state() {
+            AnalyzersState::Loading => ("loading", Value::Null, Value::Null),
+            AnalyzersState::Failed(e) => ("failed", json!({"error": e}), Value::Null),
+            AnalyzersState::Ready(set) => (
+                "ready",
+                serde_json::to_value(set.all().map(|a| a.report()).collect::<Vec<_>>()).unwrap_or(Value::Null),
+                serde_json::to_value(&set.rejected).unwrap_or(Value::Null),
+            ),
+        };
+        let counts: serde_json::Map<String, Value> = self
+            .patterns()
+            .counts()
+            .into_iter()
+            .map(|(k, n)| (serde_json::to_value(k).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), json!(n)))
+            .collect();
+        json!({
+            "state": state,
+            "analysis_backlog": self.store.analysis_backlog().ok(),
+            "worker": serde_json::to_value(self.learning.status()).unwrap_or(Value::Null),
+            "records": self.patterns().len(),
+            "records_by_kind": counts,
+            "analyzers": analyzers,
+            "rejected_plugins": rejected,
+        })
     }
 
     pub(crate) fn store(&self) -> &MemoryStore {
@@ -139,7 +181,7 @@ impl MemoryServer {
         Ok(out)
     }
 
-    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync) and uptime.")]
+    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins) and uptime.")]
     async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let (status, runtime) = match &*self.runtime.borrow() {
@@ -171,6 +213,7 @@ impl MemoryServer {
             "sandbox": runtime,
             "executions": self.metrics.counts(),
             "storage": self.store.stats(),
+            "learning": self.learning_health(),
         })))
     }
 

@@ -9,6 +9,13 @@
 //! | `steps`     | episode id ‖ step number (u32 BE)     | step JSON              |
 //! | `by_domain` | domain ‖ 0x00 ‖ episode id            | empty                  |
 //! | `by_type`   | task-type code (1 byte) ‖ episode id  | empty                  |
+//! | `analysis_queue` | episode id                       | empty                  |
+//!
+//! `analysis_queue` holds completed episodes not yet handed to the pattern
+//! analyzers: the completion and its queue entry are one atomic batch, so
+//! an episode is never completed without being queued, and the learning
+//! worker removes the entry in the same batch that stores what it learned.
+//! (The learning module keeps its own keyspaces in this database.)
 //!
 //! UUIDv7 ids sort by creation time, so `episodes` is also the time index.
 //! Each write is one atomic batch across keyspaces. Creates and steps are
@@ -35,6 +42,9 @@ use super::{reflection, reward};
 
 /// The on-disk layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Set once every completed episode has been queued for analysis.
+const ANALYSIS_BACKFILL_KEY: &str = "analysis_backfill";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -135,6 +145,7 @@ pub struct MemoryStore {
     steps: Keyspace,
     by_domain: Keyspace,
     by_type: Keyspace,
+    analysis_queue: Keyspace,
     /// Serialises writers: each write reads a header and writes it back.
     write: Mutex<()>,
     text: RwLock<TextIndex>,
@@ -178,6 +189,7 @@ impl MemoryStore {
             steps: ks("steps")?,
             by_domain: ks("by_domain")?,
             by_type: ks("by_type")?,
+            analysis_queue: ks("analysis_queue")?,
             options,
             path,
             db,
@@ -212,9 +224,16 @@ impl MemoryStore {
         let started = std::time::Instant::now();
         let mut text = TextIndex::new();
         let mut sums = HashMap::new();
+        // Stores from before the analysis queue existed learn from their
+        // completed episodes once.
+        let backfill = self.meta.get(ANALYSIS_BACKFILL_KEY)?.is_none();
+        let mut queue = self.db.batch();
         for kv in self.episodes.iter() {
             let (_, v) = kv.into_inner()?;
             let h: EpisodeHeader = decode("episodes", &v)?;
+            if backfill && h.is_complete() {
+                queue.insert(&self.analysis_queue, id_key(&h.episode_id), []);
+            }
             text.set_attributes(h.episode_id, &h.domain, h.task_type.code());
             text.add(h.episode_id, &header_text(&h));
             text.add(h.episode_id, &completion_text(&h));
@@ -229,6 +248,11 @@ impl MemoryStore {
             // Only the searchable fields: no timestamps or parameters parsed.
             let s: StepWords = decode("steps", &v)?;
             text.add(id, &s.text());
+        }
+        if backfill {
+            queue.insert(&self.meta, ANALYSIS_BACKFILL_KEY, "1");
+            queue.commit()?;
+            self.sync()?;
         }
         tracing::info!(episodes = sums.len(), millis = started.elapsed().as_millis() as u64, "search index rebuilt");
         *self.text.write().unwrap_or_else(|p| p.into_inner()) = text;
@@ -378,7 +402,10 @@ impl MemoryStore {
         h.reflection = Some(reflection::derive(&steps, &outcome));
         h.outcome = Some(outcome);
         h.completed_at = Some(now);
-        self.episodes.insert(id_key(&id), encode(&h))?;
+        let mut b = self.db.batch();
+        b.insert(&self.episodes, id_key(&id), encode(&h));
+        b.insert(&self.analysis_queue, id_key(&id), []);
+        b.commit()?;
         self.cache_header(&h);
         self.sync()?;
         self.index_text(id, &completion_text(&h));
@@ -456,6 +483,7 @@ impl MemoryStore {
         b.remove(&self.episodes, id_key(&id));
         b.remove(&self.by_domain, domain_key(&h.domain, &id));
         b.remove(&self.by_type, type_key(h.task_type, &id));
+        b.remove(&self.analysis_queue, id_key(&id));
         for n in 1..=h.step_count {
             b.remove(&self.steps, step_key(&id, n));
         }
@@ -522,10 +550,51 @@ impl MemoryStore {
         ids.iter().map(|id| s.get(id).map(&f)).collect()
     }
 
+    /// The database, for modules that keep their own keyspaces beside the
+    /// episodes (and write to them in the same atomic batches).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The queue of completed episodes awaiting analysis.
+    pub fn analysis_queue(&self) -> &Keyspace {
+        &self.analysis_queue
+    }
+
+    /// Up to `limit` queued episode ids, oldest first.
+    pub fn pending_analysis(&self, limit: usize) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for kv in self.analysis_queue.iter().take(limit) {
+            let k = kv.key()?;
+            if let Ok(id) = Uuid::from_slice(&k) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Episodes waiting for analysis (counted exactly: the queue is short
+    /// except right after a backfill).
+    pub fn analysis_backlog(&self) -> Result<u64> {
+        Ok(self.analysis_queue.len()? as u64)
+    }
+
+    /// Mean reward of completed episodes in `domain` of `task_type`, other
+    /// than `except`: the baseline a reward is compared against.
+    pub fn mean_reward(&self, domain: &str, task_type: TaskType, except: Uuid) -> Option<f64> {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let (sum, n) = s
+            .iter()
+            .filter(|(id, x)| **id != except && x.task_type == task_type && x.domain == domain)
+            .filter_map(|(_, x)| x.reward)
+            .fold((0.0, 0u64), |(s, n), r| (s + r, n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+
     /// Flushes memtables into tables and syncs: every byte is then in the
     /// keyspaces' table files (for measuring, or before a backup).
     pub fn flush_to_tables(&self) -> Result<()> {
-        for ks in [&self.meta, &self.episodes, &self.steps, &self.by_domain, &self.by_type] {
+        for ks in [&self.meta, &self.episodes, &self.steps, &self.by_domain, &self.by_type, &self.analysis_queue] {
             ks.rotate_memtable_and_wait()?;
         }
         self.db.persist(PersistMode::SyncAll)?;

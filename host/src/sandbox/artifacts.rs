@@ -178,7 +178,7 @@ pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result
     wizer.keep_init_func(true);
     let (snap, _) = wizer
         .run_component(&mut store, source, async |store, component| {
-            let linker = capabilities::linker(store.engine(), component, Grants { tools: true })?;
+            let linker = capabilities::linker(store.engine(), component, Grants::TOOLS)?;
             linker.instantiate_async(store, component).await
         })
         .await

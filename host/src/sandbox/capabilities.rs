@@ -4,6 +4,8 @@
 //!
 //! Always granted: clocks, random, `wasi:io` streams, and the captured
 //! stdin (empty), stdout and stderr, plus an empty environment and `exit`.
+//! Granted only when asked: the `tools` import (code mode) and the
+//! read-only episode `store` (analyzers whose policy says so).
 //! Never granted by default: filesystem, sockets, HTTP. There is no WASI
 //! interface for subprocesses at all.
 
@@ -23,6 +25,16 @@ pub struct Grants {
     /// The `memory-mcp:tool-call/tools` import (each call still passes the
     /// tool policy).
     pub tools: bool,
+    /// The read-only `memory-mcp:memory/store` import (pattern analyzers
+    /// whose policy grants it).
+    pub store: bool,
+}
+
+impl Grants {
+    /// Nothing beyond the always-granted base.
+    pub const NONE: Grants = Grants { tools: false, store: false };
+    /// The `tools` import, as code mode's JS runtime gets it.
+    pub const TOOLS: Grants = Grants { tools: true, store: false };
 }
 
 /// The text a denied capability traps with; execution results look for it.
@@ -63,12 +75,14 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
     cli::terminal_stdin::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
     cli::terminal_stdout::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
     cli::terminal_stderr::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    if grants.tools {
-        tools::add_to_linker(&mut l, StoreData::tools)?;
-    }
     let mut granted: Vec<&str> = ALWAYS_GRANTED.to_vec();
     if grants.tools {
+        tools::add_to_linker(&mut l, StoreData::tools)?;
         granted.push(TOOLS_INTERFACE);
+    }
+    if grants.store {
+        crate::learning::store_host::add_to_linker(&mut l, StoreData::episodes)?;
+        granted.push(STORE_INTERFACE);
     }
     deny_the_rest(&mut l, engine, component, &granted)?;
     Ok(l)
@@ -97,6 +111,7 @@ const ALWAYS_GRANTED: &[&str] = &[
 ];
 
 const TOOLS_INTERFACE: &str = "memory-mcp:tool-call/tools";
+const STORE_INTERFACE: &str = "memory-mcp:memory/store";
 
 fn versionless(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)

@@ -44,6 +44,21 @@ pub fn build(max_concurrency: usize, max_memory_bytes: u64) -> Result<Engine> {
     Ok(engine)
 }
 
+/// The engine pattern analyzers run in: fuel metering (a deterministic CPU
+/// budget per batch) on top of the epoch deadline, and on-demand
+/// allocation, since analyzer calls are few and each gets its own limits.
+pub fn build_metered() -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.consume_fuel(true);
+    config.max_wasm_stack(2 << 20);
+    config.async_stack_size(4 << 20);
+    let engine = Engine::new(&config).map_err(|e| anyhow!("creating the metered wasmtime engine: {e}"))?;
+    start_ticker(&engine);
+    Ok(engine)
+}
+
 fn start_ticker(engine: &Engine) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new()

@@ -27,7 +27,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, Trap};
 
 use crate::metrics::Metrics;
 use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
@@ -161,14 +161,7 @@ impl Sandbox {
         let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.guard);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        store::arm_deadline(&mut store);
 
         let request = RunRequest {
             source: exec.code,

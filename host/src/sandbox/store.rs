@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::tools::{ToolsCtx, ToolsView};
+use crate::learning::store_host::{EpisodesCtx, EpisodesView};
 
 /// Caps linear memory and tables, and remembers whether a growth was refused
 /// so a failure can be reported as the memory limit it is.
@@ -50,6 +51,8 @@ pub struct StoreData {
     pub table: ResourceTable,
     pub guard: MemoryGuard,
     pub tools: ToolsCtx,
+    /// Read access to stored episodes, when granted.
+    pub episodes: EpisodesCtx,
     /// When the execution's wall-clock budget runs out.
     pub deadline: Instant,
 }
@@ -67,6 +70,24 @@ impl StoreData {
     pub fn tools(&mut self) -> ToolsView<'_> {
         ToolsView { ctx: &mut self.tools }
     }
+
+    pub fn episodes(&mut self) -> EpisodesView<'_> {
+        EpisodesView { ctx: &mut self.episodes }
+    }
+}
+
+/// Interrupts the store's guest once its data's deadline passes, yielding
+/// to the async runtime every epoch tick until then. Call after the store
+/// is made.
+pub fn arm_deadline(store: &mut wasmtime::Store<StoreData>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
 }
 
 impl StoreData {
@@ -89,26 +110,39 @@ impl StoreData {
             table: ResourceTable::new(),
             guard: MemoryGuard::new(memory_bytes),
             tools,
+            episodes: EpisodesCtx::none(),
             deadline,
         }
+    }
+
+    /// A store for one analyzer call: stderr captured (a panic message
+    /// explains a trap), no tools, and episode reads only when `episodes`
+    /// grants them.
+    pub fn for_analyzer(stderr: super::output::CappedPipe, memory_bytes: u64, episodes: EpisodesCtx, deadline: Instant) -> Self {
+        let mut data = Self::new(super::output::CappedPipe::new(0), stderr, memory_bytes, deny_all_tools(), deadline);
+        data.episodes = episodes;
+        data
     }
 
     /// The store the snapshotter initialises a component in: no output, no
     /// tools, 1 GiB.
     pub fn for_snapshot() -> Self {
-        use std::sync::Arc;
-        let tools = ToolsCtx::new(
-            Arc::new(super::policy::CompiledPolicy::deny_all()),
-            Arc::new(super::tools::NoServers),
-            Arc::new(super::tools::RateLimiter::default()),
-        );
         let sink = super::output::CappedPipe::new(0);
         Self::new(
             sink.clone(),
             sink,
             1 << 30,
-            tools,
+            deny_all_tools(),
             Instant::now() + std::time::Duration::from_secs(60),
         )
     }
+}
+
+fn deny_all_tools() -> ToolsCtx {
+    use std::sync::Arc;
+    ToolsCtx::new(
+        Arc::new(super::policy::CompiledPolicy::deny_all()),
+        Arc::new(super::tools::NoServers),
+        Arc::new(super::tools::RateLimiter::default()),
+    )
 }

@@ -1,0 +1,398 @@
+//! Pattern analyzers as components: the built-in one (embedded) and any
+//! third-party ones found in the plugins directory, each with a typed
+//! `InstancePre` built once, a fresh `Store` per call, fuel, memory and
+//! wall-clock limits from its policy, and its own health record.
+//!
+//! A plugin is any `<name>.wasm` there that exports
+//! `memory-mcp:patterns/analyzer@0.1.0`; its policy is `<name>.policy.toml`
+//! (no file: the defaults, which grant nothing). A plugin that fails to
+//! load is listed with the reason and the others load. A plugin whose
+//! calls fail five times in a row is quarantined until restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Engine, Store, Trap};
+
+use super::model::Provenance;
+use super::policy::{AnalyzerLimits, AnalyzerPolicy};
+use super::store_host::EpisodesCtx;
+use crate::memory::MemoryStore;
+use crate::sandbox::artifacts::ArtifactCache;
+use crate::sandbox::capabilities::{self, DENIED_IMPORT, Grants};
+use crate::sandbox::output::CappedPipe;
+use crate::sandbox::store::{StoreData, arm_deadline};
+use crate::world::{analyzer, statistics, types};
+
+/// The interface an analyzer component exports.
+pub const ANALYZER_EXPORT: &str = "memory-mcp:patterns/analyzer@0.1.0";
+/// Consecutive failed calls after which a plugin is quarantined.
+pub const QUARANTINE_AFTER: u32 = 5;
+/// The name the built-in analyzer goes by.
+pub const BUILTIN: &str = "builtin";
+/// Most stderr kept from a call (a panic message explains a trap).
+const STDERR_BYTES: usize = 4096;
+
+/// How an analyzer call failed. Each is contained: the call's store is
+/// dropped and nothing it returned is kept.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("ran out of fuel (its limit is {0} units per call)")]
+    OutOfFuel(u64),
+    #[error("exceeded its wall-clock limit of {0} ms")]
+    Timeout(u64),
+    #[error("exceeded its memory limit of {0} MiB")]
+    Memory(u64),
+    #[error("used a capability its policy does not grant: {0}")]
+    Denied(String),
+    #[error("reported an error: {0}")]
+    Reported(String),
+    #[error("{0}")]
+    Output(#[from] super::convert::OutputError),
+    #[error("is quarantined after {QUARANTINE_AFTER} consecutive failures")]
+    Quarantined,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source {
+    Builtin,
+    Plugin { path: PathBuf },
+}
+
+/// An analyzer's record since start-up, for `health_check`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub batches_ok: u64,
+    pub batches_failed: u64,
+    pub consecutive_failures: u32,
+    pub records_reported: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub last_call_ms: f64,
+    pub last_fuel_used: u64,
+}
+
+pub struct Analyzer {
+    pub provenance: Provenance,
+    pub description: String,
+    pub source: Source,
+    pub policy: AnalyzerPolicy,
+    pre: InstancePre<StoreData>,
+    analyzer: analyzer::GuestIndices,
+    statistics: Option<statistics::GuestIndices>,
+    health: Mutex<Health>,
+}
+
+/// A plugin file that did not load, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+/// A description of one analyzer for `health_check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalyzerReport {
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    pub description: String,
+    pub source: Source,
+    pub grants_store: bool,
+    pub limits: AnalyzerLimits,
+    #[serde(flatten)]
+    pub health: Health,
+}
+
+impl Analyzer {
+    async fn new(
+        engine: &Engine,
+        component: &Component,
+        source: Source,
+        policy: AnalyzerPolicy,
+        blake3: String,
+        memory: &Arc<MemoryStore>,
+    ) -> Result<Self> {
+        let grants = Grants { store: policy.grants.store, ..Grants::NONE };
+        let linker = capabilities::linker(engine, component, grants).map_err(|e| anyhow!("linking: {e}"))?;
+        let pre = linker.instantiate_pre(component).map_err(|e| anyhow!("pre-instantiating: {e}"))?;
+        let indices = analyzer::GuestIndices::new(&pre).map_err(|e| anyhow!("it does not export {ANALYZER_EXPORT}: {e}"))?;
+        let statistics = statistics::GuestIndices::new(&pre).ok();
+        let mut a = Self {
+            provenance: Provenance { analyzer: String::new(), analyzer_version: String::new(), component_blake3: blake3 },
+            description: String::new(),
+            source,
+            policy,
+            pre,
+            analyzer: indices,
+            statistics,
+            health: Mutex::new(Health { status: "ok", ..Default::default() }),
+        };
+        let (mut store, _) = a.store(engine, memory);
+        let info = async {
+            let instance = a.pre.instantiate_async(&mut store).await?;
+            a.analyzer.load(&mut store, &instance)?.call_info(&mut store).await
+        };
+        let info = tokio::time::timeout(Duration::from_millis(a.policy.limits.timeout_ms), info)
+            .await
+            .map_err(|_| anyhow!("`info` did not return within {} ms", a.policy.limits.timeout_ms))?
+            .map_err(|e| anyhow!("`info` failed: {e}"))?;
+        check_name(&info.name)?;
+        a.provenance.analyzer = info.name;
+        a.provenance.analyzer_version = info.version.chars().take(64).collect();
+        a.description = info.description.chars().take(1000).collect();
+        Ok(a)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.provenance.analyzer
+    }
+
+    fn store(&self, engine: &Engine, memory: &Arc<MemoryStore>) -> (Store<StoreData>, CappedPipe) {
+        let limits = &self.policy.limits;
+        let stderr = CappedPipe::new(STDERR_BYTES);
+        let episodes = if self.policy.grants.store { EpisodesCtx::granted(memory.clone()) } else { EpisodesCtx::none() };
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+        let data = StoreData::for_analyzer(stderr.clone(), limits.memory_mb << 20, episodes, deadline);
+        let mut store = Store::new(engine, data);
+        store.limiter(|d| &mut d.guard);
+        arm_deadline(&mut store);
+        // Fuel is set before anything runs, so it cannot fail.
+        let _ = store.set_fuel(limits.fuel);
+        (store, stderr)
+    }
+
+    fn classify(&self, err: wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe) -> Failure {
+        let limits = &self.policy.limits;
+        let trap = err.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::OutOfFuel) {
+            return Failure::OutOfFuel(limits.fuel);
+        }
+        if trap == Some(Trap::Interrupt) || Instant::now() >= store.data().deadline {
+            return Failure::Timeout(limits.timeout_ms);
+        }
+        if store.data().guard.memory_denied {
+            return Failure::Memory(limits.memory_mb);
+        }
+        let text = format!("{err:#}");
+        if text.contains(DENIED_IMPORT) {
+            return Failure::Denied(text);
+        }
+        let said = stderr.text();
+        let said = said.trim();
+        Failure::Trap(if said.is_empty() { text } else { format!("{text}; stderr: {said}") })
+    }
+
+    /// Runs `f` against a fresh instance under this analyzer's limits.
+    async fn call<T>(
+        &self,
+        engine: &Engine,
+        memory: &Arc<MemoryStore>,
+        f: impl AsyncFnOnce(&mut Store<StoreData>, &wasmtime::component::Instance) -> wasmtime::Result<T>,
+    ) -> Result<T, Failure> {
+        if self.health().status == "quarantined" {
+            return Err(Failure::Quarantined);
+        }
+        let started = Instant::now();
+        let (mut store, stderr) = self.store(engine, memory);
+        let timeout = Duration::from_millis(self.policy.limits.timeout_ms);
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            f(&mut store, &instance).await
+        };
+        let ran = tokio::time::timeout(timeout, run).await;
+        let fuel_used = self.policy.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let result = match ran {
+            Err(_) => Err(Failure::Timeout(self.policy.limits.timeout_ms)),
+            Ok(Err(e)) => Err(self.classify(e, &store, &stderr)),
+            Ok(Ok(t)) => Ok(t),
+        };
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.last_call_ms = started.elapsed().as_secs_f64() * 1000.0;
+        h.last_fuel_used = fuel_used;
+        result
+    }
+
+    /// Extracts patterns from `episodes`. The caller checks the output and
+    /// reports the outcome with [`Analyzer::record`].
+    pub async fn extract(&self, engine: &Engine, memory: &Arc<MemoryStore>, episodes: &[types::Episode]) -> Result<analyzer::Analysis, Failure> {
+        let out = self
+            .call(engine, memory, async |store, instance| {
+                self.analyzer.load(&mut *store, instance)?.call_extract(&mut *store, episodes).await
+            })
+            .await?;
+        out.map_err(|e| {
+            Failure::Reported(match e {
+                analyzer::AnalyzeError::InvalidInput(m) => format!("invalid input: {m}"),
+                analyzer::AnalyzeError::Internal(m) => format!("internal error: {m}"),
+            })
+        })
+    }
+
+    /// Time-series analysis, for analyzers that export `statistics`.
+    pub async fn analyze_series(
+        &self,
+        engine: &Engine,
+        memory: &Arc<MemoryStore>,
+        kind: statistics::AnalysisType,
+        config: statistics::AnalysisConfig,
+        data: &[statistics::Series],
+    ) -> Result<Result<statistics::Report, String>, Failure> {
+        let Some(stats) = &self.statistics else {
+            return Err(Failure::Reported(format!("{} does not export statistics", self.name())));
+        };
+        self.call(engine, memory, async |store, instance| {
+            stats.load(&mut *store, instance)?.call_analyze_series(&mut *store, kind, config, data).await
+        })
+        .await
+    }
+
+    /// Records how a batch went: `Ok(records kept)` or the failure.
+    pub fn record(&self, outcome: Result<u64, &Failure>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(n) => {
+                h.batches_ok += 1;
+                h.consecutive_failures = 0;
+                h.records_reported += n;
+            }
+            Err(Failure::Quarantined) => {}
+            Err(f) => {
+                h.batches_failed += 1;
+                h.consecutive_failures += 1;
+                h.last_error = Some(f.to_string());
+                h.last_error_at = Some(Utc::now());
+                tracing::warn!(analyzer = %self.provenance.analyzer, error = %f, "analyzer batch failed; contained");
+                if h.consecutive_failures >= QUARANTINE_AFTER && !matches!(self.source, Source::Builtin) {
+                    h.status = "quarantined";
+                    tracing::error!(analyzer = %self.provenance.analyzer, "analyzer quarantined until restart");
+                } else {
+                    h.status = "failing";
+                }
+            }
+        }
+        if h.consecutive_failures == 0 {
+            h.status = "ok";
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn report(&self) -> AnalyzerReport {
+        AnalyzerReport {
+            provenance: self.provenance.clone(),
+            description: self.description.clone(),
+            source: self.source.clone(),
+            grants_store: self.policy.grants.store,
+            limits: self.policy.limits,
+            health: self.health(),
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        anyhow::bail!("its name {name:?} is not 1-64 characters of [a-z0-9-]");
+    }
+    Ok(())
+}
+
+/// Every loaded analyzer, the built-in first, and the plugins refused.
+pub struct AnalyzerSet {
+    engine: Engine,
+    memory: Arc<MemoryStore>,
+    pub builtin: Analyzer,
+    pub plugins: Vec<Analyzer>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl AnalyzerSet {
+    /// Loads the built-in analyzer from `builtin_wasm` and every analyzer
+    /// plugin in `plugins_dir` (when it exists).
+    pub async fn load(cache: &ArtifactCache, builtin_wasm: &[u8], plugins_dir: Option<&Path>, memory: Arc<MemoryStore>) -> Result<Self> {
+        let engine = crate::sandbox::engine::build_metered()?;
+        let (component, load) = cache.load(&engine, "pattern-analyzer", builtin_wasm, None).await?;
+        tracing::info!(cache_hit = load.cache_hit, millis = load.millis, "built-in pattern analyzer ready");
+        let hash = blake3::hash(builtin_wasm).to_hex().to_string();
+        let builtin = Analyzer::new(&engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash, &memory)
+            .await
+            .context("starting the built-in pattern analyzer")?;
+        let mut set = Self { engine, memory, builtin, plugins: Vec::new(), rejected: Vec::new() };
+        if let Some(dir) = plugins_dir {
+            set.load_plugins(cache, dir).await;
+        }
+        Ok(set)
+    }
+
+    async fn load_plugins(&mut self, cache: &ArtifactCache, dir: &Path) {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.rejected.push(Rejected { file: dir.to_path_buf(), reason: format!("cannot read the plugins directory: {e}") });
+                return;
+            }
+        };
+        files.sort();
+        for file in files {
+            match self.load_plugin(cache, &file).await {
+                Ok(Some(a)) => {
+                    tracing::info!(analyzer = %a.name(), file = %file.display(), "analyzer plugin loaded");
+                    self.plugins.push(a);
+                }
+                Ok(None) => tracing::debug!(file = %file.display(), "not an analyzer; skipped"),
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    tracing::error!(file = %file.display(), %reason, "analyzer plugin refused");
+                    self.rejected.push(Rejected { file, reason });
+                }
+            }
+        }
+    }
+
+    /// `Ok(None)` for a component that is not an analyzer (another kind of
+    /// plugin).
+    async fn load_plugin(&self, cache: &ArtifactCache, file: &Path) -> Result<Option<Analyzer>> {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let stem = file.file_stem().and_then(|s| s.to_str()).ok_or_else(|| anyhow!("the file name is not UTF-8"))?;
+        let policy = AnalyzerPolicy::load(&file.with_file_name(format!("{stem}.policy.toml")))?;
+        let cache_name = format!("analyzer-{}", stem.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>());
+        let (component, _) = cache.load(&self.engine, &cache_name, &bytes, None).await.context("compiling")?;
+        let exports_analyzer = component.component_type().exports(&self.engine).any(|(name, _)| name == ANALYZER_EXPORT);
+        if !exports_analyzer {
+            return Ok(None);
+        }
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        let a = Analyzer::new(&self.engine, &component, Source::Plugin { path: file.to_path_buf() }, policy, hash, &self.memory).await?;
+        let taken = a.name() == BUILTIN || self.plugins.iter().any(|p| p.name() == a.name());
+        if taken {
+            anyhow::bail!("another analyzer is already named {:?}", a.name());
+        }
+        Ok(Some(a))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn memory(&self) -> &Arc<MemoryStore> {
+        &self.memory
+    }
+
+    /// The built-in analyzer, then the plugins.
+    pub fn all(&self) -> impl Iterator<Item = &Analyzer> {
+        std::iter::once(&self.builtin).chain(&self.plugins)
+    }
+}

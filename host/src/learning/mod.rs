@@ -1,0 +1,22 @@
+//! Learning from episodes: pattern analyzers run as sandboxed components
+//! (the built-in one and third-party plugins), a worker that feeds them
+//! completed episodes off the acknowledgement path, the store of what they
+//! learned, and the ranking that recommends it.
+//!
+//! The host does no analysis: it moves episodes across the component
+//! boundary, checks what comes back against the contract, merges equal
+//! keys, and ranks records for retrieval.
+
+pub mod analyzers;
+pub mod convert;
+pub mod model;
+pub mod patterns;
+pub mod policy;
+pub mod rank;
+pub mod series;
+pub mod store_host;
+pub mod worker;
+
+pub use analyzers::{Analyzer, AnalyzerSet};
+pub use patterns::PatternStore;
+pub use worker::{AnalyzersState, Learning};

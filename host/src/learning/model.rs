@@ -1,0 +1,190 @@
+//! Learned patterns and heuristics as stored and returned: what an
+//! analyzer reported, merged across batches, with provenance and the
+//! effectiveness agents report back.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::memory::model::{OutcomeType, TaskType};
+
+/// Episode ids one record keeps as evidence (the most recent).
+pub const MAX_EVIDENCE_IDS: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternKind {
+    ToolSequence,
+    DecisionPoint,
+    ErrorRecovery,
+    ContextPattern,
+    /// Defined by a third-party analyzer; `label` says what.
+    Custom,
+    /// A condition → action rule.
+    Heuristic,
+}
+
+impl PatternKind {
+    /// Kinds that suggest something to do (context patterns describe
+    /// circumstances; heuristics are listed on their own).
+    pub fn is_recommendable(self) -> bool {
+        matches!(self, Self::ToolSequence | Self::DecisionPoint | Self::ErrorRecovery | Self::Custom)
+    }
+}
+
+/// Why a record is believed, summed over every batch that reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Evidence {
+    /// The most recent supporting episodes.
+    pub episode_ids: Vec<String>,
+    /// Supporting observations.
+    pub sample_size: u64,
+    /// Successes among them (partial successes count half).
+    pub successes: f64,
+    /// `successes / sample_size`.
+    pub success_rate: f64,
+}
+
+/// What agents reported after using a record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Effectiveness {
+    /// Times returned by search or recommendation.
+    pub times_retrieved: u64,
+    /// Times an agent reported applying it.
+    pub times_applied: u64,
+    /// Times an agent reported seeing it and not applying it.
+    pub times_declined: u64,
+    /// Successes when applied (partial successes count half).
+    pub successes_when_applied: f64,
+    /// Feedback that linked an episode with a reward: the sum and count of
+    /// (that reward − the mean reward of comparable episodes).
+    pub reward_delta_sum: f64,
+    pub reward_delta_count: u64,
+}
+
+impl Effectiveness {
+    /// Success rate when applied, or `None` before any application.
+    pub fn applied_success_rate(&self) -> Option<f64> {
+        (self.times_applied > 0).then(|| self.successes_when_applied / self.times_applied as f64)
+    }
+
+    pub fn mean_reward_delta(&self) -> Option<f64> {
+        (self.reward_delta_count > 0).then(|| self.reward_delta_sum / self.reward_delta_count as f64)
+    }
+}
+
+/// Which analyzer reported a record, and from which component bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Provenance {
+    pub analyzer: String,
+    pub analyzer_version: String,
+    /// blake3 of the analyzer's component, hex.
+    pub component_blake3: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoredPattern {
+    pub pattern_id: Uuid,
+    pub kind: PatternKind,
+    /// The analyzer's stable key; equal keys from one analyzer merge.
+    pub key: String,
+    pub label: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_type: Option<TaskType>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Analyzer-specific detail.
+    pub data: Value,
+    pub evidence: Evidence,
+    /// The analyzer's confidence, averaged over observations, 0..1.
+    pub confidence: f64,
+    pub provenance: Provenance,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub effectiveness: Effectiveness,
+}
+
+/// The id of `key` as reported by `analyzer`: stable across restarts.
+pub fn pattern_id(analyzer: &str, kind: PatternKind, key: &str) -> Uuid {
+    let mut h = blake3::Hasher::new();
+    h.update(analyzer.as_bytes());
+    h.update(&[0]);
+    h.update(if kind == PatternKind::Heuristic { b"h" } else { b"p" });
+    h.update(&[0]);
+    h.update(key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    uuid::Builder::from_custom_bytes(b).into_uuid()
+}
+
+impl StoredPattern {
+    /// Folds a new observation of the same record into this one: evidence
+    /// adds up, confidence is the sample-weighted mean, descriptive fields
+    /// take the newest report.
+    pub fn absorb(&mut self, new: StoredPattern) {
+        let (n0, n1) = (self.evidence.sample_size as f64, new.evidence.sample_size as f64);
+        if n0 + n1 > 0.0 {
+            self.confidence = (self.confidence * n0 + new.confidence * n1) / (n0 + n1);
+        }
+        self.evidence.sample_size += new.evidence.sample_size;
+        self.evidence.successes += new.evidence.successes;
+        self.evidence.success_rate = self.evidence.successes / (self.evidence.sample_size.max(1) as f64);
+        for id in new.evidence.episode_ids {
+            if !self.evidence.episode_ids.contains(&id) {
+                self.evidence.episode_ids.push(id);
+            }
+        }
+        let excess = self.evidence.episode_ids.len().saturating_sub(MAX_EVIDENCE_IDS);
+        self.evidence.episode_ids.drain(..excess);
+        self.label = new.label;
+        self.description = new.description;
+        self.tools = new.tools;
+        self.condition = new.condition;
+        self.action = new.action;
+        self.data = new.data;
+        self.provenance = new.provenance;
+        self.last_seen = new.last_seen;
+    }
+
+    /// The words it is found by.
+    pub fn search_text(&self) -> String {
+        let mut t = format!("{} {} {}", self.label, self.description, self.tools.join(" "));
+        for s in [&self.condition, &self.action, &self.domain].into_iter().flatten() {
+            t.push(' ');
+            t.push_str(s);
+        }
+        if let Some(tt) = self.task_type {
+            t.push(' ');
+            t.push_str(&serde_json::to_value(tt).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+        }
+        t
+    }
+
+    /// Records one piece of feedback; a reward delta counts only when the
+    /// record was applied.
+    pub fn record_feedback(&mut self, applied: bool, outcome: OutcomeType, reward_delta: Option<f64>) {
+        if !applied {
+            self.effectiveness.times_declined += 1;
+            return;
+        }
+        self.effectiveness.times_applied += 1;
+        self.effectiveness.successes_when_applied += match outcome {
+            OutcomeType::Success => 1.0,
+            OutcomeType::PartialSuccess => 0.5,
+            OutcomeType::Failure => 0.0,
+        };
+        if let Some(d) = reward_delta {
+            self.effectiveness.reward_delta_sum += d;
+            self.effectiveness.reward_delta_count += 1;
+        }
+    }
+}

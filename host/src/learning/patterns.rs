@@ -1,0 +1,214 @@
+//! Learned records on fjall, beside the episodes, with an in-memory copy
+//! and word index for retrieval.
+//!
+//! | keyspace   | key                   | value               |
+//! |------------|-----------------------|---------------------|
+//! | `patterns` | pattern id (16 bytes) | `StoredPattern` JSON |
+//!
+//! What a batch taught and the removal of that batch from the analysis
+//! queue are one atomic write: a crash either keeps both or neither, so an
+//! episode is never counted twice or lost.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use uuid::Uuid;
+
+use super::model::{PatternKind, StoredPattern};
+use crate::memory::model::{OutcomeType, TaskType};
+use crate::memory::text::{Filter, TextIndex};
+use crate::memory::{MemoryStore, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Task-type code for records that have none.
+const NO_TASK_TYPE: u8 = u8::MAX;
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<Uuid, StoredPattern>,
+    text: TextIndex,
+    by_domain: HashMap<String, Vec<Uuid>>,
+}
+
+impl Inner {
+    fn index(&mut self, p: &StoredPattern) {
+        let domain = p.domain.as_deref().unwrap_or("");
+        self.text.set_attributes(p.pattern_id, domain, p.task_type.map(TaskType::code).unwrap_or(NO_TASK_TYPE));
+        self.text.add(p.pattern_id, &p.search_text());
+        self.by_domain.entry(domain.to_string()).or_default().push(p.pattern_id);
+    }
+}
+
+/// What one `apply` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    pub new: u64,
+    pub merged: u64,
+}
+
+pub struct PatternStore {
+    db: Database,
+    patterns: Keyspace,
+    queue: Keyspace,
+    inner: RwLock<Inner>,
+}
+
+fn decode(bytes: &[u8]) -> Result<StoredPattern> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { keyspace: "patterns", detail: e.to_string() })
+}
+
+fn encode(p: &StoredPattern) -> Vec<u8> {
+    serde_json::to_vec(p).unwrap_or_default()
+}
+
+impl PatternStore {
+    /// Opens the `patterns` keyspace in the episode store's database and
+    /// loads it.
+    pub fn open(memory: &MemoryStore) -> Result<Self> {
+        let db = memory.database().clone();
+        let patterns = db.keyspace("patterns", KeyspaceCreateOptions::default)?;
+        let mut inner = Inner::default();
+        for kv in patterns.iter() {
+            let (_, v) = kv.into_inner()?;
+            let p = decode(&v)?;
+            inner.index(&p);
+            inner.map.insert(p.pattern_id, p);
+        }
+        tracing::info!(patterns = inner.map.len(), "learned patterns loaded");
+        Ok(Self { db, patterns, queue: memory.analysis_queue().clone(), inner: RwLock::new(inner) })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Merges `learned` into the stored records (same id: evidence adds up)
+    /// and removes `processed` from the analysis queue, in one batch.
+    pub fn apply(&self, learned: Vec<StoredPattern>, processed: &[Uuid]) -> Result<Applied> {
+        let mut inner = self.write();
+        let mut touched: HashMap<Uuid, StoredPattern> = HashMap::new();
+        let mut fresh: Vec<Uuid> = Vec::new();
+        let mut applied = Applied::default();
+        for p in learned {
+            let id = p.pattern_id;
+            if let Some(t) = touched.get_mut(&id) {
+                t.absorb(p);
+                applied.merged += 1;
+            } else if let Some(old) = inner.map.get(&id) {
+                let mut t = old.clone();
+                t.absorb(p);
+                touched.insert(id, t);
+                applied.merged += 1;
+            } else {
+                fresh.push(id);
+                touched.insert(id, p);
+                applied.new += 1;
+            }
+        }
+        let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
+        for p in touched.values() {
+            b.insert(&self.patterns, p.pattern_id.as_bytes(), encode(p));
+        }
+        for id in processed {
+            b.remove(&self.queue, id.as_bytes());
+        }
+        b.commit()?;
+        for id in fresh {
+            if let Some(p) = touched.get(&id) {
+                inner.index(p);
+            }
+        }
+        inner.map.extend(touched);
+        Ok(applied)
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<StoredPattern> {
+        self.read().map.get(id).cloned()
+    }
+
+    /// Records feedback on `id` and returns the updated record.
+    pub fn record_feedback(&self, id: Uuid, applied: bool, outcome: OutcomeType, reward_delta: Option<f64>) -> Result<Option<StoredPattern>> {
+        let mut inner = self.write();
+        let Some(p) = inner.map.get_mut(&id) else { return Ok(None) };
+        p.record_feedback(applied, outcome, reward_delta);
+        let updated = p.clone();
+        self.patterns.insert(id.as_bytes(), encode(&updated))?;
+        self.db.persist(PersistMode::Buffer)?;
+        Ok(Some(updated))
+    }
+
+    /// Counts one retrieval of each of `ids` (not fsynced: a lost count
+    /// after a crash is harmless).
+    pub fn mark_retrieved(&self, ids: &[Uuid]) -> Result<()> {
+        let mut inner = self.write();
+        let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
+        for id in ids {
+            if let Some(p) = inner.map.get_mut(id) {
+                p.effectiveness.times_retrieved += 1;
+                b.insert(&self.patterns, id.as_bytes(), encode(p));
+            }
+        }
+        b.commit()?;
+        Ok(())
+    }
+
+    /// Records matching `keep`, cloned.
+    pub fn select(&self, keep: impl Fn(&StoredPattern) -> bool) -> Vec<StoredPattern> {
+        self.read().map.values().filter(|p| keep(p)).cloned().collect()
+    }
+
+    /// Scores the candidates for a query without copying them: the best
+    /// `max_matches` word matches, plus every record in `domain` (with a
+    /// BM25 score of 0 when no word matched). `score` gets each record,
+    /// its BM25 score and the best BM25 score, and returns what to keep.
+    pub fn score_candidates<T>(
+        &self,
+        query: &str,
+        domain: Option<&str>,
+        max_matches: usize,
+        score: impl Fn(&StoredPattern, f32, f32) -> Option<T>,
+    ) -> Vec<T> {
+        let inner = self.read();
+        let (hits, _) = inner.text.search(query, Filter::default(), Some(max_matches));
+        let best = hits.first().map(|h| h.1).unwrap_or(0.0);
+        let mut out = Vec::with_capacity(hits.len());
+        let mut seen: std::collections::HashSet<Uuid> = std::collections::HashSet::with_capacity(hits.len());
+        for (id, bm25) in hits {
+            seen.insert(id);
+            if let Some(t) = inner.map.get(&id).and_then(|p| score(p, bm25, best)) {
+                out.push(t);
+            }
+        }
+        if let Some(ids) = domain.and_then(|d| inner.by_domain.get(d)) {
+            for id in ids.iter().filter(|id| !seen.contains(id)) {
+                if let Some(t) = inner.map.get(id).and_then(|p| score(p, 0.0, best)) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    /// Records per kind, for `health_check`.
+    pub fn counts(&self) -> HashMap<PatternKind, u64> {
+        let mut c = HashMap::new();
+        for p in self.read().map.values() {
+            *c.entry(p.kind).or_default() += 1;
+        }
+        c
+    }
+}

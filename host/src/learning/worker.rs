@@ -1,0 +1,177 @@
+//! The learning worker: drains the analysis queue in batches, off the
+//! path that acknowledges `complete_episode`. Each batch goes to every
+//! analyzer in turn; what each returns is checked, and what passes is
+//! merged into the stored patterns in the same write that dequeues the
+//! batch.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use super::analyzers::AnalyzerSet;
+use super::convert::{accept, episode_to_wit};
+use super::patterns::PatternStore;
+use crate::memory::{MemoryStore, StoreError};
+
+/// Episodes handed to the analyzers at once.
+pub const BATCH: usize = 256;
+/// How often the queue is checked when nothing wakes the worker.
+const IDLE_POLL: Duration = Duration::from_secs(30);
+
+/// Where the analyzers are.
+#[derive(Clone)]
+pub enum AnalyzersState {
+    Loading,
+    Ready(Arc<AnalyzerSet>),
+    Failed(String),
+}
+
+/// The worker's record since start-up, for `health_check`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerStatus {
+    pub batches: u64,
+    pub episodes_analyzed: u64,
+    pub records_new: u64,
+    pub records_merged: u64,
+    pub last_batch_at: Option<DateTime<Utc>>,
+    pub last_batch_ms: f64,
+    pub last_error: Option<String>,
+}
+
+/// Learning: the analyzers, the pattern store, and the worker between.
+pub struct Learning {
+    pub memory: Arc<MemoryStore>,
+    pub patterns: Arc<PatternStore>,
+    analyzers: watch::Receiver<AnalyzersState>,
+    wake: Notify,
+    status: Mutex<WorkerStatus>,
+}
+
+impl Learning {
+    pub fn new(memory: Arc<MemoryStore>, patterns: Arc<PatternStore>, analyzers: watch::Receiver<AnalyzersState>) -> Arc<Self> {
+        Arc::new(Self { memory, patterns, analyzers, wake: Notify::new(), status: Mutex::new(WorkerStatus::default()) })
+    }
+
+    /// Starts the worker on the current runtime.
+    pub fn spawn(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move { me.run().await });
+    }
+
+    /// Tells the worker there is new work (never blocks).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn state(&self) -> AnalyzersState {
+        self.analyzers.borrow().clone()
+    }
+
+    /// The analyzers, once loaded.
+    pub async fn ready(&self) -> Result<Arc<AnalyzerSet>, String> {
+        let mut rx = self.analyzers.clone();
+        loop {
+            match &*rx.borrow_and_update() {
+                AnalyzersState::Ready(s) => return Ok(s.clone()),
+                AnalyzersState::Failed(e) => return Err(e.clone()),
+                AnalyzersState::Loading => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err("the analyzers were never loaded".into());
+            }
+        }
+    }
+
+    pub fn status(&self) -> WorkerStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn run(self: Arc<Self>) {
+        let set = match self.ready().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "pattern analyzers unavailable; learning is off");
+                return;
+            }
+        };
+        loop {
+            match self.step(&set).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "learning batch failed; will retry");
+                    self.status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
+                }
+            }
+            let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+        }
+    }
+
+    /// Analyses one batch. `Ok(false)` when the queue was empty.
+    pub async fn step(&self, set: &AnalyzerSet) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        let memory = self.memory.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let ids = memory.pending_analysis(BATCH)?;
+            let mut episodes = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match memory.get_episode(*id) {
+                    Ok(e) => episodes.push(episode_to_wit(&e)),
+                    // Deleted since it was queued: nothing to learn.
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((ids, episodes))
+        })
+        .await
+        .map_err(|e| StoreError::Storage(fjall::Error::Io(std::io::Error::other(e.to_string()))))??;
+        let (ids, episodes) = loaded;
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        let learned = analyse(set, &episodes).await;
+        let patterns = self.patterns.clone();
+        let processed: Vec<Uuid> = ids.clone();
+        let applied = tokio::task::spawn_blocking(move || patterns.apply(learned, &processed))
+            .await
+            .map_err(|e| StoreError::Storage(fjall::Error::Io(std::io::Error::other(e.to_string()))))??;
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.batches += 1;
+        s.episodes_analyzed += episodes.len() as u64;
+        s.records_new += applied.new;
+        s.records_merged += applied.merged;
+        s.last_batch_at = Some(Utc::now());
+        s.last_batch_ms = started.elapsed().as_secs_f64() * 1000.0;
+        s.last_error = None;
+        Ok(true)
+    }
+}
+
+/// Runs every analyzer over `episodes` and keeps what passes the checks.
+/// A failing analyzer is recorded and skipped; the others go on.
+pub async fn analyse(set: &AnalyzerSet, episodes: &[crate::world::types::Episode]) -> Vec<super::model::StoredPattern> {
+    let batch: HashSet<String> = episodes.iter().map(|e| e.id.clone()).collect();
+    let now = Utc::now();
+    let mut learned = Vec::new();
+    if episodes.is_empty() {
+        return learned;
+    }
+    for a in set.all() {
+        let out = a.extract(set.engine(), set.memory(), episodes).await;
+        let accepted = out.and_then(|analysis| Ok(accept(analysis, &batch, &a.policy.limits, &a.provenance, now)?));
+        match accepted {
+            Ok(records) => {
+                a.record(Ok(records.len() as u64));
+                learned.extend(records);
+            }
+            Err(f) => a.record(Err(&f)),
+        }
+    }
+    learned
+}
