@@ -85,8 +85,8 @@ fn parts(p: &StoredPattern, bm25: f32, best: f32, q: &RankQuery<'_>, tag_words: 
     let context = if tag_words.is_empty() {
         domain
     } else {
-        let words = tokenize(&format!("{} {}", p.key, p.description));
-        let shared = tag_words.iter().filter(|t| words.contains(t)).count();
+        // Tag words are lower case; keys and descriptions mostly are too.
+        let shared = tag_words.iter().filter(|t| p.key.contains(t.as_str()) || p.description.contains(t.as_str())).count();
         0.6 * domain + 0.4 * shared as f64 / tag_words.len() as f64
     };
     let e = &p.effectiveness;

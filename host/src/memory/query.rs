@@ -93,8 +93,8 @@ pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
 
     match q.sort {
         SortBy::Relevance if has_words => {} // already best first
-        SortBy::Relevance | SortBy::Newest => scored.sort_by(|a, b| b.0.cmp(&a.0)),
-        SortBy::Oldest => scored.sort_by(|a, b| a.0.cmp(&b.0)),
+        SortBy::Relevance | SortBy::Newest => scored.sort_by_key(|a| std::cmp::Reverse(a.0)),
+        SortBy::Oldest => scored.sort_by_key(|a| a.0),
         SortBy::Duration => sort_by_key(store, &mut scored, |x| x.duration_ms.map(|d| d as f64), false),
         SortBy::Success => sort_by_key(store, &mut scored, |x| x.reward, true),
     }
