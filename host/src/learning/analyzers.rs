@@ -185,11 +185,16 @@ impl Analyzer {
         }
         let text = format!("{err:#}");
         if text.contains(DENIED_IMPORT) {
-            return Failure::Denied(text);
+            return Failure::Denied(text.lines().next().unwrap_or_default().to_string());
         }
+        // The trap itself, not the wasm backtrace wasmtime attaches.
+        let what = match trap {
+            Some(t) => t.to_string(),
+            None => text.lines().next().unwrap_or_default().to_string(),
+        };
         let said = stderr.text();
-        let said = said.trim();
-        Failure::Trap(if said.is_empty() { text } else { format!("{text}; stderr: {said}") })
+        let said: String = said.lines().filter(|l| !l.starts_with("note:")).collect::<Vec<_>>().join(" ");
+        Failure::Trap(if said.trim().is_empty() { what } else { format!("{what}; stderr: {}", said.trim()) })
     }
 
     /// Runs `f` against a fresh instance under this analyzer's limits.
