@@ -240,6 +240,7 @@ async fn third_party_analyzers_load_with_provenance_and_hostile_ones_are_contain
     // dropped and reported, the built-in analyzer still learns, and the
     // server keeps serving.
     let cases = [
+        ("store", "capability `memory-mcp:memory/store@0.1.0#count-episodes` is not granted"),
         ("trap", "trapped"),
         ("loop", "fuel"),
         ("alloc", "memory limit"),
@@ -253,9 +254,14 @@ async fn third_party_analyzers_load_with_provenance_and_hostile_ones_are_contain
         done += 1;
         let h = analysed(&s, done).await;
         let hostile = analyzer(&h, "hostile");
-        assert_eq!(hostile["batches_failed"], i as u64 + 1, "{hostile}");
-        let last = hostile["last_error"].as_str().unwrap_or("");
-        assert!(last.contains(expect), "{behaviour}: {last}");
+        if i < 5 {
+            assert_eq!(hostile["batches_failed"], i as u64 + 1, "{hostile}");
+            let last = hostile["last_error"].as_str().unwrap_or("");
+            assert!(last.contains(expect), "{behaviour}: {last}");
+        } else {
+            // Quarantined after five failures in a row: not called again.
+            assert_eq!((hostile["status"].as_str(), hostile["batches_failed"].as_u64()), (Some("quarantined"), Some(5)), "{hostile}");
+        }
         let b = analyzer(&h, "builtin");
         assert_eq!((b["status"].as_str(), b["batches_failed"].as_u64()), (Some("ok"), Some(0)), "{b}");
         let a = ok(&s, "analyze_patterns", json!({"task_type": "code_generation", "limit": 100, "domain": "ops"})).await;
@@ -267,6 +273,23 @@ async fn third_party_analyzers_load_with_provenance_and_hostile_ones_are_contain
     let h = health(&s).await;
     assert_eq!(analyzer(&h, "hostile")["status"], "quarantined");
     assert_eq!(analyzer(&h, "slow-steps")["status"], "ok");
+}
+
+#[tokio::test]
+async fn an_analyzer_granted_the_store_reads_it() {
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    install(plugins.path(), "hostile_analyzer.wasm", "reader", Some("version = 1\n[grants]\nstore = true\n"));
+    let dir = plugins.path().to_str().expect("utf-8").to_string();
+    let s = spawn(&["--plugins-dir", &dir]).await;
+    episode(&s, "an ordinary task", "ops", &["a", "b"], "success", 10).await;
+    episode(&s, "another one", "ops", &["a", "b"], "failure", 10).await;
+    episode(&s, "hostile:store count them", "ops", &["a", "b"], "success", 10).await;
+    let h = analysed(&s, 3).await;
+    let reader = analyzer(&h, "hostile");
+    assert_eq!((reader["grants_store"].as_bool(), reader["batches_failed"].as_u64()), (Some(true), Some(0)), "{reader}");
+    let found = ok(&s, "search_patterns", json!({"query": "hostile analyzer pattern", "domain": "ops", "min_relevance": 0.0, "limit": 20})).await;
+    let counted = found["results"].as_array().expect("results").iter().find(|r| r["pattern"]["key"] == "store-count").unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(counted["pattern"]["data"]["count"], 3);
 }
 
 /// `wasm-tools component wit` of the example plugin, kept in the repo.

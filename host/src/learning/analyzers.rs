@@ -185,7 +185,8 @@ impl Analyzer {
         }
         let text = format!("{err:#}");
         if text.contains(DENIED_IMPORT) {
-            return Failure::Denied(text.lines().next().unwrap_or_default().to_string());
+            let line = text.lines().find(|l| l.contains(DENIED_IMPORT)).unwrap_or_default();
+            return Failure::Denied(line.trim().to_string());
         }
         // The trap itself, not the wasm backtrace wasmtime attaches.
         let what = match trap {
