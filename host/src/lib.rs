@@ -4,7 +4,8 @@
 //! The host is a thin wasmtime embedder: agent JavaScript runs in the
 //! QuickJS component (`components/js-runtime`), pre-initialised and
 //! precompiled once, then instantiated fresh for every call under enforced
-//! limits.
+//! limits. Episodes live in fjall ([`memory`]); pattern analysis runs in
+//! analyzer components fed by a background worker ([`learning`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
