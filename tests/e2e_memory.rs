@@ -5,20 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, spawn, spawn_in, text};
+use common::{Server, err, ok, spawn, spawn_in};
 use serde_json::{Value, json};
-
-async fn ok(s: &Server, tool: &str, args: Value) -> Value {
-    let r = s.call(tool, args.clone()).await;
-    assert_ne!(r.is_error, Some(true), "{tool}({args}) failed: {}", text(&r));
-    r.structured_content.expect("structured")
-}
-
-async fn err(s: &Server, tool: &str, args: Value) -> String {
-    let r = s.call(tool, args.clone()).await;
-    assert_eq!(r.is_error, Some(true), "{tool}({args}) should fail: {:?}", r.structured_content);
-    text(&r)
-}
 
 async fn create(s: &Server, desc: &str, domain: &str, task_type: &str) -> String {
     let r = ok(s, "create_episode", json!({"task_description": desc, "domain": domain, "task_type": task_type, "context": {"language": "rust", "tags": ["t"]}})).await;

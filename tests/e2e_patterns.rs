@@ -8,20 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Server, spawn, spawn_in, text};
+use common::{Server, err, ok, spawn, spawn_in};
 use serde_json::{Value, json};
-
-async fn ok(s: &Server, tool: &str, args: Value) -> Value {
-    let r = s.call(tool, args.clone()).await;
-    assert_ne!(r.is_error, Some(true), "{tool}({args}) failed: {}", text(&r));
-    r.structured_content.expect("structured")
-}
-
-async fn err(s: &Server, tool: &str, args: Value) -> String {
-    let r = s.call(tool, args.clone()).await;
-    assert_eq!(r.is_error, Some(true), "{tool}({args}) should fail: {:?}", r.structured_content);
-    text(&r)
-}
 
 /// Records a completed episode with one step per tool.
 async fn episode(s: &Server, desc: &str, domain: &str, tools: &[&str], outcome: &str, latency_ms: u64) -> String {

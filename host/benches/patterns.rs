@@ -240,10 +240,10 @@ async fn at_size(cache: &ArtifactCache, n: usize) -> anyhow::Result<String> {
         let tags = vec![q.pick(&NOUNS).to_string()];
         let query = RankQuery { text: &text, domain: Some(domain), tags: &tags };
         let t = Instant::now();
-        let recs = rank::rank(&patterns, &query, 3, 0.0, |p| p.kind.is_recommendable());
-        let heur = rank::rank(&patterns, &query, 3, 0.0, |p| p.kind == memory_mcp::learning::model::PatternKind::Heuristic);
+        // As `recommend_patterns` ranks: patterns and heuristics in one pass.
+        let ranked = rank::recommend(&patterns, &query, 3);
         times.push(t.elapsed());
-        std::hint::black_box((recs, heur));
+        std::hint::black_box(ranked);
     }
     let p50 = pct(&mut times, 0.5);
     let p99 = pct(&mut times, 0.99);
@@ -278,7 +278,7 @@ fn main() -> anyhow::Result<()> {
         }
         let mut ids = store.all_ids();
         ids.sort();
-        let wit: Vec<w::Episode> = ids.iter().map(|id| store.get_episode(*id).map(|e| episode_to_wit(&e))).collect::<Result<_, _>>()?;
+        let wit: Vec<w::Episode> = ids.iter().map(|id| store.get_episode(*id).map(episode_to_wit)).collect::<Result<_, _>>()?;
         let steps: usize = wit.iter().map(|e| e.steps.len()).sum();
         println!("{count} episodes, {:.1} steps each on average\n", steps as f64 / count as f64);
         let set = AnalyzerSet::load(&cache, memory_mcp::components::PATTERN_ANALYZER, None, store.clone()).await?;

@@ -88,3 +88,18 @@ pub fn text(r: &CallToolResult) -> String {
         .find_map(|c| c.as_text().map(|t| t.text.clone()))
         .unwrap_or_default()
 }
+
+/// Calls `tool` and returns its structured result, failing the test on an
+/// `isError` result.
+pub async fn ok(s: &Server, tool: &str, args: Value) -> Value {
+    let r = s.call(tool, args.clone()).await;
+    assert_ne!(r.is_error, Some(true), "{tool}({args}) failed: {}", text(&r));
+    r.structured_content.expect("structured")
+}
+
+/// Calls `tool`, expects an `isError` result, and returns its text.
+pub async fn err(s: &Server, tool: &str, args: Value) -> String {
+    let r = s.call(tool, args.clone()).await;
+    assert_eq!(r.is_error, Some(true), "{tool}({args}) should fail: {:?}", r.structured_content);
+    text(&r)
+}

@@ -205,7 +205,7 @@ impl Analyzer {
         memory: &Arc<MemoryStore>,
         f: impl AsyncFnOnce(&mut Store<StoreData>, &wasmtime::component::Instance) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
-        if self.health().status == "quarantined" {
+        if self.health.lock().unwrap_or_else(|p| p.into_inner()).status == "quarantined" {
             return Err(Failure::Quarantined);
         }
         let started = Instant::now();

@@ -28,78 +28,82 @@ pub fn task_type_to_wit(t: TaskType) -> w::TaskType {
     }
 }
 
-pub fn episode_to_wit(e: &Episode) -> w::Episode {
-    let h = &e.header;
+/// The WIT form of an episode, moving its strings rather than copying them.
+pub fn episode_to_wit(e: Episode) -> w::Episode {
+    let h = e.header;
     w::Episode {
         id: h.episode_id.to_string(),
-        task_description: h.task_description.clone(),
-        domain: h.domain.clone(),
+        task_description: h.task_description,
+        domain: h.domain,
         task_type: task_type_to_wit(h.task_type),
         context: w::TaskContext {
-            language: h.context.language.clone(),
-            framework: h.context.framework.clone(),
+            language: h.context.language,
+            framework: h.context.framework,
             complexity: match h.context.complexity {
                 Complexity::Simple => w::Complexity::Simple,
                 Complexity::Moderate => w::Complexity::Moderate,
                 Complexity::Complex => w::Complexity::Complex,
             },
-            tags: h.context.tags.clone(),
+            tags: h.context.tags,
         },
         steps: e
             .steps
-            .iter()
+            .into_iter()
             .map(|s| w::Step {
                 step_number: s.step_number,
                 timestamp_ms: ms(s.timestamp),
-                tool: s.tool.clone(),
-                action: s.action.clone(),
                 parameters_json: serde_json::to_string(&s.parameters).unwrap_or_else(|_| "{}".into()),
+                tool: s.tool,
+                action: s.action,
                 result: w::StepResult {
                     status: match s.result.status {
                         StepStatus::Success => w::StepStatus::Success,
                         StepStatus::Error => w::StepStatus::Error,
                         StepStatus::Timeout => w::StepStatus::Timeout,
                     },
-                    output: s.result.output.clone(),
-                    message: s.result.message.clone(),
+                    output: s.result.output,
+                    message: s.result.message,
                 },
                 latency_ms: s.latency_ms,
                 tokens_used: s.tokens_used.map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
             })
             .collect(),
-        outcome: h.outcome.as_ref().map(|o| w::Outcome {
+        outcome: h.outcome.map(|o| w::Outcome {
             outcome_type: match o.outcome_type {
                 OutcomeType::Success => w::OutcomeType::Success,
                 OutcomeType::PartialSuccess => w::OutcomeType::PartialSuccess,
                 OutcomeType::Failure => w::OutcomeType::Failure,
             },
-            verdict: o.verdict.clone(),
-            artifacts: o.artifacts.clone(),
-            completed: o.completed.clone(),
-            failed: o.failed.clone(),
-            reason: o.reason.clone(),
-            error_details: o.error_details.clone(),
+            verdict: o.verdict,
+            artifacts: o.artifacts,
+            completed: o.completed,
+            failed: o.failed,
+            reason: o.reason,
+            error_details: o.error_details,
         }),
-        reward: h.reward.as_ref().map(|r| w::Reward {
+        reward: h.reward.map(|r| w::Reward {
             total: r.total,
             base: r.base,
             efficiency: r.efficiency,
             complexity_bonus: r.complexity_bonus,
             quality_multiplier: r.quality_multiplier,
         }),
-        reflection: h.reflection.as_ref().map(|r| w::Reflection {
-            successes: r.successes.clone(),
-            improvements: r.improvements.clone(),
-            insights: r.insights.clone(),
-        }),
+        reflection: h.reflection.map(|r| w::Reflection { successes: r.successes, improvements: r.improvements, insights: r.insights }),
         started_at_ms: ms(h.started_at),
         completed_at_ms: h.completed_at.map(ms),
-        metadata: h.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: h.metadata.into_iter().collect(),
     }
 }
 
-fn task_type_from_wit(t: w::TaskType) -> TaskType {
-    super::store_host::task_type_from_wit(t)
+pub fn task_type_from_wit(t: w::TaskType) -> TaskType {
+    match t {
+        w::TaskType::CodeGeneration => TaskType::CodeGeneration,
+        w::TaskType::Debugging => TaskType::Debugging,
+        w::TaskType::Refactoring => TaskType::Refactoring,
+        w::TaskType::Testing => TaskType::Testing,
+        w::TaskType::Analysis => TaskType::Analysis,
+        w::TaskType::Documentation => TaskType::Documentation,
+    }
 }
 
 /// Longest key, in bytes.

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::model::StoredPattern;
+use super::model::{PatternKind, StoredPattern};
 use super::patterns::PatternStore;
 use crate::memory::text::tokenize;
 
@@ -144,23 +144,53 @@ pub fn rank(
     min_score: f64,
     keep: impl Fn(&StoredPattern) -> bool,
 ) -> Vec<Ranked> {
+    let mut groups = rank_groups::<1>(store, q, limit, min_score, |p| keep(p).then_some(0));
+    std::mem::take(&mut groups[0])
+}
+
+/// One pass over the candidates, ranked into `N` groups: `group` says
+/// which group a record belongs to (`None`: leave it out). Each group gets
+/// its `limit` best, best first.
+pub fn rank_groups<const N: usize>(
+    store: &PatternStore,
+    q: &RankQuery<'_>,
+    limit: usize,
+    min_score: f64,
+    group: impl Fn(&StoredPattern) -> Option<usize>,
+) -> [Vec<Ranked>; N] {
     let now = Utc::now();
     let tag_words: Vec<String> = q.tags.iter().flat_map(|t| tokenize(t)).collect();
-    let mut scored: Vec<(f64, Parts, Uuid)> = store.score_candidates(q.text, q.domain, MAX_MATCHES, |p, bm25, best| {
-        if !keep(p) {
-            return None;
-        }
+    let scored: Vec<(usize, f64, Parts, Uuid)> = store.score_candidates(q.text, q.domain, MAX_MATCHES, |p, bm25, best| {
+        let g = group(p).filter(|g| *g < N)?;
         let x = parts(p, bm25, best, q, &tag_words, now);
         let score = total(&x);
-        (score >= min_score).then_some((score, x, p.pattern_id))
+        (score >= min_score).then_some((g, score, x, p.pattern_id))
     });
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
-    scored.truncate(limit);
-    scored
-        .into_iter()
-        .filter_map(|(score, x, id)| {
-            let p = store.get(&id)?;
-            Some(Ranked { score, reasons: reasons(&p, &x, q), parts: x, pattern: p })
-        })
-        .collect()
+    let mut groups: [Vec<(f64, Parts, Uuid)>; N] = std::array::from_fn(|_| Vec::new());
+    for (g, score, x, id) in scored {
+        groups[g].push((score, x, id));
+    }
+    groups.map(|mut g| {
+        g.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+        g.truncate(limit);
+        g.into_iter()
+            .filter_map(|(score, x, id)| {
+                let p = store.get(&id)?;
+                Some(Ranked { score, reasons: reasons(&p, &x, q), parts: x, pattern: p })
+            })
+            .collect()
+    })
+}
+
+/// What `recommend_patterns` returns: the `limit` best actionable patterns
+/// and the `limit` best heuristics, ranked in one pass.
+pub fn recommend(store: &PatternStore, q: &RankQuery<'_>, limit: usize) -> (Vec<Ranked>, Vec<Ranked>) {
+    let [patterns, heuristics] = rank_groups::<2>(store, q, limit, 0.0, |p| {
+        if p.kind.is_recommendable() {
+            Some(0)
+        } else {
+            (p.kind == PatternKind::Heuristic).then_some(1)
+        }
+    });
+    (patterns, heuristics)
 }

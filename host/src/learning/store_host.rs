@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-use super::convert::episode_to_wit;
-use crate::memory::model::TaskType;
+use super::convert::{episode_to_wit, task_type_from_wit};
 use crate::memory::{MemoryStore, StoreError as MemError};
 use crate::world::episode_store::{EpisodeFilter, Host, StoreError, add_to_linker as add_generated};
 use crate::world::types;
@@ -45,17 +44,6 @@ impl HasData for HasEpisodes {
 
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> EpisodesView<'_>) -> wasmtime::Result<()> {
     add_generated::<T, HasEpisodes>(linker, get)
-}
-
-pub fn task_type_from_wit(t: types::TaskType) -> TaskType {
-    match t {
-        types::TaskType::CodeGeneration => TaskType::CodeGeneration,
-        types::TaskType::Debugging => TaskType::Debugging,
-        types::TaskType::Refactoring => TaskType::Refactoring,
-        types::TaskType::Testing => TaskType::Testing,
-        types::TaskType::Analysis => TaskType::Analysis,
-        types::TaskType::Documentation => TaskType::Documentation,
-    }
 }
 
 impl EpisodesView<'_> {
@@ -96,7 +84,7 @@ impl Host for EpisodesView<'_> {
         let store = self.store()?;
         let uuid = uuid::Uuid::parse_str(&id).map_err(|_| StoreError::NotFound(id.clone()))?;
         match store.get_episode(uuid) {
-            Ok(e) => Ok(episode_to_wit(&e)),
+            Ok(e) => Ok(episode_to_wit(e)),
             Err(MemError::NotFound(_)) => Err(StoreError::NotFound(id)),
             Err(e) => Err(StoreError::Unavailable(e.to_string())),
         }
@@ -109,7 +97,7 @@ impl Host for EpisodesView<'_> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match store.get_episode(id) {
-                Ok(e) => out.push(episode_to_wit(&e)),
+                Ok(e) => out.push(episode_to_wit(e)),
                 Err(MemError::NotFound(_)) => {}
                 Err(e) => return Err(StoreError::Unavailable(e.to_string())),
             }

@@ -121,7 +121,7 @@ impl Learning {
             let mut episodes = Vec::with_capacity(ids.len());
             for id in &ids {
                 match memory.get_episode(*id) {
-                    Ok(e) => episodes.push(episode_to_wit(&e)),
+                    Ok(e) => episodes.push(episode_to_wit(e)),
                     // Deleted since it was queued: nothing to learn.
                     Err(StoreError::NotFound(_)) => {}
                     Err(e) => return Err(e),
@@ -130,7 +130,7 @@ impl Learning {
             Ok((ids, episodes))
         })
         .await
-        .map_err(|e| StoreError::Storage(fjall::Error::Io(std::io::Error::other(e.to_string()))))??;
+        .map_err(task_failed)??;
         let (ids, episodes) = loaded;
         if ids.is_empty() {
             return Ok(false);
@@ -138,9 +138,7 @@ impl Learning {
         let learned = analyse(set, &episodes).await;
         let patterns = self.patterns.clone();
         let processed: Vec<Uuid> = ids.clone();
-        let applied = tokio::task::spawn_blocking(move || patterns.apply(learned, &processed))
-            .await
-            .map_err(|e| StoreError::Storage(fjall::Error::Io(std::io::Error::other(e.to_string()))))??;
+        let applied = tokio::task::spawn_blocking(move || patterns.apply(learned, &processed)).await.map_err(task_failed)??;
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         s.batches += 1;
         s.episodes_analyzed += episodes.len() as u64;
@@ -151,6 +149,11 @@ impl Learning {
         s.last_error = None;
         Ok(true)
     }
+}
+
+/// A storage task that panicked or was cancelled, as a storage error.
+fn task_failed(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Storage(fjall::Error::Io(std::io::Error::other(format!("storage task failed: {e}"))))
 }
 
 /// Runs every analyzer over `episodes` and keeps what passes the checks.

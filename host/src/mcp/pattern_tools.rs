@@ -292,8 +292,7 @@ impl MemoryServer {
             return Ok(input_error("task_description must not be empty"));
         }
         let q = RankQuery { text: &p.task_description, domain: Some(&p.domain), tags: &p.tags };
-        let recs = rank::rank(self.patterns(), &q, p.limit, 0.0, |x| x.kind.is_recommendable());
-        let heur = rank::rank(self.patterns(), &q, p.limit, 0.0, |x| x.kind == PatternKind::Heuristic);
+        let (recs, heur) = rank::recommend(self.patterns(), &q, p.limit);
         let ids: Vec<_> = recs.iter().chain(&heur).map(|r| r.pattern.pattern_id).collect();
         if let Err(e) = self.patterns().mark_retrieved(&ids) {
             tracing::warn!(error = %e, "could not count retrievals");
