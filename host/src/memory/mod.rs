@@ -6,6 +6,7 @@ pub mod keys;
 pub mod model;
 pub mod quality;
 pub mod query;
+pub mod reads;
 pub mod reflection;
 pub mod reward;
 pub mod store;

@@ -1,0 +1,141 @@
+//! Reads over the episode store: the domain and task-type indexes, time
+//! ranges, word search, summaries, the analysis queue, and storage figures.
+//! Writes and the store's life cycle are in `store.rs`.
+
+use chrono::{DateTime, Utc};
+use fjall::{Database, Keyspace, PersistMode};
+use uuid::Uuid;
+
+use super::keys::{id_from_suffix, id_key, uuid_floor};
+use super::model::{EpisodeHeader, TaskType};
+use super::store::{MemoryStore, Result, SCHEMA_VERSION, StoreStats, Summary, decode};
+
+impl MemoryStore {
+    /// Episode ids in a domain, oldest first (from the `by_domain` index).
+    pub fn ids_in_domain(&self, domain: &str) -> Result<Vec<Uuid>> {
+        let mut prefix = domain.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.by_domain.prefix(prefix) {
+            let k = kv.key()?;
+            if let Some(id) = id_from_suffix(&k) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Episode ids of a task type, oldest first (from the `by_type` index).
+    pub fn ids_of_type(&self, t: TaskType) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for kv in self.by_type.prefix([t.code()]) {
+            let k = kv.key()?;
+            if let Some(id) = id_from_suffix(&k) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Headers created at or after `since`, oldest first.
+    pub fn headers_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<EpisodeHeader>> {
+        let floor = since.map(uuid_floor).unwrap_or(Uuid::nil());
+        let mut out = Vec::new();
+        for kv in self.episodes.range(id_key(&floor)..) {
+            let (_, v) = kv.into_inner()?;
+            out.push(decode("episodes", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// BM25 matches, best first: the top `limit` (all when `None`) and the
+    /// number of matches.
+    pub fn search_text(&self, query: &str, filter: super::text::Filter<'_>, limit: Option<usize>) -> (Vec<(Uuid, f32)>, usize) {
+        self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, filter, limit)
+    }
+
+    /// Every stored episode's id.
+    pub fn all_ids(&self) -> Vec<Uuid> {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    }
+
+    /// `f` of each id's summary (`None` for an id no longer stored), under
+    /// one read lock.
+    pub fn summary_keys<T>(&self, ids: &[Uuid], f: impl Fn(&Summary) -> T) -> Vec<Option<T>> {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        ids.iter().map(|id| s.get(id).map(&f)).collect()
+    }
+
+    /// The database, for modules that keep their own keyspaces beside the
+    /// episodes (and write to them in the same atomic batches).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The queue of completed episodes awaiting analysis.
+    pub fn analysis_queue(&self) -> &Keyspace {
+        &self.analysis_queue
+    }
+
+    /// Up to `limit` queued episode ids, oldest first.
+    pub fn pending_analysis(&self, limit: usize) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for kv in self.analysis_queue.iter().take(limit) {
+            let k = kv.key()?;
+            if let Ok(id) = Uuid::from_slice(&k) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Episodes waiting for analysis (counted exactly: the queue is short
+    /// except right after a backfill).
+    pub fn analysis_backlog(&self) -> Result<u64> {
+        Ok(self.analysis_queue.len()? as u64)
+    }
+
+    /// Mean reward of completed episodes in `domain` of `task_type`, other
+    /// than `except`: the baseline a reward is compared against.
+    pub fn mean_reward(&self, domain: &str, task_type: TaskType, except: Uuid) -> Option<f64> {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let (sum, n) = s
+            .iter()
+            .filter(|(id, x)| **id != except && x.task_type == task_type && x.domain == domain)
+            .filter_map(|(_, x)| x.reward)
+            .fold((0.0, 0u64), |(s, n), r| (s + r, n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+
+    /// Flushes memtables into tables and syncs: every byte is then in the
+    /// keyspaces' table files (for measuring, or before a backup).
+    pub fn flush_to_tables(&self) -> Result<()> {
+        for ks in [&self.meta, &self.episodes, &self.steps, &self.by_domain, &self.by_type, &self.analysis_queue] {
+            ks.rotate_memtable_and_wait()?;
+        }
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Bytes in table files (excluding the write-ahead journal).
+    pub fn table_bytes(&self) -> u64 {
+        [&self.meta, &self.episodes, &self.steps, &self.by_domain, &self.by_type]
+            .iter()
+            .map(|k| k.disk_space())
+            .sum()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let completed = s.values().filter(|x| x.outcome.is_some()).count() as u64;
+        StoreStats {
+            episodes: s.len() as u64,
+            completed,
+            in_progress: s.len() as u64 - completed,
+            disk_bytes: self.db.disk_space().unwrap_or(0),
+            last_sync: *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()),
+            schema_version: SCHEMA_VERSION,
+            path: self.path.display().to_string(),
+        }
+    }
+}
