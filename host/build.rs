@@ -6,6 +6,9 @@ use std::path::PathBuf;
 const COMPONENTS: &[(&str, &str)] = &[
     ("js_runtime", "MEMORY_MCP_COMPONENT_JS_RUNTIME"),
     ("pattern_analyzer", "MEMORY_MCP_COMPONENT_PATTERN_ANALYZER"),
+    ("embedder_local", "MEMORY_MCP_COMPONENT_EMBEDDER_LOCAL"),
+    ("embedder_ollama", "MEMORY_MCP_COMPONENT_EMBEDDER_OLLAMA"),
+    ("embedder_openai", "MEMORY_MCP_COMPONENT_EMBEDDER_OPENAI"),
 ];
 
 fn main() {

@@ -5,3 +5,13 @@ pub const JS_RUNTIME: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_JS_RUNTI
 
 /// The built-in pattern analyzer (`components/pattern-analyzer`).
 pub const PATTERN_ANALYZER: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_PATTERN_ANALYZER"));
+
+/// The local embedder (`components/embedder-local`): no network.
+pub const EMBEDDER_LOCAL: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_LOCAL"));
+
+/// The Ollama embedder (`components/embedder-ollama`), over `wasi:http`.
+pub const EMBEDDER_OLLAMA: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_OLLAMA"));
+
+/// The OpenAI-compatible embedder (`components/embedder-openai`), over
+/// `wasi:http`.
+pub const EMBEDDER_OPENAI: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_OPENAI"));

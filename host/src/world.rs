@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
     path: [
         "../wit/memory",
         "../wit/patterns",
-        "../wit/embeddings",
+        "../wit/embeddings/0.2.0",
         "../wit/tool-call",
     ],
     inline: "
@@ -26,7 +26,7 @@ wasmtime::component::bindgen!({
             export memory-mcp:tool-call/plugin@0.1.0;
             export memory-mcp:patterns/analyzer@0.1.0;
             export memory-mcp:patterns/statistics@0.1.0;
-            export memory-mcp:embeddings/embedder@0.1.0;
+            export memory-mcp:embeddings/embedder@0.2.0;
         }
     ",
     world: "host",
