@@ -238,7 +238,7 @@ async fn at_size(cache: &ArtifactCache, n: usize) -> anyhow::Result<String> {
         let text = format!("{} the {} endpoint", q.pick(&VERBS), q.pick(&NOUNS));
         let domain = q.pick(&DOMAINS);
         let tags = vec![q.pick(&NOUNS).to_string()];
-        let query = RankQuery { text: &text, domain: Some(domain), tags: &tags };
+        let query = RankQuery { text: &text, domain: Some(domain), tags: &tags, semantic: None };
         let t = Instant::now();
         // As `recommend_patterns` ranks: patterns and heuristics in one pass.
         let ranked = rank::recommend(&patterns, &query, 3);

@@ -37,6 +37,7 @@
 
 pub mod components;
 pub mod config;
+pub mod embeddings;
 pub mod learning;
 pub mod mcp;
 pub mod memory;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
+use memory_mcp::embeddings::Embeddings;
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::MemoryStore;
@@ -39,8 +40,8 @@ struct Cli {
 enum Command {
     /// Serve MCP on stdin/stdout (the default).
     Serve,
-    /// Build the precompiled artifacts (JS runtime, pattern analyzer) into
-    /// the cache and exit.
+    /// Build the precompiled artifacts (JS runtime, pattern analyzer,
+    /// embedders) into the cache and exit.
     Warm,
 }
 
@@ -70,6 +71,11 @@ fn main() -> Result<()> {
                 let engine = memory_mcp::sandbox::engine::build_metered()?;
                 let (_, r) = cache.load(&engine, "pattern-analyzer", memory_mcp::components::PATTERN_ANALYZER, None).await?;
                 eprintln!("pattern-analyzer ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
+                use memory_mcp::components::{EMBEDDER_LOCAL, EMBEDDER_OLLAMA, EMBEDDER_OPENAI};
+                for (name, bytes) in [("local", EMBEDDER_LOCAL), ("ollama", EMBEDDER_OLLAMA), ("openai", EMBEDDER_OPENAI)] {
+                    let (_, r) = cache.load(&engine, &format!("embedder-{name}"), bytes, None).await?;
+                    eprintln!("embedder-{name} ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
+                }
                 Ok(())
             }
         }
@@ -101,8 +107,15 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         .await
         .context("opening the pattern store")?
         .context("opening the pattern store")?;
+    let patterns = Arc::new(patterns);
+    let (memory, pats, dir, cache) =
+        (store.clone(), patterns.clone(), settings.data_dir.clone(), ArtifactCache::new(&settings.cache_dir));
+    let embeddings = tokio::task::spawn_blocking(move || Embeddings::open(memory, pats, &dir, cache))
+        .await
+        .context("opening the vector index")??;
+    embeddings.spawn();
     let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
-    let learning = Learning::new(store.clone(), Arc::new(patterns), analyzers_rx);
+    let learning = Learning::new(store.clone(), patterns, analyzers_rx);
     learning.spawn();
     let cache = ArtifactCache::new(&settings.cache_dir);
     let plugins_dir = settings.plugins_dir.clone();
@@ -136,5 +149,5 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         };
         let _ = tx.send(state);
     });
-    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning), max_frame).await
+    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning, embeddings), max_frame).await
 }

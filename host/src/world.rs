@@ -37,4 +37,5 @@ wasmtime::component::bindgen!({
 pub use self::exports::memory_mcp::patterns::{analyzer, statistics};
 pub use self::exports::memory_mcp::tool_call::runner;
 pub use self::memory_mcp::memory::{store as episode_store, types};
+pub use self::exports::memory_mcp::embeddings::embedder;
 pub use self::memory_mcp::tool_call::tools;

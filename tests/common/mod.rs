@@ -58,6 +58,17 @@ pub async fn spawn_in(data_dir: TempDir, extra: &[&str]) -> Server {
     Server { client, data_dir }
 }
 
+/// Spawns with extra environment variables and the server's stderr
+/// written to `stderr` (at debug level).
+pub async fn spawn_logged(data_dir: TempDir, extra: &[&str], env: &[(&str, &str)], stderr: &std::path::Path) -> Server {
+    let mut cmd = command(&data_dir, extra);
+    cmd.envs(env.iter().copied()).env("MEMORY_MCP_LOG", "debug");
+    let log = std::fs::File::create(stderr).expect("stderr file");
+    let (transport, _) = TokioChildProcess::builder(cmd).stderr(log).spawn().expect("spawn memory-mcp");
+    let client = ().serve(transport).await.expect("MCP initialize");
+    Server { client, data_dir }
+}
+
 impl Server {
     pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
         let Value::Object(map) = args else {

@@ -59,8 +59,12 @@ fn send(
     timeout: Duration,
 ) -> Result<(u16, Option<String>, Vec<u8>), Failure> {
     let internal = |what: &str| Failure::Unavailable(format!("building the request failed: {what}"));
-    let mut headers: Vec<(String, Vec<u8>)> =
-        vec![("content-type".into(), b"application/json".to_vec()), ("accept".into(), b"application/json".to_vec())];
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
+        ("content-type".into(), b"application/json".to_vec()),
+        ("accept".into(), b"application/json".to_vec()),
+        // Sized, not chunked: some servers and proxies refuse chunked bodies.
+        ("content-length".into(), body.len().to_string().into_bytes()),
+    ];
     if let Some(a) = authorization {
         headers.push(("authorization".into(), a.as_bytes().to_vec()));
     }
@@ -78,16 +82,21 @@ fn send(
     let _ = options.set_first_byte_timeout(Some(ns));
     let _ = options.set_between_bytes_timeout(Some(ns));
     let pending = outgoing_handler::handle(request, Some(options)).map_err(|e| failure(e, to))?;
-    {
+    let sent = {
         let stream = outgoing.write().map_err(|()| internal("body stream"))?;
-        for chunk in body.chunks(4096) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| match e {
-                StreamError::LastOperationFailed(e) => {
-                    Failure::Unavailable(format!("sending: {}", e.to_debug_string()))
-                }
-                StreamError::Closed => Failure::Unavailable("the connection closed while sending".into()),
-            })?;
+        body.chunks(4096).try_for_each(|chunk| stream.blocking_write_and_flush(chunk))
+    };
+    if let Err(e) = sent {
+        // The host may have refused the request (a denied destination):
+        // its answer says why better than the closed stream does.
+        pending.subscribe().block();
+        if let Some(Ok(Err(code))) = pending.get() {
+            return Err(failure(code, to));
         }
+        return Err(match e {
+            StreamError::LastOperationFailed(e) => Failure::Unavailable(format!("sending: {}", e.to_debug_string())),
+            StreamError::Closed => Failure::Unavailable("the connection closed while sending".into()),
+        });
     }
     OutgoingBody::finish(outgoing, None).map_err(|e| failure(e, to))?;
     pending.subscribe().block();

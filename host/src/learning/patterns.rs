@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::model::{PatternKind, StoredPattern};
 use crate::memory::model::{OutcomeType, TaskType};
+use crate::memory::keys::{PATTERN_ITEM, item_key};
 use crate::memory::text::{Filter, TextIndex};
 use crate::memory::{MemoryStore, StoreError};
 
@@ -52,6 +53,8 @@ pub struct PatternStore {
     db: Database,
     patterns: Keyspace,
     queue: Keyspace,
+    /// New records are queued for embedding in the batch that stores them.
+    embed_queue: Keyspace,
     inner: RwLock<Inner>,
 }
 
@@ -77,7 +80,13 @@ impl PatternStore {
             inner.map.insert(p.pattern_id, p);
         }
         tracing::info!(patterns = inner.map.len(), "learned patterns loaded");
-        Ok(Self { db, patterns, queue: memory.analysis_queue().clone(), inner: RwLock::new(inner) })
+        Ok(Self {
+            db,
+            patterns,
+            queue: memory.analysis_queue().clone(),
+            embed_queue: memory.embed_queue().clone(),
+            inner: RwLock::new(inner),
+        })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -117,6 +126,9 @@ impl PatternStore {
         }
         for id in processed {
             b.remove(&self.queue, id.as_bytes());
+        }
+        for id in &fresh {
+            b.insert(&self.embed_queue, item_key(PATTERN_ITEM, id), []);
         }
         b.commit()?;
         for id in fresh {
@@ -172,13 +184,15 @@ impl PatternStore {
     }
 
     /// Scores the candidates for a query without copying them: the best
-    /// `max_matches` word matches, plus every record in `domain` (with a
-    /// BM25 score of 0 when no word matched). `score` gets each record,
-    /// its BM25 score and the best BM25 score, and returns what to keep.
+    /// `max_matches` word matches, plus every record in `domain` and every
+    /// id in `extra` (the nearest by meaning), with a BM25 score of 0 when
+    /// no word matched. `score` gets each record, its BM25 score and the
+    /// best BM25 score, and returns what to keep.
     pub fn score_candidates<T>(
         &self,
         query: &str,
         domain: Option<&str>,
+        extra: &[Uuid],
         max_matches: usize,
         score: impl Fn(&StoredPattern, f32, f32) -> Option<T>,
     ) -> Vec<T> {
@@ -193,14 +207,20 @@ impl PatternStore {
                 out.push(t);
             }
         }
-        if let Some(ids) = domain.and_then(|d| inner.by_domain.get(d)) {
-            for id in ids.iter().filter(|id| !seen.contains(id)) {
-                if let Some(t) = inner.map.get(id).and_then(|p| score(p, 0.0, best)) {
-                    out.push(t);
-                }
+        let in_domain = domain.and_then(|d| inner.by_domain.get(d)).map(Vec::as_slice).unwrap_or_default();
+        for id in in_domain.iter().chain(extra) {
+            if seen.insert(*id)
+                && let Some(t) = inner.map.get(id).and_then(|p| score(p, 0.0, best))
+            {
+                out.push(t);
             }
         }
         out
+    }
+
+    /// Every record's id.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.read().map.keys().copied().collect()
     }
 
     /// Records per kind, for `health_check`.

@@ -2,6 +2,8 @@
 //! match, effectiveness when applied, recency and the success rate of the
 //! supporting episodes, each part kept so the caller can say why.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -42,6 +44,9 @@ pub struct Parts {
     pub recency: f64,
     /// Wilson lower bound (95%) of the evidence's success rate.
     pub success: f64,
+    /// Cosine similarity to the task, when both have embeddings; blended
+    /// into `relevance` half and half with the word score.
+    pub semantic: Option<f64>,
 }
 
 /// What the ranking is for.
@@ -50,6 +55,9 @@ pub struct RankQuery<'a> {
     pub text: &'a str,
     pub domain: Option<&'a str>,
     pub tags: &'a [String],
+    /// Similarity of the task to each record with an embedding (none:
+    /// words alone).
+    pub semantic: Option<&'a HashMap<Uuid, f32>>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -76,7 +84,9 @@ pub fn wilson_lower(rate: f64, n: u64) -> f64 {
 }
 
 fn parts(p: &StoredPattern, bm25: f32, best: f32, q: &RankQuery<'_>, tag_words: &[String], now: DateTime<Utc>) -> Parts {
-    let relevance = if best > 0.0 { f64::from(bm25 / best) } else { 0.0 };
+    let lexical = if best > 0.0 { f64::from(bm25 / best) } else { 0.0 };
+    let semantic = q.semantic.and_then(|m| m.get(&p.pattern_id).copied());
+    let relevance = crate::embeddings::hybrid::blend(lexical, semantic);
     let domain = match (q.domain, p.domain.as_deref()) {
         (Some(a), Some(b)) if a == b => 1.0,
         (Some(_), None) | (None, _) => 0.5,
@@ -99,7 +109,7 @@ fn parts(p: &StoredPattern, bm25: f32, best: f32, q: &RankQuery<'_>, tag_words: 
     let age_days = (now - p.last_seen).num_seconds().max(0) as f64 / 86_400.0;
     let recency = 0.5f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
     let success = wilson_lower(p.evidence.success_rate, p.evidence.sample_size);
-    Parts { relevance, context, effectiveness, recency, success }
+    Parts { relevance, context, effectiveness, recency, success, semantic: semantic.map(f64::from) }
 }
 
 fn total(x: &Parts) -> f64 {
@@ -109,8 +119,17 @@ fn total(x: &Parts) -> f64 {
 
 fn reasons(p: &StoredPattern, x: &Parts, q: &RankQuery<'_>) -> Vec<String> {
     let mut r = Vec::new();
-    if x.relevance > 0.0 {
-        r.push(format!("matches the task's words ({:.0}% of the best match)", x.relevance * 100.0));
+    match x.semantic {
+        Some(s) => {
+            r.push(format!("relevance {:.0}% from words and meaning", x.relevance * 100.0));
+            if s >= 0.3 {
+                r.push(format!("similar in meaning to the task (cosine {s:.2})"));
+            }
+        }
+        None if x.relevance > 0.0 => {
+            r.push(format!("matches the task's words ({:.0}% of the best match)", x.relevance * 100.0))
+        }
+        None => {}
     }
     match (q.domain, p.domain.as_deref()) {
         (Some(a), Some(b)) if a == b => r.push(format!("from the same domain ({a})")),
@@ -160,7 +179,8 @@ pub fn rank_groups<const N: usize>(
 ) -> [Vec<Ranked>; N] {
     let now = Utc::now();
     let tag_words: Vec<String> = q.tags.iter().flat_map(|t| tokenize(t)).collect();
-    let scored: Vec<(usize, f64, Parts, Uuid)> = store.score_candidates(q.text, q.domain, MAX_MATCHES, |p, bm25, best| {
+    let extra: Vec<Uuid> = q.semantic.map(|m| m.keys().copied().collect()).unwrap_or_default();
+    let scored: Vec<(usize, f64, Parts, Uuid)> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, |p, bm25, best| {
         let g = group(p).filter(|g| *g < N)?;
         let x = parts(p, bm25, best, q, &tag_words, now);
         let score = total(&x);

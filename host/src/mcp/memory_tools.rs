@@ -14,7 +14,7 @@ use super::params::{Parameters, input_error, params_or_return};
 use super::server::MemoryServer;
 use crate::memory::model::{Outcome, StepResult, TaskContext, TaskType, parse_id};
 use crate::memory::quality::{self, TimeRange};
-use crate::memory::query::{self, Query, SortBy};
+use crate::memory::query::{self, Hit, Query, SortBy};
 use crate::memory::store::{NewEpisode, NewStep, StoreError};
 use crate::memory::MemoryStore;
 
@@ -184,6 +184,38 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ErrorData::internal_error(format!("storage task failed: {e}"), None))
 }
 
+/// A hit and, when ranked with embeddings, its word and meaning parts.
+type BlendedHit = (Hit, Option<(f64, Option<f32>)>);
+
+impl MemoryServer {
+    /// Blends word relevance (relative to the best word match) with
+    /// similarity to `vector`, over the word matches plus the nearest
+    /// episodes by meaning; returns the best `limit` with their parts.
+    fn blend(&self, vector: &[f32], p: &QueryMemoryParams, hits: Vec<Hit>, limit: usize) -> Vec<BlendedHit> {
+        let best = hits.iter().map(|h| h.score).fold(0.0f32, f32::max);
+        let mut lexical: std::collections::HashMap<uuid::Uuid, f64> =
+            hits.iter().map(|h| (h.episode_id, if best > 0.0 { f64::from(h.score / best) } else { 0.0 })).collect();
+        let store = self.store();
+        let keep = |id: &uuid::Uuid| store.summary_matches(id, p.domain.as_deref(), p.task_type);
+        let near = self.embeddings().search_episodes(vector, (limit * 4).max(50), 0.0, &keep);
+        for n in &near {
+            lexical.entry(n.id).or_insert(0.0);
+        }
+        let semantic = self.embeddings().episode_scores(vector, lexical.keys().copied());
+        let mut scored: Vec<BlendedHit> = lexical
+            .into_iter()
+            .map(|(id, lex)| {
+                let sem = semantic.get(&id).copied();
+                let score = crate::embeddings::hybrid::blend(lex, sem);
+                (Hit { episode_id: id, score: score as f32 }, Some((lex, sem)))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(b.0.episode_id.cmp(&a.0.episode_id)));
+        scored.truncate(limit);
+        scored
+    }
+}
+
 #[tool_router(router = memory_router, vis = "pub(crate)")]
 impl MemoryServer {
     #[tool(description = "Start an episode: a task an agent is about to work on. Returns {episode_id}. Record its steps with add_episode_step and finish it with complete_episode.")]
@@ -230,6 +262,7 @@ impl MemoryServer {
             Ok(h) => {
                 // Learning happens off this path; the worker is only told.
                 self.learning().wake();
+                self.embeddings().notify();
                 structured(json!({
                 "episode_id": id,
                 "reward": to_value(&h.reward)?,
@@ -331,17 +364,35 @@ impl MemoryServer {
         structured(json!({"episodes": found, "missing": missing, "invalid": invalid}))
     }
 
-    #[tool(description = "Search past episodes by words (BM25 over descriptions, steps and reflections), optionally filtered by domain and task type, sorted by relevance, newest, oldest, duration or success.")]
+    #[tool(description = "Search past episodes by words (BM25 over descriptions, steps and reflections), optionally filtered by domain and task type, sorted by relevance, newest, oldest, duration or success. When embeddings exist, relevance blends the word score with similarity in meaning (each result shows both parts).")]
     async fn query_memory(&self, params: Parameters<QueryMemoryParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(1..=1000).contains(&p.limit) {
             return Ok(input_error(format!("limit must be between 1 and 1000, got {}", p.limit)));
         }
-        let q = Query { text: p.query, domain: p.domain, task_type: p.task_type, limit: p.limit, sort: p.sort };
-        match query::run(self.store(), &q) {
+        let hybrid = p.sort == SortBy::Relevance && self.embeddings().searchable();
+        let wanted = p.limit;
+        // With embeddings, widen the word matches so meaning can reorder them.
+        let limit = if hybrid { (wanted * 4).max(50) } else { wanted };
+        let q = Query { text: p.query.clone(), domain: p.domain.clone(), task_type: p.task_type, limit, sort: p.sort };
+        let mut semantic_note = None;
+        let ran = match query::run(self.store(), &q) {
+            Ok((hits, total)) if hybrid && !crate::memory::text::tokenize(&p.query).is_empty() => {
+                match self.embeddings().embed_query(&p.query).await {
+                    Ok(v) => Ok((self.blend(&v, &p, hits, wanted), total)),
+                    Err(f) => {
+                        semantic_note = Some(format!("lexical only: {f}"));
+                        Ok((hits.into_iter().take(wanted).map(|h| (h, None)).collect(), total))
+                    }
+                }
+            }
+            Ok((hits, total)) => Ok((hits.into_iter().map(|h| (h, None)).collect::<Vec<_>>(), total)),
+            Err(e) => Err(e),
+        };
+        match ran {
             Ok((hits, total)) => {
                 let mut out = Vec::with_capacity(hits.len());
-                for h in hits {
+                for (h, parts) in hits {
                     let header = match self.store().get_header(h.episode_id) {
                         Ok(x) => x,
                         Err(StoreError::NotFound(_)) => continue,
@@ -361,8 +412,13 @@ impl MemoryServer {
                         "started_at": header.started_at,
                         "tags": header.context.tags,
                     }));
+                    if let (Some((lexical, semantic)), Some(last)) = (parts, out.last_mut()) {
+                        last["lexical"] = json!(lexical);
+                        last["semantic"] = json!(semantic);
+                    }
                 }
-                structured(json!({"results": out, "total_matches": total}))
+                let ranking = if hybrid && semantic_note.is_none() { "hybrid" } else { "lexical" };
+                structured(json!({"results": out, "total_matches": total, "ranking": ranking, "note": semantic_note}))
             }
             Err(e) => Ok(store_error(e)),
         }

@@ -2,6 +2,7 @@
 //! and learning.
 
 pub mod framing;
+mod embedding_tools;
 mod memory_tools;
 pub mod params;
 mod pattern_tools;

@@ -229,6 +229,24 @@ fn with_text(v: Value, text: String) -> Result<CallToolResult, ErrorData> {
     Ok(out)
 }
 
+/// Patterns compared by meaning per query: enough to cover every record
+/// in practice (the pattern index is searched exactly below 20k).
+const SEMANTIC_CANDIDATES: usize = 1_000;
+
+impl MemoryServer {
+    /// Similarity of `text` to the learned records with embeddings, when
+    /// embeddings are available (else words alone rank).
+    async fn pattern_similarity(&self, text: &str) -> Option<std::collections::HashMap<uuid::Uuid, f32>> {
+        let emb = self.embeddings();
+        if emb.embedder().is_err() || text.trim().is_empty() {
+            return None;
+        }
+        let v = emb.embed_query(text).await.ok()?;
+        let scores = emb.pattern_scores(&v, SEMANTIC_CANDIDATES);
+        (!scores.is_empty()).then_some(scores)
+    }
+}
+
 #[tool_router(router = pattern_router, vis = "pub(crate)")]
 impl MemoryServer {
     #[tool(description = "Patterns learned from completed episodes of a task type (tool sequences, decision points, error recoveries, context patterns, and third-party analyzers' patterns), with the heuristics (condition → action) learned beside them, each with its evidence (episode ids, success rate, sample size), confidence and provenance, best-supported first.")]
@@ -274,7 +292,8 @@ impl MemoryServer {
         if p.query.trim().is_empty() {
             return Ok(input_error("query must not be empty"));
         }
-        let q = RankQuery { text: &p.query, domain: Some(&p.domain), tags: &p.tags };
+        let semantic = self.pattern_similarity(&p.query).await;
+        let q = RankQuery { text: &p.query, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
         let ranked = rank::rank(self.patterns(), &q, p.limit, p.min_relevance, |_| true);
         let ids: Vec<_> = ranked.iter().map(|r| r.pattern.pattern_id).collect();
         if let Err(e) = self.patterns().mark_retrieved(&ids) {
@@ -291,7 +310,8 @@ impl MemoryServer {
         if p.task_description.trim().is_empty() {
             return Ok(input_error("task_description must not be empty"));
         }
-        let q = RankQuery { text: &p.task_description, domain: Some(&p.domain), tags: &p.tags };
+        let semantic = self.pattern_similarity(&p.task_description).await;
+        let q = RankQuery { text: &p.task_description, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
         let (recs, heur) = rank::recommend(self.patterns(), &q, p.limit);
         let ids: Vec<_> = recs.iter().chain(&heur).map(|r| r.pattern.pattern_id).collect();
         if let Err(e) = self.patterns().mark_retrieved(&ids) {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::params::{Parameters, input_error, params_or_return};
+use crate::embeddings::Embeddings;
 use crate::learning::{AnalyzersState, Learning, PatternStore};
 use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
@@ -34,6 +35,7 @@ pub struct MemoryServer {
     metrics: Arc<Metrics>,
     store: Arc<MemoryStore>,
     learning: Arc<Learning>,
+    embeddings: Arc<Embeddings>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -76,14 +78,24 @@ pub struct NoParams {}
 
 #[tool_router]
 impl MemoryServer {
-    pub fn new(runtime: watch::Receiver<RuntimeState>, metrics: Arc<Metrics>, learning: Arc<Learning>) -> Self {
+    pub fn new(
+        runtime: watch::Receiver<RuntimeState>,
+        metrics: Arc<Metrics>,
+        learning: Arc<Learning>,
+        embeddings: Arc<Embeddings>,
+    ) -> Self {
         Self {
             runtime,
             metrics,
             store: learning.memory.clone(),
             learning,
-            tool_router: Self::tool_router() + Self::memory_router() + Self::pattern_router(),
+            embeddings,
+            tool_router: Self::tool_router() + Self::memory_router() + Self::pattern_router() + Self::embedding_router(),
         }
+    }
+
+    pub(crate) fn embeddings(&self) -> &Arc<Embeddings> {
+        &self.embeddings
     }
 
     pub(crate) fn learning(&self) -> &Learning {
@@ -214,6 +226,7 @@ impl MemoryServer {
             "executions": self.metrics.counts(),
             "storage": self.store.stats(),
             "learning": self.learning_health(),
+            "embeddings": self.embeddings.health(),
         })))
     }
 

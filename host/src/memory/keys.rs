@@ -31,6 +31,19 @@ pub fn type_key(t: TaskType, id: &Uuid) -> [u8; 17] {
     k
 }
 
+/// What a vector or an embedding-queue entry belongs to: the first byte
+/// of its key.
+pub const EPISODE_ITEM: u8 = 0;
+pub const PATTERN_ITEM: u8 = 1;
+
+/// `kind` then the id: the key of `vectors` and `embed_queue`.
+pub fn item_key(kind: u8, id: &Uuid) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = kind;
+    k[1..].copy_from_slice(id.as_bytes());
+    k
+}
+
 pub fn id_from_suffix(key: &[u8]) -> Option<Uuid> {
     let start = key.len().checked_sub(16)?;
     Uuid::from_slice(&key[start..]).ok()

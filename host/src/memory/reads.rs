@@ -72,6 +72,34 @@ impl MemoryStore {
         &self.db
     }
 
+    /// Items waiting to be embedded (`kind + id` keys).
+    pub fn embed_queue(&self) -> &Keyspace {
+        &self.embed_queue
+    }
+
+    /// Stored vectors (`kind + id` keys).
+    pub fn vectors(&self) -> &Keyspace {
+        &self.vectors
+    }
+
+    /// The ids of every completed episode.
+    pub fn completed_ids(&self) -> Vec<Uuid> {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(_, s)| s.outcome.is_some()).map(|(id, _)| *id).collect()
+    }
+
+    /// Whether `id` is a stored episode in `domain` (when given) of
+    /// `task_type` (when given).
+    pub fn summary_matches(&self, id: &Uuid, domain: Option<&str>, task_type: Option<TaskType>) -> bool {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).get(id).is_some_and(|s| {
+            domain.is_none_or(|d| s.domain == d) && task_type.is_none_or(|t| s.task_type == t)
+        })
+    }
+
+    /// Whether `id` is a stored episode.
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).contains_key(id)
+    }
+
     /// The queue of completed episodes awaiting analysis.
     pub fn analysis_queue(&self) -> &Keyspace {
         &self.analysis_queue

@@ -11,11 +11,15 @@
 //! | `by_domain` | domain ‖ 0x00 ‖ episode id            | empty                  |
 //! | `by_type`   | task-type code (1 byte) ‖ episode id  | empty                  |
 //! | `analysis_queue` | episode id                       | empty                  |
+//! | `embed_queue`    | kind (1) + id                    | empty                  |
+//! | `vectors`        | kind (1) + id                    | space (8) + f32 LE     |
 //!
 //! `analysis_queue` holds completed episodes not yet handed to the pattern
 //! analyzers: the completion and its queue entry are one atomic batch, so
 //! an episode is never completed without being queued, and the learning
 //! worker removes the entry in the same batch that stores what it learned.
+//! `embed_queue` works the same way for the embedding worker, which writes
+//! an item's vector and removes its entry in one batch.
 //! (The learning module keeps its own keyspaces in this database.)
 //!
 //! UUIDv7 ids sort by creation time, so `episodes` is also the time index.
@@ -37,7 +41,7 @@ use super::model::{
     TaskType, check_context, check_description, check_metadata, check_outcome, check_short, check_text, invalid,
 };
 use super::documents::{StepWords, completion_text, header_text, step_text};
-use super::keys::{domain_key, id_key, step_key, type_key};
+use super::keys::{EPISODE_ITEM, domain_key, id_key, item_key, step_key, type_key};
 use super::text::TextIndex;
 use super::{reflection, reward};
 
@@ -147,6 +151,10 @@ pub struct MemoryStore {
     pub(super) by_domain: Keyspace,
     pub(super) by_type: Keyspace,
     pub(super) analysis_queue: Keyspace,
+    /// Items (episodes, patterns) waiting to be embedded.
+    pub(super) embed_queue: Keyspace,
+    /// One vector per item, tagged with the embedding space it belongs to.
+    pub(super) vectors: Keyspace,
     /// Serialises writers: each write reads a header and writes it back.
     write: Mutex<()>,
     pub(super) text: RwLock<TextIndex>,
@@ -191,6 +199,8 @@ impl MemoryStore {
             by_domain: ks("by_domain")?,
             by_type: ks("by_type")?,
             analysis_queue: ks("analysis_queue")?,
+            embed_queue: ks("embed_queue")?,
+            vectors: ks("vectors")?,
             options,
             path,
             db,
@@ -406,6 +416,7 @@ impl MemoryStore {
         let mut b = self.db.batch();
         b.insert(&self.episodes, id_key(&id), encode(&h));
         b.insert(&self.analysis_queue, id_key(&id), []);
+        b.insert(&self.embed_queue, item_key(EPISODE_ITEM, &id), []);
         b.commit()?;
         self.cache_header(&h);
         self.sync()?;
@@ -485,6 +496,8 @@ impl MemoryStore {
         b.remove(&self.by_domain, domain_key(&h.domain, &id));
         b.remove(&self.by_type, type_key(h.task_type, &id));
         b.remove(&self.analysis_queue, id_key(&id));
+        b.remove(&self.embed_queue, item_key(EPISODE_ITEM, &id));
+        b.remove(&self.vectors, item_key(EPISODE_ITEM, &id));
         for n in 1..=h.step_count {
             b.remove(&self.steps, step_key(&id, n));
         }

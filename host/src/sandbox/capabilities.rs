@@ -6,8 +6,12 @@
 //! stdin (empty), stdout and stderr, plus an empty environment and `exit`.
 //! Granted only when asked: the `tools` import (code mode) and the
 //! read-only episode `store` (analyzers whose policy says so).
+//! Granted only to remote embedders: `wasi:http` outgoing requests, each
+//! checked against the one origin the store's [`HttpGrant`] allows.
 //! Never granted by default: filesystem, sockets, HTTP. There is no WASI
 //! interface for subprocesses at all.
+//!
+//! [`HttpGrant`]: super::http::HttpGrant
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, Linker, ResourceTable};
@@ -28,13 +32,16 @@ pub struct Grants {
     /// The read-only `memory-mcp:memory/store` import (pattern analyzers
     /// whose policy grants it).
     pub store: bool,
+    /// `wasi:http` outgoing requests (remote embedders), to the origin the
+    /// store's `HttpGrant` names and nowhere else.
+    pub http: bool,
 }
 
 impl Grants {
     /// Nothing beyond the always-granted base.
-    pub const NONE: Grants = Grants { tools: false, store: false };
+    pub const NONE: Grants = Grants { tools: false, store: false, http: false };
     /// The `tools` import, as code mode's JS runtime gets it.
-    pub const TOOLS: Grants = Grants { tools: true, store: false };
+    pub const TOOLS: Grants = Grants { tools: true, store: false, http: false };
 }
 
 /// The text a denied capability traps with; execution results look for it.
@@ -84,6 +91,10 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
         crate::learning::store_host::add_to_linker(&mut l, StoreData::episodes)?;
         granted.push(STORE_INTERFACE);
     }
+    if grants.http {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
+        granted.extend(HTTP_INTERFACES);
+    }
     deny_the_rest(&mut l, engine, component, &granted)?;
     Ok(l)
 }
@@ -112,6 +123,7 @@ const ALWAYS_GRANTED: &[&str] = &[
 
 const TOOLS_INTERFACE: &str = "memory-mcp:tool-call/tools";
 const STORE_INTERFACE: &str = "memory-mcp:memory/store";
+const HTTP_INTERFACES: [&str; 2] = ["wasi:http/types", "wasi:http/outgoing-handler"];
 
 fn versionless(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)

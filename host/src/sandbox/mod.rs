@@ -13,6 +13,7 @@
 pub mod artifacts;
 pub mod capabilities;
 pub mod engine;
+pub mod http;
 pub mod limits;
 pub mod outcome;
 pub mod output;

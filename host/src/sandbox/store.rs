@@ -7,6 +7,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::http::HttpGrant;
 use super::tools::{ToolsCtx, ToolsView};
 use crate::learning::store_host::{EpisodesCtx, EpisodesView};
 
@@ -55,6 +58,15 @@ pub struct StoreData {
     pub episodes: EpisodesCtx,
     /// When the execution's wall-clock budget runs out.
     pub deadline: Instant,
+    pub http_ctx: WasiHttpCtx,
+    /// Where outgoing HTTP may go, when `wasi:http` is linked at all.
+    pub http: HttpGrant,
+}
+
+impl WasiHttpView for StoreData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http_ctx, table: &mut self.table, hooks: &mut self.http }
+    }
 }
 
 impl WasiView for StoreData {
@@ -112,6 +124,8 @@ impl StoreData {
             tools,
             episodes: EpisodesCtx::none(),
             deadline,
+            http_ctx: WasiHttpCtx::new(),
+            http: HttpGrant::none(),
         }
     }
 
@@ -121,6 +135,15 @@ impl StoreData {
     pub fn for_analyzer(stderr: super::output::CappedPipe, memory_bytes: u64, episodes: EpisodesCtx, deadline: Instant) -> Self {
         let mut data = Self::new(super::output::CappedPipe::new(0), stderr, memory_bytes, deny_all_tools(), deadline);
         data.episodes = episodes;
+        data
+    }
+
+    /// A store for one embedder call: stderr captured, no tools, no store,
+    /// and outgoing HTTP only as `http` allows (it is linked only for
+    /// remote embedders).
+    pub fn for_embedder(stderr: super::output::CappedPipe, memory_bytes: u64, http: HttpGrant, deadline: Instant) -> Self {
+        let mut data = Self::new(super::output::CappedPipe::new(0), stderr, memory_bytes, deny_all_tools(), deadline);
+        data.http = http;
         data
     }
 

@@ -1,0 +1,279 @@
+//! One embedding provider as a component: a typed `InstancePre` built
+//! once, a fresh `Store` per call with fuel, memory and wall-clock limits,
+//! and `wasi:http` linked only for remote providers, to the one origin of
+//! their base URL. The API key is read from the configured environment
+//! variable, handed to this component in its config, and scrubbed from
+//! anything the component says.
+
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, Trap};
+
+use super::settings::{EmbeddingSettings, ProviderKind};
+use crate::sandbox::artifacts::ArtifactCache;
+use crate::sandbox::capabilities::{self, Grants};
+use crate::sandbox::http::{HttpGrant, Origin};
+use crate::sandbox::output::CappedPipe;
+use crate::sandbox::store::{StoreData, arm_deadline};
+use crate::world::embedder::{self, EmbedError, EmbedderConfig};
+
+/// CPU budget of one call (the local embedder needs about 10⁸ for 4,096
+/// texts).
+const FUEL: u64 = 20_000_000_000;
+/// Linear memory of one call (a remote answer is read whole).
+const MEMORY_BYTES: u64 = 512 << 20;
+const STDERR_BYTES: usize = 2048;
+
+/// Why an embedder could not be used or a call failed. Messages never
+/// contain the API key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbedFailure {
+    #[error("invalid embedding configuration: {0}")]
+    Config(String),
+    #[error("the embedding provider is unavailable: {0}")]
+    Unavailable(String),
+    #[error("denied by policy: {0}")]
+    Denied(String),
+    #[error("the embedding provider did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("the embedding provider answered badly: {0}")]
+    BadResponse(String),
+    #[error("too large: {0}")]
+    TooLarge(String),
+    #[error("the embedder component failed: {0}")]
+    Trap(String),
+}
+
+impl EmbedFailure {
+    /// Whether a later attempt may succeed (the worker retries these).
+    pub fn transient(&self) -> bool {
+        matches!(self, EmbedFailure::Unavailable(_) | EmbedFailure::Timeout(_) | EmbedFailure::Trap(_))
+    }
+}
+
+/// The 8-byte id of an embedding space: provider, model and dimensions.
+/// Vectors of different spaces never share an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Space(pub u64);
+
+impl Space {
+    pub fn of(provider: &str, model: &str, dims: u32) -> Self {
+        let h = blake3::hash(format!("{provider}\0{model}\0{dims}").as_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.as_bytes()[..8]);
+        Space(u64::from_be_bytes(b))
+    }
+}
+
+impl std::fmt::Display for Space {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// What the provider reported.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct ModelInfo {
+    pub provider: String,
+    pub model: String,
+    pub dimensions: u32,
+    pub max_batch: u32,
+}
+
+pub struct Embedder {
+    pub settings: EmbeddingSettings,
+    pub info: ModelInfo,
+    pub space: Space,
+    engine: Engine,
+    pre: InstancePre<StoreData>,
+    indices: embedder::GuestIndices,
+    origin: Option<Origin>,
+    secret: Option<String>,
+}
+
+fn component_bytes(p: ProviderKind) -> &'static [u8] {
+    match p {
+        ProviderKind::Local => crate::components::EMBEDDER_LOCAL,
+        ProviderKind::Ollama => crate::components::EMBEDDER_OLLAMA,
+        ProviderKind::Openai => crate::components::EMBEDDER_OPENAI,
+    }
+}
+
+impl Embedder {
+    /// Compiles (or loads from the cache) the provider's component, links
+    /// it under its grants, and asks it for its model info.
+    pub async fn load(engine: &Engine, cache: &ArtifactCache, settings: EmbeddingSettings) -> Result<Self, EmbedFailure> {
+        settings.validate().map_err(EmbedFailure::Config)?;
+        let secret = match &settings.api_key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some(v),
+                _ => return Err(EmbedFailure::Config(format!("the environment variable {var} (api_key_env) is not set"))),
+            },
+            None => None,
+        };
+        let origin = match settings.effective_base_url() {
+            Some(url) if settings.provider.is_remote() => Some(Origin::of_url(&url).map_err(EmbedFailure::Config)?),
+            _ => None,
+        };
+        let internal = |what: &str, e: &dyn std::fmt::Display| EmbedFailure::Trap(format!("{what}: {e}"));
+        let name = format!("embedder-{}", settings.provider.name());
+        let (component, _) = cache
+            .load(engine, &name, component_bytes(settings.provider), None)
+            .await
+            .map_err(|e| internal("compiling", &format!("{e:#}")))?;
+        let grants = Grants { http: settings.provider.is_remote(), ..Grants::NONE };
+        let linker = capabilities::linker(engine, &component, grants).map_err(|e| internal("linking", &e))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| internal("pre-instantiating", &e))?;
+        let indices = embedder::GuestIndices::new(&pre).map_err(|e| internal("exports", &e))?;
+        let mut e = Self {
+            info: ModelInfo { provider: String::new(), model: String::new(), dimensions: 0, max_batch: 0 },
+            space: Space(0),
+            settings,
+            engine: engine.clone(),
+            pre,
+            indices,
+            origin,
+            secret,
+        };
+        let config = e.config();
+        let info = e
+            .call(async |store, instance, idx| idx.load(&mut *store, instance)?.call_info(&mut *store, &config).await)
+            .await?;
+        if info.dimensions == 0 || info.dimensions > 16_384 || info.max_batch == 0 {
+            return Err(EmbedFailure::BadResponse(format!(
+                "the provider reports {} dimensions and batches of {}",
+                info.dimensions, info.max_batch
+            )));
+        }
+        e.space = Space::of(&info.provider, &info.model, info.dimensions);
+        e.info = ModelInfo { provider: info.provider, model: info.model, dimensions: info.dimensions, max_batch: info.max_batch };
+        Ok(e)
+    }
+
+    fn config(&self) -> EmbedderConfig {
+        EmbedderConfig {
+            model: self.settings.model.clone(),
+            base_url: self.settings.effective_base_url(),
+            api_key: self.secret.clone(),
+            dimensions: self.settings.dimensions,
+            timeout_ms: self.settings.timeout_ms,
+            max_retries: self.settings.max_retries,
+        }
+    }
+
+    /// Embeds `texts` in batches of at most `batch_size`; every vector has
+    /// this embedder's dimensions.
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
+        let batch = self.settings.batch_size.min(self.info.max_batch).max(1) as usize;
+        let config = self.config();
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch) {
+            let vectors = self
+                .call(async |store, instance, idx| idx.load(&mut *store, instance)?.call_embed(&mut *store, &config, chunk).await)
+                .await?;
+            let dims = self.info.dimensions as usize;
+            if vectors.len() != chunk.len() || vectors.iter().any(|v| v.len() != dims) {
+                return Err(EmbedFailure::BadResponse(format!(
+                    "expected {} vectors of {dims} dimensions (the model's); the provider changed model or dimensions",
+                    chunk.len()
+                )));
+            }
+            out.extend(vectors);
+        }
+        Ok(out)
+    }
+
+    /// The wall-clock budget of one call: every attempt's timeout plus the
+    /// backoff between them, and a margin.
+    fn budget(&self) -> Duration {
+        let s = &self.settings;
+        let attempts = u64::from(s.max_retries) + 1;
+        let backoff: u64 = (0..s.max_retries).map(|n| (100u64 << n.min(16)).min(5_000)).sum();
+        // Connect, first byte and the body each get the timeout.
+        Duration::from_millis(3 * u64::from(s.timeout_ms) * attempts + backoff + 2_000)
+    }
+
+    async fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(
+            &mut Store<StoreData>,
+            &wasmtime::component::Instance,
+            &embedder::GuestIndices,
+        ) -> wasmtime::Result<Result<T, EmbedError>>,
+    ) -> Result<T, EmbedFailure> {
+        let budget = self.budget();
+        let deadline = Instant::now() + budget;
+        let stderr = CappedPipe::new(STDERR_BYTES);
+        let grant = match &self.origin {
+            Some(o) => HttpGrant::to(o.clone()),
+            None => HttpGrant::none(),
+        };
+        let mut store = Store::new(&self.engine, StoreData::for_embedder(stderr.clone(), MEMORY_BYTES, grant, deadline));
+        store.limiter(|d| &mut d.guard);
+        arm_deadline(&mut store);
+        // Fuel is set before anything runs, so it cannot fail.
+        let _ = store.set_fuel(FUEL);
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            f(&mut store, &instance, &self.indices).await
+        };
+        let ms = budget.as_millis() as u64;
+        let result = match tokio::time::timeout(budget, run).await {
+            Err(_) => Err(EmbedFailure::Timeout(ms)),
+            Ok(Err(e)) => Err(self.classify(&e, &store, &stderr, ms)),
+            Ok(Ok(Err(e))) => Err(self.reported(e)),
+            Ok(Ok(Ok(t))) => Ok(t),
+        };
+        result.map_err(|f| self.scrub(f))
+    }
+
+    fn classify(&self, e: &wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe, ms: u64) -> EmbedFailure {
+        let trap = e.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::OutOfFuel) {
+            return EmbedFailure::Trap(format!("ran out of fuel ({FUEL} units)"));
+        }
+        if trap == Some(Trap::Interrupt) || Instant::now() >= store.data().deadline {
+            return EmbedFailure::Timeout(ms);
+        }
+        if store.data().guard.memory_denied {
+            return EmbedFailure::Trap(format!("exceeded its memory limit of {} MiB", MEMORY_BYTES >> 20));
+        }
+        let text = format!("{e:#}");
+        let first = text.lines().next().unwrap_or_default().to_string();
+        let said = stderr.text();
+        EmbedFailure::Trap(if said.trim().is_empty() { first } else { format!("{first}; stderr: {}", said.trim()) })
+    }
+
+    fn reported(&self, e: EmbedError) -> EmbedFailure {
+        match e {
+            EmbedError::InvalidConfig(s) => EmbedFailure::Config(s),
+            EmbedError::Unavailable(s) => EmbedFailure::Unavailable(s),
+            EmbedError::Denied(s) => EmbedFailure::Denied(match &self.origin {
+                Some(o) => format!("{s}; only {o} is granted"),
+                None => s,
+            }),
+            EmbedError::Timeout => EmbedFailure::Timeout(u64::from(self.settings.timeout_ms)),
+            EmbedError::BadResponse(s) => EmbedFailure::BadResponse(s),
+            EmbedError::TooLarge(s) => EmbedFailure::TooLarge(s),
+        }
+    }
+
+    /// Removes the API key from anything about to leave this module.
+    fn scrub(&self, f: EmbedFailure) -> EmbedFailure {
+        let Some(secret) = self.secret.as_deref().filter(|s| s.len() >= 4) else { return f };
+        let clean = |s: String| s.replace(secret, "[redacted]");
+        match f {
+            EmbedFailure::Config(s) => EmbedFailure::Config(clean(s)),
+            EmbedFailure::Unavailable(s) => EmbedFailure::Unavailable(clean(s)),
+            EmbedFailure::Denied(s) => EmbedFailure::Denied(clean(s)),
+            EmbedFailure::BadResponse(s) => EmbedFailure::BadResponse(clean(s)),
+            EmbedFailure::TooLarge(s) => EmbedFailure::TooLarge(clean(s)),
+            EmbedFailure::Trap(s) => EmbedFailure::Trap(clean(s)),
+            t @ EmbedFailure::Timeout(_) => t,
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! Nearest-neighbour search over one embedding space: exact search over a
+//! contiguous arena of vectors while the index is small, and an HNSW graph
+//! (usearch) once it passes [`ANN_MIN`] vectors, whose candidates are then
+//! re-scored exactly against the arena. The graph is saved beside the
+//! data and brought up to date incrementally after a restart.
+//!
+//! Vectors are L2-normalised, so the score is the dot product: cosine
+//! similarity.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::embedder::Space;
+
+/// Vectors from which the approximate index is built and used.
+pub const ANN_MIN: usize = 20_000;
+/// HNSW parameters: links per node, and the candidate lists when adding
+/// and searching. Measured in `benches/embeddings.rs`.
+pub const CONNECTIVITY: usize = 16;
+pub const EXPANSION_ADD: usize = 128;
+pub const EXPANSION_SEARCH: usize = 128;
+/// Candidates taken from the graph per result wanted, before exact
+/// re-scoring.
+const OVERSAMPLE: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    #[error("vector of {got} dimensions for an index of {want}")]
+    Dimensions { got: usize, want: usize },
+    #[error("approximate index: {0}")]
+    Ann(String),
+    #[error("saving the index: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The dot product, written so the compiler vectorises it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// The best `k` of `scored`, best first.
+fn top_k(mut scored: Vec<(usize, f32)>, k: usize) -> Vec<(usize, f32)> {
+    if scored.len() > k && k > 0 {
+        scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        scored.truncate(k);
+    }
+    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+    scored.truncate(k);
+    scored
+}
+
+pub struct VectorIndex {
+    pub space: Space,
+    dims: usize,
+    /// Slot → id (`None`: removed).
+    ids: Vec<Option<Uuid>>,
+    arena: Vec<f32>,
+    slots: HashMap<Uuid, usize>,
+    ann: Option<usearch::Index>,
+}
+
+fn ann_options(dims: usize) -> usearch::IndexOptions {
+    usearch::IndexOptions {
+        dimensions: dims,
+        metric: usearch::MetricKind::IP,
+        quantization: usearch::ScalarKind::F16,
+        connectivity: CONNECTIVITY,
+        expansion_add: EXPANSION_ADD,
+        expansion_search: EXPANSION_SEARCH,
+        multi: false,
+    }
+}
+
+impl VectorIndex {
+    pub fn new(space: Space, dims: usize) -> Self {
+        Self { space, dims, ids: Vec::new(), arena: Vec::new(), slots: HashMap::new(), ann: None }
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// Live vectors.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    pub fn has_ann(&self) -> bool {
+        self.ann.is_some()
+    }
+
+    /// Bytes held: the arena, the id maps and the graph.
+    pub fn memory_bytes(&self) -> usize {
+        self.arena.capacity() * 4
+            + self.ids.capacity() * 17
+            + self.slots.capacity() * 32
+            + self.ann.as_ref().map_or(0, usearch::Index::memory_usage)
+    }
+
+    /// Adds or replaces `id`'s vector.
+    pub fn upsert(&mut self, id: Uuid, v: &[f32]) -> Result<(), IndexError> {
+        if v.len() != self.dims {
+            return Err(IndexError::Dimensions { got: v.len(), want: self.dims });
+        }
+        if let Some(&slot) = self.slots.get(&id) {
+            self.arena[slot * self.dims..(slot + 1) * self.dims].copy_from_slice(v);
+            if let Some(ann) = &self.ann {
+                let key = slot as u64;
+                ann.remove(key).map_err(|e| IndexError::Ann(e.to_string()))?;
+                add(ann, key, v)?;
+            }
+            return Ok(());
+        }
+        let slot = self.ids.len();
+        self.ids.push(Some(id));
+        self.arena.extend_from_slice(v);
+        self.slots.insert(id, slot);
+        if let Some(ann) = &self.ann {
+            add(ann, slot as u64, v)?;
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, id: &Uuid) {
+        if let Some(slot) = self.slots.remove(id) {
+            self.ids[slot] = None;
+            if let Some(ann) = &self.ann {
+                let _ = ann.remove(slot as u64);
+            }
+        }
+    }
+
+    /// A copy of the vectors without the graph, to build one on the side.
+    pub fn clone_vectors(&self) -> Self {
+        Self {
+            space: self.space,
+            dims: self.dims,
+            ids: self.ids.clone(),
+            arena: self.arena.clone(),
+            slots: self.slots.clone(),
+            ann: None,
+        }
+    }
+
+    /// Brings this copy (built from `current` earlier) up to date with
+    /// `current`: slots added since are added, slots removed since are
+    /// removed.
+    pub fn catch_up(&mut self, current: &VectorIndex) -> Result<(), IndexError> {
+        for slot in 0..self.ids.len().min(current.ids.len()) {
+            if let (Some(id), None) = (self.ids[slot], current.ids[slot]) {
+                self.remove(&id);
+            }
+        }
+        for slot in self.ids.len()..current.ids.len() {
+            if let Some(id) = current.ids[slot] {
+                self.upsert(id, current.vector(slot))?;
+            } else {
+                self.ids.push(None);
+                self.arena.extend(std::iter::repeat_n(0.0, self.dims));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the approximate index should be built now.
+    pub fn wants_ann(&self) -> bool {
+        self.ann.is_none() && self.len() >= ANN_MIN
+    }
+
+    /// Builds the approximate index over every live vector, adding from
+    /// `threads` threads.
+    pub fn build_ann(&mut self, threads: usize) -> Result<(), IndexError> {
+        let ann = new_ann(self.dims, self.ids.len().max(1), threads)?;
+        let live: Vec<usize> = (0..self.ids.len()).filter(|s| self.ids[*s].is_some()).collect();
+        let threads = threads.max(1);
+        let chunk = live.len().div_ceil(threads).max(1);
+        let errors: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = live
+                .chunks(chunk)
+                .map(|part| {
+                    let ann = &ann;
+                    let arena = &self.arena;
+                    let dims = self.dims;
+                    s.spawn(move || {
+                        for &slot in part {
+                            if let Err(e) = add(ann, slot as u64, &arena[slot * dims..(slot + 1) * dims]) {
+                                return Some(e.to_string());
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
+        });
+        if let Some(e) = errors.into_iter().next() {
+            return Err(IndexError::Ann(e));
+        }
+        self.ann = Some(ann);
+        Ok(())
+    }
+
+    fn vector(&self, slot: usize) -> &[f32] {
+        &self.arena[slot * self.dims..(slot + 1) * self.dims]
+    }
+
+    /// The `k` most similar ids passing `keep`, best first, by exact
+    /// search when small and through the graph when large.
+    pub fn search(&self, query: &[f32], k: usize, keep: &dyn Fn(&Uuid) -> bool) -> Vec<(Uuid, f32)> {
+        if query.len() != self.dims || k == 0 {
+            return Vec::new();
+        }
+        if let Some(ann) = &self.ann {
+            let want = (k * OVERSAMPLE).max(40);
+            let filter = |key: u64| self.ids.get(key as usize).copied().flatten().is_some_and(|id| keep(&id));
+            if let Ok(m) = ann.filtered_search(query, want, filter) {
+                let scored: Vec<(usize, f32)> =
+                    m.keys.iter().map(|&key| (key as usize, dot(query, self.vector(key as usize)))).collect();
+                // A very selective filter can leave the graph short of
+                // matches: then the exact search below answers.
+                if scored.len() >= k.min(self.len()) {
+                    return self.named(top_k(scored, k));
+                }
+            }
+        }
+        self.exact(query, k, keep)
+    }
+
+    /// Exact search: every live vector scored.
+    pub fn exact(&self, query: &[f32], k: usize, keep: &dyn Fn(&Uuid) -> bool) -> Vec<(Uuid, f32)> {
+        if query.len() != self.dims {
+            return Vec::new();
+        }
+        let scored: Vec<(usize, f32)> = self
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.is_some_and(|id| keep(&id)))
+            .map(|(slot, _)| (slot, dot(query, self.vector(slot))))
+            .collect();
+        self.named(top_k(scored, k))
+    }
+
+    /// Scores of the given ids (those it holds).
+    pub fn scores(&self, query: &[f32], ids: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, f32> {
+        ids.into_iter().filter_map(|id| self.slots.get(&id).map(|&s| (id, dot(query, self.vector(s))))).collect()
+    }
+
+    fn named(&self, scored: Vec<(usize, f32)>) -> Vec<(Uuid, f32)> {
+        scored.into_iter().filter_map(|(slot, s)| self.ids[slot].map(|id| (id, s))).collect()
+    }
+
+    /// Saves the graph and its slot map under `dir` (atomically: each file
+    /// is written beside and renamed). Without a graph, removes stale files.
+    pub fn save(&self, dir: &Path) -> Result<(), IndexError> {
+        let (graph, slots) = files(dir, self.space);
+        let Some(ann) = &self.ann else {
+            let _ = std::fs::remove_file(&graph);
+            let _ = std::fs::remove_file(&slots);
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir)?;
+        let tmp = graph.with_extension("usearch.tmp");
+        let tmp_str = tmp.to_str().ok_or_else(|| IndexError::Ann("the data path is not UTF-8".into()))?;
+        ann.save(tmp_str).map_err(|e| IndexError::Ann(e.to_string()))?;
+        let mut map = Vec::with_capacity(8 + self.ids.len() * 17);
+        map.extend_from_slice(&(self.dims as u64).to_le_bytes());
+        for id in &self.ids {
+            match id {
+                Some(id) => {
+                    map.push(1);
+                    map.extend_from_slice(id.as_bytes());
+                }
+                None => map.extend_from_slice(&[0u8; 17]),
+            }
+        }
+        crate::sandbox::artifacts::write_atomic(&slots, &map).map_err(|e| IndexError::Ann(format!("{e:#}")))?;
+        std::fs::rename(&tmp, &graph)?;
+        Ok(())
+    }
+
+    /// Rebuilds the index of `space` from `stored` (every vector of that
+    /// space in the database), reusing the saved graph under `dir` when
+    /// there is one: its slots keep their places, vectors stored since are
+    /// added, and vectors deleted since are removed. Returns the index and
+    /// whether the graph was reused.
+    pub fn restore(dir: &Path, space: Space, dims: usize, mut stored: HashMap<Uuid, Vec<f32>>) -> (Self, bool) {
+        let mut ix = Self::new(space, dims);
+        let reused = match load_saved(dir, space, dims) {
+            Some((ann, ids)) => {
+                for (slot, id) in ids.iter().enumerate() {
+                    match id.and_then(|id| stored.remove(&id).map(|v| (id, v))) {
+                        Some((id, v)) => {
+                            ix.ids.push(Some(id));
+                            ix.arena.extend_from_slice(&v);
+                            ix.slots.insert(id, slot);
+                        }
+                        None => {
+                            ix.ids.push(None);
+                            ix.arena.extend(std::iter::repeat_n(0.0, dims));
+                            let _ = ann.remove(slot as u64);
+                        }
+                    }
+                }
+                ix.ann = Some(ann);
+                true
+            }
+            None => false,
+        };
+        let mut rest: Vec<_> = stored.into_iter().collect();
+        rest.sort_unstable_by_key(|(id, _)| *id);
+        if let Some(ann) = &ix.ann {
+            let _ = ann.reserve(ix.ids.len() + rest.len());
+        }
+        for (id, v) in rest {
+            if let Err(e) = ix.upsert(id, &v) {
+                tracing::warn!(%id, error = %e, "a stored vector was skipped");
+            }
+        }
+        (ix, reused)
+    }
+}
+
+fn files(dir: &Path, space: Space) -> (PathBuf, PathBuf) {
+    (dir.join(format!("{space}.usearch")), dir.join(format!("{space}.slots")))
+}
+
+fn new_ann(dims: usize, capacity: usize, threads: usize) -> Result<usearch::Index, IndexError> {
+    let ann = usearch::Index::new(&ann_options(dims)).map_err(|e| IndexError::Ann(e.to_string()))?;
+    ann.reserve_capacity_and_threads(capacity, threads.max(1)).map_err(|e| IndexError::Ann(e.to_string()))?;
+    Ok(ann)
+}
+
+fn add(ann: &usearch::Index, key: u64, v: &[f32]) -> Result<(), IndexError> {
+    if ann.size() + 1 > ann.capacity() {
+        let grow = (ann.capacity() * 2).max(1024);
+        ann.reserve(grow).map_err(|e| IndexError::Ann(e.to_string()))?;
+    }
+    ann.add(key, v).map_err(|e| IndexError::Ann(e.to_string()))
+}
+
+/// The saved graph and slot map, when both are there and agree with
+/// `space` and `dims`.
+fn load_saved(dir: &Path, space: Space, dims: usize) -> Option<(usearch::Index, Vec<Option<Uuid>>)> {
+    let (graph, slots) = files(dir, space);
+    let map = std::fs::read(&slots).ok()?;
+    let saved_dims = u64::from_le_bytes(map.get(..8)?.try_into().ok()?) as usize;
+    if saved_dims != dims || (map.len() - 8) % 17 != 0 {
+        tracing::warn!(path = %slots.display(), "saved slot map does not fit; rebuilding the approximate index");
+        return None;
+    }
+    let ids: Vec<Option<Uuid>> = map[8..]
+        .chunks_exact(17)
+        .map(|c| (c[0] == 1).then(|| Uuid::from_slice(&c[1..]).ok()).flatten())
+        .collect();
+    let ann = usearch::Index::new(&ann_options(dims)).ok()?;
+    match ann.load(graph.to_str()?) {
+        Ok(()) if ann.dimensions() == dims => Some((ann, ids)),
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(path = %graph.display(), error = %e, "saved approximate index unreadable; rebuilding");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(seed: u64, dims: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut v: Vec<f32> = (0..dims)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        let n = dot(&v, &v).sqrt();
+        v.iter_mut().for_each(|a| *a /= n);
+        v
+    }
+
+    #[test]
+    fn exact_finds_itself_and_respects_filters() {
+        let space = Space(1);
+        let mut ix = VectorIndex::new(space, 16);
+        let ids: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            ix.upsert(*id, &unit(i as u64, 16)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let hits = ix.search(&unit(7, 16), 3, &|_| true);
+        assert_eq!(hits[0].0, ids[7]);
+        assert!((hits[0].1 - 1.0).abs() < 1e-5);
+        let hits = ix.search(&unit(7, 16), 3, &|id| *id != ids[7]);
+        assert!(hits.iter().all(|(id, _)| *id != ids[7]));
+        ix.remove(&ids[7]);
+        assert_eq!(ix.len(), 99);
+        assert!(ix.search(&unit(7, 16), 1, &|_| true)[0].0 != ids[7]);
+        assert!(ix.upsert(ids[0], &[0.0; 3]).is_err());
+    }
+
+    #[test]
+    fn graph_survives_save_and_restore() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let space = Space(2);
+        let mut ix = VectorIndex::new(space, 32);
+        let ids: Vec<Uuid> = (0..2000).map(|_| Uuid::now_v7()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            ix.upsert(*id, &unit(i as u64, 32)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        ix.build_ann(2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ix.search(&unit(5, 32), 1, &|_| true)[0].0, ids[5]);
+        ix.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        // After the save: one deleted, one added.
+        let mut stored: HashMap<Uuid, Vec<f32>> =
+            ids.iter().enumerate().map(|(i, id)| (*id, unit(i as u64, 32))).collect();
+        stored.remove(&ids[5]);
+        let extra = Uuid::now_v7();
+        stored.insert(extra, unit(99_999, 32));
+        let (back, reused) = VectorIndex::restore(dir.path(), space, 32, stored);
+        assert!(reused && back.has_ann());
+        assert_eq!(back.len(), 2000);
+        assert_eq!(back.search(&unit(99_999, 32), 1, &|_| true)[0].0, extra);
+        assert!(back.search(&unit(5, 32), 5, &|_| true).iter().all(|(id, _)| *id != ids[5]));
+        assert_eq!(back.search(&unit(6, 32), 1, &|_| true)[0].0, ids[6]);
+    }
+}

@@ -1,0 +1,221 @@
+//! The embedding worker: loads the provider, then embeds queued items in
+//! batches, off the acknowledgement path. A batch's vectors and the
+//! removal of its queue entries are one atomic write. A failed batch stays
+//! queued and is retried with backoff (1 s doubling to 60 s), so nothing
+//! waiting is lost; lexical search does not depend on any of it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use fjall::PersistMode;
+use uuid::Uuid;
+
+use super::embedder::{EmbedFailure, Embedder};
+use super::service::{Embeddings, read, write};
+use crate::memory::StoreError;
+use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
+
+/// How often an idle worker looks at the queue (learned patterns are
+/// queued without waking it).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Changes after which the approximate index is saved.
+const SAVE_EVERY: usize = 2_000;
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6).saturating_sub(1)).min(MAX_BACKOFF)
+}
+
+impl Embeddings {
+    /// Loads the configured provider in the background, then runs the
+    /// worker for the life of the process.
+    pub fn spawn(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move { me.run().await });
+    }
+
+    /// Wakes the worker (an episode was completed).
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn load_provider(&self) {
+        let mut failures = 0u32;
+        loop {
+            let settings = self.settings();
+            match self.load_embedder(settings).await {
+                Ok(e) => {
+                    tracing::info!(provider = %e.info.provider, model = %e.info.model, dims = e.info.dimensions, "embedding provider ready");
+                    if let Err(err) = self.install(e, false) {
+                        tracing::error!(error = %err, "could not record the embedding space");
+                    }
+                    return;
+                }
+                Err(f) => {
+                    failures += 1;
+                    let wait = backoff(failures);
+                    tracing::warn!(error = %f, retry_in_s = wait.as_secs(), "embedding provider unavailable");
+                    let config = matches!(f, EmbedFailure::Config(_));
+                    self.set_failed(f);
+                    // A configuration error waits for `configure_embeddings`.
+                    let wait = if config { Duration::from_secs(3600) } else { wait };
+                    let _ = tokio::time::timeout(wait, self.reconfigured.notified()).await;
+                    if self.embedder().is_ok() {
+                        return; // configured meanwhile
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        self.load_provider().await;
+        let mut unsaved = 0usize;
+        loop {
+            let embedder = match self.embedder() {
+                Ok(e) => e,
+                Err(_) => {
+                    self.load_provider().await;
+                    continue;
+                }
+            };
+            match self.step(&embedder).await {
+                Ok(0) => {
+                    if let Err(e) = self.idle(&mut unsaved).await {
+                        tracing::warn!(error = %e, "saving the vector index failed");
+                    }
+                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                }
+                Ok(n) => unsaved += n,
+                Err(f) => {
+                    let failures = {
+                        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                        s.failed_batches += 1;
+                        s.consecutive_failures += 1;
+                        s.last_error = Some(f.to_string());
+                        s.last_error_at = Some(Utc::now());
+                        let wait = backoff(s.consecutive_failures);
+                        s.next_retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
+                        s.consecutive_failures
+                    };
+                    let wait = backoff(failures);
+                    tracing::warn!(error = %f, retry_in_s = wait.as_secs(), "embedding batch failed; it stays queued");
+                    // New completions do not cut the backoff short; a new
+                    // configuration does.
+                    let _ = tokio::time::timeout(wait, self.reconfigured.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// With nothing queued: builds the approximate index when the index
+    /// has grown enough, saves it after changes, and ends a finished job.
+    async fn idle(self: &Arc<Self>, unsaved: &mut usize) -> anyhow::Result<()> {
+        if self.job().is_some() && self.pending() == 0 {
+            self.finish_job()?;
+            tracing::info!("re-embedding finished");
+        }
+        let wants = read(&self.episodes).as_ref().is_some_and(|ix| ix.wants_ann());
+        if wants {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.build_ann()).await??;
+            *unsaved = SAVE_EVERY;
+        }
+        if *unsaved >= SAVE_EVERY || (*unsaved > 0 && read(&self.episodes).as_ref().is_some_and(|ix| ix.has_ann())) {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                if let Some(ix) = read(&me.episodes).as_ref() {
+                    ix.save(&me.dir)?;
+                }
+                Ok(())
+            })
+            .await??;
+            *unsaved = 0;
+        }
+        Ok(())
+    }
+
+    /// Builds the episode index's graph (searches keep running on the
+    /// exact path meanwhile, under the read lock of a copy).
+    fn build_ann(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let Some(mut copy) = read(&self.episodes).as_ref().map(|ix| ix.clone_vectors()) else { return Ok(()) };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        copy.build_ann(threads)?;
+        let mut guard = write(&self.episodes);
+        if let Some(ix) = guard.as_mut() {
+            if ix.space == copy.space {
+                copy.catch_up(ix)?;
+                *ix = copy;
+            }
+            tracing::info!(vectors = ix.len(), millis = started.elapsed().as_millis() as u64, "approximate index built");
+        }
+        Ok(())
+    }
+
+    /// Embeds one batch; returns how many items it stored.
+    async fn step(&self, embedder: &Arc<Embedder>) -> Result<usize, EmbedFailure> {
+        let storage = |e: StoreError| EmbedFailure::Trap(format!("storage: {e}"));
+        let batch = embedder.settings.batch_size.min(embedder.info.max_batch).max(1) as usize;
+        let mut keys: Vec<(u8, Uuid)> = Vec::with_capacity(batch);
+        for kv in self.memory.embed_queue().iter().take(batch) {
+            let k = kv.key().map_err(|e| storage(e.into()))?;
+            if let (Some(&kind), Some(id)) = (k.first(), k.get(1..17).and_then(|b| Uuid::from_slice(b).ok())) {
+                keys.push((kind, id));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut items: Vec<(u8, Uuid)> = Vec::with_capacity(keys.len());
+        let mut texts = Vec::with_capacity(keys.len());
+        let mut gone: Vec<(u8, Uuid)> = Vec::new();
+        for (kind, id) in keys {
+            let text = match kind {
+                EPISODE_ITEM => self.memory.get_header(id).ok().map(|h| crate::memory::documents::header_text(&h)),
+                PATTERN_ITEM => self.patterns.get(&id).map(|p| p.search_text()),
+                _ => None,
+            };
+            match text {
+                Some(t) => {
+                    items.push((kind, id));
+                    texts.push(t);
+                }
+                None => gone.push((kind, id)),
+            }
+        }
+        let started = Instant::now();
+        let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed(&texts).await? };
+        // Store under the space the batch was embedded in, unless the
+        // space changed meanwhile (then the items stay queued for the new).
+        let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        if self.active().map(|a| a.space) != Some(embedder.space) {
+            return Ok(0);
+        }
+        let mut b = self.memory.database().batch().durability(Some(PersistMode::Buffer));
+        for ((kind, id), v) in items.iter().zip(&vectors) {
+            b.insert(self.memory.vectors(), item_key(*kind, id), super::vectors::encode(embedder.space, v));
+            b.remove(self.memory.embed_queue(), item_key(*kind, id));
+        }
+        for (kind, id) in &gone {
+            b.remove(self.memory.embed_queue(), item_key(*kind, id));
+        }
+        b.commit().map_err(|e| storage(e.into()))?;
+        for ((kind, id), v) in items.iter().zip(&vectors) {
+            let index = if *kind == EPISODE_ITEM { &self.episodes } else { &self.pattern_index };
+            if let Some(ix) = write(index).as_mut()
+                && let Err(e) = ix.upsert(*id, v)
+            {
+                tracing::warn!(%id, error = %e, "a vector was stored but not indexed");
+            }
+        }
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.embedded += items.len() as u64;
+        s.batches += 1;
+        s.consecutive_failures = 0;
+        s.next_retry_at = None;
+        s.last_batch_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(items.len() + gone.len())
+    }
+}

@@ -1,0 +1,238 @@
+//! The embedding tools: choose the provider, check it, and search episodes
+//! by meaning.
+
+use std::time::Instant;
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ErrorData, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::memory_tools::{store_error, structured};
+use super::params::{Parameters, input_error, params_or_return};
+use super::server::MemoryServer;
+use crate::embeddings::{EmbedFailure, EmbeddingSettings, ProviderKind};
+use crate::memory::StoreError;
+use crate::memory::model::TaskType;
+
+/// Most results one semantic query returns.
+const MAX_LIMIT: usize = 100;
+/// Longest query text.
+const MAX_QUERY_CHARS: usize = 10_000;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigureEmbeddingsParams {
+    /// local (default: offline, no set-up), ollama, or openai (any
+    /// OpenAI-compatible server).
+    pub provider: ProviderKind,
+    /// The model; the provider's default when absent (local:
+    /// hashed-ngrams-v1, ollama: nomic-embed-text, openai:
+    /// text-embedding-3-small).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The provider's base URL, e.g. http://127.0.0.1:11434 (ollama's
+    /// default) or https://api.openai.com. The embedder may reach this
+    /// origin and no other.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The name of the environment variable holding the API key (the key
+    /// itself is never passed, stored or shown).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// The default similarity a semantic match must reach, 0..1 (0.7).
+    #[serde(default)]
+    pub similarity_threshold: Option<f32>,
+    /// Texts per provider call, 1..2048 (256).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// Per HTTP attempt, 100..120000 ms (10000).
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
+    /// Retries after a failed attempt, with exponential backoff, 0..10 (2).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Requested dimensions, for providers that can choose.
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestEmbeddingsParams {
+    /// The text to embed; a sample sentence when absent.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySemanticMemoryParams {
+    /// What to look for, in words; matched by meaning, not exact words.
+    pub query: String,
+    /// 1 to 100; default 10.
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// The least cosine similarity a result needs, 0..1; the configured
+    /// default (0.7) when absent.
+    #[serde(default)]
+    pub similarity_threshold: Option<f32>,
+    /// Only this domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Only this task type.
+    #[serde(default)]
+    pub task_type: Option<TaskType>,
+}
+
+fn failure(f: EmbedFailure) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(f.to_string())])
+}
+
+#[tool_router(router = embedding_router, vis = "pub(crate)")]
+impl MemoryServer {
+    #[tool(description = "Choose the embedding provider for semantic search: local (default; offline), ollama or openai-compatible. The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background (progress in health_check); search meanwhile covers what is re-embedded.")]
+    async fn configure_embeddings(&self, params: Parameters<ConfigureEmbeddingsParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let d = EmbeddingSettings::default();
+        let settings = EmbeddingSettings {
+            version: 1,
+            provider: p.provider,
+            model: p.model,
+            base_url: p.base_url,
+            api_key_env: p.api_key_env,
+            dimensions: p.dimensions,
+            similarity_threshold: p.similarity_threshold.unwrap_or(d.similarity_threshold),
+            batch_size: p.batch_size.unwrap_or(d.batch_size),
+            timeout_ms: p.timeout_ms.unwrap_or(d.timeout_ms),
+            max_retries: p.max_retries.unwrap_or(d.max_retries),
+        };
+        if let Err(e) = settings.validate() {
+            return Ok(input_error(e));
+        }
+        let emb = self.embeddings();
+        let previous = emb.active();
+        let embedder = match emb.load_embedder(settings).await {
+            Ok(e) => e,
+            Err(f) => return Ok(failure(f)),
+        };
+        let info = embedder.info.clone();
+        let space = embedder.space;
+        let task = {
+            let emb = emb.clone();
+            tokio::task::spawn_blocking(move || emb.install(embedder, true))
+        };
+        let queued = match task.await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Ok(store_error(e)),
+            Err(e) => return Err(ErrorData::internal_error(format!("storage task failed: {e}"), None)),
+        };
+        let reembedding = previous.as_ref().map(|a| a.space) != Some(space);
+        let mut out = structured(json!({
+            "provider": info.provider,
+            "model": info.model,
+            "dimensions": info.dimensions,
+            "space": space.to_string(),
+            "reembedding": reembedding,
+            "queued": queued,
+            "previous": previous.map(|a| a.info),
+        }))?;
+        out.content.insert(
+            0,
+            ContentBlock::text(if reembedding {
+                format!("now embedding with {} / {} ({} dimensions); re-embedding {queued} items in the background", info.provider, info.model, info.dimensions)
+            } else {
+                format!("settings saved; still {} / {} ({} dimensions)", info.provider, info.model, info.dimensions)
+            }),
+        );
+        Ok(out)
+    }
+
+    #[tool(description = "Embed a sample text with the configured provider and report provider, model, dimensions and latency.")]
+    async fn test_embeddings(&self, params: Parameters<TestEmbeddingsParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let text = p.text.unwrap_or_else(|| "Fix the failing login test in the authentication service".into());
+        if text.chars().count() > MAX_QUERY_CHARS {
+            return Ok(input_error(format!("text is longer than {MAX_QUERY_CHARS} characters")));
+        }
+        let emb = self.embeddings();
+        let embedder = match emb.embedder() {
+            Ok(e) => e,
+            Err(f) => return Ok(failure(f)),
+        };
+        let started = Instant::now();
+        let v = match embedder.embed(std::slice::from_ref(&text)).await {
+            Ok(mut v) => v.pop().unwrap_or_default(),
+            Err(f) => return Ok(failure(f)),
+        };
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        structured(json!({
+            "provider": embedder.info.provider,
+            "model": embedder.info.model,
+            "dimensions": v.len(),
+            "latency_ms": (ms * 100.0).round() / 100.0,
+            "norm": norm,
+            "preview": v.iter().take(8).collect::<Vec<_>>(),
+        }))
+    }
+
+    #[tool(description = "Search past episodes by meaning: the query is embedded and compared with every completed episode's embedding (cosine similarity). Returns episodes at or above the similarity threshold, most similar first.")]
+    async fn query_semantic_memory(&self, params: Parameters<QuerySemanticMemoryParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        if !(1..=MAX_LIMIT).contains(&p.limit) {
+            return Ok(input_error(format!("limit must be between 1 and {MAX_LIMIT}, got {}", p.limit)));
+        }
+        if p.query.trim().is_empty() || p.query.chars().count() > MAX_QUERY_CHARS {
+            return Ok(input_error(format!("query must have 1 to {MAX_QUERY_CHARS} characters")));
+        }
+        let emb = self.embeddings();
+        let threshold = p.similarity_threshold.unwrap_or_else(|| emb.settings().similarity_threshold);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Ok(input_error(format!("similarity_threshold must be within 0..1, got {threshold}")));
+        }
+        let vector = match emb.embed_query(&p.query).await {
+            Ok(v) => v,
+            Err(f) => return Ok(failure(f)),
+        };
+        let store = self.store();
+        let keep = |id: &uuid::Uuid| store.summary_matches(id, p.domain.as_deref(), p.task_type);
+        let hits = emb.search_episodes(&vector, p.limit, threshold, &keep);
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let header = match self.store().get_header(h.id) {
+                Ok(x) => x,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Ok(store_error(e)),
+            };
+            out.push(json!({
+                "episode_id": h.id,
+                "similarity": h.similarity,
+                "task_description": header.task_description,
+                "domain": header.domain,
+                "task_type": header.task_type,
+                "outcome": header.outcome.as_ref().map(|o| o.outcome_type),
+                "reward": header.reward.as_ref().map(|r| r.total),
+                "step_count": header.step_count,
+                "started_at": header.started_at,
+                "tags": header.context.tags,
+            }));
+        }
+        let active = emb.active();
+        structured(json!({
+            "results": out,
+            "similarity_threshold": threshold,
+            "model": active.as_ref().map(|a| &a.info),
+            "coverage": {
+                "embedded": emb.indexed_episodes(),
+                "completed": self.store().stats().completed,
+                "pending": emb.pending(),
+            },
+        }))
+    }
+}
