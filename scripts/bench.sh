@@ -16,3 +16,4 @@ export BENCH_NODE_MEMORY="$NPM_DIR/node_modules/@modelcontextprotocol/server-mem
 echo "## code mode" ; cargo bench -p memory-mcp --bench sandbox 2>/dev/null | grep '^|'
 echo "## episodic memory"; cargo bench -p memory-mcp --bench memory 2>/dev/null | grep '^|'
 echo "## learning"; cargo bench -p memory-mcp --bench patterns 2>/dev/null | grep -E '^(\||[0-9]|With)'
+echo "## embeddings"; cargo bench -p memory-mcp --bench embeddings 2>/dev/null | grep -E "^\|"

@@ -41,16 +41,9 @@ const PLAYBOOKS: [(&[&str], u64); 5] = [
     (&["edit", "deploy"], 20),
 ];
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.next() as usize % xs.len()]
-    }
-}
+#[path = "shared/lcg.rs"]
+mod lcg;
+use lcg::Lcg;
 
 /// One synthetic completed episode: (header fields, steps, outcome).
 struct Synthetic {
