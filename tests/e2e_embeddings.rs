@@ -145,6 +145,13 @@ async fn local_provider_by_default_searches_by_meaning_and_keeps_vectors_across_
     let auth: Vec<&str> = labelled.iter().filter(|(_, t)| *t == "auth").map(|(id, _)| id.as_str()).collect();
     assert!(top.iter().take(3).all(|id| auth.contains(id) || *id == other), "{r}");
 
+    // Learned patterns are embedded too, and their ranking blends meaning.
+    let e = embeddings(&s).await;
+    assert!(e["indexed"]["patterns"].as_u64().is_some_and(|n| n > 0), "{e}");
+    let r = ok(&s, "search_patterns", json!({"query": "login authentication", "domain": "app", "min_relevance": 0.0})).await;
+    let results = r["results"].as_array().expect("results");
+    assert!(results.iter().any(|x| x["parts"]["semantic"].as_f64().is_some()), "{r}");
+
     // test_embeddings reports the provider.
     let t = ok(&s, "test_embeddings", json!({})).await;
     assert_eq!((t["provider"].as_str(), t["model"].as_str(), t["dimensions"].as_u64()), (Some("local"), Some("hashed-ngrams-v1"), Some(384)));
