@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build memory-mcp: the
-# wasm32-wasip2 Rust target, and clang-19 + wasi-libc for QuickJS.
+# wasm32-wasip2 Rust target, clang-19 + wasi-libc for QuickJS, and g++
+# for the vector index (usearch is C++).
 # Idempotent and quiet when everything is already there. Logs to stderr.
 set -euo pipefail
 
@@ -11,7 +12,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 >&2
 fi
 
-pkgs=(clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32)
+pkgs=(clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 g++)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
