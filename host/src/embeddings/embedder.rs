@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::Serialize;
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store};
 
 use super::settings::{EmbeddingSettings, ProviderKind};
 use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
 use crate::sandbox::http::{HttpGrant, Origin};
 use crate::sandbox::output::CappedPipe;
-use crate::sandbox::store::{StoreData, arm_deadline};
+use crate::sandbox::store::{Stop, StoreData, metered, why_stopped};
 use crate::world::embedder::{self, EmbedError, EmbedderConfig};
 
 /// CPU budget of one call (the local embedder needs about 10⁸ for 4,096
@@ -212,11 +212,8 @@ impl Embedder {
             Some(o) => HttpGrant::to(o.clone()),
             None => HttpGrant::none(),
         };
-        let mut store = Store::new(&self.engine, StoreData::for_embedder(stderr.clone(), MEMORY_BYTES, grant, deadline));
-        store.limiter(|d| &mut d.guard);
-        arm_deadline(&mut store);
-        // Fuel is set before anything runs, so it cannot fail.
-        let _ = store.set_fuel(FUEL);
+        let data = StoreData::for_embedder(stderr.clone(), MEMORY_BYTES, grant, deadline);
+        let mut store = metered(&self.engine, data, FUEL);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             f(&mut store, &instance, &self.indices).await
@@ -232,20 +229,13 @@ impl Embedder {
     }
 
     fn classify(&self, e: &wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe, ms: u64) -> EmbedFailure {
-        let trap = e.downcast_ref::<Trap>().copied();
-        if trap == Some(Trap::OutOfFuel) {
-            return EmbedFailure::Trap(format!("ran out of fuel ({FUEL} units)"));
+        match why_stopped(e, store, stderr) {
+            Stop::OutOfFuel => EmbedFailure::Trap(format!("ran out of fuel ({FUEL} units)")),
+            Stop::Timeout => EmbedFailure::Timeout(ms),
+            Stop::Memory => EmbedFailure::Trap(format!("exceeded its memory limit of {} MiB", MEMORY_BYTES >> 20)),
+            Stop::Denied(line) => EmbedFailure::Denied(line),
+            Stop::Trap(what) => EmbedFailure::Trap(what),
         }
-        if trap == Some(Trap::Interrupt) || Instant::now() >= store.data().deadline {
-            return EmbedFailure::Timeout(ms);
-        }
-        if store.data().guard.memory_denied {
-            return EmbedFailure::Trap(format!("exceeded its memory limit of {} MiB", MEMORY_BYTES >> 20));
-        }
-        let text = format!("{e:#}");
-        let first = text.lines().next().unwrap_or_default().to_string();
-        let said = stderr.text();
-        EmbedFailure::Trap(if said.trim().is_empty() { first } else { format!("{first}; stderr: {}", said.trim()) })
     }
 
     fn reported(&self, e: EmbedError) -> EmbedFailure {

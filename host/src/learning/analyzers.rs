@@ -17,16 +17,16 @@ use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use wasmtime::component::{Component, InstancePre};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store};
 
 use super::model::Provenance;
 use super::policy::{AnalyzerLimits, AnalyzerPolicy};
 use super::store_host::EpisodesCtx;
 use crate::memory::MemoryStore;
 use crate::sandbox::artifacts::ArtifactCache;
-use crate::sandbox::capabilities::{self, DENIED_IMPORT, Grants};
+use crate::sandbox::capabilities::{self, Grants};
 use crate::sandbox::output::CappedPipe;
-use crate::sandbox::store::{StoreData, arm_deadline};
+use crate::sandbox::store::{Stop, StoreData, metered, why_stopped};
 use crate::world::{analyzer, statistics, types};
 
 /// The interface an analyzer component exports.
@@ -163,39 +163,18 @@ impl Analyzer {
         let episodes = if self.policy.grants.store { EpisodesCtx::granted(memory.clone()) } else { EpisodesCtx::none() };
         let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
         let data = StoreData::for_analyzer(stderr.clone(), limits.memory_mb << 20, episodes, deadline);
-        let mut store = Store::new(engine, data);
-        store.limiter(|d| &mut d.guard);
-        arm_deadline(&mut store);
-        // Fuel is set before anything runs, so it cannot fail.
-        let _ = store.set_fuel(limits.fuel);
-        (store, stderr)
+        (metered(engine, data, limits.fuel), stderr)
     }
 
     fn classify(&self, err: wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe) -> Failure {
         let limits = &self.policy.limits;
-        let trap = err.downcast_ref::<Trap>().copied();
-        if trap == Some(Trap::OutOfFuel) {
-            return Failure::OutOfFuel(limits.fuel);
+        match why_stopped(&err, store, stderr) {
+            Stop::OutOfFuel => Failure::OutOfFuel(limits.fuel),
+            Stop::Timeout => Failure::Timeout(limits.timeout_ms),
+            Stop::Memory => Failure::Memory(limits.memory_mb),
+            Stop::Denied(line) => Failure::Denied(line),
+            Stop::Trap(what) => Failure::Trap(what),
         }
-        if trap == Some(Trap::Interrupt) || Instant::now() >= store.data().deadline {
-            return Failure::Timeout(limits.timeout_ms);
-        }
-        if store.data().guard.memory_denied {
-            return Failure::Memory(limits.memory_mb);
-        }
-        let text = format!("{err:#}");
-        if text.contains(DENIED_IMPORT) {
-            let line = text.lines().find(|l| l.contains(DENIED_IMPORT)).unwrap_or_default();
-            return Failure::Denied(line.trim().to_string());
-        }
-        // The trap itself, not the wasm backtrace wasmtime attaches.
-        let what = match trap {
-            Some(t) => t.to_string(),
-            None => text.lines().next().unwrap_or_default().to_string(),
-        };
-        let said = stderr.text();
-        let said: String = said.lines().filter(|l| !l.starts_with("note:")).collect::<Vec<_>>().join(" ");
-        Failure::Trap(if said.trim().is_empty() { what } else { format!("{what}; stderr: {}", said.trim()) })
     }
 
     /// Runs `f` against a fresh instance under this analyzer's limits.

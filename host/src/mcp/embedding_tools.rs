@@ -224,14 +224,16 @@ impl MemoryServer {
             }));
         }
         let active = emb.active();
+        // Counts only: the queue itself is not scanned on the query path.
+        let (embedded, completed) = (emb.indexed_episodes() as u64, self.store().completed_count());
         structured(json!({
             "results": out,
             "similarity_threshold": threshold,
             "model": active.as_ref().map(|a| &a.info),
             "coverage": {
-                "embedded": emb.indexed_episodes(),
-                "completed": self.store().stats().completed,
-                "pending": emb.pending(),
+                "embedded": embedded,
+                "completed": completed,
+                "not_embedded": completed.saturating_sub(embedded),
             },
         }))
     }

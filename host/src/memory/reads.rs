@@ -87,6 +87,11 @@ impl MemoryStore {
         self.summaries.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(_, s)| s.outcome.is_some()).map(|(id, _)| *id).collect()
     }
 
+    /// How many episodes are completed (no disk figures, unlike `stats`).
+    pub fn completed_count(&self) -> u64 {
+        self.summaries.read().unwrap_or_else(|p| p.into_inner()).values().filter(|x| x.outcome.is_some()).count() as u64
+    }
+
     /// Whether `id` is a stored episode in `domain` (when given) of
     /// `task_type` (when given).
     pub fn summary_matches(&self, id: &Uuid, domain: Option<&str>, task_type: Option<TaskType>) -> bool {

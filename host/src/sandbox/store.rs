@@ -169,3 +169,52 @@ fn deny_all_tools() -> ToolsCtx {
         Arc::new(super::tools::RateLimiter::default()),
     )
 }
+
+/// A store for one metered call: its data's memory limit, its deadline
+/// (epoch interruption) and `fuel`.
+pub fn metered(engine: &wasmtime::Engine, data: StoreData, fuel: u64) -> wasmtime::Store<StoreData> {
+    let mut store = wasmtime::Store::new(engine, data);
+    store.limiter(|d| &mut d.guard);
+    arm_deadline(&mut store);
+    // Fuel is set before anything runs, so it cannot fail.
+    let _ = store.set_fuel(fuel);
+    store
+}
+
+/// Why a metered call ended in an error, in the caller's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    OutOfFuel,
+    Timeout,
+    Memory,
+    /// A denied import: the line naming the capability.
+    Denied(String),
+    /// Any other trap: what trapped, and what the guest said on stderr.
+    Trap(String),
+}
+
+/// Classifies `err` from a call in `store`, whose stderr is `stderr`.
+pub fn why_stopped(err: &wasmtime::Error, store: &wasmtime::Store<StoreData>, stderr: &super::output::CappedPipe) -> Stop {
+    let trap = err.downcast_ref::<wasmtime::Trap>().copied();
+    if trap == Some(wasmtime::Trap::OutOfFuel) {
+        return Stop::OutOfFuel;
+    }
+    if trap == Some(wasmtime::Trap::Interrupt) || Instant::now() >= store.data().deadline {
+        return Stop::Timeout;
+    }
+    if store.data().guard.memory_denied {
+        return Stop::Memory;
+    }
+    let text = format!("{err:#}");
+    if let Some(line) = text.lines().find(|l| l.contains(super::capabilities::DENIED_IMPORT)) {
+        return Stop::Denied(line.trim().to_string());
+    }
+    // The trap itself, not the wasm backtrace wasmtime attaches.
+    let what = match trap {
+        Some(t) => t.to_string(),
+        None => text.lines().next().unwrap_or_default().to_string(),
+    };
+    let said = stderr.text();
+    let said: String = said.lines().filter(|l| !l.starts_with("note:")).collect::<Vec<_>>().join(" ");
+    Stop::Trap(if said.trim().is_empty() { what } else { format!("{what}; stderr: {}", said.trim()) })
+}
