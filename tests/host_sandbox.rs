@@ -32,6 +32,7 @@ async fn sandbox(grants: Grants, max_concurrency: usize) -> Sandbox {
 async fn run(sb: &Sandbox, code: &str) -> Value {
     let r = sb
         .execute(Execution {
+            id: uuid::Uuid::now_v7(),
             code: code.into(),
             context: json!({"task": "t", "input": null}),
             limits: *sb.limits(),
@@ -78,6 +79,7 @@ async fn timeouts_are_wall_clock_even_when_the_guest_is_idle_in_a_loop_of_awaits
     let sb = sandbox(Grants::default(), 2).await;
     let r = sb
         .execute(Execution {
+            id: uuid::Uuid::now_v7(),
             code: "for (;;) { await Promise.resolve() }".into(),
             context: json!({}),
             limits: sb.limits().narrowed(Some(150), None).unwrap(),

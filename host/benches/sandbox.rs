@@ -97,6 +97,7 @@ struct Script {
 
 async fn in_process(sb: &Sandbox, s: &Script, n: usize) -> Vec<Duration> {
     let exec = Execution {
+        id: uuid::Uuid::now_v7(),
         code: s.code.clone(),
         context: json!({"task": "bench", "input": s.input}),
         limits: *sb.limits(),
@@ -122,6 +123,7 @@ fn check(r: &memory_mcp::sandbox::outcome::ExecutionResult) {
 
 async fn throughput(sb: Arc<Sandbox>, s: &Script, concurrency: usize, total: usize) -> f64 {
     let exec = Execution {
+        id: uuid::Uuid::now_v7(),
         code: s.code.clone(),
         context: json!({"task": "bench", "input": s.input}),
         limits: *sb.limits(),

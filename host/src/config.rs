@@ -1,6 +1,7 @@
 //! Settings: command-line flags over the config file over built-in
 //! defaults, resolved once at start-up.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, Limits, Profile};
+use crate::gateway::servers::UpstreamConfig;
 use crate::sandbox::policy::ToolPolicy;
 
 /// Flags shared by the server and the subcommands that touch its data.
@@ -61,6 +63,30 @@ pub struct SandboxArgs {
 pub struct FileConfig {
     #[serde(default)]
     pub sandbox: FileSandbox,
+    /// Upstream MCP servers whose tools sandboxed code may call, by name.
+    #[serde(default)]
+    pub servers: BTreeMap<String, UpstreamConfig>,
+    #[serde(default)]
+    pub audit: FileAudit,
+}
+
+/// `[audit]`: the tool-call audit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAudit {
+    /// Records kept before the oldest are dropped.
+    #[serde(default = "default_audit_records")]
+    pub max_records: u64,
+}
+
+impl Default for FileAudit {
+    fn default() -> Self {
+        Self { max_records: default_audit_records() }
+    }
+}
+
+fn default_audit_records() -> u64 {
+    crate::gateway::audit::DEFAULT_MAX_RECORDS
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -92,6 +118,8 @@ pub struct Settings {
     pub limits: Limits,
     pub max_concurrency: usize,
     pub tool_policy: ToolPolicy,
+    pub servers: BTreeMap<String, UpstreamConfig>,
+    pub audit_max_records: u64,
 }
 
 /// The XDG default data directory.
@@ -139,6 +167,9 @@ impl Settings {
         if !(1..=1024).contains(&max_concurrency) {
             bail!("max_concurrency must be between 1 and 1024");
         }
+        for (name, server) in &file.servers {
+            server.transport(name).context("the [servers] table of the config file")?;
+        }
         Ok(Self {
             data_dir,
             cache_dir,
@@ -146,6 +177,8 @@ impl Settings {
             limits,
             max_concurrency,
             tool_policy: fs.tools.clone(),
+            servers: file.servers.clone(),
+            audit_max_records: file.audit.max_records,
         })
     }
 }

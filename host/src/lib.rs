@@ -24,6 +24,7 @@
 //! let sandbox = Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await?;
 //! let result = sandbox
 //!     .execute(Execution {
+//!         id: uuid::Uuid::now_v7(),
 //!         code: "return 1 + 2".into(),
 //!         context: serde_json::json!({"task": "add", "input": null}),
 //!         limits: *sandbox.limits(),
@@ -38,6 +39,7 @@
 pub mod components;
 pub mod config;
 pub mod embeddings;
+pub mod gateway;
 pub mod learning;
 pub mod mcp;
 pub mod memory;

@@ -3,12 +3,15 @@
 
 #![deny(clippy::unwrap_used)]
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
 use memory_mcp::embeddings::Embeddings;
+use memory_mcp::gateway::Gateway;
+use memory_mcp::gateway::audit::{Audit, AuditFilter};
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::MemoryStore;
@@ -16,7 +19,6 @@ use memory_mcp::metrics::Metrics;
 use memory_mcp::sandbox::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::policy::CompiledPolicy;
-use memory_mcp::sandbox::tools::NoServers;
 use memory_mcp::sandbox::{Sandbox, SandboxConfig};
 use tokio::sync::watch;
 
@@ -43,6 +45,42 @@ enum Command {
     /// Build the precompiled artifacts (JS runtime, pattern analyzer,
     /// embedders) into the cache and exit.
     Warm,
+    /// The MCP tools sandboxed code can call.
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ToolsCommand {
+    /// Write one TypeScript declaration per tool (`DIR/<server>/<tool>.d.ts`)
+    /// and `DIR/index.d.ts`, most used first. Connects to every configured
+    /// upstream server.
+    Export {
+        /// The directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Print the tool-call audit as JSON lines, newest first. (While a
+    /// server holds the data dir, use its `get_tool_audit` tool instead.)
+    Audit {
+        /// Only calls made by this execution.
+        #[arg(long, value_name = "UUID")]
+        execution: Option<uuid::Uuid>,
+        /// Only calls to this server.
+        #[arg(long)]
+        server: Option<String>,
+        /// Only calls to this tool.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only this outcome (ok, tool_error, unavailable, invalid_arguments, denied).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Most records.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -64,7 +102,7 @@ fn main() -> Result<()> {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings, cli.max_frame_bytes).await,
             Command::Warm => {
-                let sandbox = load_sandbox(&settings, Arc::new(Metrics::new())).await?;
+                let sandbox = load_sandbox(&settings, gateway(&settings, None)?, Arc::new(Metrics::new())).await?;
                 let r = sandbox.load_report();
                 eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
                 let cache = ArtifactCache::new(&settings.cache_dir);
@@ -78,17 +116,74 @@ fn main() -> Result<()> {
                 }
                 Ok(())
             }
+            Command::Tools { command } => tools_command(&settings, command).await,
         }
     })
 }
 
-async fn load_sandbox(settings: &Settings, metrics: Arc<Metrics>) -> Result<Sandbox> {
+/// The audit of an existing data dir, opened directly (not through the
+/// episode store, which would rebuild its indexes).
+fn open_audit(settings: &Settings) -> Result<Option<Arc<Audit>>> {
+    let path = settings.data_dir.join("episodes.fjall");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let db = match fjall::Database::builder(&path).open() {
+        Ok(db) => db,
+        Err(fjall::Error::Locked) => anyhow::bail!(
+            "the data dir {} is in use by a running memory-mcp; ask it with the get_tool_audit tool",
+            settings.data_dir.display()
+        ),
+        Err(e) => return Err(e).context("opening the data dir"),
+    };
+    Ok(Some(Arc::new(Audit::open(&db, settings.audit_max_records)?)))
+}
+
+async fn tools_command(settings: &Settings, command: ToolsCommand) -> Result<()> {
+    match command {
+        ToolsCommand::Export { out } => {
+            let audit = match open_audit(settings) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("{e:#}; tools are ordered by name only");
+                    None
+                }
+            };
+            let gateway = gateway(settings, audit)?;
+            let catalog = gateway.catalog().await;
+            for s in catalog.servers.iter().filter(|s| s.state == "down") {
+                eprintln!("warning: server `{}` is unavailable: {}", s.server, s.error.as_deref().unwrap_or(""));
+            }
+            let n = memory_mcp::gateway::export(&catalog, &gateway.usage(), &out)?;
+            eprintln!("wrote {n} tool declarations and index.d.ts to {}", out.display());
+            Ok(())
+        }
+        ToolsCommand::Audit { execution, server, tool, outcome, limit } => {
+            let Some(audit) = open_audit(settings)? else {
+                anyhow::bail!("no data in {}", settings.data_dir.display());
+            };
+            let filter = AuditFilter { execution_id: execution, server, tool, outcome };
+            let mut stdout = std::io::stdout().lock();
+            for r in audit.read(&filter, limit)? {
+                use std::io::Write as _;
+                writeln!(stdout, "{}", serde_json::to_string(&r)?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn gateway(settings: &Settings, audit: Option<Arc<Audit>>) -> Result<Arc<Gateway>> {
     let policy = CompiledPolicy::new(settings.tool_policy.clone()).context("the [sandbox.tools] policy")?;
+    Ok(Arc::new(Gateway::new(&settings.servers, Arc::new(policy), audit)?))
+}
+
+async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<Metrics>) -> Result<Sandbox> {
     let config = SandboxConfig {
         limits: settings.limits,
         max_concurrency: settings.max_concurrency,
-        policy,
-        dispatcher: Arc::new(NoServers),
+        policy: gateway.policy().as_ref().clone(),
+        dispatcher: gateway,
         grants: Grants::TOOLS,
     };
     let cache = ArtifactCache::new(&settings.cache_dir);
@@ -114,6 +209,8 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         .await
         .context("opening the vector index")??;
     embeddings.spawn();
+    let audit = Arc::new(Audit::open(store.database(), settings.audit_max_records).context("opening the tool-call audit")?);
+    let gateway = gateway(&settings, Some(audit))?;
     let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
     let learning = Learning::new(store.clone(), patterns, analyzers_rx);
     learning.spawn();
@@ -137,10 +234,11 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = watch::channel(RuntimeState::Loading);
     let loader_metrics = metrics.clone();
+    let loader_gateway = gateway.clone();
     // Load in the background so `initialize` is answered at once; tool
     // calls wait for the runtime.
     tokio::spawn(async move {
-        let state = match load_sandbox(&settings, loader_metrics).await {
+        let state = match load_sandbox(&settings, loader_gateway, loader_metrics).await {
             Ok(s) => RuntimeState::Ready(Arc::new(s)),
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "the JS runtime failed to load");
@@ -149,5 +247,5 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         };
         let _ = tx.send(state);
     });
-    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning, embeddings), max_frame).await
+    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning, embeddings, gateway), max_frame).await
 }

@@ -3,6 +3,7 @@
 
 pub mod framing;
 mod embedding_tools;
+mod gateway_tools;
 mod memory_tools;
 pub mod params;
 mod pattern_tools;
@@ -11,16 +12,28 @@ mod server;
 pub use server::{MemoryServer, RuntimeState};
 
 use anyhow::{Context as _, Result};
-use rmcp::ServiceExt as _;
+use rmcp::service::RunningService;
+use rmcp::{RoleServer, ServiceExt as _};
 
 /// Serves MCP on this process's stdin/stdout until the client goes away.
 pub async fn serve_stdio(server: MemoryServer, max_frame: usize) -> Result<()> {
     let (input, output) = framing::filtered(tokio::io::stdin(), tokio::io::stdout(), max_frame);
-    let running = server
-        .serve((input, output))
-        .await
-        .context("starting the MCP session")?;
+    let running = serve(server, (input, output)).await?;
     let reason = running.waiting().await.context("MCP session failed")?;
     tracing::info!(?reason, "MCP session ended");
     Ok(())
+}
+
+/// Starts a session on `transport` and makes this server's own tools
+/// callable from sandboxed code under `memory`, within that session.
+pub async fn serve<T, E, A>(server: MemoryServer, transport: T) -> Result<RunningService<RoleServer, MemoryServer>>
+where
+    T: rmcp::transport::IntoTransport<RoleServer, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let gateway = server.gateway().clone();
+    let local = server.clone();
+    let running = server.serve(transport).await.context("starting the MCP session")?;
+    gateway.attach_local(local, running.peer().clone());
+    Ok(running)
 }

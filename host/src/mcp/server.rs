@@ -5,8 +5,13 @@
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,6 +19,7 @@ use tokio::sync::watch;
 
 use super::params::{Parameters, input_error, params_or_return};
 use crate::embeddings::Embeddings;
+use crate::gateway::Gateway;
 use crate::learning::{AnalyzersState, Learning, PatternStore};
 use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
@@ -36,6 +42,7 @@ pub struct MemoryServer {
     store: Arc<MemoryStore>,
     learning: Arc<Learning>,
     embeddings: Arc<Embeddings>,
+    gateway: Arc<Gateway>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -83,6 +90,7 @@ impl MemoryServer {
         metrics: Arc<Metrics>,
         learning: Arc<Learning>,
         embeddings: Arc<Embeddings>,
+        gateway: Arc<Gateway>,
     ) -> Self {
         Self {
             runtime,
@@ -90,8 +98,32 @@ impl MemoryServer {
             store: learning.memory.clone(),
             learning,
             embeddings,
-            tool_router: Self::tool_router() + Self::memory_router() + Self::pattern_router() + Self::embedding_router(),
+            gateway,
+            tool_router: Self::all_tools(),
         }
+    }
+
+    fn all_tools() -> ToolRouter<Self> {
+        Self::tool_router()
+            + Self::memory_router()
+            + Self::pattern_router()
+            + Self::embedding_router()
+            + Self::gateway_router()
+    }
+
+    /// Every tool this server offers, as `tools/list` shows them.
+    pub fn tool_list() -> Vec<Tool> {
+        Self::all_tools().list_all()
+    }
+
+    /// Calls one of this server's tools in-process, through the same
+    /// router (and parameter checks) as an MCP client's call.
+    pub(crate) async fn route(&self, call: ToolCallContext<'_, Self>) -> Result<CallToolResponse, ErrorData> {
+        self.tool_router.call(call).await
+    }
+
+    pub(crate) fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
     }
 
     pub(crate) fn embeddings(&self) -> &Arc<Embeddings> {
@@ -178,15 +210,21 @@ impl MemoryServer {
             Err(e) => return Ok(input_error(e.to_string())),
         };
         let context = json!({"task": p.context.task, "input": p.context.input});
+        let id = uuid::Uuid::now_v7();
         let result = sandbox
             .execute(Execution {
+                id,
                 code: p.code,
                 context,
                 limits,
             })
             .await;
         let summary = result.summary();
-        let structured = serde_json::to_value(&result).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let mut structured = serde_json::to_value(&result).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        if let Some(fields) = structured.as_object_mut() {
+            // Names this execution's tool calls in get_tool_audit.
+            fields.insert("execution_id".into(), json!(id));
+        }
         let mut out = CallToolResult::structured(structured);
         // A readable text block first, then the JSON of the structured result.
         out.content.insert(0, ContentBlock::text(summary));
@@ -227,6 +265,8 @@ impl MemoryServer {
             "storage": self.store.stats(),
             "learning": self.learning_health(),
             "embeddings": self.embeddings.health(),
+            "upstream_servers": self.gateway.health(),
+            "tool_audit_records": self.gateway.audit().map(|a| a.len()),
         })))
     }
 
@@ -252,11 +292,38 @@ impl MemoryServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(Implementation::new("memory-mcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "memory-mcp runs agent JavaScript in a WebAssembly sandbox (execute_agent_code). \
-                 Write the code as an async function body and `return` the result.",
+                "memory-mcp runs agent JavaScript or TypeScript in a WebAssembly sandbox (execute_agent_code). \
+                 Write the code as an async function body and `return` the result. Inside it, \
+                 `await tools.<server>.<tool>(args)` calls MCP tools the policy allows: this server's own \
+                 under `memory`, and configured upstream servers'. Find them with search_tools and read \
+                 their TypeScript signatures with describe_tools (or the tools://<server>/<tool>.d.ts resources).",
             )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(self.tool_resources().await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(self.tool_resource_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(self.read_tool_resource(&request.uri).await?.into())
     }
 }

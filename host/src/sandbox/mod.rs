@@ -72,6 +72,8 @@ pub struct Sandbox {
 /// One execution request, already validated for shape.
 #[derive(Debug, Clone)]
 pub struct Execution {
+    /// Names the execution in the tool-call audit.
+    pub id: uuid::Uuid,
     pub code: String,
     /// `{task, input}`; becomes the global `context`.
     pub context: Value,
@@ -158,7 +160,7 @@ impl Sandbox {
         let deadline = started + limits.timeout;
         let stdout = CappedPipe::new(limits.max_output_bytes);
         let stderr = CappedPipe::new(limits.max_output_bytes);
-        let tools = ToolsCtx::new(self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
+        let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
         let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| &mut d.guard);

@@ -164,6 +164,7 @@ impl StoreData {
 fn deny_all_tools() -> ToolsCtx {
     use std::sync::Arc;
     ToolsCtx::new(
+        uuid::Uuid::nil(),
         Arc::new(super::policy::CompiledPolicy::deny_all()),
         Arc::new(super::tools::NoServers),
         Arc::new(super::tools::RateLimiter::default()),

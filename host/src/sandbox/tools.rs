@@ -26,16 +26,19 @@ pub enum DispatchError {
     /// The server or tool is unknown, down or timed out.
     #[error("{0}")]
     Unavailable(String),
-    /// The tool ran and reported an error (its content, as JSON).
+    /// The tool ran and reported an error (its text).
     #[error("tool reported an error: {0}")]
-    Failed(Value),
+    Failed(String),
 }
 
 pub type DispatchFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, DispatchError>> + Send + 'a>>;
 
-/// Routes an allowed call to a real MCP server.
+/// Routes an allowed call to a real MCP server, and keeps the audit.
 pub trait ToolDispatcher: Send + Sync + 'static {
     fn call<'a>(&'a self, server: &'a str, tool: &'a str, args: Value) -> DispatchFuture<'a>;
+
+    /// Persists one call's record, refused calls included.
+    fn audit(&self, _record: &ToolCallRecord) {}
 }
 
 /// A router with no servers configured: every call is unavailable.
@@ -76,30 +79,49 @@ impl RateLimiter {
 }
 
 /// One tool call, as audited.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ToolCallRecord {
+    /// When the call was made.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The execution that made it (`execution_id` in its result).
+    pub execution_id: uuid::Uuid,
     pub server: String,
     pub tool: String,
+    /// Size of the arguments as JSON text.
     pub args_bytes: usize,
+    /// blake3 of the arguments' JSON text (the arguments are not kept).
     pub args_blake3: String,
-    pub outcome: &'static str,
+    /// ok, tool_error, unavailable, invalid_arguments or denied.
+    pub outcome: String,
+    /// From the call to its answer (or refusal), in microseconds.
     pub latency_us: u64,
+    /// Why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The owned state of the `tools` interface for one execution.
 pub struct ToolsCtx {
+    pub execution_id: uuid::Uuid,
     pub policy: Arc<CompiledPolicy>,
     pub dispatcher: Arc<dyn ToolDispatcher>,
     pub rate: Arc<RateLimiter>,
     pub calls: u32,
     /// The first refusal, which makes the execution a security violation.
     pub violation: Option<String>,
+    /// Calls made so far, by outcome (the full records are in the audit).
     pub records: Vec<ToolCallRecord>,
 }
 
 impl ToolsCtx {
-    pub fn new(policy: Arc<CompiledPolicy>, dispatcher: Arc<dyn ToolDispatcher>, rate: Arc<RateLimiter>) -> Self {
+    pub fn new(
+        execution_id: uuid::Uuid,
+        policy: Arc<CompiledPolicy>,
+        dispatcher: Arc<dyn ToolDispatcher>,
+        rate: Arc<RateLimiter>,
+    ) -> Self {
         Self {
+            execution_id,
             policy,
             dispatcher,
             rate,
@@ -137,15 +159,21 @@ impl ToolsView<'_> {
         ToolError::Denied(reason)
     }
 
-    fn record(&mut self, server: &str, tool: &str, args: &str, outcome: &'static str, started: Instant) {
-        self.ctx.records.push(ToolCallRecord {
+    fn record(&mut self, call: (&str, &str, &str), outcome: &str, error: Option<&str>, started: Instant) {
+        let (server, tool, args) = call;
+        let record = ToolCallRecord {
+            at: chrono::Utc::now(),
+            execution_id: self.ctx.execution_id,
             server: server.to_string(),
             tool: tool.to_string(),
             args_bytes: args.len(),
             args_blake3: blake3::hash(args.as_bytes()).to_hex().to_string(),
-            outcome,
+            outcome: outcome.to_string(),
             latency_us: started.elapsed().as_micros() as u64,
-        });
+            error: error.map(|e| e.chars().take(500).collect()),
+        };
+        self.ctx.dispatcher.audit(&record);
+        self.ctx.records.push(record);
     }
 
     /// The policy checks, in order; `Err` is the refusal reason.
@@ -181,16 +209,18 @@ impl ToolsView<'_> {
 impl Host for ToolsView<'_> {
     async fn call_tool(&mut self, server: String, name: String, arguments_json: String) -> Result<String, ToolError> {
         let started = Instant::now();
+        let call = (server.as_str(), name.as_str(), arguments_json.as_str());
         if let Err(reason) = self.admit(&server, &name, &arguments_json) {
-            self.record(&server, &name, &arguments_json, "denied", started);
+            self.record(call, "denied", Some(&reason), started);
             return Err(self.deny(reason));
         }
         self.ctx.calls += 1;
         let args: Value = match serde_json::from_str(&arguments_json) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
-                self.record(&server, &name, &arguments_json, "invalid_arguments", started);
-                return Err(ToolError::InvalidArguments("arguments must be a JSON object".into()));
+                let reason = "arguments must be a JSON object";
+                self.record(call, "invalid_arguments", Some(reason), started);
+                return Err(ToolError::InvalidArguments(reason.into()));
             }
         };
         let dispatcher = Arc::clone(&self.ctx.dispatcher);
@@ -200,21 +230,20 @@ impl Host for ToolsView<'_> {
                 let json = value.to_string();
                 let max = self.ctx.policy.policy.max_payload_bytes;
                 if json.len() > max {
-                    self.record(&server, &name, &arguments_json, "denied", started);
-                    return Err(self.deny(format!(
-                        "tool `{server}.{name}` result is {} bytes, over the {max}-byte payload limit",
-                        json.len()
-                    )));
+                    let reason =
+                        format!("tool `{server}.{name}` result is {} bytes, over the {max}-byte payload limit", json.len());
+                    self.record(call, "denied", Some(&reason), started);
+                    return Err(self.deny(reason));
                 }
-                self.record(&server, &name, &arguments_json, "ok", started);
+                self.record(call, "ok", None, started);
                 Ok(json)
             }
-            Err(DispatchError::Failed(v)) => {
-                self.record(&server, &name, &arguments_json, "tool_error", started);
-                Err(ToolError::Failed(v.to_string()))
+            Err(DispatchError::Failed(m)) => {
+                self.record(call, "tool_error", Some(&m), started);
+                Err(ToolError::Failed(m))
             }
             Err(DispatchError::Unavailable(m)) => {
-                self.record(&server, &name, &arguments_json, "unavailable", started);
+                self.record(call, "unavailable", Some(&m), started);
                 Err(ToolError::Unavailable(m))
             }
         }
@@ -228,6 +257,7 @@ mod tests {
 
     fn view_with(policy: ToolPolicy) -> ToolsCtx {
         ToolsCtx::new(
+            uuid::Uuid::now_v7(),
             Arc::new(CompiledPolicy::new(policy).unwrap()),
             Arc::new(NoServers),
             Arc::new(RateLimiter::default()),

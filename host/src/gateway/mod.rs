@@ -1,0 +1,162 @@
+//! The tool gateway: how sandboxed code reaches MCP tools.
+//!
+//! [`Gateway`] implements the sandbox's [`ToolDispatcher`]. A call that the
+//! policy admitted is routed to this server's own tools (server `memory`,
+//! in-process) or to an upstream MCP server from `[servers.*]` (rmcp's
+//! client, lazily connected). Every call, refused ones included, is
+//! written to the [`audit::Audit`].
+//!
+//! It also answers progressive disclosure: the [`catalog::Catalog`] of all
+//! callable tools, searched by words and ordered by use, and their
+//! TypeScript declarations ([`dts`]).
+
+pub mod audit;
+pub mod catalog;
+pub mod dts;
+pub mod local;
+pub mod result;
+pub mod servers;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context as _, Result};
+use rmcp::RoleServer;
+use rmcp::service::Peer;
+use serde_json::Value;
+
+use crate::mcp::MemoryServer;
+use crate::sandbox::policy::CompiledPolicy;
+use crate::sandbox::tools::{DispatchError, DispatchFuture, ToolCallRecord, ToolDispatcher};
+use audit::Audit;
+use catalog::{Catalog, ToolInfo};
+use local::LocalTools;
+use servers::{LOCAL_SERVER, UpstreamConfig};
+use upstream::Upstream;
+
+pub struct Gateway {
+    upstreams: BTreeMap<String, Arc<Upstream>>,
+    local: OnceLock<LocalTools>,
+    policy: Arc<CompiledPolicy>,
+    audit: Option<Arc<Audit>>,
+}
+
+impl Gateway {
+    /// Checks every `[servers.*]` table; connects to none of them yet.
+    pub fn new(
+        servers: &BTreeMap<String, UpstreamConfig>,
+        policy: Arc<CompiledPolicy>,
+        audit: Option<Arc<Audit>>,
+    ) -> Result<Self> {
+        let mut upstreams = BTreeMap::new();
+        for (name, config) in servers {
+            let transport = config.transport(name).context("the [servers] config")?;
+            upstreams.insert(name.clone(), Arc::new(Upstream::new(name.clone(), config.clone(), transport)));
+        }
+        Ok(Self { upstreams, local: OnceLock::new(), policy, audit })
+    }
+
+    /// Makes `memory.*` callable: the live server and its session.
+    pub fn attach_local(&self, server: MemoryServer, peer: Peer<RoleServer>) {
+        if self.local.set(LocalTools::new(server, peer)).is_err() {
+            tracing::warn!("the local tools were attached twice; keeping the first");
+        }
+    }
+
+    /// The sandbox's tool policy (for telling agents what they may call).
+    pub fn policy(&self) -> &Arc<CompiledPolicy> {
+        &self.policy
+    }
+
+    pub fn audit(&self) -> Option<&Arc<Audit>> {
+        self.audit.as_ref()
+    }
+
+    pub fn usage(&self) -> std::collections::HashMap<String, u64> {
+        self.audit.as_ref().map(|a| a.usage()).unwrap_or_default()
+    }
+
+    /// Every callable tool. Upstreams are connected as needed, all at once;
+    /// those that are down are listed in `servers` with their error.
+    pub async fn catalog(&self) -> Catalog {
+        let mut tools: Vec<ToolInfo> =
+            local::tools().into_iter().map(|tool| ToolInfo { server: LOCAL_SERVER.to_string(), tool }).collect();
+        let lists = futures::future::join_all(self.upstreams.values().map(|u| {
+            let u = u.clone();
+            async move { (u.name.clone(), u.tools().await) }
+        }))
+        .await;
+        for (server, listed) in lists {
+            if let Ok(list) = listed {
+                tools.extend(list.iter().map(|tool| ToolInfo { server: server.clone(), tool: tool.clone() }));
+            }
+        }
+        Catalog { tools, servers: self.upstreams.values().map(|u| u.status()).collect() }
+    }
+
+    /// Each upstream's state, without connecting.
+    pub fn health(&self) -> Value {
+        serde_json::to_value(self.upstreams.values().map(|u| u.status()).collect::<Vec<_>>()).unwrap_or(Value::Null)
+    }
+
+    async fn route(&self, server: &str, tool: &str, args: Value) -> Result<Value, DispatchError> {
+        let Value::Object(args) = args else {
+            return Err(DispatchError::Unavailable("arguments must be a JSON object".into()));
+        };
+        if server == LOCAL_SERVER {
+            return match self.local.get() {
+                Some(local) => local.call(tool, args).await,
+                None => Err(DispatchError::Unavailable("this server's tools are not attached yet".into())),
+            };
+        }
+        let Some(upstream) = self.upstreams.get(server) else {
+            return Err(DispatchError::Unavailable(format!("no MCP server named `{server}` is configured")));
+        };
+        result::into_value(upstream.call(tool, args).await?)
+    }
+}
+
+impl ToolDispatcher for Gateway {
+    fn call<'a>(&'a self, server: &'a str, tool: &'a str, args: Value) -> DispatchFuture<'a> {
+        Box::pin(self.route(server, tool, args))
+    }
+
+    fn audit(&self, record: &ToolCallRecord) {
+        if let Some(audit) = &self.audit
+            && let Err(e) = audit.append(record)
+        {
+            tracing::error!(error = %e, server = %record.server, tool = %record.tool, "the tool-call audit could not be written");
+        }
+    }
+}
+
+/// Writes one `.d.ts` per tool under `out/<server>/<tool>.d.ts`, and
+/// `out/index.d.ts`, most used first. Returns the number of tools written.
+pub fn export(catalog: &Catalog, usage: &std::collections::HashMap<String, u64>, out: &Path) -> Result<usize> {
+    let ordered = catalog.by_usage(usage);
+    let path_of = |t: &ToolInfo| format!("{}/{}.d.ts", t.server, file_name(&t.tool.name));
+    for t in &ordered {
+        let path = out.join(path_of(t));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        write_atomic(&path, dts::declare(t).as_bytes())?;
+    }
+    write_atomic(&out.join("index.d.ts"), dts::index(&ordered, path_of).as_bytes())?;
+    Ok(ordered.len())
+}
+
+/// A tool name as a file name: path separators and dots are replaced.
+pub fn file_name(tool: &str) -> String {
+    tool.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
