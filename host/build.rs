@@ -9,6 +9,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("embedder_local", "MEMORY_MCP_COMPONENT_EMBEDDER_LOCAL"),
     ("embedder_ollama", "MEMORY_MCP_COMPONENT_EMBEDDER_OLLAMA"),
     ("embedder_openai", "MEMORY_MCP_COMPONENT_EMBEDDER_OPENAI"),
+    ("ts_strip", "MEMORY_MCP_COMPONENT_TS_STRIP"),
 ];
 
 fn main() {

@@ -6,7 +6,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 cargo build --release --target wasm32-wasip2 \
   -p js-runtime -p pattern-analyzer \
-  -p embedder-local -p embedder-ollama -p embedder-openai \
+  -p embedder-local -p embedder-ollama -p embedder-openai -p ts-strip \
   -p slow-steps \
   -p hostile-analyzer
 ls -l "$MEMORY_MCP_COMPONENTS_DIR"/*.wasm >&2

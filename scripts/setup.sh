@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build memory-mcp: the
-# wasm32-wasip2 Rust target, clang-19 + wasi-libc for QuickJS, and g++
-# for the vector index (usearch is C++).
+# wasm32-wasip2 Rust target, clang-19 + wasi-libc for QuickJS, g++ for
+# the vector index (usearch is C++), and node/npm if missing (the tests
+# spawn real upstream MCP servers from npm).
 # Idempotent and quiet when everything is already there. Logs to stderr.
 set -euo pipefail
 
@@ -13,6 +14,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 pkgs=(clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 g++)
+# node and npm run the real upstream MCP servers the tests spawn.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,9 +6,11 @@ HERE="$(dirname "$0")"
 "$HERE/build.sh"
 source "$HERE/env.sh"
 cd "$ROOT"
+# The real upstream MCP servers (npm) the tool-call tests spawn.
+"$HERE/npm-servers.sh"
 # Warm the artifact cache the tests share, so the first tests do not race
 # to snapshot and compile the runtime.
 CACHE="$ROOT/target/tmp/artifact-cache"
 mkdir -p "$CACHE"
 "$ROOT/target/release/memory-mcp" --data-dir "$ROOT/target/test-data" --cache-dir "$CACHE" warm
-cargo test --release -p memory-mcp -p pattern-analyzer -p embedder-local -p embed-http -- --test-threads 2 "$@"
+cargo test --release -p memory-mcp -p pattern-analyzer -p embedder-local -p embed-http -p ts-strip -- --test-threads 2 "$@"

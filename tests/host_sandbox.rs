@@ -34,6 +34,7 @@ async fn run(sb: &Sandbox, code: &str) -> Value {
         .execute(Execution {
             id: uuid::Uuid::now_v7(),
             code: code.into(),
+            language: memory_mcp::sandbox::Language::JavaScript,
             context: json!({"task": "t", "input": null}),
             limits: *sb.limits(),
         })
@@ -81,6 +82,7 @@ async fn timeouts_are_wall_clock_even_when_the_guest_is_idle_in_a_loop_of_awaits
         .execute(Execution {
             id: uuid::Uuid::now_v7(),
             code: "for (;;) { await Promise.resolve() }".into(),
+            language: memory_mcp::sandbox::Language::JavaScript,
             context: json!({}),
             limits: sb.limits().narrowed(Some(150), None).unwrap(),
         })

@@ -99,6 +99,7 @@ async fn in_process(sb: &Sandbox, s: &Script, n: usize) -> Vec<Duration> {
     let exec = Execution {
         id: uuid::Uuid::now_v7(),
         code: s.code.clone(),
+        language: memory_mcp::sandbox::Language::JavaScript,
         context: json!({"task": "bench", "input": s.input}),
         limits: *sb.limits(),
     };
@@ -125,6 +126,7 @@ async fn throughput(sb: Arc<Sandbox>, s: &Script, concurrency: usize, total: usi
     let exec = Execution {
         id: uuid::Uuid::now_v7(),
         code: s.code.clone(),
+        language: memory_mcp::sandbox::Language::JavaScript,
         context: json!({"task": "bench", "input": s.input}),
         limits: *sb.limits(),
     };

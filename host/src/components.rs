@@ -15,3 +15,7 @@ pub const EMBEDDER_OLLAMA: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMB
 /// The OpenAI-compatible embedder (`components/embedder-openai`), over
 /// `wasi:http`.
 pub const EMBEDDER_OPENAI: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_OPENAI"));
+
+/// The TypeScript stripper (`components/ts-strip`): swc's type stripper,
+/// so agent TypeScript is parsed inside the sandbox.
+pub const TS_STRIP: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_TS_STRIP"));

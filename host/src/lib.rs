@@ -26,6 +26,7 @@
 //!     .execute(Execution {
 //!         id: uuid::Uuid::now_v7(),
 //!         code: "return 1 + 2".into(),
+//!         language: memory_mcp::sandbox::Language::JavaScript,
 //!         context: serde_json::json!({"task": "add", "input": null}),
 //!         limits: *sandbox.limits(),
 //!     })

@@ -105,6 +105,8 @@ fn main() -> Result<()> {
                 let sandbox = load_sandbox(&settings, gateway(&settings, None)?, Arc::new(Metrics::new())).await?;
                 let r = sandbox.load_report();
                 eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
+                let ts = sandbox.typescript().await.map_err(anyhow::Error::msg)?;
+                eprintln!("ts-strip ready in {} ms (cache hit: {})", ts.load.millis, ts.load.cache_hit);
                 let cache = ArtifactCache::new(&settings.cache_dir);
                 let engine = memory_mcp::sandbox::engine::build_metered()?;
                 let (_, r) = cache.load(&engine, "pattern-analyzer", memory_mcp::components::PATTERN_ANALYZER, None).await?;
@@ -239,7 +241,17 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
     // calls wait for the runtime.
     tokio::spawn(async move {
         let state = match load_sandbox(&settings, loader_gateway, loader_metrics).await {
-            Ok(s) => RuntimeState::Ready(Arc::new(s)),
+            Ok(s) => {
+                let s = Arc::new(s);
+                // TypeScript support loads after JavaScript is ready.
+                let ts = s.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = ts.typescript().await {
+                        tracing::error!(error = %e, "the TypeScript stripper failed to load");
+                    }
+                });
+                RuntimeState::Ready(s)
+            }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "the JS runtime failed to load");
                 RuntimeState::Failed(format!("{e:#}"))

@@ -4,7 +4,7 @@
 //!
 //! The world below is the union of what the host provides to components
 //! (`tools`, `store`) and what it calls in them (runner, plugin, analyzer,
-//! statistics, embedder). No single component implements all of it: each
+//! statistics, embedder, TypeScript stripper). No single component implements all of it: each
 //! call site loads only the export it needs through that interface's
 //! `GuestIndices`, the way spin's `crates/world` does.
 
@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
         "../wit/patterns",
         "../wit/embeddings/0.2.0",
         "../wit/tool-call",
+        "../wit/typescript",
     ],
     inline: "
         package memory-mcp:host;
@@ -27,6 +28,7 @@ wasmtime::component::bindgen!({
             export memory-mcp:patterns/analyzer@0.1.0;
             export memory-mcp:patterns/statistics@0.1.0;
             export memory-mcp:embeddings/embedder@0.2.0;
+            export memory-mcp:typescript/stripper@0.1.0;
         }
     ",
     world: "host",
@@ -38,4 +40,5 @@ pub use self::exports::memory_mcp::patterns::{analyzer, statistics};
 pub use self::exports::memory_mcp::tool_call::runner;
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;
+pub use self::exports::memory_mcp::typescript::stripper;
 pub use self::memory_mcp::tool_call::tools;

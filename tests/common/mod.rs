@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 

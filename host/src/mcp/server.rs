@@ -23,7 +23,7 @@ use crate::gateway::Gateway;
 use crate::learning::{AnalyzersState, Learning, PatternStore};
 use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
-use crate::sandbox::{Execution, Sandbox};
+use crate::sandbox::{Execution, Language, Sandbox};
 
 /// Where the JS runtime is in its start-up.
 #[derive(Clone)]
@@ -66,6 +66,10 @@ pub struct ExecuteAgentCodeParams {
     /// `console.log`/`console.error` are captured. At most 100 KB. No
     /// filesystem, network, environment or subprocesses are reachable.
     pub code: String,
+    /// `javascript` (default) or `typescript`. TypeScript types are erased
+    /// inside the sandbox (lines and columns kept), then run as JavaScript.
+    #[serde(default)]
+    pub language: Language,
     /// Available to the code as the global `context`.
     #[serde(default)]
     pub context: CodeContext,
@@ -197,7 +201,7 @@ impl MemoryServer {
     }
 
     #[tool(
-        description = "Run JavaScript in a WebAssembly sandbox (QuickJS in wasmtime) and get its result. The code is an async function body: `return` a JSON-serialisable value; `await` works; console output is captured. Limits are enforced: CPU/wall clock, memory, output size, code size. Result `status` is one of success, error (syntax|runtime, with line), timeout, resource_limit (memory|output|code_size) or security_violation."
+        description = "Run JavaScript or TypeScript in a WebAssembly sandbox (QuickJS in wasmtime) and get its result. The code is an async function body: `return` a JSON-serialisable value; `await` works; console output is captured. `await tools.<server>.<tool>(args)` calls MCP tools the sandbox policy allows (this server's under `memory`; find others with search_tools); a failing tool throws. Limits are enforced: CPU/wall clock, memory, output size, code size. Result `status` is one of success, error (syntax|runtime, with line), timeout, resource_limit (memory|output|code_size) or security_violation."
     )]
     async fn execute_agent_code(&self, params: Parameters<ExecuteAgentCodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
@@ -215,6 +219,7 @@ impl MemoryServer {
             .execute(Execution {
                 id,
                 code: p.code,
+                language: p.language,
                 context,
                 limits,
             })

@@ -20,6 +20,7 @@ pub mod output;
 pub mod policy;
 pub mod store;
 pub mod tools;
+pub mod typescript;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +41,7 @@ use output::CappedPipe;
 use policy::CompiledPolicy;
 use store::StoreData;
 use tools::{RateLimiter, ToolDispatcher, ToolsCtx};
+use typescript::{StripError, TypeStripper};
 
 /// The exported function the snapshotter runs before taking the snapshot.
 pub const RUNTIME_INIT_FUNC: &str = "initialize";
@@ -67,6 +69,19 @@ pub struct Sandbox {
     rate: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     load: LoadReport,
+    cache: ArtifactCache,
+    /// Loaded on first use (or by [`Sandbox::typescript`] at start-up).
+    stripper: tokio::sync::OnceCell<Result<Arc<TypeStripper>, String>>,
+}
+
+/// The language of submitted code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    JavaScript,
+    /// Types are stripped inside the sandbox before QuickJS compiles it.
+    TypeScript,
 }
 
 /// One execution request, already validated for shape.
@@ -75,6 +90,7 @@ pub struct Execution {
     /// Names the execution in the tool-call audit.
     pub id: uuid::Uuid,
     pub code: String,
+    pub language: Language,
     /// `{task, input}`; becomes the global `context`.
     pub context: Value,
     pub limits: Limits,
@@ -109,7 +125,23 @@ impl Sandbox {
             rate: Arc::new(RateLimiter::default()),
             metrics,
             load,
+            cache: cache.clone(),
+            stripper: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The TypeScript stripper, loading it (from the artifact cache when
+    /// possible) the first time.
+    pub async fn typescript(&self) -> Result<Arc<TypeStripper>, String> {
+        self.stripper
+            .get_or_init(|| async {
+                TypeStripper::load(&self.engine, &self.cache, crate::components::TS_STRIP)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await
+            .clone()
     }
 
     /// The server's limits; calls may only narrow them.
@@ -158,6 +190,13 @@ impl Sandbox {
 
         let started = Instant::now();
         let deadline = started + limits.timeout;
+        let code = match exec.language {
+            Language::JavaScript => exec.code,
+            Language::TypeScript => match self.strip(&exec.code, &limits, started, deadline).await {
+                Ok(js) => js,
+                Err(result) => return *result,
+            },
+        };
         let stdout = CappedPipe::new(limits.max_output_bytes);
         let stderr = CappedPipe::new(limits.max_output_bytes);
         let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
@@ -167,7 +206,7 @@ impl Sandbox {
         store::arm_deadline(&mut store);
 
         let request = RunRequest {
-            source: exec.code,
+            source: code,
             context_json: exec.context.to_string(),
         };
         let run = async {
@@ -214,6 +253,42 @@ impl Sandbox {
                 js_error(ErrorType::Runtime, e, ms, stdout, stderr)
             }
         }
+    }
+}
+
+impl Sandbox {
+    /// TypeScript to JavaScript inside the sandbox, within the execution's
+    /// deadline and memory limit; a failure is the execution's result.
+    async fn strip(
+        &self,
+        code: &str,
+        limits: &Limits,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<String, Box<ExecutionResult>> {
+        let ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let stripper = self.typescript().await.map_err(|e| Box::new(internal_error(&e)))?;
+        stripper.strip(code, limits.memory_bytes, deadline).await.map_err(|e| {
+            Box::new(match e {
+                StripError::Syntax(d) => ExecutionResult::Error {
+                    error_type: ErrorType::Syntax,
+                    message: format!(
+                        "SyntaxError: {}",
+                        d.first().map(|d| d.message.as_str()).unwrap_or("invalid TypeScript")
+                    ),
+                    line: d.first().map(|d| d.line),
+                    column: d.first().map(|d| d.column),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    execution_time_ms: ms(),
+                },
+                StripError::Timeout => {
+                    ExecutionResult::Timeout { elapsed_ms: ms(), stdout: String::new(), stderr: String::new() }
+                }
+                StripError::Memory => memory_limit(limits, String::new(), String::new()),
+                other => internal_error(&other.to_string()),
+            })
+        })
     }
 }
 

@@ -161,7 +161,8 @@ impl StoreData {
     }
 }
 
-fn deny_all_tools() -> ToolsCtx {
+/// Tools state for a component that may call none.
+pub fn deny_all_tools() -> ToolsCtx {
     use std::sync::Arc;
     ToolsCtx::new(
         uuid::Uuid::nil(),
