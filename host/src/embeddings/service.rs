@@ -95,7 +95,12 @@ pub struct Embeddings {
     pub(super) wake: Notify,
     /// Signalled when the provider changes: ends a failure backoff early.
     pub(super) reconfigured: Notify,
+    /// Signalled when the provider has loaded or failed to.
+    loaded: Notify,
 }
+
+/// How long a query waits for a provider that is still loading.
+pub const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn meta_err(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt { keyspace: "embedding", detail: e.to_string() }
@@ -159,6 +164,7 @@ impl Embeddings {
             status: Mutex::new(WorkerStatus::default()),
             wake: Notify::new(),
             reconfigured: Notify::new(),
+            loaded: Notify::new(),
         });
         if let Some(a) = active {
             me.restore(a)?;
@@ -253,6 +259,7 @@ impl Embeddings {
         }
         *write(&self.settings) = settings;
         *write(&self.provider) = Provider::Ready(Arc::new(embedder));
+        self.loaded.notify_waiters();
         *lock(&self.status) = WorkerStatus::default();
         self.wake.notify_one();
         self.reconfigured.notify_one();
@@ -261,6 +268,24 @@ impl Embeddings {
 
     pub(super) fn set_failed(&self, f: EmbedFailure) {
         *write(&self.provider) = Provider::Failed(f);
+        self.loaded.notify_waiters();
+    }
+
+    /// Waits (at most `max`) while the provider is still loading, as it is
+    /// just after start-up.
+    pub async fn wait_loaded(&self, max: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let notified = self.loaded.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !matches!(*read(&self.provider), Provider::Loading) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
     }
 
     pub fn active(&self) -> Option<Active> {
@@ -279,6 +304,7 @@ impl Embeddings {
 
     /// Embeds one text with the provider (for queries).
     pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedFailure> {
+        self.wait_loaded(LOAD_WAIT).await;
         let e = self.embedder()?;
         let mut v = e.embed(&[text.to_string()]).await?;
         v.pop().ok_or_else(|| EmbedFailure::BadResponse("no vector".into()))

@@ -161,6 +161,7 @@ impl MemoryServer {
             return Ok(input_error(format!("text is longer than {MAX_QUERY_CHARS} characters")));
         }
         let emb = self.embeddings();
+        emb.wait_loaded(crate::embeddings::service::LOAD_WAIT).await;
         let embedder = match emb.embedder() {
             Ok(e) => e,
             Err(f) => return Ok(failure(f)),
