@@ -25,7 +25,12 @@ async fn expect_status(s: &Server, code: &str, want: &str) -> Value {
 async fn semantics_users_expect() {
     let s = spawn(&[]).await;
     let r = s.exec("return 1 + 2").await;
-    assert_eq!(r, json!({"status": "success", "output": 3, "stdout": "", "stderr": "", "execution_time_ms": r["execution_time_ms"]}));
+    assert_eq!(
+        r,
+        json!({"status": "success", "output": 3, "stdout": "", "stderr": "", "execution_time_ms": r["execution_time_ms"],
+            "execution_id": r["execution_id"]})
+    );
+    assert_eq!(r["execution_id"].as_str().map(str::len), Some(36), "a UUID names the execution: {r}");
 
     let r = s.exec("console.log('hi', {a: 1}); console.error('oops'); return 'done'").await;
     assert_eq!(r["stdout"], "hi [object Object]\n");
