@@ -171,15 +171,26 @@ fn main() -> anyhow::Result<()> {
                 "result": {"type": "success", "output": "fine"}}))
             .await;
         }
-        let args = json!({"episode_id": id});
-        let mut own = Vec::new();
-        for _ in 0..(n * 5) {
-            let t = Instant::now();
-            let _ = p.gateway.call("memory", "get_episode", args.clone()).await;
-            own.push(t.elapsed());
-        }
-        let own = median(own);
+        // The tool's own cost, through the gateway without the sandbox, and
+        // the size of the JSON its result crosses into JS as.
+        let own_cost = |tool: &'static str, args: Value| {
+            let g = p.gateway.clone();
+            async move {
+                let mut own = Vec::new();
+                let mut bytes = 0;
+                for _ in 0..(n * 5) {
+                    let t = Instant::now();
+                    let r = g.call("memory", tool, args.clone()).await.expect("memory tool");
+                    own.push(t.elapsed());
+                    bytes = r.to_string().len();
+                }
+                (median(own), bytes)
+            }
+        };
+        let (own, own_bytes) = own_cost("get_episode", json!({"episode_id": id})).await;
         let js = per_call_in_js(sb, "await tools.memory.get_episode({ episode_id: context.input.id })", &json!({"id": id}), n, rounds).await;
+        let (own_q, q_bytes) = own_cost("query_memory", json!({"query": "zzz", "limit": 1})).await;
+        let js_q = per_call_in_js(sb, "await tools.memory.query_memory({ query: 'zzz', limit: 1 })", &Value::Null, n, rounds).await;
 
         // An upstream stdio tool: server-everything echo.
         let direct = spawn_everything().await?;
@@ -194,10 +205,11 @@ fn main() -> anyhow::Result<()> {
         let _ = p.gateway.call("everything", "echo", json!({"message": "connect"})).await;
         let js_up = per_call_in_js(sb, "await tools.everything.echo({ message: 'hello' })", &Value::Null, n / 2, rounds).await;
 
-        println!("| tool call from JS | the tool's own cost | per call from JS | added by the sandbox | target |");
-        println!("|---|---|---|---|---|");
-        println!("| `memory.get_episode` (in-process) | {} | {} | **{}** | ≤ 50 µs |", us(own), us(js), us(js.saturating_sub(own)));
-        println!("| `everything.echo` (npm server, stdio) | {} | {} | **{}** | ≤ 1 ms |", us(up), us(js_up), us(js_up.saturating_sub(up)));
+        println!("| tool call from JS | result size | the tool's own cost | per call from JS | added by the sandbox | target |");
+        println!("|---|---|---|---|---|---|");
+        println!("| `memory.query_memory` (no hits, in-process) | {q_bytes} B | {} | {} | **{}** | ≤ 50 µs |", us(own_q), us(js_q), us(js_q.saturating_sub(own_q)));
+        println!("| `memory.get_episode` (5 steps, in-process) | {own_bytes} B | {} | {} | **{}** | ≤ 50 µs |", us(own), us(js), us(js.saturating_sub(own)));
+        println!("| `everything.echo` (npm server, stdio) | | {} | {} | **{}** | ≤ 1 ms |", us(up), us(js_up), us(js_up.saturating_sub(up)));
 
         // 10 calls: one script against 10 client round trips, over stdio.
         let cfg_dir = tempfile::tempdir()?;
