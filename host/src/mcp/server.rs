@@ -236,7 +236,7 @@ impl MemoryServer {
         Ok(out)
     }
 
-    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins) and uptime.")]
+    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size and uptime.")]
     async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let (status, runtime) = match &*self.runtime.borrow() {
