@@ -106,13 +106,20 @@ impl Catalog {
             })
             .collect();
         let n = docs.len().max(1) as f64;
+        // Inverse document frequency of each query term, computed once.
+        let idf: Vec<f64> = wanted
+            .iter()
+            .map(|w| {
+                let df = docs.iter().filter(|d| d.contains_key(w)).count().max(1) as f64;
+                1.0 + (n / df).ln()
+            })
+            .collect();
         let mut hits: Vec<ToolMatch> = Vec::new();
         for (info, tf) in self.tools.iter().zip(&docs) {
             let mut score = 0.0;
-            for w in &wanted {
+            for (w, idf) in wanted.iter().zip(&idf) {
                 if let Some(f) = tf.get(w) {
-                    let df = docs.iter().filter(|d| d.contains_key(w)).count() as f64;
-                    score += (1.0 + (n / df).ln()) * (f / (f + 1.0));
+                    score += idf * (f / (f + 1.0));
                 }
             }
             if !wanted.is_empty() && score == 0.0 {

@@ -15,9 +15,13 @@ use crate::sandbox::tools::DispatchError;
 /// from code would nest executions inside one another's permits.
 pub const NOT_FROM_SANDBOX: &[&str] = &["execute_agent_code"];
 
-/// The tools code may call under `memory`.
-pub fn tools() -> Vec<Tool> {
-    MemoryServer::tool_list().into_iter().filter(|t| !NOT_FROM_SANDBOX.contains(&t.name.as_ref())).collect()
+/// The tools code may call under `memory`. Their schemas are generated
+/// once, not on every search.
+pub fn tools() -> &'static [Tool] {
+    static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        MemoryServer::tool_list().into_iter().filter(|t| !NOT_FROM_SANDBOX.contains(&t.name.as_ref())).collect()
+    })
 }
 
 /// The live server and the session it serves.

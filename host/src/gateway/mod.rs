@@ -82,7 +82,7 @@ impl Gateway {
     /// those that are down are listed in `servers` with their error.
     pub async fn catalog(&self) -> Catalog {
         let mut tools: Vec<ToolInfo> =
-            local::tools().into_iter().map(|tool| ToolInfo { server: LOCAL_SERVER.to_string(), tool }).collect();
+            local::tools().iter().map(|tool| ToolInfo { server: LOCAL_SERVER.to_string(), tool: tool.clone() }).collect();
         let lists = futures::future::join_all(self.upstreams.values().map(|u| {
             let u = u.clone();
             async move { (u.name.clone(), u.tools().await) }

@@ -29,7 +29,7 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Trap};
 
 use crate::metrics::Metrics;
 use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
@@ -201,9 +201,7 @@ impl Sandbox {
         let stderr = CappedPipe::new(limits.max_output_bytes);
         let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
         let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
-        let mut store = Store::new(&self.engine, data);
-        store.limiter(|d| &mut d.guard);
-        store::arm_deadline(&mut store);
+        let mut store = store::bounded(&self.engine, data);
 
         let request = RunRequest {
             source: code,

@@ -172,12 +172,19 @@ pub fn deny_all_tools() -> ToolsCtx {
     )
 }
 
-/// A store for one metered call: its data's memory limit, its deadline
-/// (epoch interruption) and `fuel`.
-pub fn metered(engine: &wasmtime::Engine, data: StoreData, fuel: u64) -> wasmtime::Store<StoreData> {
+/// A store for one call: its data's memory limit and its deadline (epoch
+/// interruption).
+pub fn bounded(engine: &wasmtime::Engine, data: StoreData) -> wasmtime::Store<StoreData> {
     let mut store = wasmtime::Store::new(engine, data);
     store.limiter(|d| &mut d.guard);
     arm_deadline(&mut store);
+    store
+}
+
+/// A store for one metered call: its data's memory limit, its deadline
+/// (epoch interruption) and `fuel`.
+pub fn metered(engine: &wasmtime::Engine, data: StoreData, fuel: u64) -> wasmtime::Store<StoreData> {
+    let mut store = bounded(engine, data);
     // Fuel is set before anything runs, so it cannot fail.
     let _ = store.set_fuel(fuel);
     store

@@ -12,7 +12,7 @@ use wasmtime::component::InstancePre;
 use super::artifacts::{ArtifactCache, LoadReport};
 use super::capabilities::{self, Grants};
 use super::output::CappedPipe;
-use super::store::{StoreData, arm_deadline};
+use super::store::{Stop, StoreData, bounded, deny_all_tools, why_stopped};
 use crate::world::stripper::{Diagnostic, GuestIndices};
 
 /// A loaded stripper: its `InstancePre`, built once.
@@ -53,11 +53,9 @@ impl TypeStripper {
     /// Strips `source` in a fresh store limited to `memory_bytes` and
     /// `deadline`.
     pub async fn strip(&self, source: &str, memory_bytes: u64, deadline: Instant) -> Result<String, StripError> {
-        let sink = CappedPipe::new(0);
-        let data = StoreData::new(sink.clone(), CappedPipe::new(4096), memory_bytes, super::store::deny_all_tools(), deadline);
-        let mut store = wasmtime::Store::new(self.pre.engine(), data);
-        store.limiter(|d| &mut d.guard);
-        arm_deadline(&mut store);
+        let stderr = CappedPipe::new(4096);
+        let data = StoreData::new(CappedPipe::new(0), stderr.clone(), memory_bytes, deny_all_tools(), deadline);
+        let mut store = bounded(self.pre.engine(), data);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let stripper = self.indices.load(&mut store, &instance)?;
@@ -68,15 +66,12 @@ impl TypeStripper {
             Err(_) => Err(StripError::Timeout),
             Ok(Ok(Ok(js))) => Ok(js),
             Ok(Ok(Err(diagnostics))) => Err(StripError::Syntax(diagnostics)),
-            Ok(Err(e)) => {
-                if Instant::now() >= deadline || e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-                    Err(StripError::Timeout)
-                } else if store.data().guard.memory_denied {
-                    Err(StripError::Memory)
-                } else {
-                    Err(StripError::Internal(format!("{e:#}").lines().next().unwrap_or_default().to_string()))
-                }
-            }
+            Ok(Err(e)) => Err(match why_stopped(&e, &store, &stderr) {
+                Stop::Timeout => StripError::Timeout,
+                Stop::Memory => StripError::Memory,
+                Stop::OutOfFuel => StripError::Internal("out of fuel".into()),
+                Stop::Denied(what) | Stop::Trap(what) => StripError::Internal(what),
+            }),
         }
     }
 }
