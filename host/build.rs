@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 const COMPONENTS: &[(&str, &str)] = &[
     ("js_runtime", "MEMORY_MCP_COMPONENT_JS_RUNTIME"),
+    ("js_plugin", "MEMORY_MCP_COMPONENT_JS_PLUGIN"),
+    ("js_plugin_pure", "MEMORY_MCP_COMPONENT_JS_PLUGIN_PURE"),
     ("pattern_analyzer", "MEMORY_MCP_COMPONENT_PATTERN_ANALYZER"),
     ("embedder_local", "MEMORY_MCP_COMPONENT_EMBEDDER_LOCAL"),
     ("embedder_ollama", "MEMORY_MCP_COMPONENT_EMBEDDER_OLLAMA"),

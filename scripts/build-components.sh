@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 cargo build --release --target wasm32-wasip2 \
-  -p js-runtime -p pattern-analyzer \
+  -p js-runtime -p js-plugin -p js-plugin-pure -p pattern-analyzer \
   -p embedder-local -p embedder-ollama -p embedder-openai -p ts-strip \
   -p slow-steps \
   -p hostile-analyzer

@@ -28,6 +28,8 @@ use memory_mcp::learning::{AnalyzersState, Learning, PatternStore};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState};
 use memory_mcp::memory::MemoryStore;
 use memory_mcp::metrics::Metrics;
+use memory_mcp::plugins::dir::PluginDir;
+use memory_mcp::plugins::registry::Registry;
 use memory_mcp::sandbox::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::limits::Profile;
@@ -100,7 +102,8 @@ async fn in_process() -> anyhow::Result<InProcess> {
     let metrics = Arc::new(Metrics::new());
     let sandbox = Arc::new(Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics.clone()).await?);
     let (_rtx, runtime) = watch::channel(RuntimeState::Ready(sandbox.clone()));
-    let server = MemoryServer::new(runtime, metrics, learning, embeddings, gateway.clone());
+    let plugins = Arc::new(Registry::new(PluginDir::new(dir.path().join("plugins")), gateway.policy().clone(), MemoryServer::tool_names()));
+    let server = MemoryServer::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins);
     let (a, b) = tokio::io::duplex(1 << 20);
     let (running, client) = tokio::join!(mcp::serve(server, a), ().serve(b));
     std::mem::forget(running?);

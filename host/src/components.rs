@@ -3,6 +3,14 @@
 /// The QuickJS runtime (`components/js-runtime`), before pre-initialisation.
 pub const JS_RUNTIME: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_JS_RUNTIME"));
 
+/// The template of a plugin granted tools (`components/js-plugin`, world
+/// `tool-plugin`), before the builder snapshots a script into it.
+pub const JS_PLUGIN: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_JS_PLUGIN"));
+
+/// The template of a plugin granted no tools (`components/js-plugin-pure`,
+/// world `pure-plugin`: no tools import at all).
+pub const JS_PLUGIN_PURE: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_JS_PLUGIN_PURE"));
+
 /// The built-in pattern analyzer (`components/pattern-analyzer`).
 pub const PATTERN_ANALYZER: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_PATTERN_ANALYZER"));
 

@@ -18,21 +18,22 @@ pub struct CommonArgs {
     /// Where memory-mcp keeps its data. Precedence: this flag, then
     /// MEMORY_MCP_DATA_DIR, then the XDG data dir
     /// ($XDG_DATA_HOME/memory-mcp, usually ~/.local/share/memory-mcp).
-    #[arg(long, env = "MEMORY_MCP_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "MEMORY_MCP_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Where precompiled components are cached. Default: <data dir>/cache.
-    #[arg(long, env = "MEMORY_MCP_CACHE_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "MEMORY_MCP_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Where plugins live (analyzer components with their policies).
+    /// Where plugins live (JS plugins and analyzer components, each with
+    /// its policy).
     /// Precedence: this flag, then MEMORY_MCP_PLUGINS_DIR, then
     /// <data dir>/plugins.
-    #[arg(long, env = "MEMORY_MCP_PLUGINS_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "MEMORY_MCP_PLUGINS_DIR", value_name = "DIR")]
     pub plugins_dir: Option<PathBuf>,
 
     /// A TOML config file (see README: "Configuration").
-    #[arg(long, env = "MEMORY_MCP_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "MEMORY_MCP_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 

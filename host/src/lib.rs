@@ -45,5 +45,6 @@ pub mod learning;
 pub mod mcp;
 pub mod memory;
 pub mod metrics;
+pub mod plugins;
 pub mod sandbox;
 pub mod world;

@@ -16,6 +16,8 @@ use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::MemoryStore;
 use memory_mcp::metrics::Metrics;
+use memory_mcp::plugins::dir::PluginDir;
+use memory_mcp::plugins::registry::Registry;
 use memory_mcp::sandbox::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::policy::CompiledPolicy;
@@ -49,6 +51,11 @@ enum Command {
     Tools {
         #[command(subcommand)]
         command: ToolsCommand,
+    },
+    /// Plugins: agent JS/TS compiled into components served as tools.
+    Plugin {
+        #[command(subcommand)]
+        command: memory_mcp::plugins::cli::PluginCommand,
     },
 }
 
@@ -119,6 +126,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Tools { command } => tools_command(&settings, command).await,
+            Command::Plugin { command } => memory_mcp::plugins::cli::run(&settings, command).await,
         }
     })
 }
@@ -234,6 +242,12 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         let _ = analyzers_tx.send(state);
     });
     let metrics = Arc::new(Metrics::new());
+    let plugins = Arc::new(Registry::new(
+        PluginDir::new(&settings.plugins_dir),
+        gateway.policy().clone(),
+        MemoryServer::tool_names(),
+    ));
+    let loader_plugins = plugins.clone();
     let (tx, rx) = watch::channel(RuntimeState::Loading);
     let loader_metrics = metrics.clone();
     let loader_gateway = gateway.clone();
@@ -250,6 +264,12 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
                         tracing::error!(error = %e, "the TypeScript stripper failed to load");
                     }
                 });
+                // Then the plugins, which are served as tools once loaded.
+                let sandbox = s.clone();
+                tokio::spawn(async move {
+                    loader_plugins.sync(&sandbox).await;
+                    loader_plugins.spawn_watcher(sandbox);
+                });
                 RuntimeState::Ready(s)
             }
             Err(e) => {
@@ -259,5 +279,5 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         };
         let _ = tx.send(state);
     });
-    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning, embeddings, gateway), max_frame).await
+    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins), max_frame).await
 }

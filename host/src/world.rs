@@ -37,7 +37,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::memory_mcp::patterns::{analyzer, statistics};
-pub use self::exports::memory_mcp::tool_call::runner;
+pub use self::exports::memory_mcp::tool_call::{plugin, runner};
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;
 pub use self::exports::memory_mcp::typescript::stripper;

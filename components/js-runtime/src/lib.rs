@@ -9,34 +9,41 @@
 //! write to WASI stdout/stderr, which the host captures and caps. Tool calls
 //! go through the imported `tools` interface, which the host polices.
 
-mod engine;
-mod errors;
-
 wit_bindgen::generate!({
     path: "../../wit/tool-call",
     world: "agent-runtime",
 });
 
-use exports::memory_mcp::tool_call::runner::{Guest as Runner, RunOutcome, RunRequest};
+use exports::memory_mcp::tool_call::runner::{Guest as Runner, JsError, RunOutcome, RunRequest};
 
 struct Component;
 
 impl Guest for Component {
     fn initialize() {
-        engine::init(call_tool_import);
+        js_engine::engine::init(call_tool_import);
     }
 }
 
 impl Runner for Component {
     fn run(request: RunRequest) -> RunOutcome {
-        engine::run(&request.source, &request.context_json)
+        outcome(js_engine::engine::run(call_tool_import, &request.source, &request.context_json))
+    }
+}
+
+/// The engine's outcome as this world's type.
+fn outcome(o: js_engine::Outcome) -> RunOutcome {
+    let e = |e: js_engine::JsError| JsError { message: e.message, line: e.line, column: e.column, stack: e.stack };
+    match o {
+        js_engine::Outcome::Success(json) => RunOutcome::Success(json),
+        js_engine::Outcome::SyntaxError(x) => RunOutcome::SyntaxError(e(x)),
+        js_engine::Outcome::RuntimeError(x) => RunOutcome::RuntimeError(e(x)),
     }
 }
 
 fn call_tool_import(server: &str, name: &str, args: &str) -> Result<String, (String, String)> {
     use memory_mcp::tool_call::tools::{ToolError, call_tool};
     call_tool(server, name, args).map_err(|e| match e {
-        ToolError::Denied(m) => ("SecurityViolation".to_string(), m),
+        ToolError::Denied(m) => (js_engine::engine::SECURITY_VIOLATION.to_string(), m),
         ToolError::Failed(m) => ("ToolError".to_string(), m),
         ToolError::Unavailable(m) => ("ToolUnavailable".to_string(), m),
         ToolError::InvalidArguments(m) => ("TypeError".to_string(), m),

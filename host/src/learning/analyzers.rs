@@ -323,7 +323,12 @@ impl AnalyzerSet {
 
     async fn load_plugins(&mut self, cache: &ArtifactCache, dir: &Path) {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect(),
+            // A `.wasm` with a `.plugin.json` manifest is a JS plugin, served by
+            // the plugin registry, not an analyzer.
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && !crate::plugins::dir::PluginDir::is_plugin_wasm(p))
+                .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
                 self.rejected.push(Rejected { file: dir.to_path_buf(), reason: format!("cannot read the plugins directory: {e}") });

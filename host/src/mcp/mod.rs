@@ -7,6 +7,7 @@ mod gateway_tools;
 mod memory_tools;
 pub mod params;
 mod pattern_tools;
+mod plugin_tools;
 mod server;
 
 pub use server::{MemoryServer, RuntimeState};
@@ -32,8 +33,10 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let gateway = server.gateway().clone();
+    let plugins = server.plugins().clone();
     let local = server.clone();
     let running = server.serve(transport).await.context("starting the MCP session")?;
     gateway.attach_local(local, running.peer().clone());
+    plugins.attach_peer(running.peer().clone());
     Ok(running)
 }

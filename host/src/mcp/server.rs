@@ -7,8 +7,9 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -18,11 +19,13 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::params::{Parameters, input_error, params_or_return};
+use super::plugin_tools::{RecentExecutions, execution_result};
 use crate::embeddings::Embeddings;
 use crate::gateway::Gateway;
 use crate::learning::{AnalyzersState, Learning, PatternStore};
 use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
+use crate::plugins::registry::Registry;
 use crate::sandbox::{Execution, Language, Sandbox};
 
 /// Where the JS runtime is in its start-up.
@@ -43,6 +46,9 @@ pub struct MemoryServer {
     learning: Arc<Learning>,
     embeddings: Arc<Embeddings>,
     gateway: Arc<Gateway>,
+    plugins: Arc<Registry>,
+    /// Code run in this session, for `save_plugin`.
+    recent: Arc<RecentExecutions>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -95,6 +101,7 @@ impl MemoryServer {
         learning: Arc<Learning>,
         embeddings: Arc<Embeddings>,
         gateway: Arc<Gateway>,
+        plugins: Arc<Registry>,
     ) -> Self {
         Self {
             runtime,
@@ -103,6 +110,8 @@ impl MemoryServer {
             learning,
             embeddings,
             gateway,
+            plugins,
+            recent: Arc::default(),
             tool_router: Self::all_tools(),
         }
     }
@@ -113,11 +122,26 @@ impl MemoryServer {
             + Self::pattern_router()
             + Self::embedding_router()
             + Self::gateway_router()
+            + Self::plugin_router()
     }
 
-    /// Every tool this server offers, as `tools/list` shows them.
+    /// Every built-in tool this server offers (plugins aside), as
+    /// `tools/list` shows them.
     pub fn tool_list() -> Vec<Tool> {
         Self::all_tools().list_all()
+    }
+
+    /// The built-in tools' names, which plugins may not take.
+    pub fn tool_names() -> Vec<String> {
+        Self::tool_list().into_iter().map(|t| t.name.to_string()).collect()
+    }
+
+    pub(crate) fn plugins(&self) -> &Arc<Registry> {
+        &self.plugins
+    }
+
+    pub(crate) fn recent(&self) -> &RecentExecutions {
+        &self.recent
     }
 
     /// Calls one of this server's tools in-process, through the same
@@ -186,7 +210,7 @@ impl MemoryServer {
     }
 
     /// Waits until the runtime has loaded (or failed to).
-    async fn sandbox(&self) -> Result<Arc<Sandbox>, String> {
+    pub(crate) async fn sandbox(&self) -> Result<Arc<Sandbox>, String> {
         let mut rx = self.runtime.clone();
         let state = rx
             .wait_for(|s| !matches!(s, RuntimeState::Loading))
@@ -215,6 +239,7 @@ impl MemoryServer {
         };
         let context = json!({"task": p.context.task, "input": p.context.input});
         let id = uuid::Uuid::now_v7();
+        let code = p.code.clone();
         let result = sandbox
             .execute(Execution {
                 id,
@@ -224,16 +249,10 @@ impl MemoryServer {
                 limits,
             })
             .await;
-        let summary = result.summary();
-        let mut structured = serde_json::to_value(&result).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        if let Some(fields) = structured.as_object_mut() {
-            // Names this execution's tool calls in get_tool_audit.
-            fields.insert("execution_id".into(), json!(id));
-        }
-        let mut out = CallToolResult::structured(structured);
-        // A readable text block first, then the JSON of the structured result.
-        out.content.insert(0, ContentBlock::text(summary));
-        Ok(out)
+        self.recent.remember(id, code, p.language, result.status());
+        // The execution_id names this execution's tool calls in
+        // get_tool_audit and its code in save_plugin.
+        Ok(execution_result(&result, id, false))
     }
 
     #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size and uptime.")]
@@ -297,7 +316,9 @@ impl MemoryServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+        ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_resources().build(),
+        )
             .with_server_info(Implementation::new("memory-mcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "memory-mcp runs agent JavaScript or TypeScript in a WebAssembly sandbox (execute_agent_code). \
@@ -306,6 +327,34 @@ impl ServerHandler for MemoryServer {
                  under `memory`, and configured upstream servers'. Find them with search_tools and read \
                  their TypeScript signatures with describe_tools (or the tools://<server>/<tool>.d.ts resources).",
             )
+    }
+
+    /// The built-in tools, then the loaded plugins.
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        tools.extend(self.plugins.tools());
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tool_router.get(name).cloned().or_else(|| self.plugins.get(name).map(|p| p.tool.clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name)
+            && let Some(plugin) = self.plugins.get(&request.name)
+        {
+            return Ok(CallToolResponse::Complete(self.call_plugin(&plugin, request.arguments).await));
+        }
+        self.tool_router.call(ToolCallContext::new(self, request, context)).await
     }
 
     async fn list_resources(

@@ -159,6 +159,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().ok_or_else(|| anyhow!("{} has no parent", path.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("temp file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
+    // Readable like any file the user writes (temp files start at 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| anyhow!("renaming into {}: {}", path.display(), e.error))?;
     Ok(())
@@ -167,7 +173,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Runs `init_func` in a fresh instance of `source` and returns the
 /// snapshot of its state as a new component.
 pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result<Vec<u8>> {
-    let data = StoreData::for_snapshot();
+    snapshot_in(engine, source, init_func, StoreData::for_snapshot(), Grants::TOOLS).await
+}
+
+/// [`snapshot`] in a store of the caller's making (a plugin build gives
+/// stdin and deterministic clocks and randomness), linked under `grants`.
+pub async fn snapshot_in(engine: &Engine, source: &[u8], init_func: &str, data: StoreData, grants: Grants) -> Result<Vec<u8>> {
     let mut store = Store::new(engine, data);
     store.limiter(|d| &mut d.guard);
     // Initialisation runs once, ahead of time; a generous budget.
@@ -178,7 +189,7 @@ pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result
     wizer.keep_init_func(true);
     let (snap, _) = wizer
         .run_component(&mut store, source, async |store, component| {
-            let linker = capabilities::linker(store.engine(), component, Grants::TOOLS)?;
+            let linker = capabilities::linker(store.engine(), component, grants)?;
             linker.instantiate_async(store, component).await
         })
         .await

@@ -17,6 +17,7 @@ pub mod http;
 pub mod limits;
 pub mod outcome;
 pub mod output;
+pub mod plugin;
 pub mod policy;
 pub mod store;
 pub mod tools;
@@ -144,6 +145,16 @@ impl Sandbox {
             .clone()
     }
 
+    /// The engine every sandboxed component here runs in.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The precompiled-artifact cache.
+    pub fn cache(&self) -> &ArtifactCache {
+        &self.cache
+    }
+
     /// The server's limits; calls may only narrow them.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -181,10 +192,7 @@ impl Sandbox {
                 stderr: String::new(),
             };
         }
-        self.metrics.enqueue();
-        let permit = self.permits.acquire().await;
-        self.metrics.dequeue();
-        let Ok(_permit) = permit else {
+        let Some(_permit) = self.admit().await else {
             return internal_error("the sandbox is shutting down");
         };
 
@@ -197,22 +205,43 @@ impl Sandbox {
                 Err(result) => return *result,
             },
         };
-        let stdout = CappedPipe::new(limits.max_output_bytes);
-        let stderr = CappedPipe::new(limits.max_output_bytes);
-        let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
-        let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
-        let mut store = store::bounded(&self.engine, data);
-
         let request = RunRequest {
             source: code,
             context_json: exec.context.to_string(),
         };
-        let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let runner = self.runner.load(&mut store, &instance)?;
-            runner.call_run(&mut store, &request).await
-        };
-        let ran = tokio::time::timeout(limits.timeout, run).await;
+        let (pre, runner) = (&self.pre, &self.runner);
+        let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
+        self.run_guest(tools, &limits, started, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let runner = runner.load(&mut *store, &instance)?;
+            runner.call_run(store, &request).await
+        })
+        .await
+    }
+
+    /// Waits for a free execution slot.
+    async fn admit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.metrics.enqueue();
+        let permit = self.permits.acquire().await;
+        self.metrics.dequeue();
+        permit.ok()
+    }
+
+    /// Runs `call` in a fresh store under `limits`, with `tools` as the
+    /// tool-call state, and turns how it ended into a result.
+    async fn run_guest(
+        &self,
+        tools: ToolsCtx,
+        limits: &Limits,
+        started: Instant,
+        call: impl AsyncFnOnce(&mut wasmtime::Store<StoreData>) -> wasmtime::Result<RunOutcome>,
+    ) -> ExecutionResult {
+        let stdout = CappedPipe::new(limits.max_output_bytes);
+        let stderr = CappedPipe::new(limits.max_output_bytes);
+        let deadline = started + limits.timeout;
+        let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
+        let mut store = store::bounded(&self.engine, data);
+        let ran = tokio::time::timeout(limits.timeout, call(&mut store)).await;
         let elapsed = started.elapsed();
         let ms = elapsed.as_secs_f64() * 1000.0;
         let data = store.data();
@@ -233,11 +262,11 @@ impl Sandbox {
         match ran {
             Err(trap) => {
                 let (stdout, stderr) = out();
-                classify_trap(trap, data, &limits, ms, stdout, stderr)
+                classify_trap(trap, data, limits, ms, stdout, stderr)
             }
             Ok(RunOutcome::Success(json)) => {
                 let (stdout, stderr) = out();
-                success(json, &limits, ms, stdout, stderr)
+                success(json, limits, ms, stdout, stderr)
             }
             Ok(RunOutcome::SyntaxError(e)) => {
                 let (stdout, stderr) = out();
@@ -246,7 +275,7 @@ impl Sandbox {
             Ok(RunOutcome::RuntimeError(e)) => {
                 let (stdout, stderr) = out();
                 if data.guard.memory_denied {
-                    return memory_limit(&limits, stdout, stderr);
+                    return memory_limit(limits, stdout, stderr);
                 }
                 js_error(ErrorType::Runtime, e, ms, stdout, stderr)
             }

@@ -68,9 +68,19 @@ pub enum PolicyError {
 /// A checked policy, ready to answer "may this tool be called?".
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
+    /// The effective numbers (the smaller of this policy's and any outer
+    /// policy's, see [`CompiledPolicy::within`]).
     pub policy: ToolPolicy,
     allow: GlobSet,
+    /// Names this policy in refusals.
+    label: String,
+    /// A policy that must also allow every call (the server's, around a
+    /// plugin's).
+    outer: Option<std::sync::Arc<CompiledPolicy>>,
 }
+
+/// How refusals name the server's own policy.
+pub const SANDBOX_POLICY: &str = "the sandbox policy";
 
 impl CompiledPolicy {
     pub fn new(policy: ToolPolicy) -> Result<Self, PolicyError> {
@@ -95,19 +105,47 @@ impl CompiledPolicy {
             pattern: policy.allow.join(", "),
             reason: e.to_string(),
         })?;
-        Ok(Self { policy, allow })
+        Ok(Self { policy, allow, label: SANDBOX_POLICY.into(), outer: None })
     }
 
     /// Deny-by-default.
     pub fn deny_all() -> Self {
-        Self {
-            policy: ToolPolicy::default(),
-            allow: GlobSet::empty(),
+        Self { policy: ToolPolicy::default(), allow: GlobSet::empty(), label: SANDBOX_POLICY.into(), outer: None }
+    }
+
+    /// Names this policy in refusals, e.g. "plugin `x`'s policy".
+    pub fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// This policy, bounded by `outer`: a call must be allowed by both, and
+    /// each limit is the smaller of the two. A plugin runs within the
+    /// server's policy, so it can never do more than code the server runs.
+    pub fn within(mut self, outer: std::sync::Arc<CompiledPolicy>) -> Self {
+        let (p, o) = (&mut self.policy, &outer.policy);
+        p.max_calls_per_execution = p.max_calls_per_execution.min(o.max_calls_per_execution);
+        p.rate_limit_per_minute = p.rate_limit_per_minute.min(o.rate_limit_per_minute);
+        p.max_payload_bytes = p.max_payload_bytes.min(o.max_payload_bytes);
+        self.outer = Some(outer);
+        self
+    }
+
+    /// Why `server.tool` may not be called, or `None` if it may.
+    pub fn refusal(&self, server: &str, tool: &str) -> Option<String> {
+        if !self.allow.is_match(format!("{server}.{tool}")) {
+            return Some(format!("tool `{server}.{tool}` is not allowed by {}", self.label));
         }
+        self.outer.as_ref().and_then(|o| o.refusal(server, tool))
     }
 
     pub fn allows(&self, server: &str, tool: &str) -> bool {
-        self.allow.is_match(format!("{server}.{tool}"))
+        self.refusal(server, tool).is_none()
+    }
+
+    /// Whether any tool at all may be called.
+    pub fn allows_any(&self) -> bool {
+        !self.policy.allow.is_empty() && self.outer.as_ref().is_none_or(|o| o.allows_any())
     }
 }
 
@@ -133,6 +171,20 @@ mod tests {
         assert!(p.allows("everything", "echo"));
         assert!(!p.allows("everything", "add"));
         assert!(!p.allows("memoryx", "query"));
+    }
+
+    #[test]
+    fn an_inner_policy_is_bounded_by_the_outer_one() {
+        let outer = CompiledPolicy::new(ToolPolicy { allow: vec!["memory.*".into()], max_calls_per_execution: 5, ..Default::default() })
+            .unwrap();
+        let inner = CompiledPolicy::new(ToolPolicy { allow: vec!["memory.query_memory".into(), "fs.*".into()], ..Default::default() })
+            .unwrap()
+            .labelled("plugin `p`'s policy")
+            .within(std::sync::Arc::new(outer));
+        assert!(inner.allows("memory", "query_memory"));
+        assert!(inner.refusal("memory", "store_episode").unwrap().contains("plugin `p`'s policy"));
+        assert!(inner.refusal("fs", "read").unwrap().contains("the sandbox policy"));
+        assert_eq!(inner.policy.max_calls_per_execution, 5);
     }
 
     #[test]

@@ -161,6 +161,50 @@ impl StoreData {
     }
 }
 
+/// A wall clock stopped at the Unix epoch, and a monotonic one stopped at 0.
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl StoreData {
+    /// The store a plugin is snapshotted in: `stdin` as its only input,
+    /// stderr captured, no tools, and stopped clocks and seeded randomness,
+    /// so the same input always gives the same snapshot (the bytes of a
+    /// build depend on nothing else). The plugin draws fresh randomness
+    /// per call (`Math.random` asks the host each time).
+    pub fn for_plugin_build(stdin: Vec<u8>, stderr: super::output::CappedPipe) -> Self {
+        use rand10::SeedableRng as _;
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin))
+            .stderr(stderr)
+            .wall_clock(StoppedClock)
+            .monotonic_clock(StoppedClock)
+            .secure_random(rand10::rngs::StdRng::seed_from_u64(0))
+            .insecure_random(rand10::rngs::StdRng::seed_from_u64(1))
+            .insecure_random_seed(2)
+            .build();
+        let mut data = Self::for_snapshot();
+        data.wasi = wasi;
+        data
+    }
+}
+
 /// Tools state for a component that may call none.
 pub fn deny_all_tools() -> ToolsCtx {
     use std::sync::Arc;

@@ -179,8 +179,8 @@ impl ToolsView<'_> {
     /// The policy checks, in order; `Err` is the refusal reason.
     fn admit(&mut self, server: &str, tool: &str, args: &str) -> Result<(), String> {
         let policy = &self.ctx.policy.policy;
-        if !self.ctx.policy.allows(server, tool) {
-            return Err(format!("tool `{server}.{tool}` is not allowed by the sandbox policy"));
+        if let Some(reason) = self.ctx.policy.refusal(server, tool) {
+            return Err(reason);
         }
         if self.ctx.calls >= policy.max_calls_per_execution {
             return Err(format!(

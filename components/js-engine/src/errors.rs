@@ -1,28 +1,19 @@
-//! Turning QuickJS exceptions into the WIT `js-error` record, with the line
-//! and column in the agent's own source where QuickJS knows them.
+//! Turning QuickJS exceptions into [`JsError`] (the WIT `js-error` record's
+//! fields), with the line and column in the agent's own source where
+//! QuickJS knows them.
 
 use javy::quickjs::{Ctx, Object, Value};
 
 use crate::engine::AGENT_FILE;
-use crate::exports::memory_mcp::tool_call::runner::JsError as WitJsError;
 
-#[derive(Debug, Clone)]
+/// A thrown error, as the caller sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JsError {
+    /// `Name: message`.
     pub message: String,
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub stack: Option<String>,
-}
-
-impl From<JsError> for WitJsError {
-    fn from(e: JsError) -> Self {
-        WitJsError {
-            message: e.message,
-            line: e.line,
-            column: e.column,
-            stack: e.stack,
-        }
-    }
 }
 
 /// An error with only a message.

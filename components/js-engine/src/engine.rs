@@ -1,14 +1,15 @@
 //! The QuickJS runtime: built once by `init` (and snapshotted by the host),
-//! then used by `run` to compile and execute one agent script.
+//! then used by `run` to compile and execute one agent script, or by the
+//! plugin module to call a function compiled ahead of time.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::ffi::CString;
 
-use javy::quickjs::{Ctx, Function, Promise, Value, qjs};
+use javy::quickjs::{Ctx, Function, Object, Promise, Value, qjs};
 use javy::{Config, Runtime};
 
+use crate::Outcome;
 use crate::errors::{JsError, from_caught, from_value, plain};
-use crate::exports::memory_mcp::tool_call::runner::RunOutcome;
 
 /// The host's tool-call import: `(server, tool, args-json)` → result JSON, or
 /// `(error name, message)`.
@@ -54,6 +55,8 @@ const PRELUDE: &str = r#"
 thread_local! {
     static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
     static CALL_TOOL: OnceCell<CallTool> = const { OnceCell::new() };
+    /// Set when a tool call was refused as a security violation.
+    static DENIED: Cell<bool> = const { Cell::new(false) };
 }
 
 fn build_runtime() -> Runtime {
@@ -70,8 +73,30 @@ fn build_runtime() -> Runtime {
         let native = Function::new(ctx.clone(), call_tool_native).expect("tool bridge");
         ctx.globals().set("__mcp_call_tool", native).expect("tool bridge");
         ctx.eval::<(), _>(PRELUDE).expect("prelude");
+        // QuickJS seeds `Math.random` once, when the context is made; the
+        // host snapshots that, so every run would repeat one sequence.
+        // Each number comes from the host's `wasi:random` instead.
+        let math: Object = ctx.globals().get("Math").expect("Math");
+        let random = Function::new(ctx.clone(), random_f64).expect("Math.random").with_name("random").expect("name");
+        math.set("random", random).expect("Math.random");
     });
     runtime
+}
+
+/// A uniform double in [0, 1) from 53 random bits.
+fn random_f64() -> f64 {
+    (random_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn random_u64() -> u64 {
+    wasip2::random::insecure::get_insecure_random_u64()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 /// Builds the runtime. Called once by the host before it snapshots the
@@ -95,7 +120,20 @@ fn call_tool_native<'js>(
     let Some(call) = call else {
         return Err(throw(&ctx, "Error", "tool calls are not available"));
     };
-    call(&server, &tool, &args).map_err(|(name, message)| throw(&ctx, &name, &message))
+    call(&server, &tool, &args).map_err(|(name, message)| {
+        if name == SECURITY_VIOLATION {
+            DENIED.with(|d| d.set(true));
+        }
+        throw(&ctx, &name, &message)
+    })
+}
+
+/// The error name of a call refused by policy.
+pub const SECURITY_VIOLATION: &str = "SecurityViolation";
+
+/// Whether a tool call was refused since the last [`take_denied`]; clears it.
+pub fn take_denied() -> bool {
+    DENIED.with(|d| d.replace(false))
 }
 
 fn throw(ctx: &Ctx<'_>, name: &str, message: &str) -> javy::quickjs::Error {
@@ -108,72 +146,97 @@ fn throw(ctx: &Ctx<'_>, name: &str, message: &str) -> javy::quickjs::Error {
     }
 }
 
-/// Compiles `source` as the body of an async function and runs it to
-/// completion, driving the job queue until its promise settles.
-pub fn run(source: &str, context_json: &str) -> RunOutcome {
-    // A fresh instance starts from the snapshot; `init` is a no-op then, and
-    // makes an unsnapshotted instance work too.
-    init_if_needed();
+/// Runs `f` in the runtime's context, building the runtime first if this
+/// instance was not snapshotted after [`init`].
+pub fn with_context<R>(call_tool: CallTool, f: impl FnOnce(&Ctx<'_>) -> R) -> R {
+    init(call_tool);
     RUNTIME.with(|r| {
         let runtime = r.get().expect("initialised above");
-        runtime.context().with(|ctx| run_in(&ctx, source, context_json))
+        runtime.context().with(|ctx| f(&ctx))
     })
 }
 
-fn init_if_needed() {
-    let ready = RUNTIME.with(|r| r.get().is_some());
-    if !ready {
-        init(crate::call_tool_import);
-    }
+/// Compiles `source` as the body of an async function and runs it to
+/// completion, driving the job queue until its promise settles.
+pub fn run(call_tool: CallTool, source: &str, context_json: &str) -> Outcome {
+    with_context(call_tool, |ctx| run_in(ctx, source, context_json))
 }
 
-fn run_in(ctx: &Ctx<'_>, source: &str, context_json: &str) -> RunOutcome {
+/// Sets the global `context` from JSON text.
+pub fn set_context(ctx: &Ctx<'_>, context_json: &str) -> Result<(), JsError> {
     let mut bytes = context_json.as_bytes().to_vec();
-    match javy::json::parse(ctx.clone(), &mut bytes) {
-        Ok(value) => {
-            if let Err(e) = ctx.globals().set("context", value) {
-                return RunOutcome::RuntimeError(from_caught(ctx, e).into());
-            }
-        }
-        Err(e) => return RunOutcome::RuntimeError(plain(&format!("InternalError: bad context JSON: {e}")).into()),
-    }
+    let value = javy::json::parse(ctx.clone(), &mut bytes)
+        .map_err(|e| plain(&format!("InternalError: bad context JSON: {e}")))?;
+    ctx.globals().set("context", value).map_err(|e| from_caught(ctx, e))
+}
 
-    // The closing brace sits on its own line so a trailing `//` comment in
-    // the source cannot swallow it; the opening one shares line 1 so QuickJS
-    // line numbers are the caller's.
-    let wrapped = format!("(async function () {{ {source}\n}})()");
+/// `source` as an async function expression. The closing brace sits on its
+/// own line so a trailing `//` comment in the source cannot swallow it; the
+/// opening one shares line 1 so QuickJS line numbers are the caller's.
+pub fn wrap(source: &str) -> String {
+    format!("(async function () {{ {source}\n}})")
+}
+
+fn run_in(ctx: &Ctx<'_>, source: &str, context_json: &str) -> Outcome {
+    if let Err(e) = set_context(ctx, context_json) {
+        return Outcome::RuntimeError(e);
+    }
+    let wrapped = format!("{}()", wrap(source));
     let compiled = match compile(ctx, &wrapped) {
         Ok(f) => f,
-        Err(e) => return RunOutcome::SyntaxError(e.into()),
+        Err(e) => return Outcome::SyntaxError(e),
     };
     let promise = match evaluate(ctx, compiled) {
         Ok(v) => v,
-        Err(e) => return RunOutcome::RuntimeError(e.into()),
+        Err(e) => return Outcome::RuntimeError(e),
     };
     let Some(promise) = promise.into_promise() else {
-        return RunOutcome::RuntimeError(plain("InternalError: script did not produce a promise").into());
+        return Outcome::RuntimeError(plain("InternalError: script did not produce a promise"));
     };
     settle(ctx, &promise)
 }
 
-fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> RunOutcome {
+/// Compiles and evaluates `wrap(source)`, giving the function it defines.
+/// Nothing in `source` runs.
+pub fn compile_function<'js>(ctx: &Ctx<'js>, source: &str) -> Result<Function<'js>, JsError> {
+    let compiled = compile(ctx, &wrap(source))?;
+    let value = evaluate(ctx, compiled)?;
+    value
+        .into_function()
+        .ok_or_else(|| plain("InternalError: the script did not compile to a function"))
+}
+
+/// Calls an async function compiled by [`compile_function`] and drives it
+/// to completion.
+pub fn call_function<'js>(ctx: &Ctx<'js>, f: Function<'js>) -> Outcome {
+    let promise = match f.call::<_, Value<'js>>(()) {
+        Ok(v) => v,
+        Err(e) => return Outcome::RuntimeError(from_caught(ctx, e)),
+    };
+    let Some(promise) = promise.into_promise() else {
+        return Outcome::RuntimeError(plain("InternalError: script did not produce a promise"));
+    };
+    settle(ctx, &promise)
+}
+
+fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> Outcome {
     match promise.finish::<Value<'js>>() {
         Ok(value) => match ctx.json_stringify(value) {
-            Ok(None) => RunOutcome::Success(None),
+            Ok(None) => Outcome::Success(None),
             Ok(Some(json)) => match json.to_string() {
-                Ok(s) => RunOutcome::Success(Some(s)),
-                Err(e) => RunOutcome::RuntimeError(from_caught(ctx, e).into()),
+                Ok(s) => Outcome::Success(Some(s)),
+                Err(e) => Outcome::RuntimeError(from_caught(ctx, e)),
             },
             Err(e) => {
                 let mut err = from_caught(ctx, e);
                 err.message = format!("the result is not JSON-serialisable: {}", err.message);
-                RunOutcome::RuntimeError(err.into())
+                Outcome::RuntimeError(err)
             }
         },
-        Err(javy::quickjs::Error::WouldBlock) => RunOutcome::RuntimeError(
-            plain("Error: the script awaited a promise that never settles").into(),
-        ),
-        Err(e) => RunOutcome::RuntimeError(from_caught(ctx, e).into()),
+        Err(javy::quickjs::Error::WouldBlock) => {
+            Outcome::RuntimeError(plain("Error: the script awaited a promise that never settles"))
+        }
+        Err(e) => Outcome::RuntimeError(from_caught(ctx, e)),
     }
 }
 

@@ -1,0 +1,249 @@
+//! Plugins over MCP: `save_plugin` (code that ran through
+//! `execute_agent_code` becomes a named plugin), `list_plugins`,
+//! `remove_plugin`, and the calls of the plugins themselves, which are
+//! served as tools of their own.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Mutex;
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ErrorData, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::params::{Parameters, input_error, params_or_return};
+use super::server::MemoryServer;
+use crate::gateway::audit::AuditFilter;
+use crate::plugins::builder::{BuildRequest, Builder};
+use crate::plugins::manifest::Manifest;
+use crate::plugins::policy::{PluginLimits, PluginPolicy};
+use crate::plugins::registry::LoadedPlugin;
+use crate::sandbox::outcome::{ExecutionResult, Status};
+use crate::sandbox::policy::ToolPolicy;
+use crate::sandbox::Language;
+
+/// Executions remembered for `save_plugin`.
+pub const RECENT_EXECUTIONS: usize = 256;
+
+/// Code that ran through `execute_agent_code` in this session, newest last.
+#[derive(Default)]
+pub struct RecentExecutions {
+    runs: Mutex<VecDeque<Ran>>,
+}
+
+#[derive(Clone)]
+struct Ran {
+    id: uuid::Uuid,
+    code: String,
+    language: Language,
+    status: Status,
+}
+
+impl RecentExecutions {
+    pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status) {
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.len() == RECENT_EXECUTIONS {
+            runs.pop_front();
+        }
+        runs.push_back(Ran { id, code, language, status });
+    }
+
+    fn get(&self, id: uuid::Uuid) -> Option<Ran> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().find(|r| r.id == id).cloned()
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavePluginParams {
+    /// The `execution_id` of a successful `execute_agent_code` run in this session; its code becomes the plugin.
+    pub execution_id: uuid::Uuid,
+    /// The plugin's tool name: a lowercase letter, then lowercase letters, digits, `_` or `-` (at most 64).
+    pub name: String,
+    /// What the tool does and what it returns; agents read this to decide to call it.
+    pub description: String,
+    /// JSON Schema (`"type": "object"`) of the tool's arguments, which the code reads as `context.input`. Default: any object.
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+    /// `server.tool` patterns the plugin may call. Default: exactly the tools that execution called (from the audit). `[]` grants none.
+    #[serde(default)]
+    pub allow_tools: Option<Vec<String>>,
+    /// Wall-clock limit per call (ms), at most the server's.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit per call (MiB), at most the server's.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// Replace an existing plugin of the same name.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginNameParams {
+    /// The plugin's name, as `list_plugins` shows it.
+    pub name: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListPluginsParams {}
+
+/// A plugin as `list_plugins` and `save_plugin` show it.
+pub fn describe(m: &Manifest, allow: &[String]) -> Value {
+    json!({
+        "name": m.name,
+        "description": m.description,
+        "world": m.world.as_str(),
+        "language": m.language,
+        "allow_tools": allow,
+        "input_schema": m.input_schema,
+        "wasm_bytes": m.wasm.bytes,
+        "wasm_blake3": m.wasm.blake3,
+        "policy_blake3": m.policy.blake3,
+        "built_by": m.built_by,
+    })
+}
+
+#[tool_router(router = plugin_router, vis = "pub(crate)")]
+impl MemoryServer {
+    #[tool(
+        description = "Save code that ran successfully through execute_agent_code (by its execution_id) as a plugin: a named MCP tool, compiled ahead of time to a standalone WebAssembly component. The tool's arguments reach the code as `context.input`, exactly as in execute_agent_code. By default it may call only the tools that execution called. Other MCP clients see it after notifications/tools/list_changed."
+    )]
+    async fn save_plugin(&self, params: Parameters<SavePluginParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        let sandbox = match self.sandbox().await {
+            Ok(s) => s,
+            Err(e) => return Ok(input_error(e)),
+        };
+        if let Err(e) = self.plugins().check_name(&p.name) {
+            return Ok(input_error(e.to_string()));
+        }
+        if !p.replace && self.plugins().dir().manifest_path(&p.name).exists() {
+            return Ok(input_error(format!(
+                "a plugin named {:?} exists; pass \"replace\": true to replace it, or pick another name",
+                p.name
+            )));
+        }
+        let Some(ran) = self.recent().get(p.execution_id) else {
+            return Ok(input_error(format!(
+                "no execution {} in this session (the last {RECENT_EXECUTIONS} executions can be saved)",
+                p.execution_id
+            )));
+        };
+        if ran.status != Status::Success {
+            return Ok(input_error(format!(
+                "execution {} ended with status {}; only code that ran successfully can be saved",
+                p.execution_id,
+                ran.status.as_str()
+            )));
+        }
+        let allow = match p.allow_tools {
+            Some(allow) => allow,
+            None => self.tools_called_by(p.execution_id),
+        };
+        let policy = PluginPolicy {
+            tools: ToolPolicy { allow, ..ToolPolicy::default() },
+            limits: PluginLimits { timeout_ms: p.timeout_ms, memory_mb: p.memory_mb, max_output_bytes: None },
+            ..PluginPolicy::default()
+        };
+        let request = BuildRequest {
+            name: p.name.clone(),
+            description: p.description,
+            source: ran.code,
+            language: ran.language,
+            input_schema: p.input_schema,
+            policy,
+        };
+        let built = match Builder::embedded(sandbox.engine(), sandbox.cache()).build(request, &|_| ()).await {
+            Ok(b) => b,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
+        if let Err(e) = self.plugins().dir().write(&built) {
+            return Ok(input_error(format!("writing the plugin: {e}")));
+        }
+        self.plugins().sync(&sandbox).await;
+        if let Some(loaded) = self.plugins().get(&p.name).filter(|l| l.manifest == built.manifest) {
+            return Ok(CallToolResult::structured(json!({
+                "saved": describe(&loaded.manifest, &loaded.policy.tools.allow),
+                "dir": self.plugins().dir().path(),
+            })));
+        }
+        let (_, refused) = self.plugins().list();
+        let why = refused.iter().find(|r| r.name == p.name).map(|r| r.reason.clone()).unwrap_or_default();
+        Ok(input_error(format!("the plugin was written but did not load: {why}")))
+    }
+
+    #[tool(description = "List the plugins this server serves as tools (name, description, world, the tools each may call, sizes and checksums), and any refused at load with the reason.")]
+    async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
+        let _ = params_or_return!(params);
+        let (loaded, refused) = self.plugins().list();
+        let plugins: Vec<Value> = loaded
+            .iter()
+            .filter_map(|m| self.plugins().get(&m.name))
+            .map(|l| describe(&l.manifest, &l.policy.tools.allow))
+            .collect();
+        Ok(CallToolResult::structured(json!({
+            "plugins": plugins,
+            "refused": refused,
+            "dir": self.plugins().dir().path(),
+        })))
+    }
+
+    #[tool(description = "Remove a plugin: its tool goes away (clients get notifications/tools/list_changed) and its files are deleted.")]
+    async fn remove_plugin(&self, params: Parameters<PluginNameParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        if let Err(e) = self.plugins().dir().remove(&p.name) {
+            return Ok(input_error(e.to_string()));
+        }
+        if let Ok(sandbox) = self.sandbox().await {
+            self.plugins().sync(&sandbox).await;
+        }
+        Ok(CallToolResult::structured(json!({"removed": p.name})))
+    }
+}
+
+impl MemoryServer {
+    /// The `server.tool` names an execution called (from the audit), not
+    /// counting refused calls.
+    fn tools_called_by(&self, id: uuid::Uuid) -> Vec<String> {
+        let Some(audit) = self.gateway().audit() else { return Vec::new() };
+        let filter = AuditFilter { execution_id: Some(id), ..AuditFilter::default() };
+        let records = audit.read(&filter, 10_000).unwrap_or_default();
+        let names: BTreeSet<String> =
+            records.iter().filter(|r| r.outcome != "denied").map(|r| format!("{}.{}", r.server, r.tool)).collect();
+        names.into_iter().collect()
+    }
+
+    /// One call of a plugin's tool. Its arguments become `context.input`;
+    /// the result has the shape of `execute_agent_code`'s, and anything
+    /// but success is an `isError` result.
+    pub(crate) async fn call_plugin(&self, plugin: &LoadedPlugin, arguments: Option<Map<String, Value>>) -> CallToolResult {
+        let sandbox = match self.sandbox().await {
+            Ok(s) => s,
+            Err(e) => return input_error(e),
+        };
+        let id = uuid::Uuid::now_v7();
+        let input = Value::Object(arguments.unwrap_or_default());
+        let result = self.plugins().call(&sandbox, plugin, id, input).await;
+        execution_result(&result, id, true)
+    }
+}
+
+/// An execution's result as a tool result: a readable line, then the
+/// structured result with its `execution_id`. With `error_unless_success`
+/// (a plugin's own call), anything but success is an `isError` result.
+pub fn execution_result(result: &ExecutionResult, id: uuid::Uuid, error_unless_success: bool) -> CallToolResult {
+    let mut structured = serde_json::to_value(result).unwrap_or(Value::Null);
+    if let Some(fields) = structured.as_object_mut() {
+        fields.insert("execution_id".into(), json!(id));
+    }
+    let mut out = CallToolResult::structured(structured);
+    out.content.insert(0, ContentBlock::text(result.summary()));
+    if error_unless_success && result.status() != Status::Success {
+        out.is_error = Some(true);
+    }
+    out
+}

@@ -1,0 +1,179 @@
+//! The plugins directory: each plugin is `NAME.wasm`, `NAME.policy.toml`,
+//! its source (`NAME.js` or `NAME.ts`) and `NAME.plugin.json`, the manifest
+//! that ties them together. Writes are atomic (temporary file, then
+//! rename) and the manifest goes last; removal takes the manifest first.
+//! So a crash mid-write or mid-removal never leaves a half plugin that
+//! loads.
+
+use std::path::{Path, PathBuf};
+
+use super::manifest::{MANIFEST_FORMAT, Manifest};
+use super::name;
+use super::policy::PluginPolicy;
+use super::{Built, PluginError};
+use crate::sandbox::artifacts::write_atomic;
+
+/// The manifest's suffix; a `.wasm` with a manifest beside it is a JS
+/// plugin, not a pattern analyzer.
+pub const MANIFEST_SUFFIX: &str = ".plugin.json";
+
+/// A plugin read back from disk, every file checked against the manifest.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub wasm: Vec<u8>,
+    pub policy: PluginPolicy,
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginDir {
+    path: PathBuf,
+}
+
+impl PluginDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn manifest_path(&self, name: &str) -> PathBuf {
+        self.path.join(format!("{name}{MANIFEST_SUFFIX}"))
+    }
+
+    /// Whether `wasm` (a `.wasm` file in this directory) belongs to a JS
+    /// plugin.
+    pub fn is_plugin_wasm(wasm: &Path) -> bool {
+        let Some(stem) = wasm.file_stem().and_then(|s| s.to_str()) else {
+            return false;
+        };
+        wasm.with_file_name(format!("{stem}{MANIFEST_SUFFIX}")).exists()
+    }
+
+    /// The names of the plugins here (those with a manifest), sorted.
+    pub fn names(&self) -> Result<Vec<String>, PluginError> {
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(PluginError::Io(format!("reading {}: {e}", self.path.display()))),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(MANIFEST_SUFFIX)).map(String::from))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// A fingerprint of the manifests here (names, sizes, modification
+    /// times): it changes when a plugin is added, replaced or removed.
+    pub fn fingerprint(&self) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+        let names = self.names().unwrap_or_default();
+        names
+            .into_iter()
+            .map(|n| {
+                let meta = std::fs::metadata(self.manifest_path(&n)).ok();
+                let (len, modified) = meta.map(|m| (m.len(), m.modified().ok())).unwrap_or((0, None));
+                (n, len, modified)
+            })
+            .collect()
+    }
+
+    /// Writes a built plugin: its files first, the manifest last.
+    pub fn write(&self, built: &Built) -> Result<(), PluginError> {
+        name::validate(&built.manifest.name)?;
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| PluginError::Io(format!("creating {}: {e}", self.path.display())))?;
+        let m = &built.manifest;
+        for (file, bytes) in [
+            (&m.wasm.file, built.wasm.as_slice()),
+            (&m.policy.file, built.policy_toml.as_bytes()),
+            (&m.source.file, built.source.as_bytes()),
+            (&format!("{}{MANIFEST_SUFFIX}", m.name), m.to_json().as_bytes()),
+        ] {
+            write_atomic(&self.path.join(file), bytes).map_err(|e| PluginError::Io(format!("{e:#}")))?;
+        }
+        Ok(())
+    }
+
+    /// Reads plugin `name` and checks every file against its manifest.
+    /// Any missing file, checksum mismatch, unknown field or invalid
+    /// component refuses it, with the reason.
+    pub fn verify(&self, name: &str) -> Result<Verified, PluginError> {
+        name::validate(name)?;
+        let manifest_path = self.manifest_path(name);
+        let text = read(&manifest_path)?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| PluginError::Manifest(format!("{}: {e}", manifest_path.display())))?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(PluginError::Manifest(format!(
+                "format {} is not supported (this build reads format {MANIFEST_FORMAT})",
+                manifest.format
+            )));
+        }
+        if manifest.name != name {
+            return Err(PluginError::Manifest(format!("it names plugin {:?}, not {name:?}", manifest.name)));
+        }
+        let mut files = Vec::new();
+        for sum in [&manifest.wasm, &manifest.policy, &manifest.source] {
+            if !sum.file.starts_with(name) || sum.file.contains(['/', '\\']) || sum.file.contains("..") {
+                return Err(PluginError::Manifest(format!("file {:?} is not one of this plugin's", sum.file)));
+            }
+            let bytes = read(&self.path.join(&sum.file))?;
+            if !sum.matches(&bytes) {
+                return Err(PluginError::Checksum {
+                    file: sum.file.clone(),
+                    want: sum.blake3.clone(),
+                    got: blake3::hash(&bytes).to_hex().to_string(),
+                });
+            }
+            files.push(bytes);
+        }
+        let [wasm, policy, source]: [Vec<u8>; 3] =
+            files.try_into().map_err(|_| PluginError::Manifest("internal: file count".into()))?;
+        let policy_text = String::from_utf8(policy).map_err(|_| PluginError::Policy("the file is not UTF-8".into()))?;
+        let policy = PluginPolicy::parse(&policy_text)?;
+        if policy.grants_tools() != (manifest.world == super::manifest::PluginWorld::ToolPlugin) {
+            return Err(PluginError::Manifest(format!(
+                "the policy {} tools but the component is built on world {}; rebuild the plugin",
+                if policy.grants_tools() { "grants" } else { "grants no" },
+                manifest.world.as_str()
+            )));
+        }
+        super::inspect::validate(&wasm)?;
+        let source = String::from_utf8(source).map_err(|_| PluginError::Manifest("the source is not UTF-8".into()))?;
+        Ok(Verified { manifest, wasm, policy, source })
+    }
+
+    /// Removes plugin `name`: its manifest first (from then on it does
+    /// not load), then its other files.
+    pub fn remove(&self, name: &str) -> Result<(), PluginError> {
+        name::validate(name)?;
+        let path = self.manifest_path(name);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PluginError::NotFound(name.into())),
+            Err(e) => return Err(PluginError::Io(format!("reading {}: {e}", path.display()))),
+        };
+        let manifest: Option<Manifest> = serde_json::from_slice(&text).ok();
+        std::fs::remove_file(&path).map_err(|e| PluginError::Io(format!("removing {}: {e}", path.display())))?;
+        let files: Vec<String> = match &manifest {
+            Some(m) => vec![m.wasm.file.clone(), m.policy.file.clone(), m.source.file.clone()],
+            None => ["wasm", "policy.toml", "js", "ts"].iter().map(|x| format!("{name}.{x}")).collect(),
+        };
+        for f in files.iter().filter(|f| f.starts_with(name) && !f.contains(['/', '\\'])) {
+            let _ = std::fs::remove_file(self.path.join(f));
+        }
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, PluginError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => PluginError::Missing(path.display().to_string()),
+        _ => PluginError::Io(format!("reading {}: {e}", path.display())),
+    })
+}

@@ -1,0 +1,84 @@
+//! A plugin's manifest, `NAME.plugin.json`: what the plugin is and the
+//! blake3 of each of its files. It is written last, so a plugin exists only
+//! once all its files are in place, and a file that no longer matches its
+//! checksum refuses the plugin.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::sandbox::Language;
+
+/// The manifest format this build reads.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// The world a plugin component is built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginWorld {
+    /// Imports `memory-mcp:tool-call/tools`: its policy grants tools.
+    ToolPlugin,
+    /// Imports no tool interface: its policy grants none.
+    PurePlugin,
+}
+
+impl PluginWorld {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginWorld::ToolPlugin => "tool-plugin",
+            PluginWorld::PurePlugin => "pure-plugin",
+        }
+    }
+}
+
+/// One file of a plugin, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSum {
+    /// The file's name, beside the manifest.
+    pub file: String,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+impl FileSum {
+    pub fn of(file: String, contents: &[u8]) -> Self {
+        Self { file, bytes: contents.len() as u64, blake3: blake3::hash(contents).to_hex().to_string() }
+    }
+
+    /// Whether `contents` are what this records.
+    pub fn matches(&self, contents: &[u8]) -> bool {
+        contents.len() as u64 == self.bytes && blake3::hash(contents).to_hex().as_str() == self.blake3
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format; must be 1.
+    pub format: u32,
+    /// The plugin's name: its files' stem and its MCP tool name.
+    pub name: String,
+    /// The MCP tool's description.
+    pub description: String,
+    /// JSON Schema of the tool's arguments (`context.input`).
+    pub input_schema: Value,
+    /// The language of the source (TypeScript is stripped before compiling).
+    pub language: Language,
+    pub world: PluginWorld,
+    /// The component (`NAME.wasm`).
+    pub wasm: FileSum,
+    /// Its policy (`NAME.policy.toml`).
+    pub policy: FileSum,
+    /// The script it was built from (`NAME.js` or `NAME.ts`).
+    pub source: FileSum,
+    /// The memory-mcp version that built it.
+    pub built_by: String,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}

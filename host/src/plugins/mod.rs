@@ -1,0 +1,89 @@
+//! Plugins: agent JavaScript or TypeScript compiled ahead of time (QuickJS
+//! bytecode, through Javy) into a standalone component, bound to a policy,
+//! kept in the plugins directory and served as an MCP tool.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use memory_mcp::plugins::{builder::{BuildRequest, Builder}, dir::PluginDir, policy::PluginPolicy};
+//! use memory_mcp::sandbox::{Language, artifacts::ArtifactCache, engine};
+//!
+//! let engine = engine::build(2, 256 << 20)?;
+//! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
+//! let built = Builder::embedded(&engine, &cache)
+//!     .build(
+//!         BuildRequest {
+//!             name: "word_count".into(),
+//!             description: "Counts the words in `text`.".into(),
+//!             source: "return context.input.text.split(/\\s+/).filter(Boolean).length;".into(),
+//!             language: Language::JavaScript,
+//!             input_schema: None,
+//!             policy: PluginPolicy::default(),
+//!         },
+//!         &|_| (),
+//!     )
+//!     .await?;
+//! PluginDir::new("/tmp/plugins").write(&built)?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`builder`]: source → component (snapshot of a template), deterministic.
+//! - [`dir`]: the files on disk, written atomically, checked on read.
+//! - [`policy`], [`manifest`], [`name`]: the data and its rules.
+//! - [`registry`]: the plugins a running server has loaded.
+//! - [`inspect`]: validation and WIT, as `wasm-tools` shows them.
+
+pub mod builder;
+pub mod cli;
+pub mod dir;
+pub mod inspect;
+pub mod manifest;
+pub mod name;
+pub mod policy;
+pub mod registry;
+
+use manifest::Manifest;
+
+/// A built plugin's files, not yet written.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub manifest: Manifest,
+    pub wasm: Vec<u8>,
+    pub policy_toml: String,
+    pub source: String,
+}
+
+/// Why a plugin could not be built, read, loaded or removed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    #[error(transparent)]
+    Name(#[from] name::NameError),
+    #[error("{0}")]
+    Input(String),
+    #[error("the script does not compile: {message}{}", position(*.line, *.column))]
+    Compile { message: String, line: Option<u32>, column: Option<u32> },
+    #[error("policy: {0}")]
+    Policy(String),
+    #[error("manifest: {0}")]
+    Manifest(String),
+    #[error("file {0} is missing")]
+    Missing(String),
+    #[error("{file} does not match its checksum in the manifest (want blake3 {want}, found {got}): it was changed after the build")]
+    Checksum { file: String, want: String, got: String },
+    #[error("not a valid component: {0}")]
+    Invalid(String),
+    #[error("no plugin named {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn position(line: Option<u32>, column: Option<u32>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        (Some(l), None) => format!(" (line {l})"),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,98 @@
+//! Running plugins: components built by `memory-mcp plugin build` (a
+//! snapshot of the `tool-plugin` or `pure-plugin` template with one script
+//! compiled in). They run in the sandbox's engine, under the same limits,
+//! output capture and tool policy as `execute_agent_code`, with a fresh
+//! `Store` per call; their `InstancePre` is built once, at load.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use serde_json::Value;
+use wasmtime::component::InstancePre;
+
+use super::artifacts::LoadReport;
+use super::capabilities::{self, Grants};
+use super::limits::Limits;
+use super::outcome::{ErrorType, ExecutionResult};
+use super::policy::CompiledPolicy;
+use super::store::StoreData;
+use super::tools::{RateLimiter, ToolsCtx};
+use super::Sandbox;
+use crate::world::plugin::GuestIndices;
+
+/// The error name a plugin reports when its script called a tool with no
+/// tools granted (a `pure-plugin` has no tools import to refuse it).
+const SECURITY_VIOLATION: &str = "SecurityViolation:";
+
+/// A plugin component, compiled and linked, ready to instantiate.
+pub struct PluginCode {
+    pre: InstancePre<StoreData>,
+    indices: GuestIndices,
+    /// Whether the `tools` interface is linked.
+    pub tools_linked: bool,
+    pub load: LoadReport,
+}
+
+/// One call of a plugin.
+pub struct PluginCall {
+    /// Names the call in the tool-call audit.
+    pub id: uuid::Uuid,
+    /// Becomes `context.input`.
+    pub input: Value,
+    pub limits: Limits,
+    /// The plugin's policy, within the server's.
+    pub policy: Arc<CompiledPolicy>,
+    /// The plugin's own rate-limit windows.
+    pub rate: Arc<RateLimiter>,
+}
+
+impl Sandbox {
+    /// Compiles (or reads from the artifact cache) and links a plugin
+    /// component. The `tools` interface is linked only when `policy`
+    /// allows some tool; any other import the component declares beyond
+    /// the base WASI set traps as a denied capability.
+    pub async fn prepare_plugin(&self, name: &str, wasm: &[u8], policy: &CompiledPolicy) -> Result<PluginCode> {
+        let (component, load) = self.cache.load(&self.engine, &format!("plugin-{name}"), wasm, None).await?;
+        let tools_linked = policy.allows_any();
+        let grants = if tools_linked { Grants::TOOLS } else { Grants::NONE };
+        let linker = capabilities::linker(&self.engine, &component, grants).map_err(|e| anyhow!("linking: {e}"))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("pre-instantiating: {e}"))?;
+        let indices = GuestIndices::new(&pre)
+            .map_err(|e| anyhow!("the component does not export memory-mcp:tool-call/plugin: {e}"))?;
+        Ok(PluginCode { pre, indices, tools_linked, load })
+    }
+
+    /// Calls a plugin once. Like [`Sandbox::execute`], every way the guest
+    /// can fail is a status, and the call counts in the execution metrics.
+    pub async fn call_plugin(&self, code: &PluginCode, call: PluginCall) -> ExecutionResult {
+        let admitted = Instant::now();
+        let result = self.call_plugin_inner(code, call).await;
+        self.metrics.record(result.status(), admitted.elapsed());
+        result
+    }
+
+    async fn call_plugin_inner(&self, code: &PluginCode, call: PluginCall) -> ExecutionResult {
+        let Some(_permit) = self.admit().await else {
+            return super::internal_error("the sandbox is shutting down");
+        };
+        let started = Instant::now();
+        let input = call.input.to_string();
+        let tools = ToolsCtx::new(call.id, call.policy, self.dispatcher.clone(), call.rate);
+        let result = self
+            .run_guest(tools, &call.limits, started, async |store| {
+                let instance = code.pre.instantiate_async(&mut *store).await?;
+                let plugin = code.indices.load(&mut *store, &instance)?;
+                plugin.call_call(store, &input).await
+            })
+            .await;
+        match result {
+            ExecutionResult::Error { error_type: ErrorType::Runtime, message, stdout, stderr, .. }
+                if message.starts_with(SECURITY_VIOLATION) =>
+            {
+                ExecutionResult::SecurityViolation { reason: message, stdout, stderr }
+            }
+            other => other,
+        }
+    }
+}
