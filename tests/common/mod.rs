@@ -11,7 +11,7 @@ use std::process::Stdio;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::process::Command;
@@ -26,8 +26,10 @@ pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifact-cache")
 }
 
-pub struct Server {
-    pub client: RunningService<RoleClient, ()>,
+/// A spawned server and the client talking to it; `H` handles the
+/// server's notifications (`()` ignores them).
+pub struct Server<H: ClientHandler = ()> {
+    pub client: RunningService<RoleClient, H>,
     pub data_dir: TempDir,
 }
 
@@ -55,8 +57,13 @@ pub async fn spawn(extra: &[&str]) -> Server {
 }
 
 pub async fn spawn_in(data_dir: TempDir, extra: &[&str]) -> Server {
+    spawn_with((), data_dir, extra).await
+}
+
+/// Spawns with `handler` receiving the server's notifications.
+pub async fn spawn_with<H: ClientHandler>(handler: H, data_dir: TempDir, extra: &[&str]) -> Server<H> {
     let transport = TokioChildProcess::new(command(&data_dir, extra)).expect("spawn memory-mcp");
-    let client = ().serve(transport).await.expect("MCP initialize");
+    let client = handler.serve(transport).await.expect("MCP initialize");
     Server { client, data_dir }
 }
 
@@ -71,7 +78,7 @@ pub async fn spawn_logged(data_dir: TempDir, extra: &[&str], env: &[(&str, &str)
     Server { client, data_dir }
 }
 
-impl Server {
+impl<H: ClientHandler> Server<H> {
     pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
         let Value::Object(map) = args else {
             panic!("arguments must be an object")
@@ -104,14 +111,14 @@ pub fn text(r: &CallToolResult) -> String {
 
 /// Calls `tool` and returns its structured result, failing the test on an
 /// `isError` result.
-pub async fn ok(s: &Server, tool: &str, args: Value) -> Value {
+pub async fn ok<H: ClientHandler>(s: &Server<H>, tool: &str, args: Value) -> Value {
     let r = s.call(tool, args.clone()).await;
     assert_ne!(r.is_error, Some(true), "{tool}({args}) failed: {}", text(&r));
     r.structured_content.expect("structured")
 }
 
 /// Calls `tool`, expects an `isError` result, and returns its text.
-pub async fn err(s: &Server, tool: &str, args: Value) -> String {
+pub async fn err<H: ClientHandler>(s: &Server<H>, tool: &str, args: Value) -> String {
     let r = s.call(tool, args.clone()).await;
     assert_eq!(r.is_error, Some(true), "{tool}({args}) should fail: {:?}", r.structured_content);
     text(&r)

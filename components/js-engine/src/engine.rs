@@ -2,7 +2,7 @@
 //! then used by `run` to compile and execute one agent script, or by the
 //! plugin module to call a function compiled ahead of time.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{OnceCell, RefCell};
 use std::ffi::CString;
 
 use javy::quickjs::{Ctx, Function, Object, Promise, Value, qjs};
@@ -55,8 +55,8 @@ const PRELUDE: &str = r#"
 thread_local! {
     static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
     static CALL_TOOL: OnceCell<CallTool> = const { OnceCell::new() };
-    /// Set when a tool call was refused as a security violation.
-    static DENIED: Cell<bool> = const { Cell::new(false) };
+    /// The first tool call refused as a security violation.
+    static DENIED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 fn build_runtime() -> Runtime {
@@ -122,7 +122,9 @@ fn call_tool_native<'js>(
     };
     call(&server, &tool, &args).map_err(|(name, message)| {
         if name == SECURITY_VIOLATION {
-            DENIED.with(|d| d.set(true));
+            DENIED.with(|d| {
+                d.borrow_mut().get_or_insert_with(|| message.clone());
+            });
         }
         throw(&ctx, &name, &message)
     })
@@ -131,9 +133,10 @@ fn call_tool_native<'js>(
 /// The error name of a call refused by policy.
 pub const SECURITY_VIOLATION: &str = "SecurityViolation";
 
-/// Whether a tool call was refused since the last [`take_denied`]; clears it.
-pub fn take_denied() -> bool {
-    DENIED.with(|d| d.replace(false))
+/// The first tool call refused since the last [`take_denied`], if any;
+/// clears it.
+pub fn take_denied() -> Option<String> {
+    DENIED.with(|d| d.borrow_mut().take())
 }
 
 fn throw(ctx: &Ctx<'_>, name: &str, message: &str) -> javy::quickjs::Error {

@@ -102,10 +102,8 @@ pub fn call(call_tool: CallTool, input_json: &str) -> Outcome {
             Err(e) => Outcome::RuntimeError(plain(&format!("InternalError: {e}"))),
         }
     });
-    if engine::take_denied() {
-        return Outcome::RuntimeError(plain(&format!(
-            "{SECURITY_VIOLATION}: the script called a tool its policy does not grant"
-        )));
+    if let Some(denied) = engine::take_denied() {
+        return Outcome::RuntimeError(plain(&format!("{SECURITY_VIOLATION}: {denied}")));
     }
     outcome
 }
