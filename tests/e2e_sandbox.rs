@@ -312,3 +312,16 @@ async fn nothing_leaks_between_runs() {
     let r = s.exec("return [typeof leak, ({}).polluted]").await;
     assert_eq!(r["output"], json!(["undefined", null]));
 }
+
+/// Every execution starts from the same snapshot; `Math.random` still
+/// differs between them (it asks the host's `wasi:random` each time).
+#[tokio::test]
+async fn math_random_differs_between_executions() {
+    let s = spawn(&[]).await;
+    let a = s.exec("return [Math.random(), Math.random()]").await;
+    let b = s.exec("return [Math.random(), Math.random()]").await;
+    assert_eq!((a["status"].as_str(), b["status"].as_str()), (Some("success"), Some("success")));
+    assert_ne!(a["output"], b["output"], "the same sequence twice");
+    let x = a["output"][0].as_f64().expect("a number");
+    assert!((0.0..1.0).contains(&x), "{x}");
+}

@@ -17,31 +17,19 @@
 
 #[path = "../../tests/common/upstream.rs"]
 mod upstream;
+#[path = "common/in_process.rs"]
+mod in_process;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memory_mcp::embeddings::Embeddings;
-use memory_mcp::gateway::Gateway;
-use memory_mcp::gateway::audit::Audit;
-use memory_mcp::learning::{AnalyzersState, Learning, PatternStore};
-use memory_mcp::mcp::{self, MemoryServer, RuntimeState};
-use memory_mcp::memory::MemoryStore;
-use memory_mcp::metrics::Metrics;
-use memory_mcp::plugins::dir::PluginDir;
-use memory_mcp::plugins::registry::Registry;
-use memory_mcp::sandbox::artifacts::ArtifactCache;
-use memory_mcp::sandbox::capabilities::Grants;
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::{CompiledPolicy, ToolPolicy};
-use memory_mcp::sandbox::tools::ToolDispatcher;
 use memory_mcp::sandbox::outcome::ExecutionResult;
-use memory_mcp::sandbox::{Execution, Language, Sandbox, SandboxConfig};
+use memory_mcp::sandbox::policy::ToolPolicy;
+use memory_mcp::sandbox::tools::ToolDispatcher;
+use memory_mcp::sandbox::{Execution, Language, Sandbox};
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt, service::RunningService};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -71,43 +59,6 @@ fn servers() -> std::collections::BTreeMap<String, memory_mcp::gateway::servers:
     let mut file: toml::Table = toml::from_str(&upstream::everything("everything", None)).expect("toml");
     let table = file.remove("servers").expect("servers");
     table.try_into().expect("servers table")
-}
-
-/// The server, in-process, serving one client over an in-memory pipe.
-struct InProcess {
-    sandbox: Arc<Sandbox>,
-    gateway: Arc<Gateway>,
-    _client: Client,
-    _dir: tempfile::TempDir,
-}
-
-async fn in_process() -> anyhow::Result<InProcess> {
-    let dir = tempfile::tempdir()?;
-    let cache = ArtifactCache::new(dir.path().join("cache"));
-    let store = Arc::new(MemoryStore::open(dir.path())?);
-    let patterns = Arc::new(PatternStore::open(&store)?);
-    let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone())?;
-    let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
-    let learning = Learning::new(store.clone(), patterns, analyzers);
-    let audit = Arc::new(Audit::open(store.database(), 1_000_000)?);
-    let compiled = CompiledPolicy::new(policy())?;
-    let gateway = Arc::new(Gateway::new(&servers(), Arc::new(compiled.clone()), Some(audit))?);
-    let config = SandboxConfig {
-        limits: Profile::Permissive.limits(),
-        max_concurrency: 4,
-        policy: compiled,
-        dispatcher: gateway.clone(),
-        grants: Grants::TOOLS,
-    };
-    let metrics = Arc::new(Metrics::new());
-    let sandbox = Arc::new(Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics.clone()).await?);
-    let (_rtx, runtime) = watch::channel(RuntimeState::Ready(sandbox.clone()));
-    let plugins = Arc::new(Registry::new(PluginDir::new(dir.path().join("plugins")), gateway.policy().clone(), MemoryServer::tool_names()));
-    let server = MemoryServer::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins);
-    let (a, b) = tokio::io::duplex(1 << 20);
-    let (running, client) = tokio::join!(mcp::serve(server, a), ().serve(b));
-    std::mem::forget(running?);
-    Ok(InProcess { sandbox, gateway, _client: client?, _dir: dir })
 }
 
 /// Median per-call cost inside JS of `call` (an expression awaiting one
@@ -155,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     let (n, rounds) = if quick { (50, 9) } else { (200, 31) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let p = in_process().await?;
+        let p = in_process::start(policy(), servers()).await?;
         let sb = &p.sandbox;
 
         // A memory tool: get_episode on a 5-step episode.

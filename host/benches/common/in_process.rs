@@ -1,0 +1,69 @@
+//! The server, in-process, serving one rmcp client over an in-memory pipe:
+//! the full MCP path without process start-up, shared by the benches.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use memory_mcp::embeddings::Embeddings;
+use memory_mcp::gateway::Gateway;
+use memory_mcp::gateway::audit::Audit;
+use memory_mcp::gateway::servers::UpstreamConfig;
+use memory_mcp::learning::{AnalyzersState, Learning, PatternStore};
+use memory_mcp::mcp::{self, MemoryServer, RuntimeState};
+use memory_mcp::memory::MemoryStore;
+use memory_mcp::metrics::Metrics;
+use memory_mcp::plugins::dir::PluginDir;
+use memory_mcp::plugins::registry::Registry;
+use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::sandbox::capabilities::Grants;
+use memory_mcp::sandbox::limits::Profile;
+use memory_mcp::sandbox::policy::{CompiledPolicy, ToolPolicy};
+use memory_mcp::sandbox::{Sandbox, SandboxConfig};
+use rmcp::{RoleClient, ServiceExt, service::RunningService};
+use tokio::sync::watch;
+
+pub struct InProcess {
+    pub sandbox: Arc<Sandbox>,
+    pub gateway: Arc<Gateway>,
+    pub plugins: Arc<Registry>,
+    pub client: RunningService<RoleClient, ()>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A server with the permissive profile, 4 executions at once, `policy`
+/// for code's tool calls, and `servers` upstream; data, cache and plugins
+/// in a temporary directory.
+pub async fn start(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>) -> anyhow::Result<InProcess> {
+    let dir = tempfile::tempdir()?;
+    let cache = ArtifactCache::new(dir.path().join("cache"));
+    let store = Arc::new(MemoryStore::open(dir.path())?);
+    let patterns = Arc::new(PatternStore::open(&store)?);
+    let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone())?;
+    let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
+    let learning = Learning::new(store.clone(), patterns, analyzers);
+    let audit = Arc::new(Audit::open(store.database(), 1_000_000)?);
+    let compiled = CompiledPolicy::new(policy)?;
+    let gateway = Arc::new(Gateway::new(&servers, Arc::new(compiled.clone()), Some(audit))?);
+    let config = SandboxConfig {
+        limits: Profile::Permissive.limits(),
+        max_concurrency: 4,
+        policy: compiled,
+        dispatcher: gateway.clone(),
+        grants: Grants::TOOLS,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let sandbox = Arc::new(Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics.clone()).await?);
+    let (_rtx, runtime) = watch::channel(RuntimeState::Ready(sandbox.clone()));
+    let plugins = Arc::new(Registry::new(
+        PluginDir::new(dir.path().join("plugins")),
+        gateway.policy().clone(),
+        MemoryServer::tool_names(),
+    ));
+    let server = MemoryServer::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins.clone());
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let (running, client) = tokio::join!(mcp::serve(server, a), ().serve(b));
+    std::mem::forget(running?);
+    Ok(InProcess { sandbox, gateway, plugins, client: client?, dir })
+}
