@@ -15,3 +15,4 @@ echo "## learning"; cargo bench -p memory-mcp --bench patterns 2>/dev/null | gre
 echo "## embeddings"; cargo bench -p memory-mcp --bench embeddings 2>/dev/null | grep -E "^\|"
 echo "## tool calls from code"; cargo bench -p memory-mcp --bench tools 2>/dev/null | grep -E "^\|"
 echo "## token savings"; cargo bench -p memory-mcp --bench tokens 2>/dev/null | grep -E "^\|"
+echo "## plugins"; cargo bench -p memory-mcp --bench plugins 2>/dev/null | grep -E "^(\||Templates)"

@@ -365,7 +365,7 @@ async fn a_plugin_calling_outside_its_policy_is_a_security_violation() {
 /// every build validates, and the imports follow the policy. Refresh with
 /// `UPDATE_GOLDEN=1 ./scripts/test.sh plugin_wit`.
 #[test]
-fn example_js_plugins_wit_matches_golden() {
+fn example_js_plugin_wit_matches_golden() {
     let data = tempfile::tempdir().expect("temp dir");
     for (dir, ext, name, tools) in [("word-stats", "ts", "word_stats", false), ("similar-episodes", "js", "similar_episodes", true)] {
         build_example(data.path(), dir, ext, name);

@@ -195,6 +195,16 @@ impl MemoryServer {
         })
     }
 
+    /// The plugins section of `health_check`.
+    fn plugins_health(&self) -> Value {
+        let (loaded, refused) = self.plugins.list();
+        json!({
+            "dir": self.plugins.dir().path(),
+            "loaded": loaded.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            "refused": refused,
+        })
+    }
+
     pub(crate) fn store(&self) -> &MemoryStore {
         &self.store
     }
@@ -255,7 +265,7 @@ impl MemoryServer {
         Ok(execution_result(&result, id, false))
     }
 
-    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size and uptime.")]
+    #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size, plugins (loaded and refused) and uptime.")]
     async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let (status, runtime) = match &*self.runtime.borrow() {
@@ -291,6 +301,7 @@ impl MemoryServer {
             "embeddings": self.embeddings.health(),
             "upstream_servers": self.gateway.health(),
             "tool_audit_records": self.gateway.audit().map(|a| a.len()),
+            "plugins": self.plugins_health(),
         })))
     }
 
