@@ -5,7 +5,8 @@
 //! QuickJS component (`components/js-runtime`), pre-initialised and
 //! precompiled once, then instantiated fresh for every call under enforced
 //! limits. Episodes live in fjall ([`memory`]); pattern analysis runs in
-//! analyzer components fed by a background worker ([`learning`]).
+//! analyzer components fed by a background worker ([`learning`]); saved
+//! scripts become plugin components served as tools ([`plugins`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;

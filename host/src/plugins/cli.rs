@@ -17,6 +17,14 @@ use crate::config::Settings;
 use crate::sandbox::Language;
 use crate::sandbox::artifacts::ArtifactCache;
 
+/// `println!` that stops quietly when stdout is closed (`… | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Compile a JavaScript or TypeScript file (an async function body, as
@@ -72,7 +80,7 @@ pub async fn run(settings: &Settings, command: PluginCommand) -> Result<()> {
             }
             for name in names {
                 match dir.verify(&name) {
-                    Ok(v) => println!(
+                    Ok(v) => say!(
                         "{name}\tok\t{}\t{}\t{} bytes\ttools: {}\t{}",
                         v.manifest.world.as_str(),
                         lang(v.manifest.language),
@@ -80,17 +88,17 @@ pub async fn run(settings: &Settings, command: PluginCommand) -> Result<()> {
                         if v.policy.tools.allow.is_empty() { "none".into() } else { v.policy.tools.allow.join(",") },
                         v.manifest.description.lines().next().unwrap_or_default()
                     ),
-                    Err(e) => println!("{name}\trefused\t{e}"),
+                    Err(e) => say!("{name}\trefused\t{e}"),
                 }
             }
             Ok(())
         }
         PluginCommand::Info { name } => {
             let v = dir.verify(&name)?;
-            println!("{}", serde_json::to_string_pretty(&v.manifest)?);
-            println!("\n# {}\n{}", v.manifest.policy.file, v.policy.to_toml());
-            println!("# imports\n{}\n", inspect::imports(&v.wasm)?.join("\n"));
-            println!("# world (wasm-tools component wit)\n{}", inspect::wit(&v.wasm)?);
+            say!("{}", serde_json::to_string_pretty(&v.manifest)?);
+            say!("\n# {}\n{}", v.manifest.policy.file, v.policy.to_toml());
+            say!("# imports\n{}\n", inspect::imports(&v.wasm)?.join("\n"));
+            say!("# world (wasm-tools component wit)\n{}", inspect::wit(&v.wasm)?);
             Ok(())
         }
         PluginCommand::Verify { name } => {
@@ -101,10 +109,10 @@ pub async fn run(settings: &Settings, command: PluginCommand) -> Result<()> {
             let mut refused = 0;
             for name in &names {
                 match dir.verify(name) {
-                    Ok(v) => println!("{name}: ok (wasm blake3 {})", v.manifest.wasm.blake3),
+                    Ok(v) => say!("{name}: ok (wasm blake3 {})", v.manifest.wasm.blake3),
                     Err(e) => {
                         refused += 1;
-                        println!("{name}: refused: {e}");
+                        say!("{name}: refused: {e}");
                     }
                 }
             }
