@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod errors;
+mod glue;
 pub mod plugin;
 
 pub use engine::CallTool;

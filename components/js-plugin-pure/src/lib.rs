@@ -9,36 +9,7 @@ wit_bindgen::generate!({
     world: "pure-plugin",
 });
 
-use exports::memory_mcp::tool_call::plugin::{Guest as Plugin, PluginInfo, RunOutcome};
-use memory_mcp::tool_call::runner::JsError;
-
-struct Component;
-
-impl Guest for Component {
-    fn initialize() {
-        js_engine::plugin::init(no_tools);
-    }
-}
-
-impl Plugin for Component {
-    fn info() -> PluginInfo {
-        let p = js_engine::plugin::info();
-        PluginInfo {
-            name: p.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
-            description: p.as_ref().map(|p| p.description.clone()).unwrap_or_default(),
-            input_schema_json: p.map(|p| p.input_schema_json).unwrap_or_else(|| "{}".into()),
-        }
-    }
-
-    fn call(input_json: String) -> RunOutcome {
-        let e = |e: js_engine::JsError| JsError { message: e.message, line: e.line, column: e.column, stack: e.stack };
-        match js_engine::plugin::call(no_tools, &input_json) {
-            js_engine::Outcome::Success(json) => RunOutcome::Success(json),
-            js_engine::Outcome::SyntaxError(x) => RunOutcome::SyntaxError(e(x)),
-            js_engine::Outcome::RuntimeError(x) => RunOutcome::RuntimeError(e(x)),
-        }
-    }
-}
+js_engine::plugin_component!(no_tools);
 
 fn no_tools(server: &str, name: &str, _args: &str) -> Result<String, (String, String)> {
     Err((
@@ -46,5 +17,3 @@ fn no_tools(server: &str, name: &str, _args: &str) -> Result<String, (String, St
         format!("`{server}.{name}`: this plugin's policy grants no tool calls"),
     ))
 }
-
-export!(Component);

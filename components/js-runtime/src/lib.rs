@@ -14,7 +14,10 @@ wit_bindgen::generate!({
     world: "agent-runtime",
 });
 
-use exports::memory_mcp::tool_call::runner::{Guest as Runner, JsError, RunOutcome, RunRequest};
+use exports::memory_mcp::tool_call::runner::{Guest as Runner, RunOutcome, RunRequest};
+
+js_engine::outcome_glue!(exports::memory_mcp::tool_call::runner);
+js_engine::tools_glue!();
 
 struct Component;
 
@@ -28,26 +31,6 @@ impl Runner for Component {
     fn run(request: RunRequest) -> RunOutcome {
         outcome(js_engine::engine::run(call_tool_import, &request.source, &request.context_json))
     }
-}
-
-/// The engine's outcome as this world's type.
-fn outcome(o: js_engine::Outcome) -> RunOutcome {
-    let e = |e: js_engine::JsError| JsError { message: e.message, line: e.line, column: e.column, stack: e.stack };
-    match o {
-        js_engine::Outcome::Success(json) => RunOutcome::Success(json),
-        js_engine::Outcome::SyntaxError(x) => RunOutcome::SyntaxError(e(x)),
-        js_engine::Outcome::RuntimeError(x) => RunOutcome::RuntimeError(e(x)),
-    }
-}
-
-fn call_tool_import(server: &str, name: &str, args: &str) -> Result<String, (String, String)> {
-    use memory_mcp::tool_call::tools::{ToolError, call_tool};
-    call_tool(server, name, args).map_err(|e| match e {
-        ToolError::Denied(m) => (js_engine::engine::SECURITY_VIOLATION.to_string(), m),
-        ToolError::Failed(m) => ("ToolError".to_string(), m),
-        ToolError::Unavailable(m) => ("ToolUnavailable".to_string(), m),
-        ToolError::InvalidArguments(m) => ("TypeError".to_string(), m),
-    })
 }
 
 export!(Component);

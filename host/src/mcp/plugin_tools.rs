@@ -180,11 +180,7 @@ impl MemoryServer {
     async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let (loaded, refused) = self.plugins().list();
-        let plugins: Vec<Value> = loaded
-            .iter()
-            .filter_map(|m| self.plugins().get(&m.name))
-            .map(|l| describe(&l.manifest, &l.policy.tools.allow))
-            .collect();
+        let plugins: Vec<Value> = loaded.iter().map(|l| describe(&l.manifest, &l.policy.tools.allow)).collect();
         Ok(CallToolResult::structured(json!({
             "plugins": plugins,
             "refused": refused,

@@ -200,7 +200,7 @@ impl MemoryServer {
         let (loaded, refused) = self.plugins.list();
         json!({
             "dir": self.plugins.dir().path(),
-            "loaded": loaded.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            "loaded": loaded.iter().map(|p| p.manifest.name.as_str()).collect::<Vec<_>>(),
             "refused": refused,
         })
     }

@@ -111,10 +111,10 @@ impl Registry {
         self.read().loaded.get(name).cloned()
     }
 
-    /// The loaded plugins' manifests, and the refused ones.
-    pub fn list(&self) -> (Vec<Manifest>, Vec<Refused>) {
+    /// The loaded plugins, by name, and the refused ones.
+    pub fn list(&self) -> (Vec<Arc<LoadedPlugin>>, Vec<Refused>) {
         let s = self.read();
-        (s.loaded.values().map(|p| p.manifest.clone()).collect(), s.refused.clone())
+        (s.loaded.values().cloned().collect(), s.refused.clone())
     }
 
     /// Loads, reloads and drops plugins to match the directory. Returns
