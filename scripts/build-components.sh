@@ -9,4 +9,7 @@ cargo build --release --target wasm32-wasip2 \
   -p embedder-local -p embedder-ollama -p embedder-openai -p ts-strip \
   -p slow-steps \
   -p hostile-analyzer
+# Analyzers with a hand-written canonical ABI (many memories, aliased
+# output), generated on the host with wasm-encoder and wit-component.
+cargo run --release -q -p hostile-abi -- "$MEMORY_MCP_COMPONENTS_DIR"
 ls -l "$MEMORY_MCP_COMPONENTS_DIR"/*.wasm >&2

@@ -173,13 +173,30 @@ fn components_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release"))
 }
 
+/// Installs an analyzer as `memory-mcp analyzer install` does: its files
+/// in `PLUGINS_DIR/analyzers/` and a manifest with their checksums (written
+/// here, so that a bad policy or a broken component gets as far as the
+/// server's checks).
 fn install(dir: &Path, built: &str, name: &str, policy: Option<&str>) -> Vec<u8> {
     let bytes = std::fs::read(components_dir().join(built)).unwrap_or_else(|e| panic!("{built}: {e} (build the components first)"));
-    std::fs::write(dir.join(format!("{name}.wasm")), &bytes).expect("write plugin");
-    if let Some(p) = policy {
-        std::fs::write(dir.join(format!("{name}.policy.toml")), p).expect("write policy");
-    }
+    write_analyzer(dir, name, &bytes, policy.unwrap_or("version = 1\n"));
     bytes
+}
+
+fn write_analyzer(dir: &Path, name: &str, wasm: &[u8], policy: &str) {
+    let dir = dir.join("analyzers");
+    std::fs::create_dir_all(&dir).expect("analyzers dir");
+    let sum = |file: String, b: &[u8]| json!({"file": file, "bytes": b.len(), "blake3": blake3::hash(b).to_hex().as_str()});
+    let manifest = json!({
+        "format": 1,
+        "name": name,
+        "wasm": sum(format!("{name}.wasm"), wasm),
+        "policy": sum(format!("{name}.policy.toml"), policy.as_bytes()),
+        "installed_by": "e2e_patterns",
+    });
+    std::fs::write(dir.join(format!("{name}.wasm")), wasm).expect("write plugin");
+    std::fs::write(dir.join(format!("{name}.policy.toml")), policy).expect("write policy");
+    std::fs::write(dir.join(format!("{name}.analyzer.json")), manifest.to_string()).expect("write manifest");
 }
 
 fn analyzer<'a>(h: &'a Value, name: &str) -> &'a Value {
@@ -197,7 +214,7 @@ async fn third_party_analyzers_load_with_provenance_and_hostile_ones_are_contain
         Some("version = 1\n[limits]\nfuel = 200_000_000\nmemory_mb = 32\ntimeout_ms = 3_000\nmax_patterns = 100\n"),
     );
     install(plugins.path(), "slow_steps.wasm", "badpolicy", Some("version = 1\n[grants]\nnetwork = true\n"));
-    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm garbage").expect("write");
+    write_analyzer(plugins.path(), "broken", b"\0asm garbage", "version = 1\n");
     let dir = plugins.path().to_str().expect("utf-8").to_string();
     let s = spawn(&["--plugins-dir", &dir]).await;
 

@@ -156,7 +156,7 @@ async fn build_list_call_remove_over_mcp() {
     assert!(!tool_names(&s).await.contains(&"word_stats".to_string()));
     let gone = s.client.call_tool(CallToolRequestParams::new("word_stats")).await;
     assert!(gone.is_err(), "a removed plugin is an unknown tool: {gone:?}");
-    let files: Vec<_> = std::fs::read_dir(s.data_dir.path().join("plugins")).expect("dir").collect();
+    let files: Vec<_> = std::fs::read_dir(s.data_dir.path().join("plugins/tools")).expect("dir").collect();
     assert!(files.is_empty(), "files left: {files:?}");
     assert!(err(&s, "remove_plugin", json!({"name": "word_stats"})).await.contains("no plugin named"));
 }
@@ -237,7 +237,7 @@ async fn tampered_and_incomplete_plugins_are_refused_and_the_rest_load() {
     for name in ["good", "bad_wasm", "bad_policy", "unknown_field", "missing_file"] {
         build(data.path(), &src, name, &[]);
     }
-    let dir = data.path().join("plugins");
+    let dir = data.path().join("plugins/tools");
     // A flipped byte in the component.
     let mut wasm = std::fs::read(dir.join("bad_wasm.wasm")).expect("wasm");
     let mid = wasm.len() / 2;
@@ -311,8 +311,8 @@ fn builds_are_deterministic() {
         build_example(data, "similar-episodes", "js", "similar_episodes");
     }
     for file in ["word_stats.wasm", "word_stats.plugin.json", "similar_episodes.wasm", "similar_episodes.plugin.json"] {
-        let x = std::fs::read(a.path().join("plugins").join(file)).expect("first build");
-        let y = std::fs::read(b.path().join("plugins").join(file)).expect("second build");
+        let x = std::fs::read(a.path().join("plugins/tools").join(file)).expect("first build");
+        let y = std::fs::read(b.path().join("plugins/tools").join(file)).expect("second build");
         assert!(x == y, "{file} differs between two builds of the same input");
     }
 }
@@ -369,7 +369,7 @@ fn example_js_plugin_wit_matches_golden() {
     let data = tempfile::tempdir().expect("temp dir");
     for (dir, ext, name, tools) in [("word-stats", "ts", "word_stats", false), ("similar-episodes", "js", "similar_episodes", true)] {
         build_example(data.path(), dir, ext, name);
-        let bytes = std::fs::read(data.path().join("plugins").join(format!("{name}.wasm"))).expect("built");
+        let bytes = std::fs::read(data.path().join("plugins/tools").join(format!("{name}.wasm"))).expect("built");
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&bytes).expect("wasm-tools validate");
         let decoded = wit_component::decode(&bytes).expect("a component");
         let mut printer = wit_component::WitPrinter::default();

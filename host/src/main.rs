@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: memory_mcp::plugins::cli::PluginCommand,
     },
+    /// Third-party pattern analyzers: install, list, verify, remove.
+    Analyzer {
+        #[command(subcommand)]
+        command: memory_mcp::plugins::analyzer_cli::AnalyzerCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +132,7 @@ fn main() -> Result<()> {
             }
             Command::Tools { command } => tools_command(&settings, command).await,
             Command::Plugin { command } => memory_mcp::plugins::cli::run(&settings, command).await,
+            Command::Analyzer { command } => memory_mcp::plugins::analyzer_cli::run(&settings, command).await,
         }
     })
 }
@@ -224,6 +230,15 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
     let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
     let learning = Learning::new(store.clone(), patterns, analyzers_rx);
     learning.spawn();
+    // The plugins directory: tools/ and analyzers/, migrated once from the
+    // old flat layout, before either kind is read.
+    let root = settings.plugins_dir.clone();
+    let prepared = tokio::task::spawn_blocking(move || memory_mcp::plugins::layout::prepare(&root, true))
+        .await
+        .context("preparing the plugins directory")?;
+    if let Err(e) = prepared {
+        tracing::error!(dir = %settings.plugins_dir.display(), error = %e, "the plugins directory could not be prepared");
+    }
     let cache = ArtifactCache::new(&settings.cache_dir);
     let plugins_dir = settings.plugins_dir.clone();
     let memory = store.clone();

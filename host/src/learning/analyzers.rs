@@ -3,11 +3,20 @@
 //! `InstancePre` built once, a fresh `Store` per call, fuel, memory and
 //! wall-clock limits from its policy, and its own health record.
 //!
-//! A plugin is any `<name>.wasm` there that exports
-//! `memory-mcp:patterns/analyzer@0.1.0`; its policy is `<name>.policy.toml`
-//! (no file: the defaults, which grant nothing). A plugin that fails to
-//! load is listed with the reason and the others load. A plugin whose
-//! calls fail five times in a row is quarantined until restart.
+//! A plugin is an analyzer installed in `PLUGINS_DIR/analyzers/` (see
+//! [`crate::plugins::analyzer_dir`]): `<name>.wasm`, exporting
+//! `memory-mcp:patterns/analyzer@0.1.0`, its policy `<name>.policy.toml`
+//! (clamped to the server's ceilings) and `<name>.analyzer.json`, whose
+//! checksums both files must match. A plugin that fails to load (no
+//! manifest, a changed file, a bad policy, not an analyzer) is listed with
+//! the reason and the others load. A plugin whose calls fail five times in
+//! a row is quarantined until restart.
+//!
+//! Each call's store caps the memory of all the component's memories
+//! together and how many instances, memories and tables it makes
+//! ([`crate::sandbox::store::MemoryGuard`]), and how many bytes the host
+//! copies out of its result ([`AnalyzerLimits::copy_budget`]), checked
+//! string by string before each is copied.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +32,8 @@ use super::model::Provenance;
 use super::policy::{AnalyzerLimits, AnalyzerPolicy};
 use super::store_host::EpisodesCtx;
 use crate::memory::MemoryStore;
+use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, unmanifested_reason};
+use crate::plugins::layout;
 use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
 use crate::sandbox::output::CappedPipe;
@@ -37,6 +48,8 @@ pub const QUARANTINE_AFTER: u32 = 5;
 pub const BUILTIN: &str = "builtin";
 /// Most stderr kept from a call (a panic message explains a trap).
 const STDERR_BYTES: usize = 4096;
+/// What wasmtime says when a result is over the store's hostcall fuel.
+const COPY_BUDGET_EXHAUSTED: &str = "too much data is being copied between the host and the guest";
 
 /// How an analyzer call failed. Each is contained: the call's store is
 /// dropped and nothing it returned is kept.
@@ -163,11 +176,22 @@ impl Analyzer {
         let episodes = if self.policy.grants.store { EpisodesCtx::granted(memory.clone()) } else { EpisodesCtx::none() };
         let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
         let data = StoreData::for_analyzer(stderr.clone(), limits.memory_mb << 20, episodes, deadline);
-        (metered(engine, data, limits.fuel), stderr)
+        let mut store = metered(engine, data, limits.fuel);
+        // The most the host copies out of one result (or takes in from one
+        // import call): checked as each string and list is lifted, before
+        // it is copied.
+        store.set_hostcall_fuel(limits.copy_budget());
+        (store, stderr)
     }
 
     fn classify(&self, err: wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe) -> Failure {
         let limits = &self.policy.limits;
+        if format!("{err:#}").contains(COPY_BUDGET_EXHAUSTED) {
+            return Failure::Output(super::convert::OutputError::TooLarge(format!(
+                "the result is over the {} bytes the host copies from one call (max_output_bytes plus the records' fixed parts); refused before copying",
+                limits.copy_budget()
+            )));
+        }
         match why_stopped(&err, store, stderr) {
             Stop::OutOfFuel => Failure::OutOfFuel(limits.fuel),
             Stop::Timeout => Failure::Timeout(limits.timeout_ms),
@@ -321,28 +345,26 @@ impl AnalyzerSet {
         Ok(set)
     }
 
-    async fn load_plugins(&mut self, cache: &ArtifactCache, dir: &Path) {
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            // A `.wasm` with a `.plugin.json` manifest is a JS plugin, served by
-            // the plugin registry, not an analyzer.
-            Ok(rd) => rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && !crate::plugins::dir::PluginDir::is_plugin_wasm(p))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+    /// Loads every analyzer installed in `root/analyzers`.
+    async fn load_plugins(&mut self, cache: &ArtifactCache, root: &Path) {
+        let dir = AnalyzerDir::new(layout::analyzers_dir(root));
+        let entries = match dir.entries() {
+            Ok(e) => e,
             Err(e) => {
-                self.rejected.push(Rejected { file: dir.to_path_buf(), reason: format!("cannot read the plugins directory: {e}") });
+                self.rejected.push(Rejected { file: dir.path().to_path_buf(), reason: format!("cannot read the analyzers directory: {e}") });
                 return;
             }
         };
-        files.sort();
-        for file in files {
-            match self.load_plugin(cache, &file).await {
-                Ok(Some(a)) => {
+        for entry in entries {
+            let (file, loaded) = match entry {
+                Entry::Unmanifested(n) => (dir.wasm_path(&n), Err(anyhow!(unmanifested_reason(&dir, &n)))),
+                Entry::Installed(n) => (dir.wasm_path(&n), self.load_plugin(cache, &dir, &n).await),
+            };
+            match loaded {
+                Ok(a) => {
                     tracing::info!(analyzer = %a.name(), file = %file.display(), "analyzer plugin loaded");
                     self.plugins.push(a);
                 }
-                Ok(None) => tracing::debug!(file = %file.display(), "not an analyzer; skipped"),
                 Err(e) => {
                     let reason = format!("{e:#}");
                     tracing::error!(file = %file.display(), %reason, "analyzer plugin refused");
@@ -352,25 +374,26 @@ impl AnalyzerSet {
         }
     }
 
-    /// `Ok(None)` for a component that is not an analyzer (another kind of
-    /// plugin).
-    async fn load_plugin(&self, cache: &ArtifactCache, file: &Path) -> Result<Option<Analyzer>> {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let stem = file.file_stem().and_then(|s| s.to_str()).ok_or_else(|| anyhow!("the file name is not UTF-8"))?;
-        let policy = AnalyzerPolicy::load(&file.with_file_name(format!("{stem}.policy.toml")))?;
-        let cache_name = format!("analyzer-{}", stem.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>());
-        let (component, _) = cache.load(&self.engine, &cache_name, &bytes, None).await.context("compiling")?;
-        let exports_analyzer = component.component_type().exports(&self.engine).any(|(name, _)| name == ANALYZER_EXPORT);
-        if !exports_analyzer {
-            return Ok(None);
+    /// Verifies analyzer `name` against its manifest and loads it.
+    async fn load_plugin(&self, cache: &ArtifactCache, dir: &AnalyzerDir, name: &str) -> Result<Analyzer> {
+        let owned = (dir.clone(), name.to_string());
+        let v = tokio::task::spawn_blocking(move || owned.0.verify(&owned.1)).await.context("verify task")??;
+        for note in &v.clamped {
+            tracing::warn!(analyzer = %name, "policy {}: {note}", v.manifest.policy.file);
         }
-        let hash = blake3::hash(&bytes).to_hex().to_string();
-        let a = Analyzer::new(&self.engine, &component, Source::Plugin { path: file.to_path_buf() }, policy, hash, &self.memory).await?;
+        let cache_name = format!("analyzer-{name}");
+        let (component, _) = cache.load(&self.engine, &cache_name, &v.wasm, None).await.context("compiling")?;
+        let exports_analyzer = component.component_type().exports(&self.engine).any(|(n, _)| n == ANALYZER_EXPORT);
+        if !exports_analyzer {
+            anyhow::bail!("it does not export {ANALYZER_EXPORT}, so it is not a pattern analyzer");
+        }
+        let source = Source::Plugin { path: dir.wasm_path(name) };
+        let a = Analyzer::new(&self.engine, &component, source, v.policy, v.manifest.wasm.blake3.clone(), &self.memory).await?;
         let taken = a.name() == BUILTIN || self.plugins.iter().any(|p| p.name() == a.name());
         if taken {
             anyhow::bail!("another analyzer is already named {:?}", a.name());
         }
-        Ok(Some(a))
+        Ok(a)
     }
 
     pub fn engine(&self) -> &Engine {

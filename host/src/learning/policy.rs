@@ -1,6 +1,12 @@
 //! An analyzer plugin's policy: what it is granted and the limits it runs
-//! under, read from `<name>.policy.toml` beside `<name>.wasm`. A plugin
-//! without a policy file gets the defaults, which grant nothing.
+//! under, read from `analyzers/<name>.policy.toml` beside `<name>.wasm`
+//! (its manifest, `<name>.analyzer.json`, holds the file's checksum).
+//! `memory-mcp analyzer install` without `--policy` writes the defaults,
+//! which grant nothing.
+//!
+//! The server sets a ceiling on every limit ([`CEILINGS`]): a policy that
+//! asks for more is clamped to the ceiling, with a warning that names the
+//! field, never refused and never honoured above it.
 //!
 //! ```toml
 //! version = 1
@@ -13,8 +19,6 @@
 //! max_patterns = 1_000 # per batch, patterns and heuristics each
 //! max_output_bytes = 4_194_304
 //! ```
-
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,12 +46,28 @@ pub struct AnalyzerGrants {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalyzerLimits {
+    /// Wasm fuel per call (about one unit per instruction).
     pub fuel: u64,
+    /// Linear memory per call, all of the component's memories together.
     pub memory_mb: u64,
+    /// Wall-clock limit per call.
     pub timeout_ms: u64,
+    /// Most patterns, and most heuristics, per batch.
     pub max_patterns: u32,
+    /// Most bytes of output per batch; the host copies no more than this
+    /// (plus a fixed allowance per record) out of the component.
     pub max_output_bytes: u64,
 }
+
+/// The most a third-party analyzer's policy may ask for; larger values are
+/// clamped to these.
+pub const CEILINGS: AnalyzerLimits = AnalyzerLimits {
+    fuel: 20_000_000_000,
+    memory_mb: 512,
+    timeout_ms: 60_000,
+    max_patterns: 10_000,
+    max_output_bytes: 64 << 20,
+};
 
 impl Default for AnalyzerLimits {
     fn default() -> Self {
@@ -64,8 +84,6 @@ impl Default for AnalyzerPolicy {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    #[error("reading {0}: {1}")]
-    Read(String, std::io::Error),
     #[error("{0}: {1}")]
     Parse(String, String),
     #[error("{0}: {1}")]
@@ -89,17 +107,18 @@ impl AnalyzerPolicy {
         }
     }
 
-    /// Reads `path`, or the defaults when it does not exist.
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(PolicyError::Read(shown, e)),
-        };
-        let p: Self = toml::from_str(&text).map_err(|e| PolicyError::Parse(shown.clone(), e.to_string()))?;
-        p.check().map_err(|m| PolicyError::Invalid(shown, m))?;
-        Ok(p)
+    /// Parses a policy file's text (`shown` names it in errors) and clamps
+    /// it to [`CEILINGS`]. Returns the policy and one note per clamped field.
+    pub fn parse(text: &str, shown: &str) -> Result<(Self, Vec<String>), PolicyError> {
+        let mut p: Self = toml::from_str(text).map_err(|e| PolicyError::Parse(shown.into(), e.to_string()))?;
+        p.check().map_err(|m| PolicyError::Invalid(shown.into(), m))?;
+        let clamped = p.limits.clamp_to(&CEILINGS);
+        Ok((p, clamped))
+    }
+
+    /// The policy as TOML, as `analyzer install` writes it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|_| format!("version = {POLICY_VERSION}\n"))
     }
 
     fn check(&self) -> Result<(), String> {
@@ -110,10 +129,45 @@ impl AnalyzerPolicy {
         if l.fuel == 0 || l.timeout_ms == 0 || l.max_patterns == 0 {
             return Err("fuel, timeout_ms and max_patterns must be positive".into());
         }
-        if !(8..=4096).contains(&l.memory_mb) {
-            return Err(format!("memory_mb is {}; it must be between 8 and 4096", l.memory_mb));
+        if l.memory_mb < 8 {
+            return Err(format!("memory_mb is {}; it must be at least 8", l.memory_mb));
+        }
+        if l.max_output_bytes == 0 {
+            return Err("max_output_bytes must be positive".into());
         }
         Ok(())
+    }
+}
+
+impl AnalyzerLimits {
+    /// Lowers every limit above `ceiling` to it; says which.
+    pub fn clamp_to(&mut self, ceiling: &AnalyzerLimits) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut clamp = |field: &str, value: &mut u64, max: u64| {
+            if *value > max {
+                notes.push(format!("{field} = {value} is above the server's ceiling; clamped to {max}"));
+                *value = max;
+            }
+        };
+        clamp("fuel", &mut self.fuel, ceiling.fuel);
+        clamp("memory_mb", &mut self.memory_mb, ceiling.memory_mb);
+        clamp("timeout_ms", &mut self.timeout_ms, ceiling.timeout_ms);
+        clamp("max_output_bytes", &mut self.max_output_bytes, ceiling.max_output_bytes);
+        let mut patterns = u64::from(self.max_patterns);
+        clamp("max_patterns", &mut patterns, u64::from(ceiling.max_patterns));
+        self.max_patterns = u32::try_from(patterns).unwrap_or(ceiling.max_patterns);
+        notes
+    }
+
+    /// The most bytes the host copies out of one call's result (wasmtime's
+    /// "hostcall fuel"): the output budget, plus room for the records' own
+    /// fixed-size parts. It is checked as each string and list is lifted,
+    /// before it is copied, so a result whose strings all alias one buffer
+    /// costs the host no more than this.
+    pub fn copy_budget(&self) -> usize {
+        const PER_RECORD: u64 = 1024;
+        let records = u64::from(self.max_patterns).saturating_mul(2).saturating_add(16);
+        usize::try_from(self.max_output_bytes.saturating_add(records.saturating_mul(PER_RECORD))).unwrap_or(usize::MAX)
     }
 }
 
@@ -122,19 +176,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_file_grants_nothing_and_unknown_fields_are_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("x.policy.toml");
-        assert_eq!(AnalyzerPolicy::load(&p).expect("default"), AnalyzerPolicy::default());
+    fn defaults_grant_nothing_and_unknown_fields_are_refused() {
+        assert_eq!(AnalyzerPolicy::parse("version = 1\n", "x").expect("default").0, AnalyzerPolicy::default());
         assert!(!AnalyzerPolicy::default().grants.store);
-        std::fs::write(&p, "version = 1\n[grants]\nnetwork = true\n").expect("write");
-        let err = AnalyzerPolicy::load(&p).expect_err("unknown field");
+        let err = AnalyzerPolicy::parse("version = 1\n[grants]\nnetwork = true\n", "x").expect_err("unknown field");
         assert!(err.to_string().contains("unknown field"), "{err}");
-        std::fs::write(&p, "version = 2\n").expect("write");
-        assert!(AnalyzerPolicy::load(&p).is_err());
-        std::fs::write(&p, "version = 1\n[grants]\nstore = true\n[limits]\nfuel = 5\n").expect("write");
-        let ok = AnalyzerPolicy::load(&p).expect("valid");
-        assert!(ok.grants.store);
+        assert!(AnalyzerPolicy::parse("version = 2\n", "x").is_err());
+        let (ok, notes) = AnalyzerPolicy::parse("version = 1\n[grants]\nstore = true\n[limits]\nfuel = 5\n", "x").expect("valid");
+        assert!(ok.grants.store && notes.is_empty());
         assert_eq!((ok.limits.fuel, ok.limits.memory_mb), (5, 64));
+        let (round, _) = AnalyzerPolicy::parse(&ok.to_toml(), "x").expect("round trip");
+        assert_eq!(round, ok);
+    }
+
+    #[test]
+    fn every_limit_is_clamped_to_its_ceiling() {
+        let text = "version = 1\n[limits]\nfuel = 18446744073709551615\nmemory_mb = 1000000\ntimeout_ms = 999999999\nmax_patterns = 4000000000\nmax_output_bytes = 18446744073709551615\n";
+        let (p, notes) = AnalyzerPolicy::parse(text, "x").expect("clamped, not refused");
+        assert_eq!(p.limits, CEILINGS);
+        assert_eq!(notes.len(), 5, "{notes:?}");
+        assert!(CEILINGS.copy_budget() < 128 << 20);
     }
 }

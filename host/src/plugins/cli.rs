@@ -64,10 +64,21 @@ pub enum PluginCommand {
 }
 
 pub async fn run(settings: &Settings, command: PluginCommand) -> Result<()> {
+    if let Some(m) = super::layout::prepare(&settings.plugins_dir, false)? {
+        eprintln!(
+            "migrated {} to tools/ and analyzers/ ({} plugins, {} analyzers)",
+            settings.plugins_dir.display(),
+            m.tools.len(),
+            m.analyzers.len()
+        );
+    }
     let dir = PluginDir::new(&settings.plugins_dir);
     match command {
         PluginCommand::Build { file, name, description, input_schema, policy, force } => {
             let request = request(&file, name, description, input_schema.as_deref(), policy.as_deref())?;
+            if dir.held_by_analyzer(&request.name) {
+                return Err(PluginError::from(NameError::TakenByAnalyzer(request.name)).into());
+            }
             if !force && dir.manifest_path(&request.name).exists() {
                 bail!("a plugin named {:?} exists in {}; pass --force to replace it", request.name, dir.path().display());
             }

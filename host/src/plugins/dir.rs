@@ -1,20 +1,22 @@
-//! The plugins directory: each plugin is `NAME.wasm`, `NAME.policy.toml`,
+//! JS tool plugins in the plugins directory (`PLUGINS_DIR/tools/`, see
+//! [`super::layout`]): each plugin is `NAME.wasm`, `NAME.policy.toml`,
 //! its source (`NAME.js` or `NAME.ts`) and `NAME.plugin.json`, the manifest
 //! that ties them together. Writes are atomic (temporary file, then
 //! rename) and the manifest goes last; removal takes the manifest first.
 //! So a crash mid-write or mid-removal never leaves a half plugin that
-//! loads.
+//! loads. Every file is read as untrusted input ([`super::file`]): regular
+//! files only, within a size cap, without blocking.
 
 use std::path::{Path, PathBuf};
 
+use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_SOURCE_BYTES, MAX_WASM_BYTES, read_untrusted};
 use super::manifest::{MANIFEST_FORMAT, Manifest};
-use super::name;
+use super::{layout, name};
 use super::policy::PluginPolicy;
 use super::{Built, PluginError};
 use crate::sandbox::artifacts::write_atomic;
 
-/// The manifest's suffix; a `.wasm` with a manifest beside it is a JS
-/// plugin, not a pattern analyzer.
+/// The manifest's suffix.
 pub const MANIFEST_SUFFIX: &str = ".plugin.json";
 
 /// A plugin read back from disk, every file checked against the manifest.
@@ -28,29 +30,36 @@ pub struct Verified {
 
 #[derive(Debug, Clone)]
 pub struct PluginDir {
+    /// The plugins directory.
+    root: PathBuf,
+    /// Its `tools/` subdirectory, where these files live.
     path: PathBuf,
 }
 
 impl PluginDir {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+    /// The JS plugins of plugins directory `root` (in `root/tools`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        Self { path: layout::tools_dir(&root), root }
     }
 
+    /// The `tools/` subdirectory.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn manifest_path(&self, name: &str) -> PathBuf {
-        self.path.join(format!("{name}{MANIFEST_SUFFIX}"))
+    /// The plugins directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
-    /// Whether `wasm` (a `.wasm` file in this directory) belongs to a JS
-    /// plugin.
-    pub fn is_plugin_wasm(wasm: &Path) -> bool {
-        let Some(stem) = wasm.file_stem().and_then(|s| s.to_str()) else {
-            return false;
-        };
-        wasm.with_file_name(format!("{stem}{MANIFEST_SUFFIX}")).exists()
+    /// Whether `name` is taken by a pattern analyzer.
+    pub fn held_by_analyzer(&self, name: &str) -> bool {
+        layout::held_by_analyzer(&self.root, name)
+    }
+
+    pub fn manifest_path(&self, name: &str) -> PathBuf {
+        self.path.join(format!("{name}{MANIFEST_SUFFIX}"))
     }
 
     /// The names of the plugins here (those with a manifest), sorted.
@@ -105,7 +114,7 @@ impl PluginDir {
     pub fn verify(&self, name: &str) -> Result<Verified, PluginError> {
         name::validate(name)?;
         let manifest_path = self.manifest_path(name);
-        let text = read(&manifest_path)?;
+        let text = read_untrusted(&manifest_path, MAX_MANIFEST_BYTES)?;
         let manifest: Manifest = serde_json::from_slice(&text)
             .map_err(|e| PluginError::Manifest(format!("{}: {e}", manifest_path.display())))?;
         if manifest.format != MANIFEST_FORMAT {
@@ -118,11 +127,11 @@ impl PluginDir {
             return Err(PluginError::Manifest(format!("it names plugin {:?}, not {name:?}", manifest.name)));
         }
         let mut files = Vec::new();
-        for sum in [&manifest.wasm, &manifest.policy, &manifest.source] {
+        for (sum, cap) in [(&manifest.wasm, MAX_WASM_BYTES), (&manifest.policy, MAX_POLICY_BYTES), (&manifest.source, MAX_SOURCE_BYTES)] {
             if !sum.file.starts_with(name) || sum.file.contains(['/', '\\']) || sum.file.contains("..") {
                 return Err(PluginError::Manifest(format!("file {:?} is not one of this plugin's", sum.file)));
             }
-            let bytes = read(&self.path.join(&sum.file))?;
+            let bytes = read_untrusted(&self.path.join(&sum.file), cap)?;
             if !sum.matches(&bytes) {
                 return Err(PluginError::Checksum {
                     file: sum.file.clone(),
@@ -153,12 +162,13 @@ impl PluginDir {
     pub fn remove(&self, name: &str) -> Result<(), PluginError> {
         name::validate(name)?;
         let path = self.manifest_path(name);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PluginError::NotFound(name.into())),
-            Err(e) => return Err(PluginError::Io(format!("reading {}: {e}", path.display()))),
-        };
-        let manifest: Option<Manifest> = serde_json::from_slice(&text).ok();
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Err(PluginError::NotFound(name.into()));
+        }
+        // Whatever the manifest is (even a FIFO), it goes; its file list
+        // is used only when it reads as one.
+        let manifest: Option<Manifest> =
+            read_untrusted(&path, MAX_MANIFEST_BYTES).ok().and_then(|t| serde_json::from_slice(&t).ok());
         std::fs::remove_file(&path).map_err(|e| PluginError::Io(format!("removing {}: {e}", path.display())))?;
         let files: Vec<String> = match &manifest {
             Some(m) => vec![m.wasm.file.clone(), m.policy.file.clone(), m.source.file.clone()],
@@ -169,11 +179,4 @@ impl PluginDir {
         }
         Ok(())
     }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, PluginError> {
-    std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => PluginError::Missing(path.display().to_string()),
-        _ => PluginError::Io(format!("reading {}: {e}", path.display())),
-    })
 }

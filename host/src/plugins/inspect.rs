@@ -39,3 +39,23 @@ pub fn imports(wasm: &[u8]) -> Result<Vec<String>, PluginError> {
     }
     Ok(out)
 }
+
+/// The component's exports, by name (`memory-mcp:patterns/analyzer@0.1.0`, ...).
+pub fn exports(wasm: &[u8]) -> Result<Vec<String>, PluginError> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| PluginError::Invalid(e.to_string()))? {
+            wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    let export = export.map_err(|e| PluginError::Invalid(e.to_string()))?;
+                    out.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}

@@ -27,15 +27,23 @@
 //! ```
 //!
 //! - [`builder`]: source → component (snapshot of a template), deterministic.
-//! - [`dir`]: the files on disk, written atomically, checked on read.
+//! - [`layout`]: the plugins directory, `tools/` and `analyzers/`, one
+//!   namespace for both, and the migration of the old flat layout.
+//! - [`dir`]: the files on disk, written atomically, checked on read;
+//!   [`analyzer_dir`]: the same for third-party pattern analyzers.
+//! - [`file`]: every file there is read as untrusted input.
 //! - [`policy`], [`manifest`], [`name`]: the data and its rules.
 //! - [`registry`]: the plugins a running server has loaded.
 //! - [`inspect`]: validation and WIT, as `wasm-tools` shows them.
 
+pub mod analyzer_cli;
+pub mod analyzer_dir;
 pub mod builder;
 pub mod cli;
 pub mod dir;
+pub mod file;
 pub mod inspect;
+pub mod layout;
 pub mod manifest;
 pub mod name;
 pub mod policy;
@@ -58,6 +66,8 @@ pub struct Built {
 pub enum PluginError {
     #[error(transparent)]
     Name(#[from] name::NameError),
+    #[error(transparent)]
+    Read(#[from] file::ReadError),
     #[error("{0}")]
     Input(String),
     #[error("the script does not compile: {message}{}", position(*.line, *.column))]

@@ -18,6 +18,10 @@ pub enum NameError {
     Charset(String),
     #[error("plugin name {0:?} is taken by one of this server's own tools")]
     Reserved(String),
+    #[error("name {0:?} is taken by an installed pattern analyzer (plugins and analyzers share one namespace); pick another name")]
+    TakenByAnalyzer(String),
+    #[error("name {0:?} is taken by a JS tool plugin (plugins and analyzers share one namespace); pick another name")]
+    TakenByTool(String),
 }
 
 /// Checks `name` against `[a-z][a-z0-9_-]{0,63}`. No `.`, `/`, `\` or

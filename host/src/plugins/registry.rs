@@ -90,6 +90,10 @@ impl Registry {
         if self.reserved.iter().any(|r| r == name) {
             return Err(NameError::Reserved(name.into()).into());
         }
+        // One namespace: an analyzer's name is never a tool's.
+        if self.dir.held_by_analyzer(name) {
+            return Err(NameError::TakenByAnalyzer(name.into()).into());
+        }
         Ok(())
     }
 
