@@ -1,6 +1,6 @@
 //! Embeddings end to end over MCP stdio against the real binary: the local
-//! provider by default, Ollama and OpenAI-compatible providers against real
-//! HTTP servers on loopback, policy-denied destinations (a redirect to
+//! provider by default, Ollama and OpenAI-compatible providers (declared in
+//! the config file) against real HTTP servers on loopback, policy-denied destinations (a redirect to
 //! another port), the API key never leaving its component, model switches
 //! re-embedding everything, restart keeping vectors, failures retried
 //! without loss, and search quality on a labelled set.
@@ -64,6 +64,20 @@ async fn seed(s: &Server) -> Vec<(String, &'static str)> {
         }
     }
     out
+}
+
+/// A config file in `dir` declaring `[embeddings.providers.<name>]` with
+/// `body`; returns the `--config` argument.
+fn declare(dir: &std::path::Path, tables: &[(&str, String)]) -> String {
+    let text: String = tables.iter().map(|(name, body)| format!("[embeddings.providers.{name}]\n{body}\n")).collect();
+    let path = dir.join("memory-mcp.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+/// An Ollama server at `url` offering the fake models.
+fn ollama_at(url: &str) -> String {
+    format!("kind = \"ollama\"\nbase_url = \"{url}\"\nmodel = \"fake-a\"\nmodels = [\"fake-b\"]")
 }
 
 async fn embeddings(s: &Server) -> Value {
@@ -161,7 +175,9 @@ async fn local_provider_by_default_searches_by_meaning_and_keeps_vectors_across_
     assert!(err(&s, "query_semantic_memory", json!({"query": "x", "similarity_threshold": 1.5})).await.contains("similarity_threshold"));
     assert!(err(&s, "query_semantic_memory", json!({"query": ""})).await.contains("query"));
     assert!(err(&s, "configure_embeddings", json!({"provider": "telepathy"})).await.contains("telepathy"));
-    assert!(err(&s, "configure_embeddings", json!({"provider": "openai"})).await.contains("base_url"));
+    // Remote providers are the operator's to declare: none is here.
+    assert!(err(&s, "configure_embeddings", json!({"provider": "openai"})).await.contains("openai"));
+    assert!(err(&s, "configure_embeddings", json!({"provider": "ollama", "base_url": "http://127.0.0.1:9"})).await.contains("base_url"));
     assert!(err(&s, "configure_embeddings", json!({"provider": "local", "batch_size": 0})).await.contains("batch_size"));
 
     // Restart: the vectors are there at once and nothing is re-embedded.
@@ -178,11 +194,13 @@ async fn local_provider_by_default_searches_by_meaning_and_keeps_vectors_across_
 #[tokio::test]
 async fn ollama_provider_and_a_model_switch_re_embeds_everything() {
     let fake = FakeProvider::start();
-    let s = spawn(&[]).await;
+    let conf = tempfile::tempdir().expect("conf");
+    let config = declare(conf.path(), &[("ollama", ollama_at(&fake.url))]);
+    let s = spawn(&["--config", &config]).await;
     let labelled = seed(&s).await;
     embedded(&s, 12).await;
 
-    let r = ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-a", "base_url": fake.url})).await;
+    let r = ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-a"})).await;
     // The 12 episodes and the patterns learned from them.
     assert_eq!((r["dimensions"].as_u64(), r["reembedding"].as_bool()), (Some(256), Some(true)), "{r}");
     assert!(r["queued"].as_u64().is_some_and(|n| n > 12), "{r}");
@@ -197,13 +215,13 @@ async fn ollama_provider_and_a_model_switch_re_embeds_everything() {
     assert!(t["latency_ms"].as_f64().is_some());
 
     // Same model again: settings saved, nothing re-embedded.
-    let r = ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-a", "base_url": fake.url, "similarity_threshold": 0.5})).await;
+    let r = ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-a", "similarity_threshold": 0.5})).await;
     assert_eq!(r["reembedding"], false);
 
     // Another model with other dimensions: everything is re-embedded into
     // a new index, never mixed with the old.
     let before = fake.texts_for("fake-b");
-    let r = ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-b", "base_url": fake.url})).await;
+    let r = ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-b"})).await;
     assert_eq!((r["dimensions"].as_u64(), r["reembedding"].as_bool()), (Some(192), Some(true)), "{r}");
     let e = embedded(&s, 12).await;
     assert_eq!(e["active_space"]["info"]["dimensions"], 192);
@@ -213,7 +231,7 @@ async fn ollama_provider_and_a_model_switch_re_embeds_everything() {
     // The settings persist across restart.
     let Server { client, data_dir } = s;
     client.cancel().await.expect("stop");
-    let s = spawn_in(data_dir, &[]).await;
+    let s = spawn_in(data_dir, &["--config", &config]).await;
     let e = embedded(&s, 12).await;
     assert_eq!((e["provider"].as_str(), e["active_space"]["info"]["model"].as_str()), (Some("ollama"), Some("fake-b")));
     let r = ok(&s, "query_semantic_memory", json!({"query": "sales revenue chart", "similarity_threshold": 0.5})).await;
@@ -228,10 +246,12 @@ async fn openai_key_stays_in_its_component_and_other_destinations_are_denied() {
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("stderr.log");
     let data = tempfile::tempdir().expect("data");
-    let s = spawn_logged(data, &[], &[("TEST_EMBED_KEY", KEY)], &log).await;
+    let openai = |env: &str| format!("kind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"{env}\"\nmodel = \"fake-a\"", fake.url);
+    let config = declare(dir.path(), &[("openai", openai("TEST_EMBED_KEY")), ("unset", openai("NO_SUCH_VAR_4821"))]);
+    let s = spawn_logged(data, &["--config", &config], &[("TEST_EMBED_KEY", KEY)], &log).await;
     let mut outputs = Vec::new();
 
-    let r = s.call("configure_embeddings", json!({"provider": "openai", "model": "fake-a", "base_url": fake.url, "api_key_env": "TEST_EMBED_KEY"})).await;
+    let r = s.call("configure_embeddings", json!({"provider": "openai", "model": "fake-a"})).await;
     assert_ne!(r.is_error, Some(true), "{r:?}");
     outputs.push(format!("{r:?}"));
     // The key went to the provider, as a bearer token, and only there.
@@ -248,14 +268,18 @@ async fn openai_key_stays_in_its_component_and_other_destinations_are_denied() {
     assert!(e.contains(&elsewhere.url.replace("http://", "")), "{e}");
     outputs.push(e);
     assert!(elsewhere.seen().is_empty(), "the denied origin was contacted");
-    // A configuration naming a missing variable is refused before anything.
-    let e = err(&s, "configure_embeddings", json!({"provider": "openai", "base_url": fake.url, "api_key_env": "NO_SUCH_VAR_4821"})).await;
+    // A declared provider whose variable is unset is refused before
+    // anything is sent.
+    let before = fake.seen().len();
+    let e = err(&s, "configure_embeddings", json!({"provider": "unset"})).await;
     assert!(e.contains("NO_SUCH_VAR_4821"), "{e}");
+    assert_eq!(fake.seen().len(), before);
 
-    // A provider that echoes the key in its error: the message is scrubbed.
+    // A provider that echoes the key in its error: the caller gets the
+    // status, not the body; the operator's log gets the body, scrubbed.
     fake.set(Mode::EchoKey);
     let e = err(&s, "test_embeddings", json!({})).await;
-    assert!(e.contains("401") && e.contains("[redacted]"), "{e}");
+    assert!(e.contains("401") && !e.contains("Incorrect API key"), "{e}");
     outputs.push(e);
     fake.set(Mode::Ok);
     outputs.push(embeddings(&s).await.to_string());
@@ -264,6 +288,7 @@ async fn openai_key_stays_in_its_component_and_other_destinations_are_denied() {
     client.cancel().await.expect("stop");
     let logged = std::fs::read_to_string(&log).expect("log");
     assert!(logged.contains("denied"), "the denial is logged");
+    assert!(logged.contains("Incorrect API key provided: Bearer [redacted]"), "the body is logged, scrubbed");
     for o in outputs.iter().chain([&logged]) {
         assert!(!o.contains(KEY) && !o.contains("7f3a9c1e5b2d4f60"), "the key leaked: {o}");
     }
@@ -285,8 +310,10 @@ async fn openai_key_stays_in_its_component_and_other_destinations_are_denied() {
 #[tokio::test]
 async fn a_failing_provider_errors_within_its_timeout_and_queued_episodes_are_not_lost() {
     let fake = FakeProvider::start();
-    let s = spawn(&[]).await;
-    ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-a", "base_url": fake.url, "timeout_ms": 300, "max_retries": 0})).await;
+    let conf = tempfile::tempdir().expect("conf");
+    let config = declare(conf.path(), &[("ollama", ollama_at(&fake.url))]);
+    let s = spawn(&["--config", &config]).await;
+    ok(&s, "configure_embeddings", json!({"provider": "ollama", "model": "fake-a", "timeout_ms": 300, "max_retries": 0})).await;
     embedded(&s, 0).await;
 
     // Slow: a clear error within the budget.
@@ -303,7 +330,7 @@ async fn a_failing_provider_errors_within_its_timeout_and_queued_episodes_are_no
     assert_eq!(r["ranking"], "lexical");
     assert!(r["results"].as_array().is_some_and(|a| !a.is_empty()), "{r}");
     let e = err(&s, "test_embeddings", json!({})).await;
-    assert!(e.contains("unavailable") && e.contains("503"), "{e}");
+    assert!(e.contains("unavailable") && e.contains("503") && !e.contains("model is loading"), "{e}");
     let started = Instant::now();
     loop {
         let e = embeddings(&s).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
+use crate::embeddings::{FileEmbeddings, Providers};
 use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, Limits, Profile};
 use crate::gateway::servers::UpstreamConfig;
 use crate::sandbox::policy::ToolPolicy;
@@ -69,6 +70,10 @@ pub struct FileConfig {
     pub servers: BTreeMap<String, UpstreamConfig>,
     #[serde(default)]
     pub audit: FileAudit,
+    /// `[embeddings.providers.<name>]`: the remote embedding providers an
+    /// MCP client may choose with `configure_embeddings`.
+    #[serde(default)]
+    pub embeddings: FileEmbeddings,
 }
 
 /// `[audit]`: the tool-call audit.
@@ -121,6 +126,8 @@ pub struct Settings {
     pub tool_policy: ToolPolicy,
     pub servers: BTreeMap<String, UpstreamConfig>,
     pub audit_max_records: u64,
+    /// The embedding providers the operator declared.
+    pub embedding_providers: Providers,
 }
 
 /// The XDG default data directory.
@@ -171,6 +178,8 @@ impl Settings {
         for (name, server) in &file.servers {
             server.transport(name).context("the [servers] table of the config file")?;
         }
+        let embedding_providers =
+            Providers::new(file.embeddings.providers.clone()).context("the [embeddings] table of the config file")?;
         Ok(Self {
             data_dir,
             cache_dir,
@@ -180,6 +189,7 @@ impl Settings {
             tool_policy: fs.tools.clone(),
             servers: file.servers.clone(),
             audit_max_records: file.audit.max_records,
+            embedding_providers,
         })
     }
 }
@@ -205,6 +215,24 @@ mod tests {
         assert_eq!(s.plugins_dir, dir.path().join("plugins"));
         let s = Settings::resolve(&common, &SandboxArgs::default()).unwrap();
         assert_eq!(s.limits.memory_mb(), 200);
+    }
+
+    #[test]
+    fn embedding_providers_are_declared_and_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        let common = CommonArgs { data_dir: Some(dir.path().into()), config: Some(cfg.clone()), ..Default::default() };
+        std::fs::write(&cfg, "[embeddings.providers.work]\nkind = \"openai\"\nbase_url = \"https://api.example.com\"\napi_key_env = \"K\"\n").unwrap();
+        let s = Settings::resolve(&common, &SandboxArgs::default()).unwrap();
+        assert_eq!(s.embedding_providers.names(), vec!["local", "work"]);
+        for bad in [
+            "[embeddings.providers.work]\nkind = \"openai\"\nbase_url = \"https://h\"\napi_key = \"sk\"\n",
+            "[embeddings.providers.work]\nkind = \"openai\"\n",
+            "[embeddings]\nbase_url = \"https://h\"\n",
+        ] {
+            std::fs::write(&cfg, bad).unwrap();
+            assert!(Settings::resolve(&common, &SandboxArgs::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

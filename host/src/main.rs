@@ -221,7 +221,8 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
     let patterns = Arc::new(patterns);
     let (memory, pats, dir, cache) =
         (store.clone(), patterns.clone(), settings.data_dir.clone(), ArtifactCache::new(&settings.cache_dir));
-    let embeddings = tokio::task::spawn_blocking(move || Embeddings::open(memory, pats, &dir, cache))
+    let providers = settings.embedding_providers.clone();
+    let embeddings = tokio::task::spawn_blocking(move || Embeddings::open(memory, pats, &dir, cache, providers))
         .await
         .context("opening the vector index")??;
     embeddings.spawn();

@@ -1,6 +1,7 @@
 //! One JSON POST over `wasi:http`, following up to three redirects. Every
 //! hop is a new outgoing request, so the host checks each destination; the
-//! credentials header is dropped when a redirect leaves the origin.
+//! credentials header is dropped when a redirect leaves the origin. Errors
+//! carry the status, never the answer's body.
 
 use std::time::Duration;
 
@@ -40,11 +41,15 @@ pub fn post_json(req: &Request<'_>) -> Result<Vec<u8>, Failure> {
                     location.ok_or_else(|| Failure::BadResponse(format!("HTTP {status} without a Location")))?;
                 (target, path) = target.redirect(&location)?;
             }
+            // The status is the error; the body is for the operator's log
+            // (stderr) only, never for whoever called the embedder.
             429 | 500..=599 => {
-                return Err(Failure::Unavailable(format!("HTTP {status}: {}", excerpt(&body, 300))));
+                eprintln!("HTTP {status} from {}: {}", target.authority, excerpt(&body, 300));
+                return Err(Failure::Unavailable(format!("HTTP {status}")));
             }
             _ => {
-                return Err(Failure::BadResponse(format!("HTTP {status}: {}", excerpt(&body, 300))));
+                eprintln!("HTTP {status} from {}: {}", target.authority, excerpt(&body, 300));
+                return Err(Failure::BadResponse(format!("HTTP {status}")));
             }
         }
     }

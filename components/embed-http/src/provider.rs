@@ -71,7 +71,10 @@ pub fn embed<P: Provider>(config: &Config, texts: &[String]) -> Result<Vec<Vec<f
     };
     let answer = super::with_retries(config.max_retries, sleep, || super::post_json(&request))?;
     let answer: serde_json::Value =
-        serde_json::from_slice(&answer).map_err(|e| Failure::BadResponse(format!("not JSON: {e}")))?;
+        serde_json::from_slice(&answer).map_err(|e| {
+            // serde's message may quote the answer: only its position is kept.
+            Failure::BadResponse(format!("not JSON ({:?} error at line {}, column {})", e.classify(), e.line(), e.column()))
+        })?;
     check_batch(texts.len(), P::parse(answer)?)
 }
 

@@ -47,16 +47,22 @@ impl Endpoint {
     /// The endpoint a redirect's `Location` points to, relative or absolute.
     pub fn redirect(&self, location: &str) -> Result<(Endpoint, String), Failure> {
         if location.starts_with("http://") || location.starts_with("https://") {
-            let target = Endpoint::parse(location)
-                .map_err(|_| Failure::BadResponse(format!("redirect to an unusable location `{location}`")))?;
+            let target = Endpoint::parse(location).map_err(|_| unusable(location))?;
             let path = if target.path.is_empty() { "/".to_string() } else { target.path.clone() };
             Ok((Endpoint { path: String::new(), ..target }, path))
         } else if location.starts_with('/') {
             Ok((Endpoint { path: String::new(), ..self.clone() }, location.to_string()))
         } else {
-            Err(Failure::BadResponse(format!("redirect to an unusable location `{location}`")))
+            Err(unusable(location))
         }
     }
+}
+
+/// A redirect the embedder cannot follow; the location (the provider's
+/// header) goes to the log, not into the error.
+fn unusable(location: &str) -> Failure {
+    eprintln!("redirect to an unusable location `{}`", location.chars().take(300).collect::<String>());
+    Failure::BadResponse("redirect to an unusable location".into())
 }
 
 #[cfg(test)]

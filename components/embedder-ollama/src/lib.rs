@@ -33,7 +33,7 @@ impl Provider for Ollama {
         answer
             .get("embeddings")
             .and_then(Value::as_array)
-            .ok_or_else(|| Failure::BadResponse("the answer has no `embeddings` array".into()))?
+            .ok_or_else(|| Failure::BadResponse("the answer has no embeddings array".into()))?
             .iter()
             .map(parse_vector)
             .collect()

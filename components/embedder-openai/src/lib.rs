@@ -34,7 +34,7 @@ impl Provider for OpenAi {
         let data = answer
             .get("data")
             .and_then(Value::as_array)
-            .ok_or_else(|| Failure::BadResponse("the answer has no `data` array".into()))?;
+            .ok_or_else(|| Failure::BadResponse("the answer has no data array".into()))?;
         let mut out: Vec<Option<Vec<f32>>> = vec![None; data.len()];
         for (i, item) in data.iter().enumerate() {
             let index = item.get("index").and_then(Value::as_u64).map_or(i, |x| x as usize);

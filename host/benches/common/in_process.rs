@@ -40,7 +40,7 @@ pub async fn start(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>
     let cache = ArtifactCache::new(dir.path().join("cache"));
     let store = Arc::new(MemoryStore::open(dir.path())?);
     let patterns = Arc::new(PatternStore::open(&store)?);
-    let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone())?;
+    let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone(), Default::default())?;
     let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
     let learning = Learning::new(store.clone(), patterns, analyzers);
     let audit = Arc::new(Audit::open(store.database(), 1_000_000)?);

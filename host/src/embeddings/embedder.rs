@@ -4,6 +4,11 @@
 //! their base URL. The API key is read from the configured environment
 //! variable, handed to this component in its config, and scrubbed from
 //! anything the component says.
+//!
+//! What a call's error says is a summary (a status code, a category), never
+//! the provider's answer: errors flow back to callers, sandboxed code among
+//! them (through the query tools and `health_check`). The component's own
+//! stderr, where it may quote the answer, goes to the operator's log only.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,8 @@ const FUEL: u64 = 20_000_000_000;
 /// Linear memory of one call (a remote answer is read whole).
 const MEMORY_BYTES: u64 = 512 << 20;
 const STDERR_BYTES: usize = 2048;
+/// Longest error summary passed on to callers.
+const SUMMARY_CHARS: usize = 200;
 
 /// Why an embedder could not be used or a call failed. Messages never
 /// contain the API key.
@@ -93,6 +100,26 @@ pub struct Embedder {
     indices: embedder::GuestIndices,
     origin: Option<Origin>,
     secret: Option<String>,
+}
+
+/// What the component reported, cut to what a caller may see: `HTTP 503`
+/// rather than `HTTP 503: <the provider's body>`; nothing from a quote on
+/// (quoted text comes from outside: an answer, a header); at most
+/// [`SUMMARY_CHARS`] characters, on one line.
+fn summary(reported: &str) -> String {
+    if let Some(rest) = reported.strip_prefix("HTTP ") {
+        let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if code.len() == 3 {
+            return format!("HTTP {code}");
+        }
+    }
+    let cut = reported.find(['"', '`', '\'', '\n', '{']).unwrap_or(reported.len());
+    let kept = reported[..cut].trim_end_matches([' ', ':', '(']).trim();
+    let mut out: String = kept.chars().take(SUMMARY_CHARS).collect();
+    if kept.chars().count() > SUMMARY_CHARS {
+        out.push('…');
+    }
+    out
 }
 
 fn component_bytes(p: ProviderKind) -> &'static [u8] {
@@ -226,6 +253,12 @@ impl Embedder {
             Ok(Ok(Err(e))) => Err(self.reported(e)),
             Ok(Ok(Ok(t))) => Ok(t),
         };
+        if result.is_err() {
+            let said = stderr.text();
+            if !said.trim().is_empty() {
+                tracing::warn!(provider = self.settings.provider.name(), detail = %self.clean(said.trim()), "the embedder reported");
+            }
+        }
         result.map_err(|f| self.scrub(f))
     }
 
@@ -235,28 +268,37 @@ impl Embedder {
             Stop::Timeout => EmbedFailure::Timeout(ms),
             Stop::Memory => EmbedFailure::Trap(format!("exceeded its memory limit of {} MiB", MEMORY_BYTES >> 20)),
             Stop::Denied(line) => EmbedFailure::Denied(line),
-            Stop::Trap(what) => EmbedFailure::Trap(what),
+            // The component's stderr (appended after `; stderr:`) is logged
+            // by the caller, not passed on.
+            Stop::Trap(what) => EmbedFailure::Trap(summary(what.split("; stderr:").next().unwrap_or_default())),
         }
     }
 
     fn reported(&self, e: EmbedError) -> EmbedFailure {
         match e {
-            EmbedError::InvalidConfig(s) => EmbedFailure::Config(s),
-            EmbedError::Unavailable(s) => EmbedFailure::Unavailable(s),
+            EmbedError::InvalidConfig(s) => EmbedFailure::Config(summary(&s)),
+            EmbedError::Unavailable(s) => EmbedFailure::Unavailable(summary(&s)),
             EmbedError::Denied(s) => EmbedFailure::Denied(match &self.origin {
-                Some(o) => format!("{s}; only {o} is granted"),
-                None => s,
+                Some(o) => format!("{}; only {o} is granted", summary(&s)),
+                None => summary(&s),
             }),
             EmbedError::Timeout => EmbedFailure::Timeout(u64::from(self.settings.timeout_ms)),
-            EmbedError::BadResponse(s) => EmbedFailure::BadResponse(s),
-            EmbedError::TooLarge(s) => EmbedFailure::TooLarge(s),
+            EmbedError::BadResponse(s) => EmbedFailure::BadResponse(summary(&s)),
+            EmbedError::TooLarge(s) => EmbedFailure::TooLarge(summary(&s)),
+        }
+    }
+
+    /// `text` without the API key.
+    fn clean(&self, text: &str) -> String {
+        match self.secret.as_deref().filter(|s| s.len() >= 4) {
+            Some(secret) => text.replace(secret, "[redacted]"),
+            None => text.to_string(),
         }
     }
 
     /// Removes the API key from anything about to leave this module.
     fn scrub(&self, f: EmbedFailure) -> EmbedFailure {
-        let Some(secret) = self.secret.as_deref().filter(|s| s.len() >= 4) else { return f };
-        let clean = |s: String| s.replace(secret, "[redacted]");
+        let clean = |s: String| self.clean(&s);
         match f {
             EmbedFailure::Config(s) => EmbedFailure::Config(clean(s)),
             EmbedFailure::Unavailable(s) => EmbedFailure::Unavailable(clean(s)),
@@ -266,5 +308,20 @@ impl Embedder {
             EmbedFailure::Trap(s) => EmbedFailure::Trap(clean(s)),
             t @ EmbedFailure::Timeout(_) => t,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn summaries_keep_the_status_and_drop_the_answer() {
+        assert_eq!(summary("HTTP 401: {\"error\":\"Incorrect API key provided: sk-123\"}"), "HTTP 401");
+        assert_eq!(summary("HTTP 503"), "HTTP 503");
+        assert_eq!(summary("not JSON: invalid type: string \"secret page\", expected map"), "not JSON: invalid type: string");
+        assert_eq!(summary("redirect to an unusable location `gopher://x`"), "redirect to an unusable location");
+        assert_eq!(summary("3 vectors for 4 texts"), "3 vectors for 4 texts");
+        assert!(summary(&"x".repeat(5000)).chars().count() <= 201);
     }
 }

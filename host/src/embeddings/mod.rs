@@ -1,17 +1,20 @@
 //! Embeddings and semantic search. The embedding logic runs in components
 //! behind `memory-mcp:embeddings/embedder@0.2.0` (see [`embedder`]); the
-//! host persists settings and vectors, indexes them ([`index`]), embeds
+//! host persists settings (among the providers the operator declared:
+//! [`providers`]) and vectors, indexes them ([`index`]), embeds
 //! completed episodes and learned patterns in the background ([`worker`]),
 //! and blends similarity into ranking ([`hybrid`]).
 
 pub mod embedder;
 pub mod hybrid;
 pub mod index;
+pub mod providers;
 pub mod service;
 pub mod settings;
 pub mod vectors;
 mod worker;
 
 pub use embedder::{EmbedFailure, Embedder, ModelInfo, Space};
-pub use service::{Embeddings, SemanticHit};
+pub use providers::{DeclaredProvider, FileEmbeddings, Providers};
+pub use service::{Embeddings, RefusedSettings, SemanticHit};
 pub use settings::{EmbeddingSettings, ProviderKind};

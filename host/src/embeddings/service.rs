@@ -2,6 +2,11 @@
 //! the active space, the persisted settings, and the state the worker and
 //! `health_check` share.
 //!
+//! Persisted settings that no declaration in the operator's config covers
+//! (see [`super::providers`]) are refused at start: the default provider is
+//! used instead, nothing is sent to the persisted origin, and
+//! `health_check` says what was refused and why.
+//!
 //! | keyspace    | key           | value                              |
 //! |-------------|---------------|------------------------------------|
 //! | `embedding` | `settings`    | [`EmbeddingSettings`] JSON         |
@@ -22,6 +27,7 @@ use wasmtime::Engine;
 
 use super::embedder::{EmbedFailure, Embedder, ModelInfo, Space};
 use super::index::VectorIndex;
+use super::providers::Providers;
 use super::settings::EmbeddingSettings;
 use crate::learning::PatternStore;
 use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
@@ -69,6 +75,18 @@ pub struct WorkerStatus {
     pub last_batch_ms: f64,
 }
 
+/// Persisted settings refused at start-up, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct RefusedSettings {
+    pub provider: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub model: Option<String>,
+    pub reason: String,
+    /// What is used instead.
+    pub fallback: String,
+}
+
 pub(super) enum Provider {
     Loading,
     Ready(Arc<Embedder>),
@@ -82,6 +100,10 @@ pub struct Embeddings {
     pub(super) cache: ArtifactCache,
     pub(super) dir: PathBuf,
     meta: Keyspace,
+    /// What the operator allows `configure_embeddings` to choose.
+    providers: Providers,
+    /// Persisted settings refused at start-up.
+    refused: Option<RefusedSettings>,
     pub(super) settings: RwLock<EmbeddingSettings>,
     pub(super) provider: RwLock<Provider>,
     pub(super) active: RwLock<Option<Active>>,
@@ -127,7 +149,8 @@ pub struct SemanticHit {
 }
 
 impl Embeddings {
-    /// Opens the persisted settings and restores the active space's
+    /// Opens the persisted settings (refusing them, with a warning, when
+    /// `providers` does not cover them) and restores the active space's
     /// indexes from stored vectors (and the saved graph). The provider is
     /// loaded by [`Embeddings::spawn`].
     pub fn open(
@@ -135,13 +158,37 @@ impl Embeddings {
         patterns: Arc<PatternStore>,
         data_dir: &std::path::Path,
         cache: ArtifactCache,
+        providers: Providers,
     ) -> anyhow::Result<Arc<Self>> {
         use anyhow::Context as _;
         let meta = memory.database().keyspace("embedding", KeyspaceCreateOptions::default)?;
         let get = |key: &str| -> Result<Option<Vec<u8>>, StoreError> { Ok(meta.get(key)?.map(|v| v.to_vec())) };
-        let settings = match get("settings")? {
+        let persisted: EmbeddingSettings = match get("settings")? {
             Some(b) => serde_json::from_slice(&b).map_err(meta_err).context("the stored embedding settings")?,
             None => EmbeddingSettings::default(),
+        };
+        let (settings, refused) = match providers.admit(&persisted) {
+            Ok(_) => (persisted, None),
+            Err(reason) => {
+                let fallback = EmbeddingSettings::default();
+                let refused = RefusedSettings {
+                    provider: persisted.provider.name().to_string(),
+                    base_url: persisted.effective_base_url(),
+                    api_key_env: persisted.api_key_env.clone(),
+                    model: persisted.model.clone(),
+                    reason,
+                    fallback: fallback.provider.name().to_string(),
+                };
+                tracing::warn!(
+                    provider = %refused.provider,
+                    base_url = refused.base_url.as_deref().unwrap_or(""),
+                    api_key_env = refused.api_key_env.as_deref().unwrap_or(""),
+                    reason = %refused.reason,
+                    "the stored embedding settings are not allowed by the config file; using the {} provider instead",
+                    refused.fallback
+                );
+                (fallback, Some(refused))
+            }
         };
         let active: Option<Active> = match get("active")? {
             Some(b) => Some(serde_json::from_slice(&b).map_err(meta_err)?),
@@ -155,6 +202,8 @@ impl Embeddings {
             cache,
             dir: data_dir.join("vectors"),
             meta,
+            providers,
+            refused,
             settings: RwLock::new(settings),
             provider: RwLock::new(Provider::Loading),
             active: RwLock::new(None),
@@ -197,6 +246,16 @@ impl Embeddings {
 
     pub fn settings(&self) -> EmbeddingSettings {
         read(&self.settings).clone()
+    }
+
+    /// The providers `configure_embeddings` may choose from.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// Persisted settings refused at start-up, if any.
+    pub fn refused(&self) -> Option<&RefusedSettings> {
+        self.refused.as_ref()
     }
 
     /// The provider, once loaded.
@@ -377,6 +436,13 @@ impl Embeddings {
         });
         serde_json::json!({
             "provider": settings.provider.name(),
+            "declared_as": match self.providers.admit(&settings) {
+                Ok(Some(name)) => Some(name),
+                Ok(None) => Some(super::providers::LOCAL.to_string()),
+                Err(_) => None,
+            },
+            "available": self.providers.names(),
+            "refused_settings": self.refused,
             "base_url": settings.effective_base_url(),
             "api_key_env": settings.api_key_env,
             "state": provider,

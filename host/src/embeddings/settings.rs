@@ -1,7 +1,9 @@
 //! The embedding configuration: which provider, model and endpoint, and
 //! the call limits. Persisted beside the episodes, so it survives restart.
 //! The API key itself is never stored: only the name of the environment
-//! variable it is read from.
+//! variable it is read from. Which origins and variables are allowed at all
+//! is the operator's choice ([`super::providers`]); these settings are
+//! checked against it when chosen and again at every start.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,8 @@ impl Default for EmbeddingSettings {
 pub const BATCH_SIZE: std::ops::RangeInclusive<u32> = 1..=2048;
 pub const TIMEOUT_MS: std::ops::RangeInclusive<u32> = 100..=120_000;
 pub const MAX_RETRIES: std::ops::RangeInclusive<u32> = 0..=10;
+/// The most dimensions any embedder may produce.
+pub const DIMENSIONS: std::ops::RangeInclusive<u32> = 1..=16_384;
 
 impl EmbeddingSettings {
     /// Checks the settings on their own (the provider itself is asked
@@ -91,6 +95,7 @@ impl EmbeddingSettings {
             ("batch_size", self.batch_size, &BATCH_SIZE),
             ("timeout_ms", self.timeout_ms, &TIMEOUT_MS),
             ("max_retries", self.max_retries, &MAX_RETRIES),
+            ("dimensions", self.dimensions.unwrap_or(*DIMENSIONS.start()), &DIMENSIONS),
         ] {
             if !r.contains(&v) {
                 return Err(format!("{name} must be within {}..={}, not {v}", r.start(), r.end()));

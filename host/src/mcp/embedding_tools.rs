@@ -12,7 +12,7 @@ use serde_json::json;
 use super::memory_tools::{store_error, structured};
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::MemoryServer;
-use crate::embeddings::{EmbedFailure, EmbeddingSettings, ProviderKind};
+use crate::embeddings::{EmbedFailure, EmbeddingSettings};
 use crate::memory::StoreError;
 use crate::memory::model::TaskType;
 
@@ -21,26 +21,20 @@ const MAX_LIMIT: usize = 100;
 /// Longest query text.
 const MAX_QUERY_CHARS: usize = 10_000;
 
+/// The provider is chosen by name among those the operator declared; its
+/// origin and API-key variable come from the config file and cannot be
+/// given here (unknown fields such as `base_url` are refused).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigureEmbeddingsParams {
-    /// local (default: offline, no set-up), ollama, or openai (any
-    /// OpenAI-compatible server).
-    pub provider: ProviderKind,
-    /// The model; the provider's default when absent (local:
-    /// hashed-ngrams-v1, ollama: nomic-embed-text, openai:
-    /// text-embedding-3-small).
+    /// `local` (built in: offline, no set-up) or the name of a provider
+    /// the operator declared under `[embeddings.providers.<name>]` in the
+    /// config file (health_check lists them under `embeddings.available`).
+    pub provider: String,
+    /// A model the operator declared for that provider (its `model` or
+    /// `models`); the declared default when absent.
     #[serde(default)]
     pub model: Option<String>,
-    /// The provider's base URL, e.g. http://127.0.0.1:11434 (ollama's
-    /// default) or https://api.openai.com. The embedder may reach this
-    /// origin and no other.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// The name of the environment variable holding the API key (the key
-    /// itself is never passed, stored or shown).
-    #[serde(default)]
-    pub api_key_env: Option<String>,
     /// The default similarity a semantic match must reach, 0..1 (0.7).
     #[serde(default)]
     pub similarity_threshold: Option<f32>,
@@ -53,7 +47,8 @@ pub struct ConfigureEmbeddingsParams {
     /// Retries after a failed attempt, with exponential backoff, 0..10 (2).
     #[serde(default)]
     pub max_retries: Option<u32>,
-    /// Requested dimensions, for providers that can choose.
+    /// Requested dimensions (1..16384), for providers that can choose; the
+    /// declared value when absent.
     #[serde(default)]
     pub dimensions: Option<u32>,
 }
@@ -96,26 +91,29 @@ fn failure(f: EmbedFailure) -> CallToolResult {
 
 #[tool_router(router = embedding_router, vis = "pub(crate)")]
 impl MemoryServer {
-    #[tool(description = "Choose the embedding provider for semantic search: local (default; offline), ollama or openai-compatible. The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background (progress in health_check); search meanwhile covers what is re-embedded.")]
+    #[tool(description = "Choose the embedding provider for semantic search: local (default; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background (progress in health_check); search meanwhile covers what is re-embedded.")]
     async fn configure_embeddings(&self, params: Parameters<ConfigureEmbeddingsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
-        let d = EmbeddingSettings::default();
+        let emb = self.embeddings();
+        let chosen = match emb.providers().choose(&p.provider, p.model) {
+            Ok(s) => s,
+            Err(e) => return Ok(input_error(e.to_string())),
+        };
         let settings = EmbeddingSettings {
-            version: 1,
-            provider: p.provider,
-            model: p.model,
-            base_url: p.base_url,
-            api_key_env: p.api_key_env,
-            dimensions: p.dimensions,
-            similarity_threshold: p.similarity_threshold.unwrap_or(d.similarity_threshold),
-            batch_size: p.batch_size.unwrap_or(d.batch_size),
-            timeout_ms: p.timeout_ms.unwrap_or(d.timeout_ms),
-            max_retries: p.max_retries.unwrap_or(d.max_retries),
+            dimensions: p.dimensions.or(chosen.dimensions),
+            similarity_threshold: p.similarity_threshold.unwrap_or(chosen.similarity_threshold),
+            batch_size: p.batch_size.unwrap_or(chosen.batch_size),
+            timeout_ms: p.timeout_ms.unwrap_or(chosen.timeout_ms),
+            max_retries: p.max_retries.unwrap_or(chosen.max_retries),
+            ..chosen
         };
         if let Err(e) = settings.validate() {
             return Ok(input_error(e));
         }
-        let emb = self.embeddings();
+        // Checked again, as at start-up: only what a declaration covers.
+        if let Err(e) = emb.providers().admit(&settings) {
+            return Ok(input_error(e));
+        }
         let previous = emb.active();
         let embedder = match emb.load_embedder(settings).await {
             Ok(e) => e,
