@@ -189,3 +189,142 @@ async fn sigkill_never_loses_acknowledged_episodes() {
     assert!(n > 10, "the test wrote too little to mean anything: {n}");
     eprintln!("{n} acknowledged episodes survived 8 SIGKILLs");
 }
+
+/// A server whose process id is known, for reading its /proc figures.
+async fn spawn_with_pid() -> (Server, u32) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let transport = rmcp::transport::TokioChildProcess::new(common::command(&data_dir, &[])).unwrap();
+    let pid = transport.id().expect("child pid");
+    let client = rmcp::ServiceExt::serve((), transport).await.expect("MCP initialize");
+    (Server { client, data_dir }, pid)
+}
+
+/// A `/proc/<pid>/<file>` field, in its unit (kB for status, bytes for io).
+fn proc_field(pid: u32, file: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/{file}"))
+}
+
+/// 100 values of 60,000 characters: the 6 MB metadata of the report.
+fn huge_metadata() -> Value {
+    Value::Object((0..100).map(|i| (format!("k{i}"), json!("m".repeat(60_000)))).collect())
+}
+
+/// Just under the 64 KiB total: 16 values of 4,000 characters.
+fn max_metadata() -> Value {
+    Value::Object((0..16).map(|i| (format!("k{i}"), json!("m".repeat(4_000)))).collect())
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+    }
+    n
+}
+
+#[tokio::test]
+async fn metadata_is_bounded_in_total_and_nothing_is_stored_over_it() {
+    let s = spawn(&[]).await;
+    let r = s.call("create_episode", json!({"task_description": "huge metadata", "domain": "d", "task_type": "testing", "metadata": huge_metadata()})).await;
+    assert_eq!(r.is_error, Some(true), "6 MB of metadata was accepted");
+    let h = ok(&s, "health_check", json!({})).await;
+    assert_eq!(h["storage"]["episodes"], 0, "{}", h["storage"]);
+    // 64 KiB + 1 byte as JSON is refused as well; just under it is stored.
+    let over = json!({"k": "m".repeat(64 * 1024 - 8 + 1)});
+    assert_eq!(s.call("create_episode", json!({"task_description": "over", "domain": "d", "task_type": "testing", "metadata": over})).await.is_error, Some(true));
+    let id = ok(&s, "create_episode", json!({"task_description": "max", "domain": "d", "task_type": "testing", "metadata": max_metadata()})).await["episode_id"].clone();
+    // An update that would take the total over is refused whole.
+    let more = json!({"episode_id": id, "tags": ["changed"], "metadata": {"extra": "x".repeat(4_000)}});
+    assert_eq!(s.call("update_episode", more).await.is_error, Some(true));
+    let ep = ok(&s, "get_episode", json!({"episode_id": id})).await;
+    assert_eq!(ep["metadata"], max_metadata());
+    assert_eq!(ep["context"]["tags"], json!([]));
+    // Replacing values within the bound is fine.
+    let up = ok(&s, "update_episode", json!({"episode_id": id, "metadata": {"k0": "short", "k1": ""}})).await;
+    assert_eq!((up["metadata"]["k0"].as_str(), up["metadata"].get("k1")), (Some("short"), None));
+}
+
+/// Appending a step writes the step, not the header: 300 tiny steps on an
+/// episode with the largest metadata allowed write a small multiple of
+/// the steps' own bytes (the report's 6 MB header made them write 1.9 GB).
+#[tokio::test]
+async fn step_writes_are_proportional_to_the_step() {
+    let (s, pid) = spawn_with_pid().await;
+    let id = ok(&s, "create_episode", json!({"task_description": "many steps", "domain": "d", "task_type": "testing", "metadata": max_metadata()})).await["episode_id"].clone();
+    let fjall = s.data_dir.path().join("episodes.fjall");
+    let (written, disk) = (proc_field(pid, "io", "wchar"), dir_bytes(&fjall));
+    let step = json!({"episode_id": id, "tool": "cargo", "action": "test", "result": {"type": "success", "output": "ok"}, "latency_ms": 1});
+    let step_bytes = step.to_string().len() as u64;
+    for n in 1..=300u32 {
+        let mut a = step.clone();
+        a["step_number"] = json!(n);
+        ok(&s, "add_episode_step", a).await;
+    }
+    let written = proc_field(pid, "io", "wchar") - written;
+    let grown = dir_bytes(&fjall).saturating_sub(disk);
+    eprintln!("300 steps of ~{step_bytes} B: {written} B written (incl. replies), data dir +{grown} B");
+    // Journal and replies included; one header rewrite per step would be
+    // 300 × 64 KiB ≈ 19.7 MB.
+    let bound = 300 * step_bytes * 8;
+    assert!(written < bound, "300 steps wrote {written} B; the bound is {bound} B");
+    assert!(grown < bound, "the data dir grew {grown} B; the bound is {bound} B");
+    let ep = ok(&s, "get_episode", json!({"episode_id": id})).await;
+    assert_eq!((ep["step_count"].as_u64(), ep["steps"].as_array().map(Vec::len)), (Some(300), Some(300)));
+}
+
+/// 200 open episodes each given the largest metadata the server takes
+/// (after it refuses 6 MB) keep the server's RSS bounded: headers are not
+/// held in memory per open episode.
+#[tokio::test]
+async fn open_episodes_keep_rss_bounded() {
+    let (s, pid) = spawn_with_pid().await;
+    // The baseline once everything has loaded in the background, and a
+    // first large frame has been read.
+    for _ in 0..600 {
+        let h = ok(&s, "health_check", json!({})).await;
+        if h["sandbox"]["state"] == "ready" && h["learning"]["state"] == "ready" && h["embeddings"]["state"]["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = s.call("create_episode", json!({"task_description": "warm-up", "domain": "d", "task_type": "testing", "metadata": huge_metadata()})).await;
+    let before = proc_field(pid, "status", "VmRSS");
+    let mut ids = Vec::new();
+    let mut accepted_huge = 0;
+    for i in 0..200 {
+        let huge = s.call("create_episode", json!({"task_description": format!("open {i}"), "domain": "d", "task_type": "testing", "metadata": huge_metadata()})).await;
+        if huge.is_error != Some(true) {
+            accepted_huge += 1;
+            ids.push(huge.structured_content.unwrap()["episode_id"].clone());
+        }
+    }
+    let refused = proc_field(pid, "status", "VmRSS");
+    // Those refused: the largest metadata allowed instead.
+    while ids.len() < 200 {
+        let i = ids.len();
+        ids.push(ok(&s, "create_episode", json!({"task_description": format!("open {i}"), "domain": "d", "task_type": "testing", "metadata": max_metadata()})).await["episode_id"].clone());
+    }
+    for id in &ids {
+        ok(&s, "add_episode_step", json!({"episode_id": id, "step_number": 1, "tool": "t", "action": "a", "result": {"type": "success"}})).await;
+    }
+    let after = proc_field(pid, "status", "VmRSS");
+    eprintln!(
+        "RSS {} MB -> {} MB after 200 creates with 6 MB metadata ({accepted_huge} accepted) -> {} MB with 200 open episodes",
+        before / 1024,
+        refused / 1024,
+        after / 1024
+    );
+    // Reading 6 MB frames costs allocator memory, bounded; holding 200
+    // such headers cost 1.1 GB.
+    let total_mb = after.saturating_sub(before) / 1024;
+    assert!(total_mb < 300, "RSS grew {total_mb} MB");
+    // 200 open episodes with 64 KiB of metadata each: their headers are not
+    // held (12.8 MB if they were, with the rest of a create's allocations).
+    let open_mb = after.saturating_sub(refused) / 1024;
+    assert!(open_mb < 24, "RSS grew {open_mb} MB with 200 open episodes");
+}

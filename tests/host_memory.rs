@@ -193,3 +193,89 @@ proptest! {
         prop_assert_eq!(store.stats().episodes as usize, model.len());
     }
 }
+
+/// The search index rebuilt in the background: the store serves at once,
+/// coverage is reported while it builds, and writes made meanwhile
+/// (creates, steps, completions, updates, deletes) are neither lost nor
+/// doubled nor undone by the rebuild.
+#[test]
+fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
+    use memory_mcp::memory::store::StoreOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 30_000;
+    let mut ids = Vec::new();
+    {
+        let store = MemoryStore::open_with(dir.path(), StoreOptions { sync_on_complete: false }).unwrap();
+        for i in 0..n {
+            let id = store.create_episode(new_episode(&format!("seeded job{} alpha", i % 7), "dom", TaskType::Testing)).unwrap();
+            store.add_step(id, new_step(1, "bravo")).unwrap();
+            if i % 2 == 0 {
+                store.complete_episode(id, outcome()).unwrap();
+            }
+            ids.push(id);
+        }
+    }
+    let store = MemoryStore::open_background(dir.path(), StoreOptions { sync_on_complete: false }).unwrap();
+    let first = store.index_coverage();
+    // The oldest episodes are indexed last: write to them meanwhile.
+    let (deleted, updated, stepped) = (ids[0], ids[2], ids[1]);
+    store.delete_episode(deleted).unwrap();
+    store.update_episode(updated, Some(vec!["charlie".into()]), None).unwrap();
+    store.add_step(stepped, new_step(2, "delta")).unwrap();
+    store.complete_episode(stepped, outcome()).unwrap();
+    let fresh = store.create_episode(new_episode("fresh echo", "dom", TaskType::Testing)).unwrap();
+    store.wait_indexed();
+    let done = store.index_coverage();
+    eprintln!("coverage at open: {first:?}; after: {done:?}");
+    assert_eq!((done.state.as_str(), done.indexed, done.total), ("ready", n as u64, n as u64));
+    let words = |w: &str| -> Vec<Uuid> {
+        let q = Query { text: w.into(), domain: None, task_type: None, limit: 100_000, sort: SortBy::Relevance };
+        query::run(&store, &q).unwrap().0.into_iter().map(|h| h.episode_id).collect()
+    };
+    assert_eq!(words("alpha").len(), n - 1);
+    assert!(!words("alpha").contains(&deleted));
+    assert_eq!(words("charlie"), vec![updated]);
+    assert_eq!(words("delta"), vec![stepped]);
+    assert_eq!(words("echo"), vec![fresh]);
+    let q = Query { text: "bravo".into(), domain: None, task_type: None, limit: 100_000, sort: SortBy::Relevance };
+    assert_eq!(query::run(&store, &q).unwrap().1, n - 1);
+    // A word of the stepped episode's one step scores as in a store indexed
+    // from scratch (a doubled document would have twice the frequency).
+    let reopened_score = {
+        let q = Query { text: "delta".into(), domain: None, task_type: None, limit: 1, sort: SortBy::Relevance };
+        query::run(&store, &q).unwrap().0[0].score
+    };
+    let stats = store.stats();
+    assert_eq!(stats.episodes as usize, n); // one deleted, one created
+    assert_eq!(stats.completed as usize, n / 2); // one deleted, one completed
+    drop(store);
+    let store = MemoryStore::open(dir.path()).unwrap();
+    let q = Query { text: "delta".into(), domain: None, task_type: None, limit: 1, sort: SortBy::Relevance };
+    assert!((query::run(&store, &q).unwrap().0[0].score - reopened_score).abs() < 1e-4);
+    let ep = store.get_episode(stepped).unwrap();
+    assert_eq!((ep.header.step_count, ep.header.is_complete()), (2, true));
+    assert_eq!(store.index_coverage().state, "ready");
+}
+
+/// A step appended to an in-progress episode whose count is no longer
+/// cached (after a reopen) is numbered from the stored steps.
+#[test]
+fn step_count_survives_reopen_without_header_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let store = MemoryStore::open(dir.path()).unwrap();
+        let id = store.create_episode(new_episode("counting", "d", TaskType::Testing)).unwrap();
+        for n in 1..=3 {
+            store.add_step(id, new_step(n, "x")).unwrap();
+        }
+        id
+    };
+    let store = MemoryStore::open(dir.path()).unwrap();
+    assert_eq!(store.get_header(id).unwrap().step_count, 3);
+    assert!(store.add_step(id, new_step(3, "x")).is_err());
+    assert_eq!(store.add_step(id, new_step(4, "x")).unwrap(), 4);
+    let done = store.complete_episode(id, outcome()).unwrap();
+    assert_eq!(done.step_count, 4);
+    assert_eq!(store.delete_episode(id).unwrap(), 4);
+    assert!(store.get_episode(id).is_err());
+}

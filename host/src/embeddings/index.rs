@@ -1,5 +1,6 @@
 //! Nearest-neighbour search over one embedding space: exact search over a
-//! contiguous arena of vectors while the index is small, and an HNSW graph
+//! contiguous arena of half-precision vectors (2 bytes a dimension) while
+//! the index is small, and an HNSW graph
 //! (usearch) once it passes [`ANN_MIN`] vectors, whose candidates are then
 //! re-scored exactly against the arena. The graph is saved beside the
 //! data and brought up to date incrementally after a restart.
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use super::embedder::Space;
+use super::vectors::{Stored, dot_f16, from_f16, to_f16};
 
 /// Vectors from which the approximate index is built and used.
 pub const ANN_MIN: usize = 20_000;
@@ -69,7 +71,10 @@ pub struct VectorIndex {
     dims: usize,
     /// Slot → id (`None`: removed).
     ids: Vec<Option<Uuid>>,
-    arena: Vec<f32>,
+    /// `dims` f16 values per slot, while there is no graph: the graph
+    /// keeps its own f16 copy, so once it exists the arena is dropped and
+    /// vectors are read from the graph (one copy in memory).
+    arena: Vec<u16>,
     slots: HashMap<Uuid, usize>,
     ann: Option<usearch::Index>,
 }
@@ -114,7 +119,7 @@ impl VectorIndex {
 
     /// Bytes held: the arena, the id maps and the graph.
     pub fn memory_bytes(&self) -> usize {
-        self.arena.capacity() * 4
+        self.arena.capacity() * 2
             + self.ids.capacity() * 17
             + self.slots.capacity() * 32
             + self.ann.as_ref().map_or(0, usearch::Index::memory_usage)
@@ -126,7 +131,11 @@ impl VectorIndex {
             return Err(IndexError::Dimensions { got: v.len(), want: self.dims });
         }
         if let Some(&slot) = self.slots.get(&id) {
-            self.arena[slot * self.dims..(slot + 1) * self.dims].copy_from_slice(v);
+            if let Some(part) = self.arena.get_mut(slot * self.dims..(slot + 1) * self.dims) {
+                for (a, x) in part.iter_mut().zip(v) {
+                    *a = to_f16(*x);
+                }
+            }
             if let Some(ann) = &self.ann {
                 let key = slot as u64;
                 ann.remove(key).map_err(|e| IndexError::Ann(e.to_string()))?;
@@ -136,7 +145,9 @@ impl VectorIndex {
         }
         let slot = self.ids.len();
         self.ids.push(Some(id));
-        self.arena.extend_from_slice(v);
+        if self.ann.is_none() {
+            self.arena.extend(v.iter().map(|x| to_f16(*x)));
+        }
         self.slots.insert(id, slot);
         if let Some(ann) = &self.ann {
             add(ann, slot as u64, v)?;
@@ -176,10 +187,12 @@ impl VectorIndex {
         }
         for slot in self.ids.len()..current.ids.len() {
             if let Some(id) = current.ids[slot] {
-                self.upsert(id, current.vector(slot))?;
+                self.upsert(id, &current.vector_f32(slot))?;
             } else {
                 self.ids.push(None);
-                self.arena.extend(std::iter::repeat_n(0.0, self.dims));
+                if self.ann.is_none() {
+                    self.arena.extend(std::iter::repeat_n(0, self.dims));
+                }
             }
         }
         Ok(())
@@ -206,7 +219,8 @@ impl VectorIndex {
                     let dims = self.dims;
                     s.spawn(move || {
                         for &slot in part {
-                            if let Err(e) = add(ann, slot as u64, &arena[slot * dims..(slot + 1) * dims]) {
+                            let v: Vec<f32> = arena[slot * dims..(slot + 1) * dims].iter().map(|h| from_f16(*h)).collect();
+                            if let Err(e) = add(ann, slot as u64, &v) {
                                 return Some(e.to_string());
                             }
                         }
@@ -220,11 +234,36 @@ impl VectorIndex {
             return Err(IndexError::Ann(e));
         }
         self.ann = Some(ann);
+        // The graph holds the vectors now.
+        self.arena = Vec::new();
         Ok(())
     }
 
-    fn vector(&self, slot: usize) -> &[f32] {
-        &self.arena[slot * self.dims..(slot + 1) * self.dims]
+    /// Slot `slot`'s vector, from the arena or the graph.
+    fn vector_f32(&self, slot: usize) -> Vec<f32> {
+        match (&self.ann, self.arena.get(slot * self.dims..(slot + 1) * self.dims)) {
+            (_, Some(part)) if !part.is_empty() => part.iter().map(|h| from_f16(*h)).collect(),
+            (Some(ann), _) => {
+                let mut v = vec![0f32; self.dims];
+                match ann.get(slot as u64, &mut v) {
+                    Ok(n) if n > 0 => v,
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The similarity of `query` to slot `slot`'s vector (0 when it has
+    /// none).
+    fn score(&self, query: &[f32], slot: usize) -> f32 {
+        match self.arena.get(slot * self.dims..(slot + 1) * self.dims) {
+            Some(part) if !part.is_empty() => dot_f16(query, part),
+            _ => {
+                let v = self.vector_f32(slot);
+                if v.len() == query.len() { dot(query, &v) } else { 0.0 }
+            }
+        }
     }
 
     /// The `k` most similar ids passing `keep`, best first, by exact
@@ -238,7 +277,7 @@ impl VectorIndex {
             let filter = |key: u64| self.ids.get(key as usize).copied().flatten().is_some_and(|id| keep(&id));
             if let Ok(m) = ann.filtered_search(query, want, filter) {
                 let scored: Vec<(usize, f32)> =
-                    m.keys.iter().map(|&key| (key as usize, dot(query, self.vector(key as usize)))).collect();
+                    m.keys.iter().map(|&key| (key as usize, self.score(query, key as usize))).collect();
                 // A very selective filter can leave the graph short of
                 // matches: then the exact search below answers.
                 if scored.len() >= k.min(self.len()) {
@@ -259,14 +298,14 @@ impl VectorIndex {
             .iter()
             .enumerate()
             .filter(|(_, id)| id.is_some_and(|id| keep(&id)))
-            .map(|(slot, _)| (slot, dot(query, self.vector(slot))))
+            .map(|(slot, _)| (slot, self.score(query, slot)))
             .collect();
         self.named(top_k(scored, k))
     }
 
     /// Scores of the given ids (those it holds).
     pub fn scores(&self, query: &[f32], ids: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, f32> {
-        ids.into_iter().filter_map(|id| self.slots.get(&id).map(|&s| (id, dot(query, self.vector(s))))).collect()
+        ids.into_iter().filter_map(|id| self.slots.get(&id).map(|&s| (id, self.score(query, s)))).collect()
     }
 
     fn named(&self, scored: Vec<(usize, f32)>) -> Vec<(Uuid, f32)> {
@@ -303,38 +342,48 @@ impl VectorIndex {
     }
 
     /// Rebuilds the index of `space` from `stored` (every vector of that
-    /// space in the database), reusing the saved graph under `dir` when
-    /// there is one: its slots keep their places, vectors stored since are
-    /// added, and vectors deleted since are removed. Returns the index and
-    /// whether the graph was reused.
-    pub fn restore(dir: &Path, space: Space, dims: usize, mut stored: HashMap<Uuid, Vec<f32>>) -> (Self, bool) {
+    /// space in the database, streamed), reusing the saved graph under
+    /// `dir` when there is one: its slots keep their places, vectors stored
+    /// since are added, and vectors deleted since are removed. Returns the
+    /// index and whether the graph was reused.
+    pub fn restore(dir: &Path, space: Space, dims: usize, stored: Stored) -> (Self, bool) {
         let mut ix = Self::new(space, dims);
-        let reused = match load_saved(dir, space, dims) {
+        let mut rest: Vec<(Uuid, Vec<f32>)> = Vec::new();
+        let saved = load_saved(dir, space, dims);
+        let reused = saved.is_some();
+        let read = match saved {
             Some((ann, ids)) => {
-                for (slot, id) in ids.iter().enumerate() {
-                    match id.and_then(|id| stored.remove(&id).map(|v| (id, v))) {
-                        Some((id, v)) => {
-                            ix.ids.push(Some(id));
-                            ix.arena.extend_from_slice(&v);
-                            ix.slots.insert(id, slot);
-                        }
-                        None => {
-                            ix.ids.push(None);
-                            ix.arena.extend(std::iter::repeat_n(0.0, dims));
-                            let _ = ann.remove(slot as u64);
-                        }
+                let saved_slots: HashMap<Uuid, usize> = ids.iter().enumerate().filter_map(|(slot, id)| id.map(|id| (id, slot))).collect();
+                ix.ids = vec![None; ids.len()];
+                // The graph holds the saved vectors: only ids are read for
+                // them (and vectors stored since are added to it).
+                let read = stored.for_each(|id, v| match saved_slots.get(&id) {
+                    Some(&slot) => {
+                        ix.ids[slot] = Some(id);
+                        ix.slots.insert(id, slot);
+                    }
+                    None => rest.push((id, v)),
+                });
+                // Slots whose vector is gone since the save.
+                for (slot, id) in ix.ids.iter().enumerate() {
+                    if id.is_none() {
+                        let _ = ann.remove(slot as u64);
                     }
                 }
+                let _ = ann.reserve(ix.ids.len() + rest.len());
                 ix.ann = Some(ann);
-                true
+                read
             }
-            None => false,
+            None => stored.for_each(|id, v| {
+                if let Err(e) = ix.upsert(id, &v) {
+                    tracing::warn!(%id, error = %e, "a stored vector was skipped");
+                }
+            }),
         };
-        let mut rest: Vec<_> = stored.into_iter().collect();
-        rest.sort_unstable_by_key(|(id, _)| *id);
-        if let Some(ann) = &ix.ann {
-            let _ = ann.reserve(ix.ids.len() + rest.len());
+        if let Err(e) = read {
+            tracing::warn!(error = %e, "stored vectors could not all be read; re-embedding fills the gaps");
         }
+        ix.slots.shrink_to_fit();
         for (id, v) in rest {
             if let Err(e) = ix.upsert(id, &v) {
                 tracing::warn!(%id, error = %e, "a stored vector was skipped");
@@ -416,7 +465,7 @@ mod tests {
         }
         let hits = ix.search(&unit(7, 16), 3, &|_| true);
         assert_eq!(hits[0].0, ids[7]);
-        assert!((hits[0].1 - 1.0).abs() < 1e-5);
+        assert!((hits[0].1 - 1.0).abs() < 2e-3);
         let hits = ix.search(&unit(7, 16), 3, &|id| *id != ids[7]);
         assert!(hits.iter().all(|(id, _)| *id != ids[7]));
         ix.remove(&ids[7]);
@@ -438,11 +487,17 @@ mod tests {
         assert_eq!(ix.search(&unit(5, 32), 1, &|_| true)[0].0, ids[5]);
         ix.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         // After the save: one deleted, one added.
-        let mut stored: HashMap<Uuid, Vec<f32>> =
-            ids.iter().enumerate().map(|(i, id)| (*id, unit(i as u64, 32))).collect();
-        stored.remove(&ids[5]);
+        let db = fjall::Database::builder(dir.path().join("db")).open().unwrap_or_else(|e| panic!("{e}"));
+        let ks = db.keyspace("vectors", fjall::KeyspaceCreateOptions::default).unwrap_or_else(|e| panic!("{e}"));
+        let put = |id: &Uuid, v: &[f32]| {
+            ks.insert(crate::memory::keys::item_key(0, id), super::super::vectors::encode(space, v)).unwrap_or_else(|e| panic!("{e}"))
+        };
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != 5) {
+            put(id, &unit(i as u64, 32));
+        }
         let extra = Uuid::now_v7();
-        stored.insert(extra, unit(99_999, 32));
+        put(&extra, &unit(99_999, 32));
+        let stored = super::super::vectors::load(&ks, 0, space, 32).unwrap_or_else(|e| panic!("{e}"));
         let (back, reused) = VectorIndex::restore(dir.path(), space, 32, stored);
         assert!(reused && back.has_ann());
         assert_eq!(back.len(), 2000);

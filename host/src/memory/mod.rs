@@ -1,9 +1,11 @@
 //! Episodic memory: episodes with ordered steps and outcomes, stored in
 //! fjall, searchable by words, with reward and reflection on completion.
 
+pub mod build;
 pub mod documents;
 pub mod keys;
 pub mod model;
+pub mod open;
 pub mod quality;
 pub mod query;
 pub mod reads;

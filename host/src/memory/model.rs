@@ -21,6 +21,9 @@ pub const MAX_SHORT_CHARS: usize = 1_000;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Most tags, artifacts, metadata entries...
 pub const MAX_LIST_ITEMS: usize = 100;
+/// Largest episode metadata, all entries together, as JSON bytes: the
+/// header is read on every query hit and rewritten on every update.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -187,7 +190,11 @@ pub struct EpisodeHeader {
     pub reflection: Option<Reflection>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    /// Steps appended so far; the next must be `step_count + 1`.
+    /// Steps appended so far; the next must be `step_count + 1`. Stored
+    /// exactly once the episode is complete; while it is in progress the
+    /// steps keyspace is the count (appending a step does not rewrite the
+    /// header), and the store fills this in on every read.
+    #[serde(default)]
     pub step_count: u32,
 }
 
@@ -289,6 +296,13 @@ pub fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), Invalid> {
     for (k, v) in m {
         check_short("metadata key", k, true)?;
         check_text(&format!("metadata.{k}"), v)?;
+    }
+    let bytes = serde_json::to_vec(m).map_or(usize::MAX, |v| v.len());
+    if bytes > MAX_METADATA_BYTES {
+        return Err(invalid(
+            "metadata",
+            format!("is {bytes} bytes as JSON; the limit is 64 KiB ({MAX_METADATA_BYTES} bytes) for all entries together; nothing was stored"),
+        ));
     }
     Ok(())
 }

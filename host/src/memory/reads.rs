@@ -43,7 +43,9 @@ impl MemoryStore {
         let mut out = Vec::new();
         for kv in self.episodes.range(id_key(&floor)..) {
             let (_, v) = kv.into_inner()?;
-            out.push(decode("episodes", &v)?);
+            let mut h: EpisodeHeader = decode("episodes", &v)?;
+            self.fill_step_count(&mut h)?;
+            out.push(h);
         }
         Ok(out)
     }
@@ -54,8 +56,12 @@ impl MemoryStore {
         self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, filter, limit)
     }
 
-    /// Every stored episode's id.
+    /// Every stored episode's id (from the tree while the start-up
+    /// rebuild of the summaries runs).
     pub fn all_ids(&self) -> Vec<Uuid> {
+        if !self.build.is_ready() {
+            return self.episodes.iter().filter_map(|kv| kv.key().ok().and_then(|k| Uuid::from_slice(&k).ok())).collect();
+        }
         self.summaries.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
     }
 
@@ -82,8 +88,19 @@ impl MemoryStore {
         &self.vectors
     }
 
-    /// The ids of every completed episode.
+    /// The ids of every completed episode (read from the tree while the
+    /// start-up rebuild of the summaries runs).
     pub fn completed_ids(&self) -> Vec<Uuid> {
+        if !self.build.is_ready() {
+            return self
+                .episodes
+                .iter()
+                .filter_map(|kv| kv.into_inner().ok())
+                .filter_map(|(_, v)| decode::<EpisodeHeader>("episodes", &v).ok())
+                .filter(|h| h.is_complete())
+                .map(|h| h.episode_id)
+                .collect();
+        }
         self.summaries.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(_, s)| s.outcome.is_some()).map(|(id, _)| *id).collect()
     }
 
@@ -161,14 +178,18 @@ impl MemoryStore {
     pub fn stats(&self) -> StoreStats {
         let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
         let completed = s.values().filter(|x| x.outcome.is_some()).count() as u64;
+        let index = self.index_coverage();
+        // While the rebuild runs, those not yet read count as stored.
+        let unread = if index.state == "building" { index.total.saturating_sub(index.indexed) } else { 0 };
         StoreStats {
-            episodes: s.len() as u64,
+            episodes: s.len() as u64 + unread,
             completed,
             in_progress: s.len() as u64 - completed,
             disk_bytes: self.db.disk_space().unwrap_or(0),
             last_sync: *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()),
             schema_version: SCHEMA_VERSION,
             path: self.path.display().to_string(),
+            index,
         }
     }
 }

@@ -22,6 +22,11 @@
 //! an item's vector and removes its entry in one batch.
 //! (The learning module keeps its own keyspaces in this database.)
 //!
+//! A header is written when the episode is created, updated and completed,
+//! never per step: appending a step writes the step alone, and while an
+//! episode is in progress its step count is the last key under its id in
+//! `steps` (cached for recently used episodes: `open.rs`).
+//!
 //! UUIDv7 ids sort by creation time, so `episodes` is also the time index.
 //! Each write is one atomic batch across keyspaces. Creates and steps are
 //! flushed to the OS before they are acknowledged (they survive a process
@@ -30,7 +35,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -40,16 +45,22 @@ use super::model::{
     Episode, EpisodeHeader, Invalid, MAX_PARAMETERS_BYTES, MAX_STEPS, Outcome, OutcomeType, Step, StepResult, TaskContext,
     TaskType, check_context, check_description, check_metadata, check_outcome, check_short, check_text, invalid,
 };
-use super::documents::{StepWords, completion_text, header_text, step_text};
+use super::documents::{completion_text, header_text, step_text};
+use super::build::{Build, IndexCoverage};
 use super::keys::{EPISODE_ITEM, domain_key, id_key, item_key, step_key, type_key};
+use super::open::OpenSteps;
 use super::text::TextIndex;
 use super::{reflection, reward};
 
 /// The on-disk layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// How long opening waits for the background rebuild of the search index
+/// before serving without it (a small store is indexed by then).
+const SYNC_BUILD_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Set once every completed episode has been queued for analysis.
-const ANALYSIS_BACKFILL_KEY: &str = "analysis_backfill";
+pub(super) const ANALYSIS_BACKFILL_KEY: &str = "analysis_backfill";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -111,7 +122,6 @@ pub struct Summary {
     pub duration_ms: Option<i64>,
     pub reward: Option<f64>,
     pub outcome: Option<OutcomeType>,
-    pub step_count: u32,
 }
 
 /// Storage figures for `health_check` and `get_metrics`.
@@ -124,6 +134,9 @@ pub struct StoreStats {
     pub last_sync: Option<DateTime<Utc>>,
     pub schema_version: u32,
     pub path: String,
+    /// The search index: `building` (queries cover the newest `indexed`
+    /// of `total` episodes) or `ready`.
+    pub index: IndexCoverage,
 }
 
 /// How the store trades durability for speed.
@@ -156,34 +169,61 @@ pub struct MemoryStore {
     /// One vector per item, tagged with the embedding space it belongs to.
     pub(super) vectors: Keyspace,
     /// Serialises writers: each write reads a header and writes it back.
-    write: Mutex<()>,
+    pub(super) write: Mutex<()>,
     pub(super) text: RwLock<TextIndex>,
     pub(super) summaries: RwLock<HashMap<Uuid, Summary>>,
-    /// Headers of in-progress episodes, so appending a step does not read
-    /// the tree (write-through; guarded by `write`).
-    open_headers: Mutex<HashMap<Uuid, EpisodeHeader>>,
+    /// Step counts of recently used in-progress episodes (bounded; guarded
+    /// by `write`).
+    open_steps: Mutex<OpenSteps>,
+    /// The search index's rebuild at start-up.
+    pub(super) build: Build,
     pub(super) last_sync: Mutex<Option<DateTime<Utc>>>,
 }
 
-fn summary(h: &EpisodeHeader) -> Summary {
+pub(super) fn summary(h: &EpisodeHeader) -> Summary {
     Summary {
         domain: h.domain.clone(),
         task_type: h.task_type,
         duration_ms: h.duration_ms(),
         reward: h.reward.as_ref().map(|r| r.total),
         outcome: h.outcome.as_ref().map(|o| o.outcome_type),
-        step_count: h.step_count,
     }
 }
 
 impl MemoryStore {
     /// Opens (or creates) the store under `data_dir`, checks its schema and
-    /// rebuilds the in-memory search index.
+    /// rebuilds the in-memory search index before returning.
     pub fn open(data_dir: &Path) -> Result<Self> {
         Self::open_with(data_dir, StoreOptions::default())
     }
 
     pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self> {
+        let store = Self::open_unindexed(data_dir, options)?;
+        store.build_index()?;
+        Ok(store)
+    }
+
+    /// Opens the store and rebuilds the search index on a background
+    /// thread, newest episodes first: the store serves at once, and
+    /// queries cover what is indexed so far ([`MemoryStore::index_coverage`]).
+    pub fn open_background(data_dir: &Path, options: StoreOptions) -> Result<Arc<Self>> {
+        let store = Arc::new(Self::open_unindexed(data_dir, options)?);
+        let s = store.clone();
+        let spawned = std::thread::Builder::new().name("search-index".into()).spawn(move || {
+            if let Err(e) = s.build_index() {
+                tracing::error!(error = %e, "the search index could not be rebuilt; queries cover only what was indexed");
+                s.build.fail(e.to_string());
+            }
+        });
+        if let Err(e) = spawned {
+            return Err(StoreError::Storage(fjall::Error::Io(e)));
+        }
+        // A small store is indexed before the first request all the same.
+        store.build.wait_for(SYNC_BUILD_WAIT);
+        Ok(store)
+    }
+
+    fn open_unindexed(data_dir: &Path, options: StoreOptions) -> Result<Self> {
         let path = data_dir.join("episodes.fjall");
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Storage(fjall::Error::Io(e)))?;
         let db = match Database::builder(&path).open() {
@@ -207,11 +247,11 @@ impl MemoryStore {
             write: Mutex::new(()),
             text: RwLock::new(TextIndex::new()),
             summaries: RwLock::new(HashMap::new()),
-            open_headers: Mutex::new(HashMap::new()),
+            open_steps: Mutex::new(OpenSteps::default()),
+            build: Build::default(),
             last_sync: Mutex::new(None),
         };
         store.check_schema()?;
-        store.rebuild_indexes()?;
         Ok(store)
     }
 
@@ -231,80 +271,74 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn rebuild_indexes(&self) -> Result<()> {
-        let started = std::time::Instant::now();
-        let mut text = TextIndex::new();
-        let mut sums = HashMap::new();
-        // Stores from before the analysis queue existed learn from their
-        // completed episodes once.
-        let backfill = self.meta.get(ANALYSIS_BACKFILL_KEY)?.is_none();
-        let mut queue = self.db.batch();
-        for kv in self.episodes.iter() {
-            let (_, v) = kv.into_inner()?;
-            let h: EpisodeHeader = decode("episodes", &v)?;
-            if backfill && h.is_complete() {
-                queue.insert(&self.analysis_queue, id_key(&h.episode_id), []);
-            }
-            text.set_attributes(h.episode_id, &h.domain, h.task_type.code());
-            text.add(h.episode_id, &header_text(&h));
-            text.add(h.episode_id, &completion_text(&h));
-            sums.insert(h.episode_id, summary(&h));
-            self.cache_header(&h);
-        }
-        for kv in self.steps.iter() {
-            let (k, v) = kv.into_inner()?;
-            let Some(id) = k.get(..16).and_then(|b| Uuid::from_slice(b).ok()) else {
-                return Err(StoreError::Corrupt { keyspace: "steps", detail: "short key".into() });
-            };
-            // Only the searchable fields: no timestamps or parameters parsed.
-            let s: StepWords = decode("steps", &v)?;
-            text.add(id, &s.text());
-        }
-        if backfill {
-            queue.insert(&self.meta, ANALYSIS_BACKFILL_KEY, "1");
-            queue.commit()?;
-            self.sync()?;
-        }
-        tracing::info!(episodes = sums.len(), millis = started.elapsed().as_millis() as u64, "search index rebuilt");
-        *self.text.write().unwrap_or_else(|p| p.into_inner()) = text;
-        *self.summaries.write().unwrap_or_else(|p| p.into_inner()) = sums;
-        Ok(())
+    /// How much of the store the search index covers.
+    pub fn index_coverage(&self) -> IndexCoverage {
+        self.build.coverage()
     }
 
-    fn sync(&self) -> Result<()> {
+    pub(super) fn sync(&self) -> Result<()> {
         let mode = if self.options.sync_on_complete { PersistMode::SyncAll } else { PersistMode::Buffer };
         self.db.persist(mode).map_err(StoreError::NotDurable)?;
         *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.write.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn header(&self, id: &Uuid) -> Result<EpisodeHeader> {
-        if let Some(h) = self.open_headers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
-            return Ok(h.clone());
-        }
+    /// The header as stored (its step count is exact only once complete).
+    fn stored_header(&self, id: &Uuid) -> Result<EpisodeHeader> {
         match self.episodes.get(id_key(id))? {
             Some(v) => decode("episodes", &v),
             None => Err(StoreError::NotFound(*id)),
         }
     }
 
-    /// Records `h` as the latest header of an in-progress episode, or
-    /// forgets it once complete.
-    fn cache_header(&self, h: &EpisodeHeader) {
-        let mut c = self.open_headers.lock().unwrap_or_else(|p| p.into_inner());
-        if h.is_complete() {
-            c.remove(&h.episode_id);
-        } else {
-            c.insert(h.episode_id, h.clone());
+    /// The header with its current step count.
+    fn header(&self, id: &Uuid) -> Result<EpisodeHeader> {
+        let mut h = self.stored_header(id)?;
+        self.fill_step_count(&mut h)?;
+        Ok(h)
+    }
+
+    /// Sets an in-progress header's step count from the cache or the tree.
+    pub(super) fn fill_step_count(&self, h: &mut EpisodeHeader) -> Result<()> {
+        if !h.is_complete() {
+            h.step_count = self.open_step_count(&h.episode_id)?;
+        }
+        Ok(())
+    }
+
+    /// An in-progress episode's step count: cached, or the number of its
+    /// last stored step.
+    fn open_step_count(&self, id: &Uuid) -> Result<u32> {
+        if let Some(n) = self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(n);
+        }
+        match self.steps.prefix(id_key(id)).next_back() {
+            Some(kv) => {
+                let k = kv.key()?;
+                k.get(16..20)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt { keyspace: "steps", detail: "short key".into() })
+            }
+            None => Ok(0),
         }
     }
 
+    fn set_open_steps(&self, id: Uuid, n: u32) {
+        self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).set(id, n);
+    }
+
+    fn forget_open(&self, id: &Uuid) {
+        self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
     fn index_text(&self, id: Uuid, text: &str) {
-        self.text.write().unwrap_or_else(|p| p.into_inner()).add(id, text);
+        let tokens = super::text::tokenize(text);
+        self.text.write().unwrap_or_else(|p| p.into_inner()).add_tokens(id, tokens);
     }
 
     fn set_summary(&self, h: &EpisodeHeader) {
@@ -340,13 +374,14 @@ impl MemoryStore {
         b.insert(&self.by_domain, domain_key(&h.domain, &id), []);
         b.insert(&self.by_type, type_key(h.task_type, &id), []);
         b.commit()?;
+        let tokens = super::text::tokenize(&header_text(&h));
         {
             let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
             text.set_attributes(id, &h.domain, h.task_type.code());
-            text.add(id, &header_text(&h));
+            text.add_tokens(id, tokens);
         }
         self.set_summary(&h);
-        self.cache_header(&h);
+        self.set_open_steps(id, 0);
         Ok(id)
     }
 
@@ -364,14 +399,22 @@ impl MemoryStore {
             return Err(invalid("parameters", format!("is {params_len} bytes; the limit is 64 KiB ({MAX_PARAMETERS_BYTES} bytes)")).into());
         }
         let _w = self.lock();
-        let mut h = self.header(&id)?;
-        if h.is_complete() {
-            return Err(StoreError::Completed(id));
-        }
-        if h.step_count >= MAX_STEPS {
+        // Only the step is written: the header is read (and checked) when
+        // the count is not cached, and never rewritten.
+        let cached = self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).get(&id);
+        let count = match cached {
+            Some(n) => n,
+            None => {
+                if self.stored_header(&id)?.is_complete() {
+                    return Err(StoreError::Completed(id));
+                }
+                self.open_step_count(&id)?
+            }
+        };
+        if count >= MAX_STEPS {
             return Err(StoreError::TooManySteps(id));
         }
-        let expected = h.step_count + 1;
+        let expected = count + 1;
         if new.step_number != expected {
             return Err(StoreError::StepOrder { episode: id, expected, got: new.step_number });
         }
@@ -386,14 +429,11 @@ impl MemoryStore {
             latency_ms: new.latency_ms,
             tokens_used: new.tokens_used,
         };
-        h.step_count = expected;
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
         b.insert(&self.steps, step_key(&id, expected), encode(&step));
-        b.insert(&self.episodes, id_key(&id), encode(&h));
         b.commit()?;
+        self.set_open_steps(id, expected);
         self.index_text(id, &step_text(&step));
-        self.set_summary(&h);
-        self.cache_header(&h);
         Ok(expected)
     }
 
@@ -407,6 +447,7 @@ impl MemoryStore {
             return Err(StoreError::Completed(id));
         }
         let steps = self.steps_of(&id)?;
+        h.step_count = steps.len() as u32;
         let now = Utc::now();
         let duration = (now - h.started_at).num_milliseconds();
         h.reward = Some(reward::compute(&h, &steps, &outcome, duration));
@@ -418,7 +459,7 @@ impl MemoryStore {
         b.insert(&self.analysis_queue, id_key(&id), []);
         b.insert(&self.embed_queue, item_key(EPISODE_ITEM, &id), []);
         b.commit()?;
-        self.cache_header(&h);
+        self.forget_open(&id);
         self.sync()?;
         self.index_text(id, &completion_text(&h));
         self.set_summary(&h);
@@ -468,15 +509,18 @@ impl MemoryStore {
             h.metadata = merged;
         }
         self.episodes.insert(id_key(&id), encode(&h))?;
-        self.cache_header(&h);
         self.db.persist(PersistMode::Buffer)?;
         self.reindex(&h)?;
+        // Also what a running rebuild, which now skips it, would have set.
+        self.set_summary(&h);
         Ok(h)
     }
 
     /// Replaces an episode's text document (tags can remove words).
     fn reindex(&self, h: &EpisodeHeader) -> Result<()> {
         let steps = self.steps_of(&h.episode_id)?;
+        // A rebuild still running must not add this episode's old words.
+        self.build.skip(h.episode_id);
         let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
         text.remove(h.episode_id);
         text.set_attributes(h.episode_id, &h.domain, h.task_type.code());
@@ -498,11 +542,12 @@ impl MemoryStore {
         b.remove(&self.analysis_queue, id_key(&id));
         b.remove(&self.embed_queue, item_key(EPISODE_ITEM, &id));
         b.remove(&self.vectors, item_key(EPISODE_ITEM, &id));
-        for n in 1..=h.step_count {
-            b.remove(&self.steps, step_key(&id, n));
+        for kv in self.steps.prefix(id_key(&id)) {
+            b.remove(&self.steps, kv.key()?);
         }
         b.commit()?;
-        self.open_headers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.forget_open(&id);
+        self.build.skip(id);
         self.sync()?;
         self.text.write().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.summaries.write().unwrap_or_else(|p| p.into_inner()).remove(&id);

@@ -99,8 +99,13 @@ impl TextIndex {
 
     /// Adds `text`'s words to episode `id` (creating its document).
     pub fn add(&mut self, id: Uuid, text: &str) {
+        self.add_tokens(id, tokenize(text));
+    }
+
+    /// Adds words already tokenized (see [`tokenize`]) to episode `id`
+    /// (creating its document).
+    pub fn add_tokens(&mut self, id: Uuid, tokens: Vec<String>) {
         let d = self.doc_index(id);
-        let tokens = tokenize(text);
         if tokens.is_empty() {
             return;
         }
@@ -128,6 +133,16 @@ impl TextIndex {
         }
         self.docs[d as usize].len += added;
         self.total_len += u64::from(added);
+    }
+
+    /// Returns spare capacity (after a bulk rebuild).
+    pub fn shrink_to_fit(&mut self) {
+        for list in &mut self.postings {
+            list.shrink_to_fit();
+        }
+        self.postings.shrink_to_fit();
+        self.docs.shrink_to_fit();
+        self.df.shrink_to_fit();
     }
 
     /// Removes episode `id` from results.

@@ -1,0 +1,221 @@
+//! The start-up rebuild of the search index and summaries from fjall.
+//!
+//! It reads a snapshot taken under the writer lock, newest episode first,
+//! merging each header with its steps (both keyspaces sort by episode id),
+//! and applies what it read in chunks, so queries run in between and cover
+//! the newest `indexed` of `total` episodes ([`IndexCoverage`]). Writes
+//! made meanwhile go to the live index as usual; an episode the write path
+//! re-indexes or deletes during the rebuild is skipped by it, and a summary
+//! written meanwhile is never replaced by the snapshot's older one.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use fjall::Readable as _;
+use schemars::JsonSchema;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::documents::{StepWords, completion_text, header_text};
+use super::keys::id_key;
+use super::model::EpisodeHeader;
+use super::store::{ANALYSIS_BACKFILL_KEY, MemoryStore, Result, StoreError, Summary, decode, summary};
+use super::text::tokenize;
+
+/// Episodes read between two applications to the live index.
+const CHUNK: usize = 2_000;
+
+/// How much of the store the search index covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct IndexCoverage {
+    /// `building`, `ready` or `failed`.
+    pub state: String,
+    /// Episodes indexed so far (the newest first).
+    pub indexed: u64,
+    /// Episodes stored when the rebuild started.
+    pub total: u64,
+    /// Why the rebuild stopped, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Build {
+    indexed: AtomicU64,
+    total: AtomicU64,
+    /// `None` while building; then `Ok` or the failure.
+    done: Mutex<Option<std::result::Result<(), String>>>,
+    finished: Condvar,
+    /// Episodes the write path re-indexed or deleted during the rebuild.
+    skip: Mutex<HashSet<Uuid>>,
+}
+
+impl Build {
+    fn lock_done(&self) -> std::sync::MutexGuard<'_, Option<std::result::Result<(), String>>> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(*self.lock_done(), Some(Ok(())))
+    }
+
+    /// Tells a running rebuild to leave `id` alone.
+    pub fn skip(&self, id: Uuid) {
+        if self.lock_done().is_none() {
+            self.skip.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        }
+    }
+
+    pub fn fail(&self, error: String) {
+        *self.lock_done() = Some(Err(error));
+        self.finished.notify_all();
+    }
+
+    fn finish(&self) {
+        *self.lock_done() = Some(Ok(()));
+        self.skip.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.finished.notify_all();
+    }
+
+    pub fn coverage(&self) -> IndexCoverage {
+        let (state, error) = match &*self.lock_done() {
+            None => ("building", None),
+            Some(Ok(())) => ("ready", None),
+            Some(Err(e)) => ("failed", Some(e.clone())),
+        };
+        IndexCoverage {
+            state: state.into(),
+            indexed: self.indexed.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            error,
+        }
+    }
+
+    /// Blocks until the rebuild has finished (or failed) or `limit` has
+    /// passed.
+    pub fn wait_for(&self, limit: std::time::Duration) {
+        let deadline = Instant::now() + limit;
+        let mut done = self.lock_done();
+        while done.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            done = self.finished.wait_timeout(done, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Blocks until the rebuild has finished (or failed).
+    pub fn wait(&self) {
+        let mut done = self.lock_done();
+        while done.is_none() {
+            done = self.finished.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// One episode's document, prepared outside the locks.
+struct Prepared {
+    id: Uuid,
+    domain: String,
+    task_type: u8,
+    tokens: Vec<String>,
+    summary: Summary,
+}
+
+impl MemoryStore {
+    /// Rebuilds the search index and summaries (see the module docs), and
+    /// queues for analysis, once, the completed episodes of a store from
+    /// before the analysis queue existed.
+    pub(super) fn build_index(&self) -> Result<()> {
+        let started = Instant::now();
+        let snap = {
+            let _w = self.lock();
+            self.db.snapshot()
+        };
+        // An estimate at once, then the exact count.
+        self.build.total.store(self.episodes.approximate_len() as u64, Ordering::Relaxed);
+        let total = snap.len(&self.episodes)? as u64;
+        self.build.total.store(total, Ordering::Relaxed);
+        let backfill = self.meta.get(ANALYSIS_BACKFILL_KEY)?.is_none();
+        let mut queue = self.db.batch();
+        let mut steps = snap.iter(&self.steps).rev();
+        // The next step not yet matched to a header: (episode, words).
+        let mut pending: Option<(Uuid, StepWords)> = None;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for kv in snap.iter(&self.episodes).rev() {
+            let (_, v) = kv.into_inner()?;
+            let h: EpisodeHeader = decode("episodes", &v)?;
+            if backfill && h.is_complete() {
+                queue.insert(&self.analysis_queue, id_key(&h.episode_id), []);
+            }
+            let mut tokens = tokenize(&header_text(&h));
+            tokens.extend(tokenize(&completion_text(&h)));
+            loop {
+                if pending.is_none() {
+                    let Some(kv) = steps.next() else { break };
+                    let (k, v) = kv.into_inner()?;
+                    let Some(id) = k.get(..16).and_then(|b| Uuid::from_slice(b).ok()) else {
+                        return Err(StoreError::Corrupt { keyspace: "steps", detail: "short key".into() });
+                    };
+                    // Only the searchable fields: no timestamps or parameters parsed.
+                    pending = Some((id, decode("steps", &v)?));
+                }
+                match &pending {
+                    // A step without a header (newer than this one): skipped.
+                    Some((id, _)) if *id > h.episode_id => pending = None,
+                    Some((id, s)) if *id == h.episode_id => {
+                        tokens.extend(tokenize(&s.text()));
+                        pending = None;
+                    }
+                    _ => break,
+                }
+            }
+            chunk.push(Prepared {
+                id: h.episode_id,
+                domain: h.domain.clone(),
+                task_type: h.task_type.code(),
+                tokens,
+                summary: summary(&h),
+            });
+            if chunk.len() == CHUNK {
+                self.apply(std::mem::take(&mut chunk));
+            }
+        }
+        self.apply(chunk);
+        if backfill {
+            queue.insert(&self.meta, ANALYSIS_BACKFILL_KEY, "1");
+            queue.commit()?;
+            self.sync()?;
+        }
+        self.text.write().unwrap_or_else(|p| p.into_inner()).shrink_to_fit();
+        self.build.finish();
+        tracing::info!(episodes = total, millis = started.elapsed().as_millis() as u64, "search index rebuilt");
+        Ok(())
+    }
+
+    fn apply(&self, chunk: Vec<Prepared>) {
+        let n = chunk.len() as u64;
+        {
+            let skip = self.build.skip.lock().unwrap_or_else(|p| p.into_inner());
+            let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
+            let mut sums = self.summaries.write().unwrap_or_else(|p| p.into_inner());
+            for p in chunk {
+                if skip.contains(&p.id) {
+                    continue;
+                }
+                text.set_attributes(p.id, &p.domain, p.task_type);
+                text.add_tokens(p.id, p.tokens);
+                sums.entry(p.id).or_insert(p.summary);
+            }
+        }
+        self.build.indexed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Blocks until the start-up rebuild of the search index has finished.
+    pub fn wait_indexed(&self) {
+        self.build.wait();
+    }
+}
