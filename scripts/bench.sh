@@ -16,3 +16,4 @@ echo "## embeddings"; cargo bench -p memory-mcp --bench embeddings 2>/dev/null |
 echo "## tool calls from code"; cargo bench -p memory-mcp --bench tools 2>/dev/null | grep -E "^\|"
 echo "## token savings"; cargo bench -p memory-mcp --bench tokens 2>/dev/null | grep -E "^\|"
 echo "## plugins"; cargo bench -p memory-mcp --bench plugins 2>/dev/null | grep -E "^(\||Templates)"
+echo "## cancellation"; cargo bench -p memory-mcp --bench cancel 2>/dev/null | grep -E "^(cancel|  )"

@@ -19,6 +19,7 @@ async fn sandbox(grants: Grants, max_concurrency: usize) -> Sandbox {
     let config = SandboxConfig {
         limits: Profile::Default.limits(),
         max_concurrency,
+        max_queued: 1024,
         policy: CompiledPolicy::deny_all(),
         dispatcher: Arc::new(NoServers),
         grants,

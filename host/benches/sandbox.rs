@@ -5,7 +5,9 @@
 //! in-process latency, MCP stdio round trip, throughput at concurrency 1,
 //! 2 and 20, and the server's peak RSS with 1,000 executions in flight.
 //! In the same run, the seed's approach as the baseline: a fresh `node`
-//! process per execution.
+//! process per execution. Then `ping` latency while the worst case of each
+//! wasm path runs (`shared/ping_under_load.rs`; `BENCH_PING_ONLY` runs
+//! only that).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -22,6 +24,9 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
+
+#[path = "shared/ping_under_load.rs"]
+mod ping_under_load;
 
 const TRIVIAL: &str = "return 1 + 2";
 
@@ -229,9 +234,14 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let cache_dir = tempfile::tempdir()?;
+        if std::env::var_os("BENCH_PING_ONLY").is_some() {
+            ping_under_load::report(cache_dir.path()).await;
+            return Ok(());
+        }
         let config = SandboxConfig {
             limits: Profile::Default.limits(),
             max_concurrency: 20,
+            max_queued: 1024,
             policy: CompiledPolicy::deny_all(),
             dispatcher: Arc::new(NoServers),
             grants: Grants::TOOLS,
@@ -263,6 +273,8 @@ fn main() -> anyhow::Result<()> {
         let rss = peak_rss_1000(cache_dir.path()).await;
         println!("| 1,000 concurrent executions over stdio | server peak RSS | {:.1} MiB | | |", rss as f64 / 1024.0);
         println!("| runtime load | snapshot + compile (cold) / cache hit | {cold} ms / see `warm` | | |");
+        println!();
+        ping_under_load::report(cache_dir.path()).await;
         Ok(())
     })
 }

@@ -246,6 +246,13 @@ fn main() {
     seed(&data, n);
     let warmed = std::process::Command::new(&bin).arg("--data-dir").arg(tmp.join("startup-warm")).arg("--cache-dir").arg(&cache).arg("warm").stderr(Stdio::null()).status();
     assert!(warmed.is_ok_and(|s| s.success()), "warming the artifact cache failed");
+    // The store's own part in-process: the search index and the summaries.
+    let self_rss = || rss_kb(std::process::id());
+    let before = self_rss();
+    let store = MemoryStore::open(&data).expect("open");
+    let indexed = self_rss();
+    drop(store);
+    let store_part = indexed.saturating_sub(before) as f64 * 1024.0;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         // The steady state: analysis and embedding queues drained once, the
@@ -264,6 +271,7 @@ fn main() {
         println!("|---|---|---|");
         println!("| empty data dir | `tools/list` answered after spawn | {} |", ms(base.tools_list));
         println!("| empty data dir | RSS | {:.0} MB |", base.rss_kb as f64 / 1024.0);
+        println!("| {n} episodes, in-process | store opened and indexed: BM25 index, summaries, fjall's cache (per episode) | {:.0} MB ({:.0} B) |", store_part / 1048576.0, store_part / n as f64);
         for i in 0..runs {
             let r = run_once(&bin, &data, &cache, &log, Duration::from_secs(600), Duration::ZERO).await;
             let per = r.rss_kb as f64 * 1024.0 / n as f64;

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use crate::embeddings::{FileEmbeddings, Providers};
-use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, Limits, Profile};
+use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUED, Limits, Profile};
 use crate::gateway::servers::UpstreamConfig;
 use crate::sandbox::policy::ToolPolicy;
 
@@ -57,6 +57,10 @@ pub struct SandboxArgs {
     /// Executions that may run at once; others wait their turn.
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<usize>,
+    /// Executions that may wait for a slot; beyond this a call is answered
+    /// at once with a busy result that says when to retry.
+    #[arg(long, value_name = "N")]
+    pub max_queued: Option<usize>,
 }
 
 /// The config file.
@@ -103,6 +107,7 @@ pub struct FileSandbox {
     pub memory_mb: Option<u64>,
     pub max_output_bytes: Option<usize>,
     pub max_concurrency: Option<usize>,
+    pub max_queued: Option<usize>,
     /// Tool-call policy for sandboxed code; denies everything when absent.
     #[serde(default)]
     pub tools: ToolPolicy,
@@ -123,6 +128,8 @@ pub struct Settings {
     pub plugins_dir: PathBuf,
     pub limits: Limits,
     pub max_concurrency: usize,
+    /// Executions that may wait for a slot.
+    pub max_queued: usize,
     pub tool_policy: ToolPolicy,
     pub servers: BTreeMap<String, UpstreamConfig>,
     pub audit_max_records: u64,
@@ -175,6 +182,10 @@ impl Settings {
         if !(1..=1024).contains(&max_concurrency) {
             bail!("max_concurrency must be between 1 and 1024");
         }
+        let max_queued = sandbox.max_queued.or(fs.max_queued).unwrap_or(DEFAULT_MAX_QUEUED);
+        if max_queued > 100_000 {
+            bail!("max_queued must be at most 100000");
+        }
         for (name, server) in &file.servers {
             server.transport(name).context("the [servers] table of the config file")?;
         }
@@ -186,6 +197,7 @@ impl Settings {
             plugins_dir,
             limits,
             max_concurrency,
+            max_queued,
             tool_policy: fs.tools.clone(),
             servers: file.servers.clone(),
             audit_max_records: file.audit.max_records,

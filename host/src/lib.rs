@@ -16,6 +16,7 @@
 //! let config = SandboxConfig {
 //!     limits: Profile::Default.limits(),
 //!     max_concurrency: 20,
+//!     max_queued: 1024,
 //!     policy: CompiledPolicy::deny_all(),
 //!     dispatcher: Arc::new(NoServers),
 //!     grants: Grants::TOOLS,
@@ -48,4 +49,6 @@ pub mod memory;
 pub mod metrics;
 pub mod plugins;
 pub mod sandbox;
+pub mod shutdown;
+pub mod sync;
 pub mod world;

@@ -95,22 +95,37 @@ enum ToolsCommand {
     },
 }
 
-fn main() -> Result<()> {
+/// The default log filter: our own INFO, and only errors from rmcp, which
+/// logs every error reply (a client's unknown method, say) as a WARN.
+const DEFAULT_LOG: &str = "info,rmcp=error";
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MEMORY_MCP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
+    // Errors end the process with their chain of causes, never a backtrace.
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("memory-mcp: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let settings = Settings::resolve(&cli.common, &cli.sandbox)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings, cli.max_frame_bytes).await,
             Command::Warm => {
@@ -119,6 +134,9 @@ fn main() -> Result<()> {
                 eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
                 let ts = sandbox.typescript().await.map_err(anyhow::Error::msg)?;
                 eprintln!("ts-strip ready in {} ms (cache hit: {})", ts.load.millis, ts.load.cache_hit);
+                let started = std::time::Instant::now();
+                memory_mcp::plugins::builder::Builder::in_sandbox(&sandbox).warm().await?;
+                eprintln!("plugin templates ready in {} ms", started.elapsed().as_millis());
                 let cache = ArtifactCache::new(&settings.cache_dir);
                 let engine = memory_mcp::sandbox::engine::build_metered()?;
                 let (_, r) = cache.load(&engine, "pattern-analyzer", memory_mcp::components::PATTERN_ANALYZER, None).await?;
@@ -134,7 +152,11 @@ fn main() -> Result<()> {
             Command::Plugin { command } => memory_mcp::plugins::cli::run(&settings, command).await,
             Command::Analyzer { command } => memory_mcp::plugins::analyzer_cli::run(&settings, command).await,
         }
-    })
+    });
+    // Whatever is still in flight now fails because of the shutdown.
+    memory_mcp::shutdown::begin();
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 /// The audit of an existing data dir, opened directly (not through the
@@ -198,6 +220,7 @@ async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<M
     let config = SandboxConfig {
         limits: settings.limits,
         max_concurrency: settings.max_concurrency,
+        max_queued: settings.max_queued,
         policy: gateway.policy().as_ref().clone(),
         dispatcher: gateway,
         grants: Grants::TOOLS,
@@ -208,11 +231,13 @@ async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<M
 
 async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
     let data_dir = settings.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || MemoryStore::open(&data_dir))
+    // The search index is rebuilt in the background: the server answers at
+    // once, and queries state how much of the store they cover meanwhile.
+    let options = memory_mcp::memory::store::StoreOptions::default();
+    let store = tokio::task::spawn_blocking(move || MemoryStore::open_background(&data_dir, options))
         .await
         .context("opening the episode store")?
         .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
-    let store = Arc::new(store);
     let memory = store.clone();
     let patterns = tokio::task::spawn_blocking(move || PatternStore::open(&memory))
         .await
@@ -251,7 +276,7 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
                 AnalyzersState::Ready(Arc::new(set))
             }
             Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "the pattern analyzers failed to load");
+                memory_mcp::shutdown::failed("the pattern analyzers failed to load", &format!("{e:#}"));
                 AnalyzersState::Failed(format!("{e:#}"))
             }
         };
@@ -277,7 +302,11 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
                 let ts = s.clone();
                 tokio::spawn(async move {
                     if let Err(e) = ts.typescript().await {
-                        tracing::error!(error = %e, "the TypeScript stripper failed to load");
+                        memory_mcp::shutdown::failed("the TypeScript stripper failed to load", &e.to_string());
+                    }
+                    // And the plugin templates, so a build does not wait for them.
+                    if let Err(e) = memory_mcp::plugins::builder::Builder::in_sandbox(&ts).warm().await {
+                        memory_mcp::shutdown::failed("the plugin templates failed to load", &format!("{e:#}"));
                     }
                 });
                 // Then the plugins, which are served as tools once loaded.
@@ -289,7 +318,7 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
                 RuntimeState::Ready(s)
             }
             Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "the JS runtime failed to load");
+                memory_mcp::shutdown::failed("the JS runtime failed to load", &format!("{e:#}"));
                 RuntimeState::Failed(format!("{e:#}"))
             }
         };

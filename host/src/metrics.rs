@@ -82,6 +82,12 @@ impl Metrics {
             .collect()
     }
 
+    /// The median time from admission to result, once anything ran.
+    pub fn median_execution(&self) -> Option<Duration> {
+        let h = crate::sync::lock(&self.latency_us);
+        (!h.is_empty()).then(|| Duration::from_micros(h.value_at_quantile(0.50)))
+    }
+
     pub fn latency(&self) -> LatencySummary {
         let h = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
         let ms = |us: u64| us as f64 / 1000.0;

@@ -32,7 +32,11 @@ wasmtime::component::bindgen!({
         }
     ",
     world: "host",
-    imports: { default: async },
+    imports: {
+        // A tool call traps when the execution is over its refusal budget.
+        "memory-mcp:tool-call/tools.call-tool": async | trappable,
+        default: async,
+    },
     exports: { default: async },
 });
 

@@ -173,19 +173,79 @@ pub fn set_context(ctx: &Ctx<'_>, context_json: &str) -> Result<(), JsError> {
     ctx.globals().set("context", value).map_err(|e| from_caught(ctx, e))
 }
 
-/// `source` as an async function expression. The closing brace sits on its
-/// own line so a trailing `//` comment in the source cannot swallow it; the
-/// opening one shares line 1 so QuickJS line numbers are the caller's.
+/// `source` as the body of an async function expression, fenced so that
+/// it cannot end that function early.
+///
+/// The body sits in a block labelled with a name derived from the blake3
+/// of `source`, and the block ends with `break` to that label. QuickJS's
+/// parser only accepts a `break LABEL` inside a statement labelled LABEL
+/// *in the same function*, and `source` cannot spell the label (it would
+/// have to contain its own hash). So the text parses only if the `break`
+/// after the source is still inside the wrapper function: a source that
+/// closes the wrapper (`}); STMT; (async function () {`) is a syntax
+/// error, and the script is exactly one function expression, whose
+/// evaluation runs none of `source`. The check is the engine's own parser
+/// on the very text that runs, so no second parser can disagree with it.
+///
+/// A leading `"use strict"` directive keeps its meaning (it is repeated
+/// where a directive may stand). The closing lines sit after a line break
+/// so a trailing `//` comment in the source cannot swallow them; the
+/// opening shares line 1 so QuickJS line numbers are the caller's (line-1
+/// columns are corrected by [`body_column_offset`]).
 pub fn wrap(source: &str) -> String {
-    format!("(async function () {{ {source}\n}})")
+    let label = fence_label(source);
+    format!("{}{source}\nbreak {label}; }}\n}})", prefix(source, &label))
 }
+
+fn prefix(source: &str, label: &str) -> String {
+    let strict = if strict_directive(source) { "\"use strict\"; " } else { "" };
+    format!("(async function () {{ {strict}{label}: {{ ")
+}
+
+/// The label fencing `source`: unguessable without `source` itself.
+fn fence_label(source: &str) -> String {
+    let hash = blake3::hash(source.as_bytes());
+    format!("__memory_mcp_body_{}", &hash.to_hex()[..32])
+}
+
+/// Whether `source` opens with a `"use strict"` directive.
+fn strict_directive(source: &str) -> bool {
+    let s = source.trim_start();
+    ["\"use strict\"", "'use strict'"].iter().any(|d| {
+        s.strip_prefix(d).is_some_and(|rest| {
+            let rest = rest.trim_start_matches([' ', '\t']);
+            rest.is_empty() || rest.starts_with([';', '\n', '\r', '}'])
+        })
+    })
+}
+
+/// How many characters [`wrap`] puts before `source` on line 1.
+pub fn body_column_offset(source: &str) -> u32 {
+    u32::try_from(prefix(source, &fence_label(source)).chars().count()).unwrap_or(0)
+}
+
+thread_local! {
+    /// [`body_column_offset`] of the source compiled last; error columns on
+    /// line 1 are reported without it.
+    static COLUMN_OFFSET: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The column offset of line 1 in the source compiled last.
+pub fn line1_offset() -> u32 {
+    COLUMN_OFFSET.with(|c| c.get())
+}
+
+/// What the fence's parse error means: the source closed the function it
+/// runs in, or left a bracket open.
+const NOT_A_BODY: &str =
+    "SyntaxError: the code is not a function body: its braces or brackets do not balance, or it closes the function it runs in";
 
 fn run_in(ctx: &Ctx<'_>, source: &str, context_json: &str) -> Outcome {
     if let Err(e) = set_context(ctx, context_json) {
         return Outcome::RuntimeError(e);
     }
     let wrapped = format!("{}()", wrap(source));
-    let compiled = match compile(ctx, &wrapped) {
+    let compiled = match compile_body(ctx, source, &wrapped) {
         Ok(f) => f,
         Err(e) => return Outcome::SyntaxError(e),
     };
@@ -202,7 +262,7 @@ fn run_in(ctx: &Ctx<'_>, source: &str, context_json: &str) -> Outcome {
 /// Compiles and evaluates `wrap(source)`, giving the function it defines.
 /// Nothing in `source` runs.
 pub fn compile_function<'js>(ctx: &Ctx<'js>, source: &str) -> Result<Function<'js>, JsError> {
-    let compiled = compile(ctx, &wrap(source))?;
+    let compiled = compile_body(ctx, source, &wrap(source))?;
     let value = evaluate(ctx, compiled)?;
     value
         .into_function()
@@ -241,6 +301,37 @@ fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> Outcome {
         }
         Err(e) => Outcome::RuntimeError(from_caught(ctx, e)),
     }
+}
+
+/// Compiles `wrapped` (`source` as [`wrap`] made it) without running it.
+/// An error past the source's own lines is in the fence: the source is
+/// not a function body.
+fn compile_body<'js>(ctx: &Ctx<'js>, source: &str, wrapped: &str) -> Result<Value<'js>, JsError> {
+    COLUMN_OFFSET.with(|c| c.set(body_column_offset(source)));
+    compile(ctx, wrapped).map_err(|mut e| {
+        let source_lines = u32::try_from(source.matches('\n').count() + 1).unwrap_or(u32::MAX);
+        if e.line.is_some_and(|l| l > source_lines) {
+            e.message = format!("{NOT_A_BODY} ({})", e.message);
+            e.line = Some(source_lines);
+            e.column = None;
+        } else if escapes_unfenced(ctx, source) {
+            e.message = format!("{} ({AS_A_BLOCK})", e.message);
+        }
+        e
+    })
+}
+
+/// Why a source that compiles unfenced fails fenced: it closes the
+/// function, or its top-level declarations clash under block rules (a
+/// `var` and a function of one name; two functions of one name in strict
+/// mode).
+const AS_A_BLOCK: &str = "the code runs as a block inside an async function: it may not close that function, and its top-level declarations follow block rules";
+
+/// Whether `source` compiles when wrapped without the fence: then the
+/// fence is what refused it. Only compiled (into a value dropped at
+/// once), never run.
+fn escapes_unfenced(ctx: &Ctx<'_>, source: &str) -> bool {
+    compile(ctx, &format!("(async function () {{ {source}\n}})")).is_ok()
 }
 
 /// Compiles without running, so syntax errors are told apart from runtime
@@ -286,4 +377,159 @@ fn evaluate<'js>(ctx: &Ctx<'js>, compiled: Value<'js>) -> Result<Value<'js>, JsE
         return Err(from_value(ctx, ctx.catch()));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fence around a script, against the engine's own parser: every
+    //! way out of the wrapper is a syntax error and runs nothing, and
+    //! ordinary bodies mean what they meant unfenced.
+
+    use super::*;
+
+    fn no_tools(_: &str, _: &str, _: &str) -> Result<String, (String, String)> {
+        Err(("Error".into(), "no tools here".into()))
+    }
+
+    const CTX: &str = r#"{"task":"t","input":null}"#;
+
+    fn run_ok(source: &str) -> String {
+        match run(no_tools, source, CTX) {
+            Outcome::Success(Some(json)) => json,
+            other => panic!("{source:?}: {other:?}"),
+        }
+    }
+
+    /// Compiles `source` as a plugin body and says whether it was refused,
+    /// and whether any of it ran (it sets `globalThis.ran`).
+    fn compile_escape(source: &str) -> (bool, bool) {
+        with_context(no_tools, |ctx| {
+            ctx.globals().set("ran", false).expect("set");
+            let refused = compile_function(ctx, source).is_err();
+            let ran: bool = ctx.globals().get("ran").expect("get");
+            (refused, ran)
+        })
+    }
+
+    fn escapes() -> Vec<String> {
+        let guessed = fence_label("return 1");
+        let mut v: Vec<String> = [
+            "}); ran = true; (async function () {",
+            "}), ran = true, (async function () {",
+            "}); ran = true; ({a: 1",
+            "}, ran = true, {a: 1",
+            "} }); ran = true; (function () { {",
+            "} }) + (ran = true, 0) + (function () { {",
+            "} }); ran = true; (async function () { { // trailing",
+            "} }); ran = true; (function () { { /*",
+            "} }); ran = true; (function () { { `",
+            "} }); ran = true; /",
+            "} }); ran = true; <!--",
+            "} });\n--> ran = true; (function () { {",
+            "// comment\u{2028}} }); ran = true; (function () { {",
+            "// comment\u{2029}} }); ran = true; (function () { {",
+            "\"use strict\"; } }); ran = true; (function () { {",
+            "} }); while (true) {} (function () { {",
+            "} }); ran = true; (async function () { LBL: {",
+            "} }); ran = true; (async function () { __memory_mcp_body_0: {",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // A label guessed from another source, spelled plainly and escaped.
+        v.push(format!("}} }}); ran = true; (function () {{ {guessed}: {{"));
+        let escaped: String = guessed.chars().map(|c| format!("\\u{{{:x}}}", c as u32)).collect();
+        v.push(format!("}} }}); ran = true; (function () {{ {escaped}: {{"));
+        v
+    }
+
+    #[test]
+    fn every_escape_is_refused_and_runs_nothing() {
+        for source in escapes() {
+            let (refused, ran) = compile_escape(&source);
+            assert!(refused, "compiled: {source:?}");
+            assert!(!ran, "ran at compile: {source:?}");
+            match run(no_tools, &source, CTX) {
+                Outcome::SyntaxError(e) => assert!(e.message.starts_with("SyntaxError"), "{source:?}: {e:?}"),
+                other => panic!("{source:?} ran: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_that_closes_its_function_is_told_so() {
+        for source in ["}); ran = true; (async function () {", "} }); ran = true; (function () { {"] {
+            match run(no_tools, source, CTX) {
+                Outcome::SyntaxError(e) => assert!(e.message.contains("close"), "{source:?}: {e:?}"),
+                other => panic!("{source:?}: {other:?}"),
+            }
+        }
+        // An ordinary syntax error keeps its own message.
+        match run(no_tools, "return f(1));", CTX) {
+            Outcome::SyntaxError(e) => assert!(!e.message.contains("close"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_compiled_body_has_not_run() {
+        let (refused, ran) = compile_escape("ran = true; return 1");
+        assert!(!refused && !ran);
+        let (refused, ran) = compile_escape("while (true) {}");
+        assert!(!refused && !ran);
+    }
+
+    #[test]
+    fn ordinary_bodies_keep_their_meaning() {
+        let cases = [
+            ("return 1 + 1", "2"),
+            ("return f(); function f() { return 3 }", "3"),
+            ("var x = 1; { let x = 2 } return x", "1"),
+            ("L: { break L } return 'labels'", "\"labels\""),
+            ("for (;;) { break } return arguments.length", "0"),
+            ("return await Promise.resolve(4)", "4"),
+            ("\"use strict\"; return (function () { return this })() === undefined", "true"),
+            ("return (function () { return this })() === undefined", "false"),
+            ("return context.task // trailing comment", "\"t\""),
+            ("let y = 5\nreturn y", "5"),
+            ("return `}) ; (`", "\"}) ; (\""),
+            ("return '\\u{7d})'", "\"})\""),
+        ];
+        for (source, want) in cases {
+            assert_eq!(run_ok(source), want, "{source:?}");
+        }
+        assert!(matches!(run(no_tools, "", CTX), Outcome::Success(None)));
+    }
+
+    #[test]
+    fn top_level_declarations_follow_block_rules() {
+        // The one meaning the fence changes: a `var` and a function of one
+        // name clash, as they do in any block.
+        match run(no_tools, "var f = 1; function f() {} return typeof f", CTX) {
+            Outcome::SyntaxError(e) => assert!(e.message.contains("block rules"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(run_ok("function g() { return 1 } function g() { return 2 } return g()"), "2");
+    }
+
+    #[test]
+    fn unbalanced_sources_say_so_at_their_last_line() {
+        for source in ["if (x) {", "return 1 }", "return (1"] {
+            match run(no_tools, source, CTX) {
+                Outcome::SyntaxError(e) => {
+                    assert!(e.message.contains("not a function body"), "{source:?}: {e:?}");
+                    assert_eq!(e.line, Some(1), "{source:?}");
+                }
+                other => panic!("{source:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn line_one_columns_are_the_callers() {
+        match run(no_tools, "  null.x", CTX) {
+            Outcome::RuntimeError(e) => assert_eq!((e.line, e.column.map(|c| c < 10)), (Some(1), Some(true)), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -49,6 +49,12 @@ pub fn from_value<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> JsError {
         line = number_prop(obj, "lineNumber");
         column = number_prop(obj, "columnNumber");
     }
+    // Line 1 starts with the wrapper's opening (engine::wrap).
+    // (A column inside that opening means QuickJS did not know it.)
+    if line == Some(1) {
+        let offset = crate::engine::line1_offset();
+        column = column.filter(|c| *c > offset).map(|c| c - offset);
+    }
     let message = if message.is_empty() {
         name
     } else {

@@ -32,23 +32,51 @@ pub struct InProcess {
     pub dir: tempfile::TempDir,
 }
 
-/// A server with the permissive profile, 4 executions at once, `policy`
-/// for code's tool calls, and `servers` upstream; data, cache and plugins
-/// in a temporary directory.
-pub async fn start(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>) -> anyhow::Result<InProcess> {
+/// How to wire an in-process server.
+pub struct Options {
+    pub policy: ToolPolicy,
+    pub servers: BTreeMap<String, UpstreamConfig>,
+    pub profile: Profile,
+    pub max_concurrency: usize,
+    /// The artifact cache; a fresh one in the temporary directory if not
+    /// given.
+    pub cache: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    /// The permissive profile, 4 executions at once, a fresh cache.
+    pub fn new(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>) -> Self {
+        Self { policy, servers, profile: Profile::Permissive, max_concurrency: 4, cache: None }
+    }
+}
+
+/// The parts of a wired server, not yet serving.
+pub struct Wired {
+    pub server: MemoryServer,
+    pub sandbox: Arc<Sandbox>,
+    pub gateway: Arc<Gateway>,
+    pub plugins: Arc<Registry>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Wires a server as `opts` says; data and plugins in a temporary
+/// directory.
+pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
     let dir = tempfile::tempdir()?;
-    let cache = ArtifactCache::new(dir.path().join("cache"));
+    let cache = ArtifactCache::new(opts.cache.clone().unwrap_or_else(|| dir.path().join("cache")));
     let store = Arc::new(MemoryStore::open(dir.path())?);
     let patterns = Arc::new(PatternStore::open(&store)?);
     let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone(), Default::default())?;
+    embeddings.spawn();
     let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
     let learning = Learning::new(store.clone(), patterns, analyzers);
     let audit = Arc::new(Audit::open(store.database(), 1_000_000)?);
-    let compiled = CompiledPolicy::new(policy)?;
-    let gateway = Arc::new(Gateway::new(&servers, Arc::new(compiled.clone()), Some(audit))?);
+    let compiled = CompiledPolicy::new(opts.policy)?;
+    let gateway = Arc::new(Gateway::new(&opts.servers, Arc::new(compiled.clone()), Some(audit))?);
     let config = SandboxConfig {
-        limits: Profile::Permissive.limits(),
-        max_concurrency: 4,
+        limits: opts.profile.limits(),
+        max_concurrency: opts.max_concurrency,
+        max_queued: 1024,
         policy: compiled,
         dispatcher: gateway.clone(),
         grants: Grants::TOOLS,
@@ -62,6 +90,14 @@ pub async fn start(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>
         MemoryServer::tool_names(),
     ));
     let server = MemoryServer::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins.clone());
+    Ok(Wired { server, sandbox, gateway, plugins, dir })
+}
+
+/// A server with the permissive profile, 4 executions at once, `policy`
+/// for code's tool calls, and `servers` upstream; data, cache and plugins
+/// in a temporary directory.
+pub async fn start(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>) -> anyhow::Result<InProcess> {
+    let Wired { server, sandbox, gateway, plugins, dir } = wire(Options::new(policy, servers)).await?;
     let (a, b) = tokio::io::duplex(1 << 20);
     let (running, client) = tokio::join!(mcp::serve(server, a), ().serve(b));
     std::mem::forget(running?);

@@ -216,7 +216,20 @@ impl Embeddings {
             loaded: Notify::new(),
         });
         if let Some(a) = active {
-            me.restore(a)?;
+            // The indexes load in the background so start-up does not wait
+            // on them; the space is known at once (so the provider's
+            // install sees it), and the switch lock keeps the worker from
+            // storing vectors until the indexes are up.
+            *write(&me.active) = Some(a.clone());
+            let (ready, started) = (me.clone(), std::sync::mpsc::channel::<()>());
+            std::thread::Builder::new().name("vector-index".into()).spawn(move || {
+                let _switch = lock(&ready.switch);
+                let _ = started.0.send(());
+                if let Err(e) = ready.restore(a) {
+                    tracing::error!(error = %e, "the vector indexes could not be restored; search is lexical only");
+                }
+            })?;
+            let _ = started.1.recv();
         }
         Ok(me)
     }

@@ -10,6 +10,10 @@
 //! A record and its usage count are one atomic batch, written to the
 //! journal before the call's result reaches the code (so it survives a
 //! process crash). The oldest records are dropped beyond `max_records`.
+//! Usage is counted only for calls that reached a tool, so every usage key
+//! names a tool that existed; keys that are not a valid `server.tool` (left
+//! by older builds) are dropped at open. Reads are paged: each scans at
+//! most [`MAX_SCAN`] records and says where to go on.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,10 +22,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use uuid::Uuid;
 
-use crate::sandbox::tools::ToolCallRecord;
+use crate::sandbox::tool_names;
+use crate::sandbox::tools::{ToolCallRecord, outcome};
 
 /// Records kept before the oldest are dropped.
 pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
+
+/// Records one read looks at, matching or not, before it returns a cursor.
+pub const MAX_SCAN: usize = 20_000;
+
+/// A page of records, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    pub records: Vec<ToolCallRecord>,
+    /// Where the next page starts (pass it back as `before`); `None` when
+    /// the scan reached the oldest record.
+    pub next: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,6 +47,8 @@ pub enum AuditError {
     Storage(#[from] fjall::Error),
     #[error("corrupt audit record: {0}")]
     Corrupt(String),
+    #[error("cursor {0:?} is not one this audit gave")]
+    Cursor(String),
 }
 
 /// Which records to read; every field set narrows.
@@ -67,12 +86,27 @@ impl Audit {
         let records = db.keyspace("tool_audit", KeyspaceCreateOptions::default)?;
         let usage = db.keyspace("tool_usage", KeyspaceCreateOptions::default)?;
         let mut counts = HashMap::new();
+        let mut invalid = Vec::new();
         for item in usage.iter() {
             let (k, v) = item.into_inner()?;
-            let n = <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes).map_err(|_| {
-                AuditError::Corrupt(format!("usage count for {}", String::from_utf8_lossy(&k)))
-            })?;
-            counts.insert(String::from_utf8_lossy(&k).into_owned(), n);
+            let name = std::str::from_utf8(&k).ok().filter(|n| {
+                n.split_once('.').is_some_and(|(s, t)| tool_names::check(s, t).is_ok())
+            });
+            let n = <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes);
+            match (name, n) {
+                (Some(name), Ok(n)) => {
+                    counts.insert(name.to_string(), n);
+                }
+                _ => invalid.push(k),
+            }
+        }
+        if !invalid.is_empty() {
+            tracing::warn!(keys = invalid.len(), "dropping tool-usage counts whose names are not tools");
+            let mut batch = db.batch();
+            for k in invalid {
+                batch.remove(&usage, k);
+            }
+            batch.commit()?;
         }
         let len = records.len()? as u64;
         Ok(Self {
@@ -86,18 +120,24 @@ impl Audit {
         })
     }
 
-    /// Persists one record and bumps its tool's usage count.
+    /// Persists one record and, if the call reached a tool, bumps that
+    /// tool's usage count.
     pub fn append(&self, record: &ToolCallRecord) -> Result<(), AuditError> {
         let value = serde_json::to_vec(record).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+        let counted = outcome::reached_tool(&record.outcome) && tool_names::check(&record.server, &record.tool).is_ok();
         let key = format!("{}.{}", record.server, record.tool);
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = crate::sync::lock(&self.write);
         let mut batch = self.db.batch();
         batch.insert(&self.records, Uuid::now_v7().as_bytes(), value);
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.get(&key).copied().unwrap_or(0) + 1;
-        batch.insert(&self.usage, key.as_bytes(), n.to_le_bytes());
-        batch.commit()?;
-        counts.insert(key, n);
+        let mut counts = crate::sync::lock(&self.counts);
+        if counted {
+            let n = counts.get(&key).copied().unwrap_or(0) + 1;
+            batch.insert(&self.usage, key.as_bytes(), n.to_le_bytes());
+            batch.commit()?;
+            counts.insert(key, n);
+        } else {
+            batch.commit()?;
+        }
         drop(counts);
         let len = self.len.fetch_add(1, Ordering::Relaxed) + 1;
         if len > self.max_records {
@@ -119,20 +159,47 @@ impl Audit {
         Ok(())
     }
 
-    /// Newest first, at most `limit`.
+    /// Newest first, at most `limit`: every matching record.
     pub fn read(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<ToolCallRecord>, AuditError> {
         let mut out = Vec::new();
-        for item in self.records.iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (_, v) = item.into_inner()?;
-            let r: ToolCallRecord = serde_json::from_slice(&v).map_err(|e| AuditError::Corrupt(e.to_string()))?;
-            if filter.matches(&r) {
-                out.push(r);
+        let mut before = None;
+        loop {
+            let page = self.page(filter, limit - out.len(), before.as_deref())?;
+            out.extend(page.records);
+            match page.next {
+                Some(next) if out.len() < limit => before = Some(next),
+                _ => return Ok(out),
             }
         }
-        Ok(out)
+    }
+
+    /// One page, newest first: at most `limit` matching records among the
+    /// [`MAX_SCAN`] records older than the cursor `before` (from an earlier
+    /// page's `next`).
+    pub fn page(&self, filter: &AuditFilter, limit: usize, before: Option<&str>) -> Result<AuditPage, AuditError> {
+        let upper = match before {
+            Some(c) => Some(Uuid::try_parse(c).map_err(|_| AuditError::Cursor(c.chars().take(64).collect()))?),
+            None => None,
+        };
+        let iter = match upper {
+            Some(u) => self.records.range(..u.as_bytes().to_vec()),
+            None => self.records.iter(),
+        };
+        let mut page = AuditPage::default();
+        let mut last = None;
+        for (scanned, item) in iter.rev().enumerate() {
+            if page.records.len() >= limit || scanned >= MAX_SCAN {
+                page.next = last.map(|k: Uuid| k.to_string());
+                return Ok(page);
+            }
+            let (k, v) = item.into_inner()?;
+            last = Uuid::from_slice(&k).ok();
+            let r: ToolCallRecord = serde_json::from_slice(&v).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+            if filter.matches(&r) {
+                page.records.push(r);
+            }
+        }
+        Ok(page)
     }
 
     /// Records held now.
@@ -146,7 +213,7 @@ impl Audit {
 
     /// Calls per `server.tool`, all time.
     pub fn usage(&self) -> HashMap<String, u64> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.counts).clone()
     }
 }
 
@@ -165,6 +232,7 @@ mod tests {
             outcome: outcome.into(),
             latency_us: 10,
             error: None,
+            omitted: None,
         }
     }
 
@@ -175,20 +243,54 @@ mod tests {
         {
             let db = Database::builder(dir.path()).open().unwrap();
             let audit = Audit::open(&db, 3).unwrap();
-            for (tool, outcome) in [("echo", "ok"), ("add", "denied"), ("echo", "ok"), ("echo", "tool_error")] {
+            for (tool, outcome) in [("echo", "ok"), ("add", "ok"), ("add", "denied"), ("echo", "tool_error")] {
                 audit.append(&record(tool, outcome, exec)).unwrap();
             }
             assert_eq!(audit.len(), 3, "the oldest record is pruned");
-            assert_eq!(audit.usage()["everything.echo"], 3);
+            assert_eq!(audit.usage()["everything.echo"], 2);
+            assert_eq!(audit.usage()["everything.add"], 1, "a refusal is not usage");
         }
         let db = Database::builder(dir.path()).open().unwrap();
         let audit = Audit::open(&db, 3).unwrap();
         assert_eq!(audit.usage()["everything.add"], 1, "usage survives a reopen");
         let all = audit.read(&AuditFilter::default(), 10).unwrap();
-        assert_eq!(all.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["tool_error", "ok", "denied"]);
+        assert_eq!(all.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["tool_error", "denied", "ok"]);
         let denied = audit.read(&AuditFilter { outcome: Some("denied".into()), ..Default::default() }, 10).unwrap();
         assert_eq!(denied.len(), 1);
         let other = audit.read(&AuditFilter { execution_id: Some(Uuid::now_v7()), ..Default::default() }, 10).unwrap();
         assert!(other.is_empty());
+    }
+
+    #[test]
+    fn pages_are_bounded_and_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder(dir.path()).open().unwrap();
+        let audit = Audit::open(&db, 100).unwrap();
+        let exec = Uuid::now_v7();
+        for i in 0..10 {
+            audit.append(&record(&format!("t{i}"), "ok", exec)).unwrap();
+        }
+        let first = audit.page(&AuditFilter::default(), 4, None).unwrap();
+        assert_eq!(first.records.len(), 4);
+        assert_eq!(first.records[0].tool, "t9");
+        let second = audit.page(&AuditFilter::default(), 4, first.next.as_deref()).unwrap();
+        assert_eq!(second.records[0].tool, "t5");
+        assert!(audit.page(&AuditFilter::default(), 4, Some("not a cursor")).is_err());
+        assert_eq!(audit.read(&AuditFilter::default(), 100).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn usage_keys_that_are_not_tools_are_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::builder(dir.path()).open().unwrap();
+            let usage = db.keyspace("tool_usage", KeyspaceCreateOptions::default).unwrap();
+            usage.insert(format!("memory.{}", "x".repeat(60_000)), 1u64.to_le_bytes()).unwrap();
+            usage.insert("memory.query_memory", 2u64.to_le_bytes()).unwrap();
+        }
+        let db = Database::builder(dir.path()).open().unwrap();
+        let audit = Audit::open(&db, 100).unwrap();
+        assert_eq!(audit.usage().len(), 1);
+        assert_eq!(db.keyspace("tool_usage", KeyspaceCreateOptions::default).unwrap().len().unwrap(), 1);
     }
 }

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use crate::mcp::MemoryServer;
 use crate::sandbox::policy::CompiledPolicy;
-use crate::sandbox::tools::{DispatchError, DispatchFuture, ToolCallRecord, ToolDispatcher};
+use crate::sandbox::tools::{DispatchError, DispatchFuture, ResolveFuture, ToolCallRecord, ToolDispatcher};
 use audit::Audit;
 use catalog::{Catalog, ToolInfo};
 use local::LocalTools;
@@ -101,6 +101,27 @@ impl Gateway {
         serde_json::to_value(self.upstreams.values().map(|u| u.status()).collect::<Vec<_>>()).unwrap_or(Value::Null)
     }
 
+    /// Whether `server` offers `tool`: this server's from its router, an
+    /// upstream's from its tool list (connecting first if need be).
+    async fn find(&self, server: &str, tool: &str) -> Result<(), DispatchError> {
+        let known = if server == LOCAL_SERVER {
+            let callable = local::tools().iter().any(|t| t.name == tool);
+            static ALL: OnceLock<Vec<String>> = OnceLock::new();
+            if !callable && ALL.get_or_init(MemoryServer::tool_names).iter().any(|t| t == tool) {
+                return Err(DispatchError::Unavailable(format!(
+                    "`memory.{tool}` cannot be called from inside the sandbox"
+                )));
+            }
+            callable
+        } else {
+            let Some(upstream) = self.upstreams.get(server) else {
+                return Err(DispatchError::Unavailable(format!("no MCP server named `{server}` is configured")));
+            };
+            upstream.tools().await?.iter().any(|t| t.name == tool)
+        };
+        if known { Ok(()) } else { Err(DispatchError::Unavailable(format!("server `{server}` has no tool `{tool}`"))) }
+    }
+
     async fn route(&self, server: &str, tool: &str, args: Value) -> Result<Value, DispatchError> {
         let Value::Object(args) = args else {
             return Err(DispatchError::Unavailable("arguments must be a JSON object".into()));
@@ -121,6 +142,10 @@ impl Gateway {
 impl ToolDispatcher for Gateway {
     fn call<'a>(&'a self, server: &'a str, tool: &'a str, args: Value) -> DispatchFuture<'a> {
         Box::pin(self.route(server, tool, args))
+    }
+
+    fn resolve<'a>(&'a self, server: &'a str, tool: &'a str) -> ResolveFuture<'a> {
+        Box::pin(self.find(server, tool))
     }
 
     fn audit(&self, record: &ToolCallRecord) {

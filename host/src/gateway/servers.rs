@@ -69,10 +69,7 @@ pub enum ServerConfigError {
 /// A valid server name: it becomes `tools.<name>` in JS and a directory in
 /// `tools export`, so it is kept to a safe identifier-like alphabet.
 pub fn validate_name(name: &str) -> Result<(), ServerConfigError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if !ok {
+    if !crate::sandbox::tool_names::is_server_name(name) {
         return Err(ServerConfigError::Name(name.to_string()));
     }
     if name == LOCAL_SERVER {

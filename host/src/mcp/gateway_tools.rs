@@ -64,6 +64,9 @@ pub struct ToolAuditParams {
     /// Most records, newest first, 1 to 1000.
     #[serde(default = "default_audit_limit")]
     pub limit: usize,
+    /// Continue after an earlier page: its `next_cursor`.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 fn default_audit_limit() -> usize {
@@ -143,7 +146,7 @@ impl MemoryServer {
     }
 
     #[tool(
-        description = "The audit of tool calls made by sandboxed code, newest first: time, execution_id, server and tool, argument size and blake3 hash, outcome (ok, tool_error, unavailable, invalid_arguments, denied), latency and error. Filter by execution_id, server, tool or outcome."
+        description = "The audit of tool calls made by sandboxed code, newest first: time, execution_id, server and tool, argument size and blake3 hash, outcome (ok, tool_error, unavailable, invalid_arguments, denied; omitted counts an execution's calls past the first 64), latency and error. Filter by execution_id, server, tool or outcome. Paged: pass `next_cursor` back as `cursor` for older records."
     )]
     async fn get_tool_audit(&self, params: Parameters<ToolAuditParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
@@ -154,12 +157,16 @@ impl MemoryServer {
             return Ok(input_error("this server keeps no audit"));
         };
         let filter = AuditFilter { execution_id: p.execution_id, server: p.server, tool: p.tool, outcome: p.outcome };
-        let read = tokio::task::spawn_blocking(move || audit.read(&filter, p.limit).map(|r| (r, audit.len())))
-            .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let cursor = p.cursor;
+        let read = tokio::task::spawn_blocking(move || {
+            audit.page(&filter, p.limit, cursor.as_deref()).map(|page| (page, audit.len()))
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         match read {
-            Ok((records, total)) => Ok(CallToolResult::structured(json!({
-                "records": records,
+            Ok((page, total)) => Ok(CallToolResult::structured(json!({
+                "records": page.records,
+                "next_cursor": page.next,
                 "total_records": total,
                 "usage": self.gateway().usage(),
             }))),

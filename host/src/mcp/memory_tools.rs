@@ -418,7 +418,7 @@ impl MemoryServer {
                     }
                 }
                 let ranking = if hybrid && semantic_note.is_none() { "hybrid" } else { "lexical" };
-                structured(json!({"results": out, "total_matches": total, "ranking": ranking, "note": semantic_note}))
+                structured(json!({"results": out, "total_matches": total, "ranking": ranking, "note": semantic_note, "index": self.store().index_coverage()}))
             }
             Err(e) => Ok(store_error(e)),
         }

@@ -9,6 +9,7 @@ pub mod params;
 mod pattern_tools;
 mod plugin_tools;
 mod server;
+pub mod unwind;
 
 pub use server::{MemoryServer, RuntimeState};
 
@@ -17,12 +18,27 @@ use rmcp::service::RunningService;
 use rmcp::{RoleServer, ServiceExt as _};
 
 /// Serves MCP on this process's stdin/stdout until the client goes away.
+/// A client that leaves before its first request is a normal end, not an
+/// error.
 pub async fn serve_stdio(server: MemoryServer, max_frame: usize) -> Result<()> {
     let (input, output) = framing::filtered(tokio::io::stdin(), tokio::io::stdout(), max_frame);
-    let running = serve(server, (input, output)).await?;
+    let running = match serve(server, (input, output)).await {
+        Ok(r) => r,
+        Err(e) if closed_before_start(&e) => {
+            tracing::info!("the client closed the connection before its first request");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let reason = running.waiting().await.context("MCP session failed")?;
     tracing::info!(?reason, "MCP session ended");
     Ok(())
+}
+
+/// Whether starting the session failed only because the client went away.
+fn closed_before_start(e: &anyhow::Error) -> bool {
+    use rmcp::service::ServerInitializeError as E;
+    e.chain().any(|c| matches!(c.downcast_ref::<E>(), Some(E::ConnectionClosed(_) | E::Cancelled)))
 }
 
 /// Starts a session on `transport` and makes this server's own tools

@@ -3,7 +3,7 @@
 //! `remove_plugin`, and the calls of the plugins themselves, which are
 //! served as tools of their own.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -14,7 +14,6 @@ use serde_json::{Map, Value, json};
 
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::MemoryServer;
-use crate::gateway::audit::AuditFilter;
 use crate::plugins::builder::{BuildRequest, Builder};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::policy::{PluginLimits, PluginPolicy};
@@ -38,19 +37,22 @@ struct Ran {
     code: String,
     language: Language,
     status: Status,
+    /// The exact `server.tool` names the run called and got an answer
+    /// from: the default grant of a plugin saved from it.
+    answered: Vec<String>,
 }
 
 impl RecentExecutions {
-    pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status) {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status, answered: Vec<String>) {
+        let mut runs = crate::sync::lock(&self.runs);
         if runs.len() == RECENT_EXECUTIONS {
             runs.pop_front();
         }
-        runs.push_back(Ran { id, code, language, status });
+        runs.push_back(Ran { id, code, language, status, answered });
     }
 
     fn get(&self, id: uuid::Uuid) -> Option<Ran> {
-        self.runs.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().find(|r| r.id == id).cloned()
+        crate::sync::lock(&self.runs).iter().rev().find(|r| r.id == id).cloned()
     }
 }
 
@@ -142,7 +144,7 @@ impl MemoryServer {
         }
         let allow = match p.allow_tools {
             Some(allow) => allow,
-            None => self.tools_called_by(p.execution_id),
+            None => ran.answered.clone(),
         };
         let policy = PluginPolicy {
             tools: ToolPolicy { allow, ..ToolPolicy::default() },
@@ -157,7 +159,11 @@ impl MemoryServer {
             input_schema: p.input_schema,
             policy,
         };
-        let built = match Builder::embedded(sandbox.engine(), sandbox.cache()).build(request, &|_| ()).await {
+        // The build runs under the plugin's own limits and one of the
+        // sandbox's execution slots; it answers by the plugin's deadline.
+        let builder = Builder::in_sandbox(&sandbox);
+        let deadline = std::time::Instant::now() + builder.limits_for(&request.policy).timeout;
+        let built = match builder.build(request, deadline, &|_| ()).await {
             Ok(b) => b,
             Err(e) => return Ok(input_error(e.to_string())),
         };
@@ -202,28 +208,22 @@ impl MemoryServer {
 }
 
 impl MemoryServer {
-    /// The `server.tool` names an execution called (from the audit), not
-    /// counting refused calls.
-    fn tools_called_by(&self, id: uuid::Uuid) -> Vec<String> {
-        let Some(audit) = self.gateway().audit() else { return Vec::new() };
-        let filter = AuditFilter { execution_id: Some(id), ..AuditFilter::default() };
-        let records = audit.read(&filter, 10_000).unwrap_or_default();
-        let names: BTreeSet<String> =
-            records.iter().filter(|r| r.outcome != "denied").map(|r| format!("{}.{}", r.server, r.tool)).collect();
-        names.into_iter().collect()
-    }
-
     /// One call of a plugin's tool. Its arguments become `context.input`;
     /// the result has the shape of `execute_agent_code`'s, and anything
     /// but success is an `isError` result.
-    pub(crate) async fn call_plugin(&self, plugin: &LoadedPlugin, arguments: Option<Map<String, Value>>) -> CallToolResult {
+    pub(crate) async fn call_plugin(
+        &self,
+        plugin: &LoadedPlugin,
+        arguments: Option<Map<String, Value>>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> CallToolResult {
         let sandbox = match self.sandbox().await {
             Ok(s) => s,
             Err(e) => return input_error(e),
         };
         let id = uuid::Uuid::now_v7();
         let input = Value::Object(arguments.unwrap_or_default());
-        let result = self.plugins().call(&sandbox, plugin, id, input).await;
+        let result = self.plugins().call(&sandbox, plugin, id, input, cancel).await;
         execution_result(&result, id, true)
     }
 }
@@ -238,7 +238,8 @@ pub fn execution_result(result: &ExecutionResult, id: uuid::Uuid, error_unless_s
     }
     let mut out = CallToolResult::structured(structured);
     out.content.insert(0, ContentBlock::text(result.summary()));
-    if error_unless_success && result.status() != Status::Success {
+    // A busy server ran nothing: always an error the caller can act on.
+    if (error_unless_success && result.status() != Status::Success) || result.status() == Status::Busy {
         out.is_error = Some(true);
     }
     out

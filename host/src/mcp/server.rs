@@ -17,9 +17,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::params::{Parameters, input_error, params_or_return};
 use super::plugin_tools::{RecentExecutions, execution_result};
+use super::unwind::caught;
 use crate::embeddings::Embeddings;
 use crate::gateway::Gateway;
 use crate::learning::{AnalyzersState, Learning, PatternStore};
@@ -237,7 +239,11 @@ impl MemoryServer {
     #[tool(
         description = "Run JavaScript or TypeScript in a WebAssembly sandbox (QuickJS in wasmtime) and get its result. The code is an async function body: `return` a JSON-serialisable value; `await` works; console output is captured. `await tools.<server>.<tool>(args)` calls MCP tools the sandbox policy allows (this server's under `memory`; find others with search_tools); a failing tool throws. Limits are enforced: CPU/wall clock, memory, output size, code size. Result `status` is one of success, error (syntax|runtime, with line), timeout, resource_limit (memory|output|code_size) or security_violation."
     )]
-    async fn execute_agent_code(&self, params: Parameters<ExecuteAgentCodeParams>) -> Result<CallToolResult, ErrorData> {
+    async fn execute_agent_code(
+        &self,
+        params: Parameters<ExecuteAgentCodeParams>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let sandbox = match self.sandbox().await {
             Ok(s) => s,
@@ -250,16 +256,19 @@ impl MemoryServer {
         let context = json!({"task": p.context.task, "input": p.context.input});
         let id = uuid::Uuid::now_v7();
         let code = p.code.clone();
-        let result = sandbox
-            .execute(Execution {
-                id,
-                code: p.code,
-                language: p.language,
-                context,
-                limits,
-            })
+        let (result, calls) = sandbox
+            .execute_traced(
+                Execution {
+                    id,
+                    code: p.code,
+                    language: p.language,
+                    context,
+                    limits,
+                },
+                &cancel,
+            )
             .await;
-        self.recent.remember(id, code, p.language, result.status());
+        self.recent.remember(id, code, p.language, result.status(), calls.answered.into_iter().collect());
         // The execution_id names this execution's tool calls in
         // get_tool_audit and its code in save_plugin.
         Ok(execution_result(&result, id, false))
@@ -346,9 +355,12 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut tools = self.tool_router.list_all();
-        tools.extend(self.plugins.tools());
-        Ok(ListToolsResult::with_all_items(tools))
+        caught("tools/list", async {
+            let mut tools = self.tool_router.list_all();
+            tools.extend(self.plugins.tools());
+            Ok(ListToolsResult::with_all_items(tools))
+        })
+        .await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -360,12 +372,16 @@ impl ServerHandler for MemoryServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if !self.tool_router.has_route(&request.name)
-            && let Some(plugin) = self.plugins.get(&request.name)
-        {
-            return Ok(CallToolResponse::Complete(self.call_plugin(&plugin, request.arguments).await));
-        }
-        self.tool_router.call(ToolCallContext::new(self, request, context)).await
+        caught("tools/call", async {
+            if !self.tool_router.has_route(&request.name)
+                && let Some(plugin) = self.plugins.get(&request.name)
+            {
+                let cancel = context.ct.clone();
+                return Ok(CallToolResponse::Complete(self.call_plugin(&plugin, request.arguments, cancel).await));
+            }
+            self.tool_router.call(ToolCallContext::new(self, request, context)).await
+        })
+        .await
     }
 
     async fn list_resources(
@@ -373,7 +389,7 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(self.tool_resources().await)
+        caught("resources/list", async { Ok(self.tool_resources().await) }).await
     }
 
     async fn list_resource_templates(
@@ -389,6 +405,66 @@ impl ServerHandler for MemoryServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        Ok(self.read_tool_resource(&request.uri).await?.into())
+        caught("resources/read", async { Ok(self.read_tool_resource(&request.uri).await?.into()) }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rmcp::ServiceExt as _;
+    use rmcp::handler::server::router::tool::ToolRoute;
+
+    use super::*;
+    use crate::learning::AnalyzersState;
+    use crate::plugins::dir::PluginDir;
+    use crate::sandbox::artifacts::ArtifactCache;
+    use crate::sandbox::policy::CompiledPolicy;
+
+    /// A server whose JS runtime never loads, over files in `dir`.
+    fn server(dir: &std::path::Path) -> MemoryServer {
+        let store = Arc::new(MemoryStore::open(dir).unwrap());
+        let patterns = Arc::new(PatternStore::open(&store).unwrap());
+        let providers = crate::embeddings::providers::Providers::new(BTreeMap::new()).unwrap();
+        let embeddings =
+            Embeddings::open(store.clone(), patterns.clone(), dir, ArtifactCache::new(dir.join("cache")), providers).unwrap();
+        let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
+        let learning = Learning::new(store, patterns, analyzers);
+        let policy = Arc::new(CompiledPolicy::deny_all());
+        let gateway = Arc::new(Gateway::new(&BTreeMap::new(), policy.clone(), None).unwrap());
+        let plugins = Arc::new(Registry::new(PluginDir::new(dir.join("plugins")), policy, MemoryServer::tool_names()));
+        let (_rtx, runtime) = watch::channel(RuntimeState::Loading);
+        MemoryServer::new(runtime, Arc::new(Metrics::new()), learning, embeddings, gateway, plugins)
+    }
+
+    /// A hook compiled only into this test: a tool whose handler panics.
+    /// Its caller gets an error reply, and the session goes on.
+    #[tokio::test]
+    async fn a_panicking_handler_is_an_error_reply_and_the_server_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = server(dir.path());
+        let schema = Arc::new(serde_json::Map::from_iter([("type".to_string(), json!("object"))]));
+        server.tool_router.add_route(ToolRoute::new_dyn(Tool::new("panic_now", "panics", schema), |_| {
+            Box::pin(async { panic!("the test hook panicked") })
+        }));
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (running, client) = tokio::join!(crate::mcp::serve(server, a), ().serve(b));
+        let (_running, client) = (running.unwrap(), client.unwrap());
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.call_tool(CallToolRequestParams::new("panic_now")),
+        )
+        .await
+        .expect("the panicking request is answered");
+        assert!(answer.is_err(), "a panic is an error reply: {answer:?}");
+        let health = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.call_tool(CallToolRequestParams::new("health_check")),
+        )
+        .await
+        .expect("the next request is answered")
+        .unwrap();
+        assert_ne!(health.is_error, Some(true));
     }
 }

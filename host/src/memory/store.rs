@@ -58,6 +58,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// How long opening waits for the background rebuild of the search index
 /// before serving without it (a small store is indexed by then).
 const SYNC_BUILD_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// Stores larger than this (episodes, estimated) do not wait at all.
+const SYNC_BUILD_MAX: usize = 10_000;
 
 /// Set once every completed episode has been queued for analysis.
 pub(super) const ANALYSIS_BACKFILL_KEY: &str = "analysis_backfill";
@@ -219,7 +221,9 @@ impl MemoryStore {
             return Err(StoreError::Storage(fjall::Error::Io(e)));
         }
         // A small store is indexed before the first request all the same.
-        store.build.wait_for(SYNC_BUILD_WAIT);
+        if store.episodes.approximate_len() <= SYNC_BUILD_MAX {
+            store.build.wait_for(SYNC_BUILD_WAIT);
+        }
         Ok(store)
     }
 

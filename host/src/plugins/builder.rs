@@ -6,8 +6,20 @@
 //!
 //! The snapshot runs with stopped clocks and seeded randomness, and the
 //! manifest holds no time, so the same input gives the same bytes.
+//!
+//! None of the script runs while it is built: the template compiles it as
+//! the body of a function that it cannot close (see
+//! `components/js-engine/src/engine.rs`, `wrap`), so a script that tries
+//! to run code at build time does not compile. What does run (stripping
+//! types, compiling) runs under the plugin's own limits (its policy's,
+//! within the server's): one deadline for the whole build, its memory
+//! limit, and, in a server, one of the sandbox's execution slots. The
+//! guest steps yield to the async runtime every epoch tick; the CPU-bound
+//! host steps (instrumenting the template, reading the snapshot out,
+//! validating) run on blocking threads.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 use wasmtime::Engine;
@@ -15,12 +27,13 @@ use wasmtime::Engine;
 use super::manifest::{FileSum, MANIFEST_FORMAT, Manifest, PluginWorld};
 use super::policy::PluginPolicy;
 use super::{Built, PluginError, inspect, name};
-use crate::sandbox::artifacts::{ArtifactCache, snapshot_in};
+use crate::sandbox::artifacts::{ArtifactCache, Instrumented, SnapshotError, snapshot_with};
 use crate::sandbox::capabilities::Grants;
+use crate::sandbox::limits::Limits;
 use crate::sandbox::output::CappedPipe;
-use crate::sandbox::store::StoreData;
+use crate::sandbox::store::{MemoryGuard, StoreData};
 use crate::sandbox::typescript::{StripError, TypeStripper};
-use crate::sandbox::{Language, RUNTIME_INIT_FUNC};
+use crate::sandbox::{Language, RUNTIME_INIT_FUNC, Sandbox};
 
 /// The most source a plugin may be built from.
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
@@ -28,10 +41,6 @@ pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 /// The marker the template writes before a compile error (see
 /// `components/js-engine/src/plugin.rs`).
 const BUILD_ERROR_PREFIX: &str = "memory-mcp-plugin-build-error: ";
-
-/// Time and memory a build's sandboxed steps may use.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
-const BUILD_MEMORY: u64 = 512 << 20;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -72,24 +81,72 @@ pub struct Builder<'a> {
     pub engine: &'a Engine,
     pub cache: &'a ArtifactCache,
     /// The `tool-plugin` and `pure-plugin` templates.
-    pub tool_template: &'a [u8],
-    pub pure_template: &'a [u8],
+    pub tool_template: &'static [u8],
+    pub pure_template: &'static [u8],
+    /// The server's limits; a build runs under the plugin's own, its
+    /// policy's within these.
+    pub limits: Limits,
+    /// The server whose execution slots a build takes one of, and whose
+    /// TypeScript stripper it uses; `None` for the CLI.
+    pub sandbox: Option<&'a Sandbox>,
 }
 
 impl Builder<'_> {
-    /// The embedded templates.
-    pub fn embedded<'a>(engine: &'a Engine, cache: &'a ArtifactCache) -> Builder<'a> {
+    /// The embedded templates, for a build outside a server (the CLI).
+    pub fn embedded<'a>(engine: &'a Engine, cache: &'a ArtifactCache, limits: Limits) -> Builder<'a> {
         Builder {
             engine,
             cache,
             tool_template: crate::components::JS_PLUGIN,
             pure_template: crate::components::JS_PLUGIN_PURE,
+            limits,
+            sandbox: None,
         }
     }
 
+    /// The embedded templates, building within `sandbox`: its engine,
+    /// cache, limits and execution slots.
+    pub fn in_sandbox(sandbox: &Sandbox) -> Builder<'_> {
+        Builder { sandbox: Some(sandbox), ..Builder::embedded(sandbox.engine(), sandbox.cache(), *sandbox.limits()) }
+    }
+
+    /// Prepares both templates for snapshotting (instrumented and compiled,
+    /// once per cache), so that the first build does not wait for it.
+    pub async fn warm(&self) -> Result<(), PluginError> {
+        self.template(PluginWorld::ToolPlugin).await?;
+        self.template(PluginWorld::PurePlugin).await?;
+        Ok(())
+    }
+
+    async fn template(&self, world: PluginWorld) -> Result<Arc<Instrumented>, PluginError> {
+        let (name, wasm) = match world {
+            PluginWorld::ToolPlugin => ("js-plugin", self.tool_template),
+            PluginWorld::PurePlugin => ("js-plugin-pure", self.pure_template),
+        };
+        self.cache
+            .instrumented(self.engine, name, wasm)
+            .await
+            .map_err(|e| PluginError::Internal(format!("preparing the {name} template: {e:#}")))
+    }
+
+    /// The limits a build of `policy` runs under: the plugin's own.
+    pub fn limits_for(&self, policy: &PluginPolicy) -> Limits {
+        policy.limits(&self.limits)
+    }
+
     /// Builds `req` into its files (nothing is written), reporting each
-    /// step to `progress`.
-    pub async fn build(&self, req: BuildRequest, progress: &(dyn Fn(Stage) + Sync)) -> Result<Built, PluginError> {
+    /// step to `progress`. The whole build ends by `deadline` (a caller
+    /// passes the start of its call plus [`Builder::limits_for`]'s
+    /// timeout) and runs within the plugin's memory limit.
+    pub async fn build(&self, req: BuildRequest, deadline: Instant, progress: &(dyn Fn(Stage) + Sync)) -> Result<Built, PluginError> {
+        let timeout_ms = self.limits_for(&req.policy).timeout.as_millis();
+        match tokio::time::timeout_at(deadline.into(), self.build_inner(req, deadline, progress)).await {
+            Ok(built) => built,
+            Err(_) => Err(PluginError::Limit(format!("the build did not finish within the plugin's time limit ({timeout_ms} ms)"))),
+        }
+    }
+
+    async fn build_inner(&self, req: BuildRequest, deadline: Instant, progress: &(dyn Fn(Stage) + Sync)) -> Result<Built, PluginError> {
         progress(Stage::Checking);
         name::validate(&req.name)?;
         if req.description.trim().is_empty() {
@@ -104,21 +161,30 @@ impl Builder<'_> {
         let input_schema = req.input_schema.clone().unwrap_or_else(|| serde_json::json!({"type": "object"}));
         check_schema(&input_schema)?;
         req.policy.check()?;
+        let limits = self.limits_for(&req.policy);
+
+        // One of the server's execution slots for the rest of the build.
+        let _permit = match self.sandbox {
+            Some(sandbox) => Some(
+                sandbox
+                    .admit(&tokio_util::sync::CancellationToken::new())
+                    .await
+                    .map_err(|refused| PluginError::Input(refused.to_string()))?,
+            ),
+            None => None,
+        };
 
         let js = match req.language {
             Language::JavaScript => req.source.clone(),
             Language::TypeScript => {
                 progress(Stage::StrippingTypes);
-                self.strip(&req.source).await?
+                self.strip(&req.source, limits.memory_bytes, deadline).await?
             }
         };
 
         progress(Stage::Compiling);
         let world = if req.policy.grants_tools() { PluginWorld::ToolPlugin } else { PluginWorld::PurePlugin };
-        let template = match world {
-            PluginWorld::ToolPlugin => self.tool_template,
-            PluginWorld::PurePlugin => self.pure_template,
-        };
+        let template = self.template(world).await?;
         let payload = serde_json::json!({
             "name": req.name,
             "description": req.description,
@@ -126,17 +192,21 @@ impl Builder<'_> {
             "source": js,
         });
         let stderr = CappedPipe::new(64 * 1024);
-        let data = StoreData::for_plugin_build(payload.to_string().into_bytes(), stderr.clone());
+        let mut data = StoreData::for_plugin_build(payload.to_string().into_bytes(), stderr.clone());
+        data.deadline = deadline;
+        data.guard = MemoryGuard::new(limits.memory_bytes);
         let grants = match world {
             PluginWorld::ToolPlugin => Grants::TOOLS,
             PluginWorld::PurePlugin => Grants::NONE,
         };
-        let wasm = snapshot_in(self.engine, template, RUNTIME_INIT_FUNC, data, grants)
+        let wasm = snapshot_with(self.engine, &template, RUNTIME_INIT_FUNC, data, grants)
             .await
-            .map_err(|e| compile_error(&stderr.text(), &e))?;
+            .map_err(|e| snapshot_error(&stderr.text(), e, &limits))?;
 
         progress(Stage::Validating);
-        inspect::validate(&wasm)?;
+        let wasm = tokio::task::spawn_blocking(move || inspect::validate(&wasm).map(|()| wasm))
+            .await
+            .map_err(|e| PluginError::Internal(format!("validation task: {e}")))??;
 
         let ext = match req.language {
             Language::JavaScript => "js",
@@ -158,11 +228,16 @@ impl Builder<'_> {
         Ok(Built { manifest, wasm, policy_toml, source: req.source })
     }
 
-    async fn strip(&self, source: &str) -> Result<String, PluginError> {
-        let stripper = TypeStripper::load(self.engine, self.cache, crate::components::TS_STRIP)
-            .await
-            .map_err(|e| PluginError::Internal(format!("loading the TypeScript stripper: {e:#}")))?;
-        stripper.strip(source, BUILD_MEMORY, Instant::now() + BUILD_TIMEOUT).await.map_err(|e| match e {
+    async fn strip(&self, source: &str, memory_bytes: u64, deadline: Instant) -> Result<String, PluginError> {
+        let stripper = match self.sandbox {
+            Some(sandbox) => sandbox.typescript().await.map_err(|e| PluginError::Internal(format!("loading the TypeScript stripper: {e}")))?,
+            None => Arc::new(
+                TypeStripper::load(self.engine, self.cache, crate::components::TS_STRIP)
+                    .await
+                    .map_err(|e| PluginError::Internal(format!("loading the TypeScript stripper: {e:#}")))?,
+            ),
+        };
+        stripper.strip(source, memory_bytes, deadline).await.map_err(|e| match e {
             StripError::Syntax(d) => {
                 let first = d.first();
                 PluginError::Compile {
@@ -171,6 +246,8 @@ impl Builder<'_> {
                     column: first.map(|d| d.column),
                 }
             }
+            StripError::Timeout => PluginError::Limit("stripping the TypeScript did not finish within the plugin's time limit".into()),
+            StripError::Memory => PluginError::Limit("stripping the TypeScript exceeded the plugin's memory limit".into()),
             other => PluginError::Internal(other.to_string()),
         })
     }
@@ -187,8 +264,9 @@ fn check_schema(schema: &Value) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The template's compile error, when it reported one; else the trap.
-fn compile_error(stderr: &str, err: &anyhow::Error) -> PluginError {
+/// The template's compile error, when it reported one; else why the
+/// snapshot failed.
+fn snapshot_error(stderr: &str, err: SnapshotError, limits: &Limits) -> PluginError {
     #[derive(serde::Deserialize)]
     struct JsError {
         message: String,
@@ -199,8 +277,17 @@ fn compile_error(stderr: &str, err: &anyhow::Error) -> PluginError {
         .lines()
         .find_map(|l| l.strip_prefix(BUILD_ERROR_PREFIX))
         .and_then(|json| serde_json::from_str::<JsError>(json).ok());
-    match reported {
-        Some(e) => PluginError::Compile { message: e.message, line: e.line, column: e.column },
-        None => PluginError::Internal(format!("snapshotting the plugin: {err:#}")),
+    if let Some(e) = reported {
+        return PluginError::Compile { message: e.message, line: e.line, column: e.column };
+    }
+    match err {
+        SnapshotError::Timeout => PluginError::Limit(format!(
+            "compiling the script did not finish within the plugin's time limit ({} ms)",
+            limits.timeout.as_millis()
+        )),
+        SnapshotError::Memory => {
+            PluginError::Limit(format!("compiling the script exceeded the plugin's memory limit ({} MiB)", limits.memory_mb()))
+        }
+        other => PluginError::Internal(format!("snapshotting the plugin: {other}")),
     }
 }

@@ -196,7 +196,12 @@ async fn build(settings: &Settings, dir: &PluginDir, request: BuildRequest) -> R
         bar.set_message(stage.label());
         bar.inc(1);
     };
-    let built = Builder::embedded(&engine, &cache).build(request, &progress).await?;
+    // The templates are prepared (once, then cached) before the clock
+    // starts: the build's own budget is the plugin's limits.
+    let builder = Builder::embedded(&engine, &cache, settings.limits);
+    builder.warm().await?;
+    let deadline = Instant::now() + builder.limits_for(&request.policy).timeout;
+    let built = builder.build(request, deadline, &progress).await?;
     bar.set_message("precompiling for this machine (cached for the server)");
     bar.inc(1);
     cache.load(&engine, &format!("plugin-{name}"), &built.wasm, None).await.context("precompiling")?;

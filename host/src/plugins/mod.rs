@@ -5,11 +5,12 @@
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
 //! use memory_mcp::plugins::{builder::{BuildRequest, Builder}, dir::PluginDir, policy::PluginPolicy};
-//! use memory_mcp::sandbox::{Language, artifacts::ArtifactCache, engine};
+//! use memory_mcp::sandbox::{Language, artifacts::ArtifactCache, engine, limits::Profile};
 //!
 //! let engine = engine::build(2, 256 << 20)?;
 //! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
-//! let built = Builder::embedded(&engine, &cache)
+//! let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+//! let built = Builder::embedded(&engine, &cache, Profile::Default.limits())
 //!     .build(
 //!         BuildRequest {
 //!             name: "word_count".into(),
@@ -19,6 +20,7 @@
 //!             input_schema: None,
 //!             policy: PluginPolicy::default(),
 //!         },
+//!         deadline,
 //!         &|_| (),
 //!     )
 //!     .await?;
@@ -72,6 +74,9 @@ pub enum PluginError {
     Input(String),
     #[error("the script does not compile: {message}{}", position(*.line, *.column))]
     Compile { message: String, line: Option<u32>, column: Option<u32> },
+    /// The build ran past the plugin's time or memory limit.
+    #[error("{0}")]
+    Limit(String),
     #[error("policy: {0}")]
     Policy(String),
     #[error("manifest: {0}")]

@@ -26,7 +26,6 @@ use super::PluginError;
 use crate::sandbox::outcome::ExecutionResult;
 use crate::sandbox::plugin::{PluginCall, PluginCode};
 use crate::sandbox::policy::CompiledPolicy;
-use crate::sandbox::tools::RateLimiter;
 use crate::sandbox::Sandbox;
 
 /// How often the watcher looks at the plugins directory.
@@ -38,7 +37,6 @@ pub struct LoadedPlugin {
     pub policy: PluginPolicy,
     compiled: Arc<CompiledPolicy>,
     code: PluginCode,
-    rate: Arc<RateLimiter>,
     pub tool: Tool,
 }
 
@@ -193,7 +191,7 @@ impl Registry {
             _ => return Err(PluginError::Manifest("input_schema is not an object".into())),
         };
         let tool = Tool::new(name.clone(), v.manifest.description.clone(), schema);
-        Ok(LoadedPlugin { manifest: v.manifest, policy: v.policy, compiled, code, rate: Arc::default(), tool })
+        Ok(LoadedPlugin { manifest: v.manifest, policy: v.policy, compiled, code, tool })
     }
 
     /// Sends `notifications/tools/list_changed` to the session, if any.
@@ -207,14 +205,21 @@ impl Registry {
     }
 
     /// Calls plugin `plugin` with `input` as `context.input`, under its
-    /// policy (within the server's) and limits.
-    pub async fn call(&self, sandbox: &Sandbox, plugin: &LoadedPlugin, id: uuid::Uuid, input: Value) -> ExecutionResult {
+    /// policy (within the server's) and limits, until `cancel` fires.
+    pub async fn call(
+        &self,
+        sandbox: &Sandbox,
+        plugin: &LoadedPlugin,
+        id: uuid::Uuid,
+        input: Value,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> ExecutionResult {
         let call = PluginCall {
             id,
             input,
             limits: plugin.policy.limits(sandbox.limits()),
             policy: plugin.compiled.clone(),
-            rate: plugin.rate.clone(),
+            cancel,
         };
         sandbox.call_plugin(&plugin.code, call).await
     }

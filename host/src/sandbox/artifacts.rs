@@ -7,17 +7,19 @@
 //! a blake3 sidecar, checked before it is loaded, so a truncated or altered
 //! file is rebuilt rather than trusted. Writes are atomic (temp + rename).
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
+use wasmtime::Engine;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Store};
-use wasmtime_wizer::Wizer;
+use wasmtime_wizer::{ComponentContext, WasmtimeWizerComponent, Wizer};
 
 use super::capabilities::{self, Grants};
-use super::store::StoreData;
+use super::store::{self, StoreData};
 
 /// Bump when the snapshot procedure changes.
 const SNAPSHOT_FORMAT: &str = "wizer-initialize-v1";
@@ -58,14 +60,22 @@ pub struct LoadReport {
     pub millis: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
+    /// Components prepared for snapshotting ([`ArtifactCache::instrumented`]).
+    instrumented: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Instrumented>>>>>>,
+}
+
+impl std::fmt::Debug for ArtifactCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactCache").field("dir", &self.dir).finish_non_exhaustive()
+    }
 }
 
 impl ArtifactCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self { dir: dir.into(), instrumented: Arc::default() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -74,7 +84,8 @@ impl ArtifactCache {
 
     /// Loads `name` ready to instantiate: from the cache when a matching,
     /// intact artifact is there, else by snapshotting (when `init_func` is
-    /// given) and compiling `source`, then caching the result.
+    /// given) and compiling `source`, then caching the result. Reading,
+    /// checking, compiling and writing run on blocking threads.
     pub async fn load(
         &self,
         engine: &Engine,
@@ -85,7 +96,11 @@ impl ArtifactCache {
         let started = Instant::now();
         let key = cache_key(engine, source, init_func.is_some());
         let path = self.dir.join(format!("{name}-{key}.cwasm"));
-        if let Some(component) = self.try_cached(engine, &path) {
+        let (engine2, path2) = (engine.clone(), path.clone());
+        let cached = tokio::task::spawn_blocking(move || try_cached(&engine2, &path2))
+            .await
+            .map_err(|e| anyhow!("cache read task failed: {e}"))?;
+        if let Some(component) = cached {
             return Ok((component, report(name, key, true, started.elapsed())));
         }
         let ready = match init_func {
@@ -94,39 +109,19 @@ impl ArtifactCache {
                 .with_context(|| format!("pre-initialising {name}"))?,
             None => source.to_vec(),
         };
-        let engine2 = engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || engine2.precompile_component(&ready))
-            .await
-            .map_err(|e| anyhow!("compile task failed: {e}"))?
-            .map_err(|e| anyhow!("compiling {name}: {e:?}"))?;
-        if let Err(e) = self.store(&path, &compiled) {
-            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component; it will be recompiled next start");
-        }
-        // SAFETY: these bytes were produced just now by `precompile_component`
-        // on this very engine.
-        let component = unsafe { Component::deserialize(engine, &compiled) }
-            .map_err(|e| anyhow!("loading compiled {name}: {e}"))?;
-        Ok((component, report(name, key, false, started.elapsed())))
-    }
-
-    fn try_cached(&self, engine: &Engine, path: &Path) -> Option<Component> {
-        let bytes = std::fs::read(path).ok()?;
-        let sidecar = std::fs::read_to_string(sidecar_path(path)).ok()?;
-        if blake3::hash(&bytes).to_hex().as_str() != sidecar.trim() {
-            tracing::warn!(path = %path.display(), "cached artifact does not match its checksum; rebuilding");
-            return None;
-        }
-        // SAFETY: the artifact was written by `store` from
-        // `precompile_component` output for an engine with the same
-        // compatibility hash (it is in the file name), and its checksum was
-        // just verified. Wasmtime re-checks the engine header on load.
-        match unsafe { Component::deserialize(engine, &bytes) } {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cached artifact rejected; rebuilding");
-                None
+        let (engine2, cache, owned) = (engine.clone(), self.clone(), name.to_string());
+        let component = tokio::task::spawn_blocking(move || -> Result<Component> {
+            let compiled = engine2.precompile_component(&ready).map_err(|e| anyhow!("compiling {owned}: {e:?}"))?;
+            if let Err(e) = cache.store(&path, &compiled) {
+                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component; it will be recompiled next start");
             }
-        }
+            // SAFETY: these bytes were produced just now by
+            // `precompile_component` on this very engine.
+            unsafe { Component::deserialize(&engine2, &compiled) }.map_err(|e| anyhow!("loading compiled {owned}: {e}"))
+        })
+        .await
+        .map_err(|e| anyhow!("compile task failed: {e}"))??;
+        Ok((component, report(name, key, false, started.elapsed())))
     }
 
     fn store(&self, path: &Path, bytes: &[u8]) -> Result<()> {
@@ -134,6 +129,27 @@ impl ArtifactCache {
         write_atomic(path, bytes)?;
         write_atomic(&sidecar_path(path), blake3::hash(bytes).to_hex().as_bytes())?;
         Ok(())
+    }
+}
+
+/// The cached artifact at `path`, if it is intact and `engine` accepts it.
+fn try_cached(engine: &Engine, path: &Path) -> Option<Component> {
+    let bytes = std::fs::read(path).ok()?;
+    let sidecar = std::fs::read_to_string(sidecar_path(path)).ok()?;
+    if blake3::hash(&bytes).to_hex().as_str() != sidecar.trim() {
+        tracing::warn!(path = %path.display(), "cached artifact does not match its checksum; rebuilding");
+        return None;
+    }
+    // SAFETY: the artifact was written by `store` from
+    // `precompile_component` output for an engine with the same
+    // compatibility hash (it is in the file name), and its checksum was
+    // just verified. Wasmtime re-checks the engine header on load.
+    match unsafe { Component::deserialize(engine, &bytes) } {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cached artifact rejected; rebuilding");
+            None
+        }
     }
 }
 
@@ -170,29 +186,171 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Runs `init_func` in a fresh instance of `source` and returns the
-/// snapshot of its state as a new component.
-pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result<Vec<u8>> {
-    snapshot_in(engine, source, init_func, StoreData::for_snapshot(), Grants::TOOLS).await
+/// Why a snapshot was not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The store's deadline passed during initialisation.
+    #[error("the time limit passed while initialising the component")]
+    Timeout,
+    /// Initialisation needed more memory than the store's limit.
+    #[error("initialising the component exceeded its memory limit")]
+    Memory,
+    /// Initialisation trapped (what trapped; the guest's stderr is the caller's).
+    #[error("initialisation trapped: {0}")]
+    Trap(String),
+    /// Instrumenting, compiling, linking or rewriting failed.
+    #[error("{0}")]
+    Internal(String),
 }
 
-/// [`snapshot`] in a store of the caller's making (a plugin build gives
-/// stdin and deterministic clocks and randomness), linked under `grants`.
-pub async fn snapshot_in(engine: &Engine, source: &[u8], init_func: &str, data: StoreData, grants: Grants) -> Result<Vec<u8>> {
-    let mut store = Store::new(engine, data);
-    store.limiter(|d| &mut d.guard);
-    // Initialisation runs once, ahead of time; a generous budget.
-    store.set_epoch_deadline(60_000);
+/// A component instrumented for snapshotting and compiled for one engine:
+/// what [`snapshot_with`] instantiates. Preparing one is CPU-bound work
+/// (parsing, instrumenting, Cranelift) done on blocking threads.
+pub struct Instrumented {
+    cx: ComponentContext<'static>,
+    component: Component,
+}
+
+/// The wizer settings every snapshot here uses: `init_func` is kept (the
+/// component still lifts it; calling it again does nothing).
+fn wizer(init_func: &str) -> Wizer {
     let mut wizer = Wizer::new();
     wizer.init_func(init_func);
-    // The component still lifts the export; calling it again is a no-op.
     wizer.keep_init_func(true);
-    let (snap, _) = wizer
-        .run_component(&mut store, source, async |store, component| {
-            let linker = capabilities::linker(store.engine(), component, grants)?;
-            linker.instantiate_async(store, component).await
-        })
+    wizer
+}
+
+impl ArtifactCache {
+    /// `source` instrumented and compiled for `engine`, once per cache (its
+    /// clones share it): the compiled code is also cached on disk. The work
+    /// runs in a task of its own, so a caller that gives up waiting does
+    /// not waste it.
+    pub async fn instrumented(&self, engine: &Engine, name: &str, source: &'static [u8]) -> Result<Arc<Instrumented>> {
+        let key = format!("{name}-{}", cache_key(engine, source, true));
+        let cell = {
+            let mut memo = self.instrumented.lock().unwrap_or_else(|p| p.into_inner());
+            memo.entry(key).or_default().clone()
+        };
+        let ready = cell
+            .get_or_try_init(|| {
+                let (cache, engine, owned) = (self.clone(), engine.clone(), name.to_string());
+                async move {
+                    tokio::spawn(async move { instrument(&cache, &engine, &owned, source).await.map(Arc::new) })
+                        .await
+                        .map_err(|e| anyhow!("preparing {name}: {e}"))?
+                }
+            })
+            .await?;
+        if !Engine::same(ready.component.engine(), engine) {
+            // Another engine's cache; prepare without the memo.
+            return instrument(self, engine, name, source).await.map(Arc::new);
+        }
+        Ok(ready.clone())
+    }
+}
+
+/// Instruments `source` for wizer (on a blocking thread) and compiles the
+/// result (through the disk cache).
+async fn instrument(cache: &ArtifactCache, engine: &Engine, name: &str, source: &'static [u8]) -> Result<Instrumented> {
+    let (cx, instrumented) = tokio::task::spawn_blocking(move || wizer(super::RUNTIME_INIT_FUNC).instrument_component(source))
         .await
-        .map_err(|e| anyhow!("{e:?}"))?;
-    Ok(snap)
+        .map_err(|e| anyhow!("instrumenting {name}: {e}"))?
+        .map_err(|e| anyhow!("instrumenting {name}: {e:?}"))?;
+    let (component, _) = cache.load(engine, &format!("{name}-instrumented"), &instrumented, None).await?;
+    Ok(Instrumented { cx, component })
+}
+
+/// Runs `init_func` in a fresh instance of `source` and returns the
+/// snapshot of its state as a new component. For trusted components (the
+/// JS runtime): a generous deadline and memory limit, and all of it on a
+/// blocking thread.
+pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result<Vec<u8>> {
+    let (engine, source, init_func) = (engine.clone(), source.to_vec(), init_func.to_string());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let (cx, instrumented) = wizer(&init_func).instrument_component(&source).map_err(|e| anyhow!("instrumenting: {e:?}"))?;
+        let component = Component::new(&engine, &instrumented).map_err(|e| anyhow!("compiling: {e:?}"))?;
+        let data = StoreData::for_snapshot();
+        let (store, instance) = handle
+            .block_on(initialise(&engine, &component, &init_func, data, Grants::TOOLS))
+            .map_err(|e| anyhow!("{e}"))?;
+        read_out(&cx, store, instance, &init_func).map_err(|e| anyhow!("{e}"))
+    })
+    .await
+    .map_err(|e| anyhow!("snapshot task: {e}"))?
+}
+
+/// Snapshots `inst` after running `init_func` in a store made from `data`,
+/// linked under `grants`: `data`'s memory limit holds and its deadline
+/// ends initialisation, which yields to the async runtime every epoch
+/// tick as every other guest call does. The read-out and rewrite of the
+/// instance's state, CPU-bound host work, run on a blocking thread.
+pub async fn snapshot_with(
+    engine: &Engine,
+    inst: &Arc<Instrumented>,
+    init_func: &str,
+    data: StoreData,
+    grants: Grants,
+) -> Result<Vec<u8>, SnapshotError> {
+    let (store, instance) = initialise(engine, &inst.component, init_func, data, grants).await?;
+    let (inst, init_func) = (inst.clone(), init_func.to_string());
+    tokio::task::spawn_blocking(move || read_out(&inst.cx, store, instance, &init_func))
+        .await
+        .map_err(|e| SnapshotError::Internal(format!("snapshot task: {e}")))?
+}
+
+/// Instantiates `component` in a bounded store made from `data` and runs
+/// `init_func` there, within the data's deadline and memory limit.
+async fn initialise(
+    engine: &Engine,
+    component: &Component,
+    init_func: &str,
+    data: StoreData,
+    grants: Grants,
+) -> Result<(wasmtime::Store<StoreData>, wasmtime::component::Instance), SnapshotError> {
+    let deadline = data.deadline;
+    let mut store = store::bounded(engine, data);
+    let linker = capabilities::linker(engine, component, grants).map_err(|e| SnapshotError::Internal(format!("linking: {e}")))?;
+    let init = async {
+        let instance = linker.instantiate_async(&mut store, component).await?;
+        let func = instance
+            .get_func(&mut store, init_func)
+            .ok_or_else(|| wasmtime::format_err!("the component does not export `{init_func}`"))?;
+        func.call_async(&mut store, &[], &mut []).await?;
+        wasmtime::Result::Ok(instance)
+    };
+    let ran = tokio::time::timeout_at(deadline.into(), init).await;
+    let e: wasmtime::Error = match ran {
+        Err(_) => return Err(SnapshotError::Timeout),
+        Ok(Ok(instance)) => return Ok((store, instance)),
+        Ok(Err(e)) => e,
+    };
+    let trap = e.downcast_ref::<wasmtime::Trap>().copied();
+    if trap == Some(wasmtime::Trap::Interrupt) || Instant::now() >= store.data().deadline {
+        return Err(SnapshotError::Timeout);
+    }
+    if store.data().guard.memory_denied {
+        return Err(SnapshotError::Memory);
+    }
+    Err(SnapshotError::Trap(match trap {
+        Some(t) => t.to_string(),
+        None => format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+    }))
+}
+
+/// Reads an initialised instance's state out and rewrites it into the
+/// snapshot component. The guest's part is over: wizer's own accessors
+/// run now, and must not be interrupted (wizer unwraps their results), so
+/// the store only yields from here on.
+fn read_out(
+    cx: &ComponentContext<'_>,
+    mut store: wasmtime::Store<StoreData>,
+    instance: wasmtime::component::Instance,
+    init_func: &str,
+) -> Result<Vec<u8>, SnapshotError> {
+    store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
+    let mut state = WasmtimeWizerComponent { store: &mut store, instance };
+    futures::executor::block_on(wizer(init_func).snapshot_component(cx, &mut state))
+        .map_err(|e| SnapshotError::Internal(format!("snapshotting: {e:?}")))
 }

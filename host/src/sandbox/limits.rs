@@ -12,6 +12,10 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 /// Default number of executions that run at once; the rest wait.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 20;
 
+/// Executions that may wait for a slot by default. Each waiting call holds
+/// at most one frame (8 MiB, and in practice its code and context).
+pub const DEFAULT_MAX_QUEUED: usize = 1024;
+
 const MIB: u64 = 1024 * 1024;
 
 /// The seed's sandbox presets.

@@ -20,6 +20,7 @@ pub mod output;
 pub mod plugin;
 pub mod policy;
 pub mod store;
+pub mod tool_names;
 pub mod tools;
 pub mod typescript;
 
@@ -29,6 +30,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Trap};
 
@@ -41,7 +43,7 @@ use outcome::{ErrorType, ExecutionResult, LimitKind};
 use output::CappedPipe;
 use policy::CompiledPolicy;
 use store::StoreData;
-use tools::{RateLimiter, ToolDispatcher, ToolsCtx};
+use tools::{CallSummary, RateLimiter, ToolDispatcher, ToolsCtx};
 use typescript::{StripError, TypeStripper};
 
 /// The exported function the snapshotter runs before taking the snapshot.
@@ -51,6 +53,8 @@ pub const RUNTIME_INIT_FUNC: &str = "initialize";
 pub struct SandboxConfig {
     pub limits: Limits,
     pub max_concurrency: usize,
+    /// Calls that may wait for a slot; beyond this they are answered busy.
+    pub max_queued: usize,
     pub policy: CompiledPolicy,
     pub dispatcher: Arc<dyn ToolDispatcher>,
     /// Host interfaces linked beyond the always-granted base.
@@ -64,6 +68,8 @@ pub struct Sandbox {
     runner: GuestIndices,
     permits: Arc<Semaphore>,
     max_concurrency: usize,
+    max_queued: usize,
+    queued: std::sync::atomic::AtomicUsize,
     limits: Limits,
     policy: Arc<CompiledPolicy>,
     dispatcher: Arc<dyn ToolDispatcher>,
@@ -120,6 +126,8 @@ impl Sandbox {
             runner,
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
             max_concurrency: config.max_concurrency,
+            max_queued: config.max_queued,
+            queued: std::sync::atomic::AtomicUsize::new(0),
             limits: config.limits,
             policy: Arc::new(config.policy),
             dispatcher: config.dispatcher,
@@ -172,16 +180,23 @@ impl Sandbox {
     /// Runs one execution to its result. Never panics on guest behaviour:
     /// every way a guest can fail is a status.
     pub async fn execute(&self, exec: Execution) -> ExecutionResult {
-        let admitted = Instant::now();
-        let result = self.execute_inner(exec).await;
-        self.metrics.record(result.status(), admitted.elapsed());
-        result
+        self.execute_traced(exec, &CancellationToken::new()).await.0
     }
 
-    async fn execute_inner(&self, exec: Execution) -> ExecutionResult {
+    /// [`Sandbox::execute`], stopped (and its slot freed) as soon as
+    /// `cancel` is cancelled; also gives what its tool calls came to.
+    pub async fn execute_traced(&self, exec: Execution, cancel: &CancellationToken) -> (ExecutionResult, CallSummary) {
+        let admitted = Instant::now();
+        let (result, calls) = self.execute_inner(exec, cancel).await;
+        self.metrics.record(result.status(), admitted.elapsed());
+        (result, calls)
+    }
+
+    async fn execute_inner(&self, exec: Execution, cancel: &CancellationToken) -> (ExecutionResult, CallSummary) {
+        let none = CallSummary::default;
         let limits = exec.limits;
         if exec.code.len() > limits.max_code_bytes {
-            return ExecutionResult::ResourceLimit {
+            let result = ExecutionResult::ResourceLimit {
                 limit: LimitKind::CodeSize,
                 message: format!(
                     "code is {} bytes; the limit is {} bytes",
@@ -191,9 +206,11 @@ impl Sandbox {
                 stdout: String::new(),
                 stderr: String::new(),
             };
+            return (result, none());
         }
-        let Some(_permit) = self.admit().await else {
-            return internal_error("the sandbox is shutting down");
+        let _permit = match self.admit(cancel).await {
+            Ok(p) => p,
+            Err(refused) => return (refused.into_result(), none()),
         };
 
         let started = Instant::now();
@@ -202,7 +219,7 @@ impl Sandbox {
             Language::JavaScript => exec.code,
             Language::TypeScript => match self.strip(&exec.code, &limits, started, deadline).await {
                 Ok(js) => js,
-                Err(result) => return *result,
+                Err(result) => return (*result, none()),
             },
         };
         let request = RunRequest {
@@ -211,7 +228,7 @@ impl Sandbox {
         };
         let (pre, runner) = (&self.pre, &self.runner);
         let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
-        self.run_guest(tools, &limits, started, async |store| {
+        self.run_guest(tools, &limits, started, cancel, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
             let runner = runner.load(&mut *store, &instance)?;
             runner.call_run(store, &request).await
@@ -219,12 +236,32 @@ impl Sandbox {
         .await
     }
 
-    /// Waits for a free execution slot.
-    async fn admit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.metrics.enqueue();
-        let permit = self.permits.acquire().await;
-        self.metrics.dequeue();
-        permit.ok()
+    /// Waits for a free execution slot (executions, plugin calls and
+    /// plugin builds share them), in a queue of bounded depth; a full
+    /// queue, a cancelled wait or a closed sandbox is refused at once.
+    pub(crate) async fn admit(&self, cancel: &CancellationToken) -> Result<tokio::sync::SemaphorePermit<'_>, Refused> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
+        let waiting = Waiting::join(&self.queued, self.max_queued, &self.metrics).ok_or_else(|| Refused::Busy {
+            running: self.max_concurrency,
+            queued: self.queued.load(std::sync::atomic::Ordering::Relaxed),
+            retry_after_ms: self.retry_after_ms(),
+        })?;
+        let permit = tokio::select! {
+            p = self.permits.acquire() => p.map_err(|_| Refused::Closed),
+            () = cancel.cancelled() => Err(Refused::Cancelled),
+        };
+        drop(waiting);
+        permit
+    }
+
+    /// A retry hint for a busy answer: the time for the queue ahead to
+    /// drain at the median pace of recent executions.
+    fn retry_after_ms(&self) -> u64 {
+        let typical = self.metrics.median_execution().unwrap_or(self.limits.timeout / 10);
+        let rounds = (self.max_queued / self.max_concurrency.max(1)) as u32 + 1;
+        (typical * rounds).as_millis().clamp(100, 60_000) as u64
     }
 
     /// Runs `call` in a fresh store under `limits`, with `tools` as the
@@ -234,17 +271,37 @@ impl Sandbox {
         tools: ToolsCtx,
         limits: &Limits,
         started: Instant,
+        cancel: &CancellationToken,
         call: impl AsyncFnOnce(&mut wasmtime::Store<StoreData>) -> wasmtime::Result<RunOutcome>,
-    ) -> ExecutionResult {
+    ) -> (ExecutionResult, CallSummary) {
         let stdout = CappedPipe::new(limits.max_output_bytes);
         let stderr = CappedPipe::new(limits.max_output_bytes);
         let deadline = started + limits.timeout;
         let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
         let mut store = store::bounded(&self.engine, data);
-        let ran = tokio::time::timeout(limits.timeout, call(&mut store)).await;
+        let ran = tokio::select! {
+            ran = tokio::time::timeout(limits.timeout, call(&mut store)) => Some(ran),
+            () = cancel.cancelled() => None,
+        };
+        let calls = store.data_mut().tools.finish();
+        let Some(ran) = ran else {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            return (ExecutionResult::Cancelled { elapsed_ms: ms, stdout: stdout.text(), stderr: stderr.text() }, calls);
+        };
+        (Self::ended(ran, store.data(), limits, started, &stdout, &stderr), calls)
+    }
+
+    /// How a guest call ended, as a result.
+    fn ended(
+        ran: Result<wasmtime::Result<RunOutcome>, tokio::time::error::Elapsed>,
+        data: &StoreData,
+        limits: &Limits,
+        started: Instant,
+        stdout: &CappedPipe,
+        stderr: &CappedPipe,
+    ) -> ExecutionResult {
         let elapsed = started.elapsed();
         let ms = elapsed.as_secs_f64() * 1000.0;
-        let data = store.data();
         let out = || (stdout.text(), stderr.text());
 
         let Ok(ran) = ran else {
@@ -414,6 +471,52 @@ fn classify_trap(
         stdout,
         stderr,
         execution_time_ms: ms,
+    }
+}
+
+/// Why a call got no execution slot.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    #[error("the server is busy: {running} executions are running and {queued} are waiting; retry in about {retry_after_ms} ms")]
+    Busy { running: usize, queued: usize, retry_after_ms: u64 },
+    #[error("the request was cancelled while it waited for a slot")]
+    Cancelled,
+    #[error("the sandbox is shutting down")]
+    Closed,
+}
+
+impl Refused {
+    /// The refusal as the call's result.
+    pub fn into_result(self) -> ExecutionResult {
+        match self {
+            Refused::Busy { retry_after_ms, .. } => ExecutionResult::Busy { message: self.to_string(), retry_after_ms },
+            Refused::Cancelled => ExecutionResult::Cancelled { elapsed_ms: 0.0, stdout: String::new(), stderr: String::new() },
+            Refused::Closed => internal_error(&self.to_string()),
+        }
+    }
+}
+
+/// A place in the queue for a slot, given back on drop (a cancelled wait
+/// included).
+struct Waiting<'a> {
+    queued: &'a std::sync::atomic::AtomicUsize,
+    metrics: &'a Metrics,
+}
+
+impl<'a> Waiting<'a> {
+    fn join(queued: &'a std::sync::atomic::AtomicUsize, max: usize, metrics: &'a Metrics) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < max).then_some(q + 1)).ok()?;
+        metrics.enqueue();
+        Some(Self { queued, metrics })
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.metrics.dequeue();
     }
 }
 

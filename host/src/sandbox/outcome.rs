@@ -62,6 +62,19 @@ pub enum ExecutionResult {
         stdout: String,
         stderr: String,
     },
+    /// The client cancelled the request (`notifications/cancelled`); the
+    /// guest was stopped and its slot freed.
+    Cancelled {
+        elapsed_ms: f64,
+        stdout: String,
+        stderr: String,
+    },
+    /// Every execution slot is taken and the queue is full; nothing ran.
+    Busy {
+        message: String,
+        /// When a retry is likely to be admitted.
+        retry_after_ms: u64,
+    },
 }
 
 impl ExecutionResult {
@@ -72,6 +85,8 @@ impl ExecutionResult {
             ExecutionResult::Timeout { .. } => Status::Timeout,
             ExecutionResult::ResourceLimit { .. } => Status::ResourceLimit,
             ExecutionResult::SecurityViolation { .. } => Status::SecurityViolation,
+            ExecutionResult::Cancelled { .. } => Status::Cancelled,
+            ExecutionResult::Busy { .. } => Status::Busy,
         }
     }
 
@@ -89,6 +104,8 @@ impl ExecutionResult {
             ExecutionResult::Timeout { elapsed_ms, .. } => format!("timed out after {elapsed_ms:.0} ms"),
             ExecutionResult::ResourceLimit { message, .. } => format!("resource limit: {message}"),
             ExecutionResult::SecurityViolation { reason, .. } => format!("security violation: {reason}"),
+            ExecutionResult::Cancelled { elapsed_ms, .. } => format!("cancelled by the client after {elapsed_ms:.0} ms"),
+            ExecutionResult::Busy { message, .. } => message.clone(),
         }
     }
 }
@@ -113,15 +130,19 @@ pub enum Status {
     Timeout,
     ResourceLimit,
     SecurityViolation,
+    Cancelled,
+    Busy,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 7] = [
         Status::Success,
         Status::Error,
         Status::Timeout,
         Status::ResourceLimit,
         Status::SecurityViolation,
+        Status::Cancelled,
+        Status::Busy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +152,8 @@ impl Status {
             Status::Timeout => "timeout",
             Status::ResourceLimit => "resource_limit",
             Status::SecurityViolation => "security_violation",
+            Status::Cancelled => "cancelled",
+            Status::Busy => "busy",
         }
     }
 }

@@ -17,7 +17,8 @@ use super::limits::Limits;
 use super::outcome::{ErrorType, ExecutionResult};
 use super::policy::CompiledPolicy;
 use super::store::StoreData;
-use super::tools::{RateLimiter, ToolsCtx};
+use super::tools::ToolsCtx;
+use tokio_util::sync::CancellationToken;
 use super::Sandbox;
 use crate::world::plugin::GuestIndices;
 
@@ -41,10 +42,12 @@ pub struct PluginCall {
     /// Becomes `context.input`.
     pub input: Value,
     pub limits: Limits,
-    /// The plugin's policy, within the server's.
+    /// The plugin's policy, within the server's. Rate limits are the
+    /// sandbox's, shared with code mode and every other plugin.
     pub policy: Arc<CompiledPolicy>,
-    /// The plugin's own rate-limit windows.
-    pub rate: Arc<RateLimiter>,
+    /// Cancelled when the client cancels the call: the guest is stopped
+    /// and its slot freed.
+    pub cancel: CancellationToken,
 }
 
 impl Sandbox {
@@ -73,14 +76,15 @@ impl Sandbox {
     }
 
     async fn call_plugin_inner(&self, code: &PluginCode, call: PluginCall) -> ExecutionResult {
-        let Some(_permit) = self.admit().await else {
-            return super::internal_error("the sandbox is shutting down");
+        let _permit = match self.admit(&call.cancel).await {
+            Ok(p) => p,
+            Err(refused) => return refused.into_result(),
         };
         let started = Instant::now();
         let input = call.input.to_string();
-        let tools = ToolsCtx::new(call.id, call.policy, self.dispatcher.clone(), call.rate);
-        let result = self
-            .run_guest(tools, &call.limits, started, async |store| {
+        let tools = ToolsCtx::new(call.id, call.policy, self.dispatcher.clone(), self.rate.clone());
+        let (result, _) = self
+            .run_guest(tools, &call.limits, started, &call.cancel, async |store| {
                 let instance = code.pre.instantiate_async(&mut *store).await?;
                 let plugin = code.indices.load(&mut *store, &instance)?;
                 plugin.call_call(store, &input).await

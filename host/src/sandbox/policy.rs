@@ -28,6 +28,10 @@ pub struct ToolPolicy {
     /// Largest arguments or result, in bytes, each way.
     #[serde(default = "default_payload")]
     pub max_payload_bytes: usize,
+    /// Refused calls one execution may make before it is stopped (a
+    /// refusal also counts against `max_calls_per_execution`).
+    #[serde(default = "default_refusals")]
+    pub max_refusals_per_execution: u32,
 }
 
 fn default_version() -> u32 {
@@ -42,6 +46,9 @@ fn default_rate() -> u32 {
 fn default_payload() -> usize {
     1024 * 1024
 }
+fn default_refusals() -> u32 {
+    10
+}
 
 impl Default for ToolPolicy {
     /// Deny everything.
@@ -52,6 +59,7 @@ impl Default for ToolPolicy {
             max_calls_per_execution: default_max_calls(),
             rate_limit_per_minute: default_rate(),
             max_payload_bytes: default_payload(),
+            max_refusals_per_execution: default_refusals(),
         }
     }
 }
@@ -127,6 +135,7 @@ impl CompiledPolicy {
         p.max_calls_per_execution = p.max_calls_per_execution.min(o.max_calls_per_execution);
         p.rate_limit_per_minute = p.rate_limit_per_minute.min(o.rate_limit_per_minute);
         p.max_payload_bytes = p.max_payload_bytes.min(o.max_payload_bytes);
+        p.max_refusals_per_execution = p.max_refusals_per_execution.min(o.max_refusals_per_execution);
         self.outer = Some(outer);
         self
     }

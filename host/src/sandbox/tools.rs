@@ -3,11 +3,21 @@
 //! [`ToolsView`], [`add_to_linker`], and the generated `Host` trait
 //! implemented on the view.
 //!
-//! Every call passes the deny-by-default policy first. A refused call is
-//! recorded as the execution's security violation and never reaches a
-//! server.
+//! Every call is charged to the execution that makes it, refused or not:
+//! 1. the names are checked ([`super::tool_names`]); a bad one is a
+//!    `TypeError` in the guest;
+//! 2. the per-execution cap counts every call, refusals included;
+//! 3. the policy, the payload limit, then whether the tool exists (no
+//!    per-tool state is kept for a name that does not), then the rate
+//!    limit shared by code mode and every plugin.
+//!
+//! A refused call is recorded as the execution's security violation and
+//! never reaches a server; past `max_refusals_per_execution` refusals the
+//! execution is stopped (a trap). The audit keeps the first
+//! [`MAX_AUDITED_PER_EXECUTION`] calls of an execution and a count of the
+//! rest, and the tools that answered are kept apart, bounded by the cap.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -17,7 +27,12 @@ use serde_json::Value;
 use wasmtime::component::{HasData, Linker};
 
 use super::policy::CompiledPolicy;
+use super::tool_names::{self, MAX_SERVER_NAME, MAX_TOOL_NAME};
 use crate::world::tools::{Host, ToolError, add_to_linker as add_generated};
+
+/// Audit records written for one execution; further calls are counted in
+/// one summary record instead.
+pub const MAX_AUDITED_PER_EXECUTION: u32 = 64;
 
 /// Why a routed call did not produce a result.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -32,10 +47,15 @@ pub enum DispatchError {
 }
 
 pub type DispatchFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, DispatchError>> + Send + 'a>>;
+pub type ResolveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DispatchError>> + Send + 'a>>;
 
 /// Routes an allowed call to a real MCP server, and keeps the audit.
 pub trait ToolDispatcher: Send + Sync + 'static {
     fn call<'a>(&'a self, server: &'a str, tool: &'a str, args: Value) -> DispatchFuture<'a>;
+
+    /// Whether `server` offers `tool` (connecting to it if need be);
+    /// `Unavailable` if not. Asked before any per-tool state is kept.
+    fn resolve<'a>(&'a self, server: &'a str, tool: &'a str) -> ResolveFuture<'a>;
 
     /// Persists one call's record, refused calls included.
     fn audit(&self, _record: &ToolCallRecord) {}
@@ -46,16 +66,19 @@ pub trait ToolDispatcher: Send + Sync + 'static {
 pub struct NoServers;
 
 impl ToolDispatcher for NoServers {
-    fn call<'a>(&'a self, server: &'a str, _tool: &'a str, _args: Value) -> DispatchFuture<'a> {
+    fn call<'a>(&'a self, server: &'a str, tool: &'a str, _args: Value) -> DispatchFuture<'a> {
+        Box::pin(async move { self.resolve(server, tool).await.map(|()| Value::Null) })
+    }
+
+    fn resolve<'a>(&'a self, server: &'a str, _tool: &'a str) -> ResolveFuture<'a> {
         Box::pin(async move {
-            Err(DispatchError::Unavailable(format!(
-                "no MCP server named `{server}` is configured"
-            )))
+            Err(DispatchError::Unavailable(format!("no MCP server named `{server}` is configured")))
         })
     }
 }
 
-/// Per-tool sliding one-minute windows, shared by all executions.
+/// Per-tool sliding one-minute windows, shared by code mode and every
+/// plugin for the life of the server. Only tools that exist get one.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -65,7 +88,7 @@ impl RateLimiter {
     /// Records a call if `key` is under `per_minute`; false if over.
     pub fn try_acquire(&self, key: &str, per_minute: u32) -> bool {
         let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut windows = crate::sync::lock(&self.windows);
         let w = windows.entry(key.to_string()).or_default();
         while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
             w.pop_front();
@@ -76,6 +99,31 @@ impl RateLimiter {
         w.push_back(now);
         true
     }
+
+    /// Tools with a window.
+    pub fn len(&self) -> usize {
+        crate::sync::lock(&self.windows).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How a call ended, as audited.
+pub mod outcome {
+    pub const OK: &str = "ok";
+    pub const TOOL_ERROR: &str = "tool_error";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const INVALID_ARGUMENTS: &str = "invalid_arguments";
+    pub const DENIED: &str = "denied";
+    /// The summary of an execution's calls past the audit bound.
+    pub const OMITTED: &str = "omitted";
+
+    /// Outcomes of calls that reached an existing tool.
+    pub fn reached_tool(outcome: &str) -> bool {
+        outcome == OK || outcome == TOOL_ERROR
+    }
 }
 
 /// One tool call, as audited.
@@ -85,19 +133,36 @@ pub struct ToolCallRecord {
     pub at: chrono::DateTime<chrono::Utc>,
     /// The execution that made it (`execution_id` in its result).
     pub execution_id: uuid::Uuid,
+    /// The server, as the code named it (cut to 64 characters).
     pub server: String,
+    /// The tool, as the code named it (cut to 128 characters).
     pub tool: String,
     /// Size of the arguments as JSON text.
     pub args_bytes: usize,
     /// blake3 of the arguments' JSON text (the arguments are not kept).
     pub args_blake3: String,
-    /// ok, tool_error, unavailable, invalid_arguments or denied.
+    /// ok, tool_error, unavailable, invalid_arguments, denied, or omitted
+    /// (the count of an execution's calls past the audit bound).
     pub outcome: String,
     /// From the call to its answer (or refusal), in microseconds.
     pub latency_us: u64,
     /// Why it was refused or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With outcome `omitted`: how many calls were not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<u64>,
+}
+
+/// What an execution's tool calls came to, once it has ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallSummary {
+    /// `server.tool` names that were admitted and answered (a result or
+    /// the tool's own error), at most the per-execution cap.
+    pub answered: BTreeSet<String>,
+    /// Calls made, refused ones included.
+    pub calls: u32,
+    pub refusals: u32,
 }
 
 /// The owned state of the `tools` interface for one execution.
@@ -106,11 +171,11 @@ pub struct ToolsCtx {
     pub policy: Arc<CompiledPolicy>,
     pub dispatcher: Arc<dyn ToolDispatcher>,
     pub rate: Arc<RateLimiter>,
-    pub calls: u32,
     /// The first refusal, which makes the execution a security violation.
     pub violation: Option<String>,
-    /// Calls made so far, by outcome (the full records are in the audit).
-    pub records: Vec<ToolCallRecord>,
+    pub summary: CallSummary,
+    audited: u32,
+    omitted: u64,
 }
 
 impl ToolsCtx {
@@ -125,10 +190,36 @@ impl ToolsCtx {
             policy,
             dispatcher,
             rate,
-            calls: 0,
             violation: None,
-            records: Vec::new(),
+            summary: CallSummary::default(),
+            audited: 0,
+            omitted: 0,
         }
+    }
+
+    /// Ends the execution's share of the audit: the count of calls past
+    /// the bound, if any, becomes one record. Returns the summary.
+    pub fn finish(&mut self) -> CallSummary {
+        if self.omitted > 0 {
+            let record = ToolCallRecord {
+                at: chrono::Utc::now(),
+                execution_id: self.execution_id,
+                server: String::new(),
+                tool: String::new(),
+                args_bytes: 0,
+                args_blake3: String::new(),
+                outcome: outcome::OMITTED.into(),
+                latency_us: 0,
+                error: Some(format!(
+                    "{} further calls of this execution were not recorded (the audit keeps the first {MAX_AUDITED_PER_EXECUTION})",
+                    self.omitted
+                )),
+                omitted: Some(self.omitted),
+            };
+            self.dispatcher.audit(&record);
+            self.omitted = 0;
+        }
+        std::mem::take(&mut self.summary)
     }
 }
 
@@ -151,102 +242,157 @@ pub fn add_to_linker<T: Send + 'static>(
     add_generated::<T, HasTools>(linker, get)
 }
 
-impl ToolsView<'_> {
-    fn deny(&mut self, reason: String) -> ToolError {
-        if self.ctx.violation.is_none() {
-            self.ctx.violation = Some(reason.clone());
-        }
-        ToolError::Denied(reason)
-    }
+/// The execution made more refused calls than its policy tolerates; it is
+/// stopped with this trap, and reported as a security violation.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped after {0} refused tool calls")]
+pub struct RefusalBudgetExceeded(pub u32);
 
+/// A refusal and the outcome it is audited as.
+struct Refusal {
+    outcome: &'static str,
+    reason: String,
+    error: ToolError,
+}
+
+impl Refusal {
+    fn denied(reason: String) -> Self {
+        Self { outcome: outcome::DENIED, error: ToolError::Denied(reason.clone()), reason }
+    }
+}
+
+impl ToolsView<'_> {
     fn record(&mut self, call: (&str, &str, &str), outcome: &str, error: Option<&str>, started: Instant) {
+        if self.ctx.audited >= MAX_AUDITED_PER_EXECUTION {
+            self.ctx.omitted += 1;
+            return;
+        }
+        self.ctx.audited += 1;
         let (server, tool, args) = call;
         let record = ToolCallRecord {
             at: chrono::Utc::now(),
             execution_id: self.ctx.execution_id,
-            server: server.to_string(),
-            tool: tool.to_string(),
+            server: tool_names::shorten(server, MAX_SERVER_NAME),
+            tool: tool_names::shorten(tool, MAX_TOOL_NAME),
             args_bytes: args.len(),
             args_blake3: blake3::hash(args.as_bytes()).to_hex().to_string(),
             outcome: outcome.to_string(),
             latency_us: started.elapsed().as_micros() as u64,
-            error: error.map(|e| e.chars().take(500).collect()),
+            error: error.map(|e| tool_names::shorten(e, 500)),
+            omitted: None,
         };
         self.ctx.dispatcher.audit(&record);
-        self.ctx.records.push(record);
     }
 
-    /// The policy checks, in order; `Err` is the refusal reason.
-    fn admit(&mut self, server: &str, tool: &str, args: &str) -> Result<(), String> {
-        let policy = &self.ctx.policy.policy;
-        if let Some(reason) = self.ctx.policy.refusal(server, tool) {
-            return Err(reason);
+    /// The checks before dispatch, in order; `Err` is the refusal.
+    async fn admit(&mut self, server: &str, tool: &str, args: &str) -> Result<Value, Refusal> {
+        if let Err(e) = tool_names::check(server, tool) {
+            let reason = e.to_string();
+            return Err(Refusal { outcome: outcome::INVALID_ARGUMENTS, error: ToolError::InvalidArguments(reason.clone()), reason });
         }
-        if self.ctx.calls >= policy.max_calls_per_execution {
-            return Err(format!(
+        let policy = &self.ctx.policy.policy;
+        if self.ctx.summary.calls > policy.max_calls_per_execution {
+            return Err(Refusal::denied(format!(
                 "tool `{server}.{tool}` refused: this execution reached its cap of {} tool calls",
                 policy.max_calls_per_execution
-            ));
+            )));
+        }
+        if let Some(reason) = self.ctx.policy.refusal(server, tool) {
+            return Err(Refusal::denied(reason));
         }
         if args.len() > policy.max_payload_bytes {
-            return Err(format!(
+            return Err(Refusal::denied(format!(
                 "tool `{server}.{tool}` refused: arguments are {} bytes, over the {}-byte payload limit",
                 args.len(),
                 policy.max_payload_bytes
-            ));
+            )));
         }
-        let key = format!("{server}.{tool}");
-        if !self.ctx.rate.try_acquire(&key, policy.rate_limit_per_minute) {
-            return Err(format!(
-                "tool `{key}` refused: over its rate limit of {} calls per minute",
-                policy.rate_limit_per_minute
-            ));
+        let args = match serde_json::from_str(args) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                let reason = "arguments must be a JSON object".to_string();
+                return Err(Refusal { outcome: outcome::INVALID_ARGUMENTS, error: ToolError::InvalidArguments(reason.clone()), reason });
+            }
+        };
+        let per_minute = policy.rate_limit_per_minute;
+        if let Err(DispatchError::Unavailable(m) | DispatchError::Failed(m)) =
+            self.ctx.dispatcher.resolve(server, tool).await
+        {
+            return Err(Refusal { outcome: outcome::UNAVAILABLE, error: ToolError::Unavailable(m.clone()), reason: m });
         }
-        Ok(())
+        if !self.ctx.rate.try_acquire(&format!("{server}.{tool}"), per_minute) {
+            return Err(Refusal::denied(format!(
+                "tool `{server}.{tool}` refused: over its rate limit of {per_minute} calls per minute"
+            )));
+        }
+        Ok(args)
+    }
+
+    /// Charges a refusal; the execution becomes a security violation when
+    /// the policy refused it, and is stopped past its refusal budget.
+    fn refuse(&mut self, refusal: Refusal) -> wasmtime::Result<Result<String, ToolError>> {
+        if refusal.outcome == outcome::UNAVAILABLE {
+            return Ok(Err(refusal.error));
+        }
+        self.ctx.summary.refusals += 1;
+        if refusal.outcome == outcome::DENIED && self.ctx.violation.is_none() {
+            self.ctx.violation = Some(refusal.reason);
+        }
+        let budget = self.ctx.policy.policy.max_refusals_per_execution;
+        if self.ctx.summary.refusals > budget {
+            if self.ctx.violation.is_none() {
+                self.ctx.violation = Some(format!("the code made more than {budget} refused tool calls"));
+            }
+            return Err(RefusalBudgetExceeded(self.ctx.summary.refusals).into());
+        }
+        Ok(Err(refusal.error))
     }
 }
 
 impl Host for ToolsView<'_> {
-    async fn call_tool(&mut self, server: String, name: String, arguments_json: String) -> Result<String, ToolError> {
+    async fn call_tool(
+        &mut self,
+        server: String,
+        name: String,
+        arguments_json: String,
+    ) -> wasmtime::Result<Result<String, ToolError>> {
         let started = Instant::now();
+        self.ctx.summary.calls = self.ctx.summary.calls.saturating_add(1);
         let call = (server.as_str(), name.as_str(), arguments_json.as_str());
-        if let Err(reason) = self.admit(&server, &name, &arguments_json) {
-            self.record(call, "denied", Some(&reason), started);
-            return Err(self.deny(reason));
-        }
-        self.ctx.calls += 1;
-        let args: Value = match serde_json::from_str(&arguments_json) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                let reason = "arguments must be a JSON object";
-                self.record(call, "invalid_arguments", Some(reason), started);
-                return Err(ToolError::InvalidArguments(reason.into()));
+        let args = match self.admit(&server, &name, &arguments_json).await {
+            Ok(args) => args,
+            Err(refusal) => {
+                self.record(call, refusal.outcome, Some(&refusal.reason), started);
+                return self.refuse(refusal);
             }
         };
         let dispatcher = Arc::clone(&self.ctx.dispatcher);
         let result = dispatcher.call(&server, &name, args).await;
-        match result {
+        let answered = format!("{server}.{name}");
+        Ok(match result {
             Ok(value) => {
                 let json = value.to_string();
                 let max = self.ctx.policy.policy.max_payload_bytes;
                 if json.len() > max {
                     let reason =
                         format!("tool `{server}.{name}` result is {} bytes, over the {max}-byte payload limit", json.len());
-                    self.record(call, "denied", Some(&reason), started);
-                    return Err(self.deny(reason));
+                    self.record(call, outcome::DENIED, Some(&reason), started);
+                    return self.refuse(Refusal::denied(reason));
                 }
-                self.record(call, "ok", None, started);
+                self.record(call, outcome::OK, None, started);
+                self.ctx.summary.answered.insert(answered);
                 Ok(json)
             }
             Err(DispatchError::Failed(m)) => {
-                self.record(call, "tool_error", Some(&m), started);
+                self.record(call, outcome::TOOL_ERROR, Some(&m), started);
+                self.ctx.summary.answered.insert(answered);
                 Err(ToolError::Failed(m))
             }
             Err(DispatchError::Unavailable(m)) => {
-                self.record(call, "unavailable", Some(&m), started);
+                self.record(call, outcome::UNAVAILABLE, Some(&m), started);
                 Err(ToolError::Unavailable(m))
             }
-        }
+        })
     }
 }
 
@@ -255,53 +401,110 @@ mod tests {
     use super::*;
     use crate::sandbox::policy::ToolPolicy;
 
-    fn view_with(policy: ToolPolicy) -> ToolsCtx {
-        ToolsCtx::new(
-            uuid::Uuid::now_v7(),
-            Arc::new(CompiledPolicy::new(policy).unwrap()),
-            Arc::new(NoServers),
-            Arc::new(RateLimiter::default()),
-        )
+    /// Knows `x.y` only; records the audit.
+    #[derive(Default)]
+    struct OneTool {
+        audit: Mutex<Vec<ToolCallRecord>>,
+    }
+
+    impl ToolDispatcher for OneTool {
+        fn call<'a>(&'a self, server: &'a str, tool: &'a str, _args: Value) -> DispatchFuture<'a> {
+            Box::pin(async move { self.resolve(server, tool).await.map(|()| Value::Bool(true)) })
+        }
+        fn resolve<'a>(&'a self, server: &'a str, tool: &'a str) -> ResolveFuture<'a> {
+            Box::pin(async move {
+                if (server, tool) == ("x", "y") { Ok(()) } else { Err(DispatchError::Unavailable("no such tool".into())) }
+            })
+        }
+        fn audit(&self, record: &ToolCallRecord) {
+            self.audit.lock().unwrap().push(record.clone());
+        }
+    }
+
+    fn ctx_with(policy: ToolPolicy) -> (ToolsCtx, Arc<OneTool>, Arc<RateLimiter>) {
+        let d = Arc::new(OneTool::default());
+        let rate = Arc::new(RateLimiter::default());
+        let ctx = ToolsCtx::new(uuid::Uuid::now_v7(), Arc::new(CompiledPolicy::new(policy).unwrap()), d.clone(), rate.clone());
+        (ctx, d, rate)
+    }
+
+    fn allow_x() -> ToolPolicy {
+        ToolPolicy { allow: vec!["x.*".into()], ..Default::default() }
     }
 
     #[tokio::test]
     async fn denied_calls_are_violations_and_never_dispatched() {
-        let mut ctx = view_with(ToolPolicy::default());
-        let mut v = ToolsView { ctx: &mut ctx };
-        let r = v.call_tool("memory".into(), "query_memory".into(), "{}".into()).await;
+        let (mut ctx, d, _) = ctx_with(ToolPolicy::default());
+        let r = ToolsView { ctx: &mut ctx }.call_tool("memory".into(), "query_memory".into(), "{}".into()).await.unwrap();
         assert!(matches!(r, Err(ToolError::Denied(_))));
         assert!(ctx.violation.as_deref().unwrap().contains("memory.query_memory"));
-        assert_eq!(ctx.calls, 0);
-        assert_eq!(ctx.records[0].outcome, "denied");
+        assert_eq!(ctx.summary.refusals, 1);
+        assert!(ctx.summary.answered.is_empty());
+        assert_eq!(d.audit.lock().unwrap()[0].outcome, "denied");
     }
 
     #[tokio::test]
-    async fn allowed_calls_reach_the_dispatcher() {
-        let mut ctx = view_with(ToolPolicy {
-            allow: vec!["x.*".into()],
-            ..Default::default()
-        });
+    async fn bad_names_are_type_errors_before_the_policy() {
+        let (mut ctx, d, rate) = ctx_with(ToolPolicy { allow: vec!["*.*".into()], ..Default::default() });
         let mut v = ToolsView { ctx: &mut ctx };
-        let r = v.call_tool("x".into(), "y".into(), "{}".into()).await;
-        assert!(matches!(r, Err(ToolError::Unavailable(m)) if m.contains("`x`")));
+        for (server, tool) in [("s".repeat(70_000), "t".to_string()), ("x".into(), "t".repeat(70_000)), ("x".into(), "*".into())] {
+            let r = v.call_tool(server, tool, "{}".into()).await.unwrap();
+            assert!(matches!(r, Err(ToolError::InvalidArguments(_))));
+        }
         assert!(ctx.violation.is_none());
-        assert_eq!(ctx.calls, 1);
+        assert_eq!(ctx.summary.refusals, 3);
+        assert!(rate.is_empty());
+        let audit = d.audit.lock().unwrap();
+        assert!(audit.iter().all(|r| r.server.len() <= 4 * MAX_SERVER_NAME + 3 && r.tool.len() <= 4 * MAX_TOOL_NAME + 3));
+    }
+
+    #[tokio::test]
+    async fn allowed_calls_reach_the_dispatcher_and_only_real_tools_get_a_window() {
+        let (mut ctx, _, rate) = ctx_with(allow_x());
+        let mut v = ToolsView { ctx: &mut ctx };
+        assert_eq!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().unwrap(), "true");
+        let missing = v.call_tool("x".into(), "nope".into(), "{}".into()).await.unwrap();
+        assert!(matches!(missing, Err(ToolError::Unavailable(_))));
+        assert!(ctx.violation.is_none());
+        assert_eq!(ctx.summary.calls, 2);
+        assert_eq!(ctx.summary.answered.iter().collect::<Vec<_>>(), ["x.y"]);
+        assert_eq!(rate.len(), 1);
     }
 
     #[tokio::test]
     async fn the_per_execution_cap_and_payload_limit_hold() {
-        let mut ctx = view_with(ToolPolicy {
-            allow: vec!["x.*".into()],
-            max_calls_per_execution: 1,
-            max_payload_bytes: 8,
-            ..Default::default()
-        });
+        let (mut ctx, _, _) =
+            ctx_with(ToolPolicy { max_calls_per_execution: 2, max_payload_bytes: 8, ..allow_x() });
         let mut v = ToolsView { ctx: &mut ctx };
-        let big = v.call_tool("x".into(), "y".into(), r#"{"a":"0123456789"}"#.into()).await;
+        let big = v.call_tool("x".into(), "y".into(), r#"{"a":"0123456789"}"#.into()).await.unwrap();
         assert!(matches!(big, Err(ToolError::Denied(m)) if m.contains("payload")));
-        let _ = v.call_tool("x".into(), "y".into(), "{}".into()).await;
-        let over = v.call_tool("x".into(), "y".into(), "{}".into()).await;
-        assert!(matches!(over, Err(ToolError::Denied(m)) if m.contains("cap")));
+        assert!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().is_ok());
+        let over = v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
+        assert!(matches!(over, Err(ToolError::Denied(m)) if m.contains("cap")), "refusals count against the cap");
+    }
+
+    #[tokio::test]
+    async fn refusals_past_the_budget_trap_and_the_audit_is_bounded() {
+        let (mut ctx, d, _) = ctx_with(ToolPolicy { max_refusals_per_execution: 3, ..ToolPolicy::default() });
+        let mut v = ToolsView { ctx: &mut ctx };
+        for _ in 0..3 {
+            assert!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().is_err());
+        }
+        let trapped = v.call_tool("x".into(), "y".into(), "{}".into()).await;
+        assert!(trapped.unwrap_err().downcast_ref::<RefusalBudgetExceeded>().is_some());
+        assert!(ctx.violation.is_some());
+
+        let (mut ctx, d2, _) = ctx_with(ToolPolicy { max_calls_per_execution: 1000, ..allow_x() });
+        let mut v = ToolsView { ctx: &mut ctx };
+        for _ in 0..MAX_AUDITED_PER_EXECUTION + 10 {
+            let _ = v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
+        }
+        let summary = ctx.finish();
+        assert_eq!(summary.calls, MAX_AUDITED_PER_EXECUTION + 10);
+        let audit = d2.audit.lock().unwrap();
+        assert_eq!(audit.len() as u32, MAX_AUDITED_PER_EXECUTION + 1);
+        assert_eq!(audit.last().unwrap().omitted, Some(10));
+        drop(d);
     }
 
     #[test]

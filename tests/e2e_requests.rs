@@ -1,0 +1,235 @@
+//! Every request answered, every resource bounded (issue 15, findings 1,
+//! 2, 4 and 5), against the real binary over raw stdio: refusals carry the
+//! request's id, cancellation stops the work and frees its slot (and is
+//! forwarded to an upstream call in flight), a client that leaves is a
+//! normal end, and a full queue is answered at once.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::raw::Raw;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+fn call(id: Value, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+fn cancel(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "test"}})
+}
+
+/// Finding 1: a frame over the limit, and one nested 100,000 deep, were
+/// refused with `id: null`, so the client waited forever for its own id.
+#[tokio::test]
+async fn refusals_carry_the_request_id() {
+    let mut s = Raw::start(&[]).await;
+    let mut big = br#"{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"execute_agent_code","arguments":{"code":"return 1","context":{"input":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'x', 9 * 1024 * 1024));
+    big.extend(br#""}}}}"#);
+    s.send(&big).await;
+    let r = s.next().await;
+    assert_eq!(r["id"], 77, "{r}");
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+
+    let mut deep = br#"{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":"execute_agent_code","arguments":{"code":"return 1","context":{"input":"#.to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 100_000));
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.extend(br#"}}}}"#);
+    assert!(deep.len() < 1 << 20);
+    s.send(&deep).await;
+    let r = s.next().await;
+    assert_eq!(r["id"], "deep", "{r}");
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+
+    // An id inside params is never taken for the request's.
+    s.send(br#"{"jsonrpc":"2.0","method":"tools/call","params":{"id":5,"x":[[[["#).await;
+    let r = s.next().await;
+    assert_eq!(r["id"], Value::Null, "{r}");
+    s.ping(1).await;
+}
+
+/// Finding 2: a cancelled execution ran on to its timeout and kept its
+/// slot. With one slot, the next request is served at once.
+#[tokio::test]
+async fn a_cancelled_execution_frees_its_slot_at_once() {
+    let mut s = Raw::start(&["--max-concurrency", "1", "--profile", "permissive"]).await;
+    s.send_json(call(json!(1), "execute_agent_code", json!({"code": "while (true) {}"}))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.send_json(cancel(1)).await;
+    let started = Instant::now();
+    s.send_json(call(json!(2), "execute_agent_code", json!({"code": "return 7"}))).await;
+    let r = s.reply_to(json!(2)).await;
+    let took = started.elapsed();
+    assert_eq!(r["result"]["structuredContent"]["output"], 7, "{r}");
+    assert!(took < Duration::from_secs(2), "the slot was free after {took:?} (the timeout is 10 s)");
+    s.send_json(call(json!(3), "get_metrics", json!({}))).await;
+    let m = s.reply_to(json!(3)).await;
+    assert_eq!(m["result"]["structuredContent"]["executions"]["by_status"]["cancelled"], 1, "{m}");
+}
+
+/// Cancelling a plugin call stops it the same way.
+#[tokio::test]
+async fn a_cancelled_plugin_call_frees_its_slot_at_once() {
+    let mut s = Raw::start(&["--max-concurrency", "1", "--profile", "permissive"]).await;
+    s.send_json(call(json!(1), "execute_agent_code", json!({"code": "if (context.input && context.input.spin) { while (true) {} } return 1"})))
+        .await;
+    let ran = s.reply_to(json!(1)).await;
+    let execution = ran["result"]["structuredContent"]["execution_id"].clone();
+    s.send_json(call(json!(2), "save_plugin", json!({"execution_id": execution, "name": "spinner", "description": "spins on demand"})))
+        .await;
+    let saved = s.reply_to(json!(2)).await;
+    assert_ne!(saved["result"]["isError"], true, "{saved}");
+    let mut id = 10;
+    loop {
+        id += 1;
+        s.send_json(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"})).await;
+        let list = s.reply_to(json!(id)).await;
+        let names = list["result"]["tools"].as_array().cloned().unwrap_or_default();
+        if names.iter().any(|t| t["name"] == "spinner") {
+            break;
+        }
+        assert!(id < 200, "the plugin was never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.send_json(call(json!(300), "spinner", json!({"spin": true}))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.send_json(cancel(300)).await;
+    let started = Instant::now();
+    s.send_json(call(json!(301), "execute_agent_code", json!({"code": "return 8"}))).await;
+    let r = s.reply_to(json!(301)).await;
+    assert_eq!(r["result"]["structuredContent"]["output"], 8, "{r}");
+    assert!(started.elapsed() < Duration::from_secs(2), "the slot was free after {:?}", started.elapsed());
+}
+
+/// The slow upstream (the official TypeScript SDK) in target/npm, where its
+/// imports resolve.
+fn slow_upstream() -> PathBuf {
+    let npm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/npm");
+    common::upstream::npm_server("server-everything");
+    let dest = npm.join("slow-upstream.mjs");
+    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/slow-upstream/server.mjs"), &dest)
+        .expect("copy the slow upstream");
+    dest
+}
+
+async fn wait_for_line(log: &Path, line: &str, within: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if std::fs::read_to_string(log).unwrap_or_default().lines().any(|l| l == line) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// An upstream call in flight when its execution is cancelled gets
+/// `notifications/cancelled` too.
+#[tokio::test]
+async fn cancellation_is_forwarded_to_an_upstream_call_in_flight() {
+    let conf = tempfile::tempdir().expect("temp dir");
+    let log = conf.path().join("upstream.log");
+    let text = format!(
+        "[servers.slow]\ncommand = \"node\"\nargs = [{:?}]\nenv = {{ SLOW_UPSTREAM_LOG = {:?} }}\n\n{}",
+        slow_upstream().display().to_string(),
+        log.display().to_string(),
+        common::upstream::policy(&["slow.sleep"], "")
+    );
+    let path = common::upstream::config(conf.path(), &text).display().to_string();
+    let mut s = Raw::start(&["--config", &path, "--max-concurrency", "1", "--profile", "permissive"]).await;
+    s.send_json(call(json!(1), "execute_agent_code", json!({"code": "return await tools.slow.sleep({ms: 8000})"}))).await;
+    assert!(wait_for_line(&log, "started", Duration::from_secs(20)).await, "the upstream call never started");
+    s.send_json(cancel(1)).await;
+    assert!(wait_for_line(&log, "cancelled", Duration::from_secs(5)).await, "the upstream was not told");
+    s.send_json(call(json!(2), "execute_agent_code", json!({"code": "return 9"}))).await;
+    assert_eq!(s.reply_to(json!(2)).await["result"]["structuredContent"]["output"], 9);
+}
+
+/// Finding 5: the queue for slots is bounded; past it a call is answered
+/// at once with an isError result that says when to retry.
+#[tokio::test]
+async fn a_full_queue_is_answered_busy_at_once() {
+    let mut s = Raw::start(&["--max-concurrency", "1", "--max-queued", "1"]).await;
+    let spin = json!({"code": "const t = Date.now(); while (Date.now() - t < 1500) {} return 1"});
+    s.send_json(call(json!(1), "execute_agent_code", spin.clone())).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.send_json(call(json!(2), "execute_agent_code", spin.clone())).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    s.send_json(call(json!(3), "execute_agent_code", spin)).await;
+    let r = s.reply_to(json!(3)).await;
+    assert!(started.elapsed() < Duration::from_millis(500), "answered in {:?}", started.elapsed());
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let busy = &r["result"]["structuredContent"];
+    assert_eq!(busy["status"], "busy", "{r}");
+    assert!(busy["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 100), "{r}");
+    for id in [1, 2] {
+        assert_eq!(s.reply_to(json!(id)).await["result"]["structuredContent"]["status"], "success");
+    }
+}
+
+/// The binary, with its stderr in a file and the default log level.
+fn quiet_command(data: &Path, cache: &Path, stderr: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(common::bin());
+    cmd.arg("--data-dir")
+        .arg(data)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env_remove("MEMORY_MCP_CONFIG")
+        .env_remove("MEMORY_MCP_LOG")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).expect("stderr file"))
+        .kill_on_drop(true);
+    cmd
+}
+
+fn alarming(stderr: &Path) -> Vec<String> {
+    std::fs::read_to_string(stderr)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN") || l.contains("panicked") || l.contains("backtrace"))
+        .map(String::from)
+        .collect()
+}
+
+/// Finding 4: a client that leaves before its first request, or during
+/// the first start's compile, is a normal end: exit 0, nothing at WARN or
+/// ERROR, no backtrace. An unknown method is not a WARN either.
+#[tokio::test]
+async fn normal_disconnects_are_quiet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stderr = dir.path().join("stderr");
+    // Closes before its first request.
+    let mut child = quiet_command(&dir.path().join("a"), &common::shared_cache(), &stderr).spawn().expect("spawn");
+    drop(child.stdin.take());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "{status}");
+    assert_eq!(alarming(&stderr), Vec::<String>::new());
+
+    // Leaves during the first start (a cold cache: the runtime is still
+    // being compiled), after an unknown method.
+    let stderr = dir.path().join("stderr2");
+    let mut child = quiet_command(&dir.path().join("b"), &dir.path().join("cold-cache"), &stderr).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let lines = [
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "no/such/method"}),
+    ];
+    for l in lines {
+        stdin.write_all(format!("{l}\n").as_bytes()).await.expect("write");
+    }
+    stdin.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "{status}");
+    assert_eq!(alarming(&stderr), Vec::<String>::new());
+}
