@@ -260,10 +260,11 @@ async fn a_looping_analyzer_batch_holds_no_worker() {
 
 #[tokio::test]
 async fn embedder_calls_hold_no_worker() {
+    const EPISODES: usize = 100;
     let s = spawn_one_worker(&[]).await;
     let words = ["deploy", "schema", "migration", "cache", "latency", "rollback", "index", "queue"];
     let work = async {
-        for i in 0..40 {
+        for i in 0..EPISODES {
             let desc: String = (0..1_200).map(|j| words[(i * 7 + j) % words.len()]).collect::<Vec<_>>().join(" ");
             let r = ok(&s, "create_episode", json!({"task_description": desc, "domain": "ops", "task_type": "analysis"})).await;
             let id = r["episode_id"].as_str().expect("id").to_string();
@@ -273,7 +274,7 @@ async fn embedder_calls_hold_no_worker() {
         loop {
             let h = health(&s).await;
             let e = &h["embeddings"];
-            if e["pending"] == 0 && e["indexed"]["episodes"].as_u64().unwrap_or(0) >= 40 {
+            if e["pending"] == 0 && e["indexed"]["episodes"].as_u64().unwrap_or(0) >= EPISODES as u64 {
                 return h;
             }
             assert!(started.elapsed() < Duration::from_secs(120), "embedding did not finish: {e}");
@@ -281,7 +282,7 @@ async fn embedder_calls_hold_no_worker() {
         }
     };
     let p = while_pinging(&s, work).await;
-    assert_responsive("embedding", &p, Duration::from_millis(500));
+    assert_responsive("embedding", &p, Duration::from_millis(200));
 }
 
 #[tokio::test]
@@ -301,13 +302,19 @@ async fn a_cold_start_snapshot_holds_no_worker() {
         .stderr(std::process::Stdio::null());
     let client = ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("MCP initialize");
     let s = Server { client, data_dir: data };
-    // Tool calls wait for the runtime; TypeScript waits for the stripper.
+    // Tool calls wait for the runtime; TypeScript waits for the stripper
+    // (on a cold cache its first call may time out while it compiles).
     let work = async {
         let js = s.exec("return 1").await;
-        let ts = s.exec_with(json!({"code": "const x: number = 1; return x", "language": "typescript"})).await;
-        (js, ts)
+        let started = Instant::now();
+        loop {
+            let ts = s.exec_with(json!({"code": "const x: number = 1; return x", "language": "typescript"})).await;
+            if ts["status"] == "success" || started.elapsed() > Duration::from_secs(120) {
+                return (js, ts);
+            }
+        }
     };
     let p = while_pinging(&s, work).await;
-    assert_eq!((p.out.0["status"].as_str(), p.out.1["status"].as_str()), (Some("success"), Some("success")));
+    assert_eq!((p.out.0["status"].as_str(), p.out.1["status"].as_str()), (Some("success"), Some("success")), "{:?}", p.out);
     assert_responsive("cold start", &p, Duration::from_millis(500));
 }

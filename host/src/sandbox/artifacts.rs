@@ -60,11 +60,14 @@ pub struct LoadReport {
     pub millis: u64,
 }
 
+/// One component's preparation for snapshotting, shared by its waiters.
+type Prepared = Arc<tokio::sync::OnceCell<Arc<Instrumented>>>;
+
 #[derive(Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
     /// Components prepared for snapshotting ([`ArtifactCache::instrumented`]).
-    instrumented: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Instrumented>>>>>>,
+    instrumented: Arc<Mutex<HashMap<String, Prepared>>>,
 }
 
 impl std::fmt::Debug for ArtifactCache {
