@@ -135,7 +135,31 @@ impl Upstream {
     }
 
     fn unavailable(&self, what: String) -> DispatchError {
-        DispatchError::Unavailable(format!("upstream MCP server `{}`: {what}", self.name))
+        DispatchError::Unavailable(format!("upstream MCP server `{}`: {}", self.name, self.summarize(&what)))
+    }
+
+    /// An error's text as callers may see it: the configured URL (which
+    /// may carry a secret in its path or query) replaced by the server's
+    /// name, anything after an HTTP status line (a response body) cut, and
+    /// at most 300 characters. The full text goes to the log only.
+    fn summarize(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        if let Some(url) = &self.config.url {
+            let base = url.split(['?', '#']).next().unwrap_or(url);
+            for secret in [url.as_str(), base] {
+                if !secret.is_empty() {
+                    out = out.replace(secret, &format!("<url of server {}>", self.name));
+                }
+            }
+        }
+        if let Some(at) = out.find("HTTP ") {
+            let status_end = out[at..].find(": ").map(|i| at + i).unwrap_or(out.len());
+            if status_end < out.len() {
+                out.truncate(status_end);
+                out.push_str(" (response body withheld; see the server log)");
+            }
+        }
+        crate::sandbox::tool_names::shorten(&out, 300)
     }
 
     /// Drops `client` if it is still the current connection.
@@ -177,6 +201,9 @@ impl Upstream {
             Err(error) => {
                 let retry_at = Instant::now() + embed_http::backoff(failures);
                 tracing::warn!(server = %self.name, %error, "upstream unavailable");
+                // What callers (sandboxed code among them) see: no URL, no
+                // response body.
+                let error = self.summarize(&error);
                 *state = State::Down { error: error.clone(), retry_at, failures: failures + 1 };
                 Err(self.unavailable(format!("down ({error})")))
             }

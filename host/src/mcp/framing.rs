@@ -46,6 +46,13 @@ pub fn check_line(line: &[u8]) -> Result<(), Value> {
         return Err(error_reply(Value::Null, -32600, &format!("Invalid Request: {what}")));
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    // Numbers must be integers that fit 64 bits: what MCP SDKs (rmcp
+    // among them) carry. Anything else is answered here, with the id.
+    if let Value::Number(n) = &id
+        && n.as_i64().is_none()
+    {
+        return Err(error_reply(id.clone(), -32600, "Invalid Request: a numeric \"id\" must be an integer of at most 64 bits"));
+    }
     let id_ok = matches!(id, Value::Null | Value::String(_) | Value::Number(_));
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
         return Err(error_reply(if id_ok { id } else { Value::Null }, -32600, "Invalid Request: \"jsonrpc\" must be \"2.0\""));
@@ -59,7 +66,7 @@ pub fn check_line(line: &[u8]) -> Result<(), Value> {
         return Err(error_reply(id, -32600, "Invalid Request: expected \"method\", or \"result\"/\"error\""));
     }
     if let Some(p) = obj.get("params")
-        && !(p.is_object() || p.is_array())
+        && !p.is_object()
     {
         return Err(error_reply(id, -32600, "Invalid Request: \"params\" must be an object"));
     }
@@ -77,6 +84,7 @@ fn error_reply(id: Value, code: i32, message: &str) -> Value {
 /// `params.id`). A string or number id is returned; anything else, or no
 /// id in reach, is `null`.
 pub fn leading_id(frame: &[u8]) -> Value {
+    let frame = frame.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(frame);
     let mut s = Scanner { b: frame, i: 0 };
     s.id().unwrap_or(Value::Null)
 }

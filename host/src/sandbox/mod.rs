@@ -356,10 +356,10 @@ impl Sandbox {
             Box::new(match e {
                 StripError::Syntax(d) => ExecutionResult::Error {
                     error_type: ErrorType::Syntax,
-                    message: format!(
+                    message: outcome::bounded_message(format!(
                         "SyntaxError: {}",
                         d.first().map(|d| d.message.as_str()).unwrap_or("invalid TypeScript")
-                    ),
+                    )),
                     line: d.first().map(|d| d.line),
                     column: d.first().map(|d| d.column),
                     stdout: String::new(),
@@ -417,7 +417,7 @@ fn success(json: Option<String>, limits: &Limits, ms: f64, stdout: String, stder
 fn js_error(error_type: ErrorType, e: JsError, ms: f64, stdout: String, stderr: String) -> ExecutionResult {
     ExecutionResult::Error {
         error_type,
-        message: e.message,
+        message: outcome::bounded_message(e.message),
         line: e.line,
         column: e.column,
         stdout,

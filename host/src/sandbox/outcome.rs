@@ -110,6 +110,21 @@ impl ExecutionResult {
     }
 }
 
+/// The longest error message a result carries; the rest is cut with a
+/// marker. A thrown value is the guest's to size, and it appears in the
+/// reply more than once, so it is bounded like output.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// `message`, cut to [`MAX_MESSAGE_BYTES`] with a marker saying how long
+/// it was.
+pub fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let total = message.len();
+    format!("{} [message truncated: {total} bytes in all]", truncate(&message, MAX_MESSAGE_BYTES).trim_end_matches('…'))
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();

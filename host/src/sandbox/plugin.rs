@@ -94,7 +94,7 @@ impl Sandbox {
             ExecutionResult::Error { error_type: ErrorType::Runtime, message, stdout, stderr, .. }
                 if message.starts_with(SECURITY_VIOLATION) =>
             {
-                ExecutionResult::SecurityViolation { reason: message, stdout, stderr }
+                ExecutionResult::SecurityViolation { reason: super::outcome::bounded_message(message), stdout, stderr }
             }
             other => other,
         }

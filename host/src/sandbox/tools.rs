@@ -157,8 +157,8 @@ pub struct ToolCallRecord {
 /// What an execution's tool calls came to, once it has ended.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallSummary {
-    /// `server.tool` names that were admitted and answered (a result or
-    /// the tool's own error), at most the per-execution cap.
+    /// `server.tool` names that were admitted and returned a result (not
+    /// an error), at most the per-execution cap.
     pub answered: BTreeSet<String>,
     /// Calls made, refused ones included.
     pub calls: u32,
@@ -385,7 +385,6 @@ impl Host for ToolsView<'_> {
             }
             Err(DispatchError::Failed(m)) => {
                 self.record(call, outcome::TOOL_ERROR, Some(&m), started);
-                self.ctx.summary.answered.insert(answered);
                 Err(ToolError::Failed(m))
             }
             Err(DispatchError::Unavailable(m)) => {
