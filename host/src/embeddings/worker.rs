@@ -48,7 +48,7 @@ impl Embeddings {
                 Ok(e) => {
                     tracing::info!(provider = %e.info.provider, model = %e.info.model, dims = e.info.dimensions, "embedding provider ready");
                     if let Err(err) = self.install(e, false) {
-                        tracing::error!(error = %err, "could not record the embedding space");
+                        crate::shutdown::failed("could not record the embedding space", &err.to_string());
                     }
                     return;
                 }

@@ -104,7 +104,7 @@ impl Learning {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, "learning batch failed; will retry");
+                    crate::shutdown::failed("learning batch failed; will retry", &e.to_string());
                     self.status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
                 }
             }
