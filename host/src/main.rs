@@ -153,9 +153,20 @@ fn run(cli: Cli) -> Result<()> {
             Command::Analyzer { command } => memory_mcp::plugins::analyzer_cli::run(&settings, command).await,
         }
     });
-    // Whatever is still in flight now fails because of the shutdown.
+    // Whatever is still in flight now fails because of the shutdown. A
+    // task torn down mid-flight can panic inside tokio (a timer made while
+    // the runtime stops); that is the exit's doing, so it is logged at
+    // debug instead of printing a backtrace into the client's log pane.
     memory_mcp::shutdown::begin();
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if memory_mcp::shutdown::in_progress() {
+            tracing::debug!(panic = %info, "a task panicked while the runtime shut down");
+        } else {
+            default_hook(info);
+        }
+    }));
+    drop(runtime);
     result
 }
 
