@@ -10,11 +10,11 @@
 
 wasmtime::component::bindgen!({
     path: [
-        "../wit/memory",
-        "../wit/patterns",
+        "../wit/memory/0.1.0",
+        "../wit/patterns/0.1.0",
         "../wit/embeddings/0.2.0",
-        "../wit/tool-call",
-        "../wit/typescript",
+        "../wit/tool-call/0.1.0",
+        "../wit/typescript/0.1.0",
     ],
     inline: "
         package memory-mcp:host;

@@ -5,7 +5,7 @@
 //! in the script, and every call throws a `SecurityViolation`.
 
 wit_bindgen::generate!({
-    path: "../../wit/tool-call",
+    path: "../../wit/tool-call/0.1.0",
     world: "pure-plugin",
 });
 

@@ -6,7 +6,7 @@
 //! host polices with the plugin's policy.
 
 wit_bindgen::generate!({
-    path: "../../wit/tool-call",
+    path: "../../wit/tool-call/0.1.0",
     world: "tool-plugin",
 });
 

@@ -2,7 +2,7 @@
 //! and [`crate::stats`] types, moving strings rather than copying them.
 
 wit_bindgen::generate!({
-    path: ["../../wit/memory", "../../wit/patterns"],
+    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0"],
     world: "memory-mcp:patterns/builtin-analyzer@0.1.0",
     generate_all,
 });

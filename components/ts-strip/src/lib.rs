@@ -89,7 +89,7 @@ pub fn strip(body: &str) -> Result<String, Vec<Diagnostic>> {
 #[cfg(target_arch = "wasm32")]
 mod component {
     wit_bindgen::generate!({
-        path: "../../wit/typescript",
+        path: "../../wit/typescript/0.1.0",
         world: "type-stripper",
     });
 

@@ -10,7 +10,7 @@
 //! directory as `slow-steps.wasm`.
 
 wit_bindgen::generate!({
-    path: ["../../wit/memory", "../../wit/patterns"],
+    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0"],
     world: "memory-mcp:patterns/pattern-analyzer@0.1.0",
     generate_all,
 });
