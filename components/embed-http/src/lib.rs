@@ -56,10 +56,8 @@ pub fn with_retries<T>(
     }
 }
 
-/// 100 ms, doubling per attempt, at most 5 s.
-pub fn backoff(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis((100u64 << attempt.min(16)).min(5_000))
-}
+/// The delay before retry `attempt`: the schedule the host shares.
+pub use backoff::delay as backoff;
 
 /// The JSON body's text with anything past `max` chars cut, for errors.
 pub fn excerpt(body: &[u8], max: usize) -> String {

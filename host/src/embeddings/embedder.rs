@@ -220,7 +220,7 @@ impl Embedder {
         let s = &self.settings;
         let attempts = u64::from(s.max_retries) + 1;
         // The component's own backoff between attempts (one definition).
-        let backoff: u64 = (0..s.max_retries).map(|n| embed_http::backoff(n).as_millis() as u64).sum();
+        let backoff: u64 = (0..s.max_retries).map(|n| backoff::delay(n).as_millis() as u64).sum();
         // Connect, first byte and the body each get the timeout.
         Duration::from_millis(3 * u64::from(s.timeout_ms) * attempts + backoff + 2_000)
     }

@@ -199,7 +199,7 @@ impl Upstream {
                 Ok(out)
             }
             Err(error) => {
-                let retry_at = Instant::now() + embed_http::backoff(failures);
+                let retry_at = Instant::now() + backoff::delay(failures);
                 tracing::warn!(server = %self.name, %error, "upstream unavailable");
                 // What callers (sandboxed code among them) see: no URL, no
                 // response body.
