@@ -55,7 +55,7 @@ impl Metrics {
             c.fetch_add(1, Ordering::Relaxed);
         }
         let us = (took.as_micros() as u64).clamp(1, 3_600_000_000);
-        let mut h = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = crate::sync::lock(&self.latency_us);
         let _ = h.record(us);
     }
 
@@ -89,7 +89,7 @@ impl Metrics {
     }
 
     pub fn latency(&self) -> LatencySummary {
-        let h = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        let h = crate::sync::lock(&self.latency_us);
         let ms = |us: u64| us as f64 / 1000.0;
         LatencySummary {
             count: h.len(),

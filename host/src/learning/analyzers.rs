@@ -208,7 +208,7 @@ impl Analyzer {
         memory: &Arc<MemoryStore>,
         f: impl AsyncFnOnce(&mut Store<StoreData>, &wasmtime::component::Instance) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
-        if self.health.lock().unwrap_or_else(|p| p.into_inner()).status == "quarantined" {
+        if crate::sync::lock(&self.health).status == "quarantined" {
             return Err(Failure::Quarantined);
         }
         let started = Instant::now();
@@ -225,7 +225,7 @@ impl Analyzer {
             Ok(Err(e)) => Err(self.classify(e, &store, &stderr)),
             Ok(Ok(t)) => Ok(t),
         };
-        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = crate::sync::lock(&self.health);
         h.last_call_ms = started.elapsed().as_secs_f64() * 1000.0;
         h.last_fuel_used = fuel_used;
         result
@@ -267,7 +267,7 @@ impl Analyzer {
 
     /// Records how a batch went: `Ok(records kept)` or the failure.
     pub fn record(&self, outcome: Result<u64, &Failure>) {
-        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = crate::sync::lock(&self.health);
         match outcome {
             Ok(n) => {
                 h.batches_ok += 1;
@@ -295,7 +295,7 @@ impl Analyzer {
     }
 
     pub fn health(&self) -> Health {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.health).clone()
     }
 
     pub fn report(&self) -> AnalyzerReport {

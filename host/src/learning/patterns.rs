@@ -90,11 +90,11 @@ impl PatternStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+        crate::sync::write(&self.inner)
     }
 
     /// Merges `learned` into the stored records (same id: evidence adds up)

@@ -88,7 +88,7 @@ impl Learning {
     }
 
     pub fn status(&self) -> WorkerStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.status).clone()
     }
 
     async fn run(self: Arc<Self>) {
@@ -105,7 +105,7 @@ impl Learning {
                 Ok(false) => {}
                 Err(e) => {
                     crate::shutdown::failed("learning batch failed; will retry", &e.to_string());
-                    self.status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
+                    crate::sync::lock(&self.status).last_error = Some(e.to_string());
                 }
             }
             let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
@@ -139,7 +139,7 @@ impl Learning {
         let patterns = self.patterns.clone();
         let processed: Vec<Uuid> = ids.clone();
         let applied = tokio::task::spawn_blocking(move || patterns.apply(learned, &processed)).await.map_err(task_failed)??;
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.status);
         s.batches += 1;
         s.episodes_analyzed += episodes.len() as u64;
         s.records_new += applied.new;

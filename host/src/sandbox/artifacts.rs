@@ -232,7 +232,7 @@ impl ArtifactCache {
     pub async fn instrumented(&self, engine: &Engine, name: &str, source: &'static [u8]) -> Result<Arc<Instrumented>> {
         let key = format!("{name}-{}", cache_key(engine, source, true));
         let cell = {
-            let mut memo = self.instrumented.lock().unwrap_or_else(|p| p.into_inner());
+            let mut memo = crate::sync::lock(&self.instrumented);
             memo.entry(key).or_default().clone()
         };
         let ready = cell

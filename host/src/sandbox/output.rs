@@ -46,7 +46,7 @@ impl CappedPipe {
     fn with<R>(&self, f: impl FnOnce(&mut Captured) -> R) -> R {
         // A poisoned lock only means another writer panicked mid-push; the
         // bytes are still a valid prefix, so keep using them.
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::sync::lock(&self.inner);
         f(&mut guard)
     }
 
