@@ -42,8 +42,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP on stdin/stdout (the default).
-    Serve,
+    /// Serve MCP on stdin/stdout (the default), or over Streamable HTTP
+    /// with `--http ADDR`.
+    Serve(memory_mcp::http::ServeArgs),
     /// Build the precompiled artifacts (JS runtime, pattern analyzer,
     /// embedders) into the cache and exit.
     Warm,
@@ -126,8 +127,14 @@ fn run(cli: Cli) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(settings, cli.max_frame_bytes).await,
+        match cli.command.unwrap_or(Command::Serve(Default::default())) {
+            Command::Serve(args) => {
+                // Checked before the data dir is opened: a refused address
+                // or a bad token file stops here.
+                let token = std::env::var(memory_mcp::http::auth::TOKEN_ENV).ok();
+                let http = memory_mcp::http::HttpOptions::from_args(&args, token, cli.max_frame_bytes)?;
+                serve(settings, cli.max_frame_bytes, http).await
+            }
             Command::Warm => {
                 let sandbox = load_sandbox(&settings, gateway(&settings, None)?, Arc::new(Metrics::new())).await?;
                 let r = sandbox.load_report();
@@ -240,7 +247,7 @@ async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<M
     Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await
 }
 
-async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
+async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::http::HttpOptions>) -> Result<()> {
     let data_dir = settings.data_dir.clone();
     // The search index is rebuilt in the background: the server answers at
     // once, and queries state how much of the store they cover meanwhile.
@@ -335,5 +342,9 @@ async fn serve(settings: Settings, max_frame: usize) -> Result<()> {
         };
         let _ = tx.send(state);
     });
-    mcp::serve_stdio(MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins), max_frame).await
+    let server = MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins);
+    match http {
+        Some(options) => memory_mcp::http::serve(server, options).await,
+        None => mcp::serve_stdio(server, max_frame).await,
+    }
 }

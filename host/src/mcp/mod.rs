@@ -49,10 +49,10 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let gateway = server.gateway().clone();
-    let plugins = server.plugins().clone();
     let local = server.clone();
     let running = server.serve(transport).await.context("starting the MCP session")?;
     gateway.attach_local(local, running.peer().clone());
-    plugins.attach_peer(running.peer().clone());
+    // The plugins registry learns of the session when it is initialized
+    // (`on_initialized`), as every HTTP session's does.
     Ok(running)
 }

@@ -3,8 +3,8 @@
 //! `remove_plugin`, and the calls of the plugins themselves, which are
 //! served as tools of their own.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{ErrorData, tool, tool_router};
@@ -18,6 +18,7 @@ use crate::plugins::builder::{BuildRequest, Builder};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::policy::{PluginLimits, PluginPolicy};
 use crate::plugins::registry::LoadedPlugin;
+use crate::principal::Principal;
 use crate::sandbox::outcome::{ExecutionResult, Status};
 use crate::sandbox::policy::ToolPolicy;
 use crate::sandbox::Language;
@@ -25,7 +26,20 @@ use crate::sandbox::Language;
 /// Executions remembered for `save_plugin`.
 pub const RECENT_EXECUTIONS: usize = 256;
 
-/// Code that ran through `execute_agent_code` in this session, newest last.
+/// Each principal's [`RecentExecutions`]: one principal's execution ids
+/// are not another's to save.
+#[derive(Default)]
+pub struct PrincipalExecutions {
+    by_principal: Mutex<HashMap<Principal, Arc<RecentExecutions>>>,
+}
+
+impl PrincipalExecutions {
+    pub fn of(&self, principal: &Principal) -> Arc<RecentExecutions> {
+        crate::sync::lock(&self.by_principal).entry(principal.clone()).or_default().clone()
+    }
+}
+
+/// Code that ran through `execute_agent_code` for one principal, newest last.
 #[derive(Default)]
 pub struct RecentExecutions {
     runs: Mutex<VecDeque<Ran>>,
@@ -59,7 +73,7 @@ impl RecentExecutions {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SavePluginParams {
-    /// The `execution_id` of a successful `execute_agent_code` run in this session; its code becomes the plugin.
+    /// The `execution_id` of a successful `execute_agent_code` run by this principal (this session over stdio); its code becomes the plugin.
     pub execution_id: uuid::Uuid,
     /// The plugin's tool name: a lowercase letter, then lowercase letters, digits, `_` or `-` (at most 64).
     pub name: String,
@@ -114,7 +128,12 @@ impl MemoryServer {
     #[tool(
         description = "Save code that ran successfully through execute_agent_code (by its execution_id) as a plugin: a named MCP tool, compiled ahead of time to a standalone WebAssembly component. The tool's arguments reach the code as `context.input`, exactly as in execute_agent_code. By default it may call only the tools that execution called. Other MCP clients see it after notifications/tools/list_changed."
     )]
-    async fn save_plugin(&self, params: Parameters<SavePluginParams>) -> Result<CallToolResult, ErrorData> {
+    async fn save_plugin(
+        &self,
+        params: Parameters<SavePluginParams>,
+        extensions: rmcp::model::Extensions,
+    ) -> Result<CallToolResult, ErrorData> {
+        let principal = Principal::of(&extensions);
         let p = params_or_return!(params);
         let sandbox = match self.sandbox().await {
             Ok(s) => s,
@@ -129,9 +148,9 @@ impl MemoryServer {
                 p.name
             )));
         }
-        let Some(ran) = self.recent().get(p.execution_id) else {
+        let Some(ran) = self.recent(&principal).get(p.execution_id) else {
             return Ok(input_error(format!(
-                "no execution {} in this session (the last {RECENT_EXECUTIONS} executions can be saved)",
+                "no execution {} in this session (the last {RECENT_EXECUTIONS} executions of principal `{principal}` can be saved)",
                 p.execution_id
             )));
         };

@@ -9,9 +9,9 @@ use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, Tool,
+    Extensions, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::params::{Parameters, input_error, params_or_return};
-use super::plugin_tools::{RecentExecutions, execution_result};
+use super::plugin_tools::{PrincipalExecutions, RecentExecutions, execution_result};
 use super::unwind::caught;
 use crate::embeddings::Embeddings;
 use crate::gateway::Gateway;
@@ -28,6 +28,7 @@ use crate::learning::{AnalyzersState, Learning, PatternStore};
 use crate::memory::MemoryStore;
 use crate::metrics::Metrics;
 use crate::plugins::registry::Registry;
+use crate::principal::Principal;
 use crate::sandbox::{Execution, Language, Sandbox};
 
 /// Where the JS runtime is in its start-up.
@@ -49,8 +50,9 @@ pub struct MemoryServer {
     embeddings: Arc<Embeddings>,
     gateway: Arc<Gateway>,
     plugins: Arc<Registry>,
-    /// Code run in this session, for `save_plugin`.
-    recent: Arc<RecentExecutions>,
+    /// Code each principal ran, for `save_plugin` (shared by a principal's
+    /// sessions and sessionless requests; one principal over stdio).
+    recent: Arc<PrincipalExecutions>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -142,8 +144,15 @@ impl MemoryServer {
         &self.plugins
     }
 
-    pub(crate) fn recent(&self) -> &RecentExecutions {
-        &self.recent
+    /// The code `principal` ran recently.
+    pub(crate) fn recent(&self, principal: &Principal) -> Arc<RecentExecutions> {
+        self.recent.of(principal)
+    }
+
+    /// The handler of one more session (Streamable HTTP makes one per
+    /// session, and one per sessionless request): the same state.
+    pub fn for_session(&self) -> Self {
+        self.clone()
     }
 
     /// Calls one of this server's tools in-process, through the same
@@ -243,8 +252,10 @@ impl MemoryServer {
         &self,
         params: Parameters<ExecuteAgentCodeParams>,
         cancel: CancellationToken,
+        extensions: Extensions,
     ) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
+        let principal = Principal::of(&extensions);
         let sandbox = match self.sandbox().await {
             Ok(s) => s,
             Err(e) => return Ok(input_error(e)),
@@ -268,7 +279,7 @@ impl MemoryServer {
                 &cancel,
             )
             .await;
-        self.recent.remember(id, code, p.language, result.status(), calls.answered.into_iter().collect());
+        self.recent(&principal).remember(id, code, p.language, result.status(), calls.answered.into_iter().collect());
         // The execution_id names this execution's tool calls in
         // get_tool_audit and its code in save_plugin.
         Ok(execution_result(&result, id, false))
@@ -347,6 +358,11 @@ impl ServerHandler for MemoryServer {
                  under `memory`, and configured upstream servers'. Find them with search_tools and read \
                  their TypeScript signatures with describe_tools (or the tools://<server>/<tool>.d.ts resources).",
             )
+    }
+
+    /// A session is ready: it hears of tool-list changes from now on.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.plugins.attach_peer(context.peer);
     }
 
     /// The built-in tools, then the loaded plugins.

@@ -63,7 +63,9 @@ pub struct Registry {
     state: RwLock<State>,
     /// One sync at a time.
     syncing: tokio::sync::Mutex<()>,
-    peer: Mutex<Option<Peer<RoleServer>>>,
+    /// The sessions to tell when the tool list changes (one over stdio;
+    /// each open session over HTTP).
+    peers: Mutex<Vec<Peer<RoleServer>>>,
 }
 
 impl Registry {
@@ -74,7 +76,7 @@ impl Registry {
             reserved,
             state: RwLock::default(),
             syncing: tokio::sync::Mutex::new(()),
-            peer: Mutex::new(None),
+            peers: Mutex::new(Vec::new()),
         }
     }
 
@@ -95,9 +97,12 @@ impl Registry {
         Ok(())
     }
 
-    /// The session to tell when the tool list changes.
+    /// A session to tell when the tool list changes. Sessions that have
+    /// ended are forgotten here, so the list stays as long as the open ones.
     pub fn attach_peer(&self, peer: Peer<RoleServer>) {
-        *self.peer.lock().unwrap_or_else(|p| p.into_inner()) = Some(peer);
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.retain(|p| !p.is_transport_closed());
+        peers.push(peer);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -194,13 +199,17 @@ impl Registry {
         Ok(LoadedPlugin { manifest: v.manifest, policy: v.policy, compiled, code, tool })
     }
 
-    /// Sends `notifications/tools/list_changed` to the session, if any.
+    /// Sends `notifications/tools/list_changed` to every open session.
     pub async fn notify_changed(&self) {
-        let peer = self.peer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(peer) = peer
-            && let Err(e) = peer.notify_tool_list_changed().await
-        {
-            tracing::debug!(error = %e, "could not send tools/list_changed");
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            peers.retain(|p| !p.is_transport_closed());
+            peers.clone()
+        };
+        for peer in peers {
+            if let Err(e) = peer.notify_tool_list_changed().await {
+                tracing::debug!(error = %e, "could not send tools/list_changed");
+            }
         }
     }
 

@@ -1,0 +1,220 @@
+//! Bearer-token authentication: who may call, and under which principal.
+//!
+//! Tokens come from `MEMORY_MCP_TOKEN` (one principal, named `token`) or
+//! from a TOML token file that names several principals and holds only the
+//! SHA-256 of each token:
+//!
+//! ```toml
+//! [[principals]]
+//! name = "alice"
+//! token_sha256 = "<hex sha256 of the token>"
+//! ```
+//!
+//! A presented token is hashed and compared with every principal's hash in
+//! constant time (no early exit on the first match or mismatch). Tokens
+//! are never logged; only principal names are.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::principal::Principal;
+
+/// The environment variable holding the single-principal token.
+pub const TOKEN_ENV: &str = "MEMORY_MCP_TOKEN";
+/// The principal `MEMORY_MCP_TOKEN` authenticates.
+pub const ENV_PRINCIPAL: &str = "token";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    #[error("reading the token file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("the token file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("the token file {path} names no principals")]
+    Empty { path: String },
+    #[error("principal #{index} in {path}: {message}")]
+    Principal { path: String, index: usize, message: String },
+    #[error("{TOKEN_ENV} is set but empty")]
+    EmptyEnvToken,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    #[serde(default)]
+    principals: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    token_sha256: String,
+}
+
+/// The principals and the SHA-256 of their tokens.
+#[derive(Clone)]
+pub struct Principals {
+    entries: Vec<(Principal, [u8; 32])>,
+}
+
+impl std::fmt::Debug for Principals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names only: the hashes stay out of logs too.
+        f.debug_list().entries(self.entries.iter().map(|(p, _)| p.name())).finish()
+    }
+}
+
+/// Most principals a token file may name.
+pub const MAX_PRINCIPALS: usize = 1024;
+
+impl Principals {
+    /// One principal, `token`, from the plaintext token in the environment.
+    pub fn from_token(token: &str) -> Result<Self, AuthError> {
+        if token.trim().is_empty() {
+            return Err(AuthError::EmptyEnvToken);
+        }
+        Ok(Self { entries: vec![(Principal::new(ENV_PRINCIPAL), sha256(token.as_bytes()))] })
+    }
+
+    /// The principals of a TOML token file.
+    pub fn from_file(path: &Path) -> Result<Self, AuthError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read { path: shown.clone(), source })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// The principals of a token file's text (`path` names it in errors).
+    pub fn parse(text: &str, path: &str) -> Result<Self, AuthError> {
+        let file: TokenFile =
+            toml::from_str(text).map_err(|e| AuthError::Parse { path: path.into(), message: e.to_string() })?;
+        if file.principals.is_empty() {
+            return Err(AuthError::Empty { path: path.into() });
+        }
+        if file.principals.len() > MAX_PRINCIPALS {
+            return Err(AuthError::Parse {
+                path: path.into(),
+                message: format!("{} principals, over the limit of {MAX_PRINCIPALS}", file.principals.len()),
+            });
+        }
+        let mut entries: Vec<(Principal, [u8; 32])> = Vec::with_capacity(file.principals.len());
+        for (i, e) in file.principals.into_iter().enumerate() {
+            let bad = |message: String| AuthError::Principal { path: path.into(), index: i + 1, message };
+            let name = e.name.trim();
+            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+                return Err(bad(format!(
+                    "name {:?} must be 1 to 64 characters of letters, digits, `-`, `_`, `.` or `@`",
+                    e.name
+                )));
+            }
+            let hash = decode_hex32(e.token_sha256.trim())
+                .ok_or_else(|| bad("token_sha256 must be 64 hex digits (the SHA-256 of the token)".into()))?;
+            if entries.iter().any(|(p, _)| p.name() == name) {
+                return Err(bad(format!("the name `{name}` is used twice")));
+            }
+            if entries.iter().any(|(_, h)| bool::from(h.ct_eq(&hash))) {
+                return Err(bad(format!("`{name}` has the same token as another principal")));
+            }
+            entries.push((Principal::new(name), hash));
+        }
+        Ok(Self { entries })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The principal whose token this is. Every entry is compared, in
+    /// constant time, whatever matched.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let presented = sha256(token.as_bytes());
+        let mut found = None;
+        for (principal, hash) in &self.entries {
+            if bool::from(presented.ct_eq(hash)) {
+                found = Some(principal);
+            }
+        }
+        found.cloned()
+    }
+}
+
+/// The bearer token of an `Authorization` header value, if it is one.
+pub fn bearer(value: &http::HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// The hex SHA-256 of a token, as a token file holds it.
+pub fn token_sha256_hex(token: &str) -> String {
+    sha256(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_file_authenticates_each_principal_by_its_own_token() {
+        let text = format!(
+            "[[principals]]\nname = \"alice\"\ntoken_sha256 = \"{}\"\n[[principals]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\n",
+            token_sha256_hex("alice-secret"),
+            token_sha256_hex("bob-secret").to_uppercase()
+        );
+        let p = Principals::parse(&text, "t.toml").unwrap();
+        assert_eq!(p.authenticate("alice-secret").unwrap().name(), "alice");
+        assert_eq!(p.authenticate("bob-secret").unwrap().name(), "bob");
+        assert!(p.authenticate("alice-secret ").is_none());
+        assert!(p.authenticate("").is_none());
+    }
+
+    #[test]
+    fn bad_token_files_are_refused_with_the_reason() {
+        for (text, want) in [
+            ("", "names no principals"),
+            ("[[principals]]\nname = \"a\"\ntoken_sha256 = \"abc\"\n", "64 hex digits"),
+            ("[[principals]]\nname = \"a\"\ntoken = \"plain\"\n", "unknown field"),
+            ("[[principals]]\nname = \"a b\"\ntoken_sha256 = \"".to_string().as_str(), "not valid"),
+        ] {
+            let e = Principals::parse(text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let h = token_sha256_hex("x");
+        let twice = format!("[[principals]]\nname = \"a\"\ntoken_sha256 = \"{h}\"\n[[principals]]\nname = \"b\"\ntoken_sha256 = \"{h}\"\n");
+        assert!(Principals::parse(&twice, "t").unwrap_err().to_string().contains("same token"));
+    }
+
+    #[test]
+    fn bearer_headers_are_parsed_strictly() {
+        let v = |s: &'static str| http::HeaderValue::from_static(s);
+        assert_eq!(bearer(&v("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&v("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&v("Basic abc")), None);
+        assert_eq!(bearer(&v("Bearer ")), None);
+    }
+}

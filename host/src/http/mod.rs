@@ -1,0 +1,269 @@
+//! MCP over Streamable HTTP: `memory-mcp serve --http ADDR`, at `/mcp`.
+//!
+//! The same [`MemoryServer`] the stdio transport serves (same tools,
+//! policy and store) behind rmcp's Streamable HTTP service, with rmcp's
+//! session manager bounded ([`sessions`]), and a [`gate`] in front that
+//! authenticates bearer tokens ([`auth`]), names the request's
+//! [`Principal`](crate::principal::Principal), bounds bodies and each
+//! principal's concurrent requests, and logs one line per request. rmcp
+//! checks `Host` and `Origin` against allow-lists (DNS-rebinding
+//! protection). SIGTERM (or Ctrl-C) stops accepting, drains the requests in
+//! flight, ends the sessions, and returns.
+
+pub mod auth;
+pub mod gate;
+pub mod sessions;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::MemoryServer;
+use auth::Principals;
+use gate::{Gate, GateConfig, MCP_PATH};
+use sessions::BoundedSessions;
+
+/// `serve`'s options. Without `--http`, MCP is served on stdio.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Serve MCP over Streamable HTTP at `http://ADDR/mcp` instead of
+    /// stdio. ADDR is `IP:PORT`, or a port alone for loopback
+    /// (127.0.0.1). A non-loopback address needs a token.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// TOML file of `[[principals]]` (`name`, `token_sha256`): one bearer
+    /// token per member or agent. Without it, `MEMORY_MCP_TOKEN` names one
+    /// principal; with neither, only loopback is served, unauthenticated.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub token_file: Option<PathBuf>,
+    /// Another `Host` to accept (besides localhost, 127.0.0.1, ::1 and the
+    /// bound address), e.g. the name a reverse proxy forwards. Repeatable.
+    #[arg(long, value_name = "HOST", requires = "http")]
+    pub allowed_host: Vec<String>,
+    /// A browser `Origin` to accept, e.g. `https://app.example.com:443`
+    /// (`:*` for any port). Repeatable. Requests with any other `Origin`
+    /// get 403; requests without one (non-browser clients) pass.
+    #[arg(long, value_name = "ORIGIN", requires = "http")]
+    pub allowed_origin: Vec<String>,
+    /// Most MCP sessions open at once (protocol versions before
+    /// 2026-07-28, which have sessions).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_sessions: usize,
+    /// A session idle this long (no request, no open stream) ends.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub session_idle_secs: u64,
+    /// Most requests one principal may have running at once; more get 429.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_concurrent_requests: usize,
+    /// At SIGTERM, how long requests in flight may take to finish.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub drain_secs: u64,
+}
+
+/// Where and how to serve, checked.
+#[derive(Debug)]
+pub struct HttpOptions {
+    pub addr: SocketAddr,
+    pub principals: Option<Principals>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub max_sessions: usize,
+    pub session_idle: Duration,
+    pub max_concurrent_per_principal: usize,
+    pub drain: Duration,
+}
+
+impl HttpOptions {
+    /// The options of `serve --http`, or `None` for stdio. `env_token` is
+    /// `MEMORY_MCP_TOKEN`'s value; `max_body_bytes` the stdio frame limit.
+    pub fn from_args(args: &ServeArgs, env_token: Option<String>, max_body_bytes: usize) -> Result<Option<Self>> {
+        let Some(addr) = &args.http else { return Ok(None) };
+        let addr = parse_addr(addr)?;
+        let principals = match (&args.token_file, env_token.filter(|t| !t.is_empty())) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both --token-file and {} are set; use one (the token file names each principal)",
+                auth::TOKEN_ENV
+            ),
+            (Some(file), None) => Some(Principals::from_file(file)?),
+            (None, Some(token)) => Some(Principals::from_token(&token)?),
+            (None, None) => None,
+        };
+        if principals.is_none() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve on {addr} without authentication: a non-loopback address is reachable by \
+                 other machines. Set {} or --token-file, or bind a loopback address (127.0.0.1)",
+                auth::TOKEN_ENV
+            );
+        }
+        for (what, n) in [("--max-sessions", args.max_sessions), ("--max-concurrent-requests", args.max_concurrent_requests)] {
+            anyhow::ensure!(n > 0, "{what} must be at least 1");
+        }
+        anyhow::ensure!(args.session_idle_secs > 0, "--session-idle-secs must be at least 1");
+        let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        if !addr.ip().is_unspecified() {
+            allowed_hosts.push(addr.ip().to_string());
+        }
+        allowed_hosts.extend(args.allowed_host.iter().cloned());
+        Ok(Some(Self {
+            addr,
+            principals,
+            allowed_hosts,
+            allowed_origins: args.allowed_origin.clone(),
+            max_body_bytes,
+            max_sessions: args.max_sessions,
+            session_idle: Duration::from_secs(args.session_idle_secs),
+            max_concurrent_per_principal: args.max_concurrent_requests,
+            drain: Duration::from_secs(args.drain_secs),
+        }))
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    s.parse::<SocketAddr>()
+        .with_context(|| format!("--http {s:?}: expected IP:PORT (e.g. 127.0.0.1:8765) or a port"))
+}
+
+/// Serves `server` over Streamable HTTP until SIGTERM or Ctrl-C, then
+/// drains requests in flight and returns.
+pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
+    // Code run over HTTP reaches this server's own tools (`memory.*`)
+    // through one in-process session, whichever HTTP session ran it.
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let internal_client = rmcp::ServiceExt::serve((), b);
+    let internal = crate::mcp::serve(server.clone(), a);
+    let (internal, internal_client) = tokio::join!(internal, internal_client);
+    let _internal = internal.context("starting the in-process session for memory.* calls")?;
+    let _internal_client = internal_client.context("starting the in-process session for memory.* calls")?;
+
+    let ct = CancellationToken::new();
+    let mut local = LocalSessionManager::default();
+    local.session_config.keep_alive = Some(options.session_idle);
+    let sessions = BoundedSessions::new(local, options.max_sessions);
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(options.allowed_hosts.clone())
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_cancellation_token(ct.clone());
+    config = if options.allowed_origins.is_empty() {
+        config.enforce_origin_validation()
+    } else {
+        config.with_allowed_origins(options.allowed_origins.clone())
+    };
+    let factory_server = server.clone();
+    let service = StreamableHttpService::new(move || Ok(factory_server.for_session()), sessions.clone(), config);
+    let gate = Arc::new(Gate::new(
+        GateConfig {
+            principals: options.principals,
+            max_body_bytes: options.max_body_bytes,
+            max_concurrent_per_principal: options.max_concurrent_per_principal,
+        },
+        service,
+        sessions,
+    ));
+
+    let listener =
+        tokio::net::TcpListener::bind(options.addr).await.with_context(|| format!("listening on {}", options.addr))?;
+    let bound = listener.local_addr().context("the bound address")?;
+    tracing::info!(
+        auth = if gate.has_auth() { "bearer" } else { "none (loopback)" },
+        "serving MCP over Streamable HTTP at http://{bound}{MCP_PATH}"
+    );
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors, say: wait, then go on.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gate = gate.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let gate = gate.clone();
+                    async move { Ok::<_, std::convert::Infallible>(gate.handle(req).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "an HTTP connection ended with an error");
+                    }
+                });
+            }
+            signal = &mut stop => {
+                tracing::info!("{signal}: draining requests in flight (at most {} s)", options.drain.as_secs());
+                break;
+            }
+        }
+    }
+    drop(listener);
+    let left = gate.drain(options.drain).await;
+    if left > 0 {
+        tracing::warn!(requests = left, "requests still running at the end of the drain are cut off");
+    }
+    // Ends the sessions and their streams, then closes idle connections.
+    ct.cancel();
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
+        tracing::warn!("some HTTP connections did not close within 5 s");
+    }
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// Resolves with the signal's name at SIGTERM or Ctrl-C.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_loopback_address_without_a_token_is_refused_with_the_reason() {
+        let args = ServeArgs { http: Some("0.0.0.0:8765".into()), max_sessions: 1, max_concurrent_requests: 1, session_idle_secs: 1, ..Default::default() };
+        let e = HttpOptions::from_args(&args, None, 1024).unwrap_err().to_string();
+        assert!(e.contains("without authentication"), "{e}");
+        assert!(HttpOptions::from_args(&args, Some("t".into()), 1024).unwrap().is_some());
+        let local = ServeArgs { http: Some("8765".into()), ..args };
+        let o = HttpOptions::from_args(&local, None, 1024).unwrap().unwrap();
+        assert!(o.addr.ip().is_loopback() && o.principals.is_none());
+    }
+}
