@@ -6,8 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use common::learning::{analysed, health};
 use common::{Server, err, ok, spawn, spawn_in};
 use serde_json::{Value, json};
 
@@ -20,25 +20,6 @@ async fn episode(s: &Server, desc: &str, domain: &str, tools: &[&str], outcome: 
     }
     ok(s, "complete_episode", json!({"episode_id": id, "outcome": {"outcome_type": outcome, "verdict": "done"}})).await;
     id
-}
-
-async fn health(s: &Server) -> Value {
-    ok(s, "health_check", json!({})).await
-}
-
-/// Waits until the analyzers are loaded and the worker has analysed at
-/// least `n` episodes with nothing left queued.
-async fn analysed(s: &Server, n: u64) -> Value {
-    let started = Instant::now();
-    loop {
-        let h = health(s).await;
-        let l = &h["learning"];
-        if l["state"] == "ready" && l["analysis_backlog"] == 0 && l["worker"]["episodes_analyzed"].as_u64().unwrap_or(0) >= n {
-            return h;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "analysis did not finish: {l}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 const WINNING: [&str; 4] = ["read_spec", "write_handler", "write_tests", "run_tests"];

@@ -13,6 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::learning::analysed;
 use common::{Server, err, ok, shared_cache, spawn, spawn_in, spawn_logged};
 use serde_json::{Value, json};
 
@@ -89,24 +90,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 /// Resets the process's peak RSS (VmHWM) to its current RSS.
 fn reset_peak(pid: u32) {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("clear_refs");
-}
-
-async fn health(s: &Server) -> Value {
-    ok(s, "health_check", json!({})).await
-}
-
-/// Waits until the analyzers are loaded and `n` episodes are analysed.
-async fn analysed(s: &Server, n: u64) -> Value {
-    let started = Instant::now();
-    loop {
-        let h = health(s).await;
-        let l = &h["learning"];
-        if l["state"] == "ready" && l["analysis_backlog"] == 0 && l["worker"]["episodes_analyzed"].as_u64().unwrap_or(0) >= n {
-            return h;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "analysis did not finish: {l}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn analyzer<'a>(h: &'a Value, name: &str) -> Option<&'a Value> {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod learning;
 pub mod raw;
 pub mod upstream;
 
