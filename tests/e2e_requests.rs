@@ -35,6 +35,16 @@ async fn refusals_carry_the_request_id() {
     assert_eq!(r["id"], 77, "{r}");
     assert_eq!(r["error"]["code"], -32700, "{r}");
 
+    // Over the limit with the id at the very end, past 9 MB of nested
+    // params: scanned as it streams in, never buffered.
+    let mut late = br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"execute_agent_code","arguments":{"code":"return 1","context":{"input":[{"id":1},""#.to_vec();
+    late.extend(std::iter::repeat_n(b'y', 9 * 1024 * 1024));
+    late.extend(br#""]}}},"id":"late"}"#);
+    s.send(&late).await;
+    let r = s.next().await;
+    assert_eq!(r["id"], "late", "{r}");
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+
     let mut deep = br#"{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":"execute_agent_code","arguments":{"code":"return 1","context":{"input":"#.to_vec();
     deep.extend(std::iter::repeat_n(b'[', 100_000));
     deep.extend(std::iter::repeat_n(b']', 100_000));

@@ -8,9 +8,10 @@
 //! Valid lines pass through unchanged. Replies from rmcp and from this
 //! filter share one writer, a whole line at a time, on stdout.
 //!
-//! A refusal carries the request's `id` whenever it can be read from the
-//! front of the frame (see [`leading_id`]), so the client's pending call
-//! ends instead of waiting forever. Refusals wait in a bounded queue: a
+//! A refusal carries the request's `id` whenever the frame has a top-level
+//! one (see [`IdScan`]), so the client's pending call ends instead of
+//! waiting forever: an oversize frame is scanned for it as it streams in
+//! and is discarded, never buffered. Refusals wait in a bounded queue: a
 //! client that floods bad lines is read no faster than its replies are
 //! written.
 
@@ -20,10 +21,6 @@ use tokio::sync::mpsc;
 
 /// Default largest accepted frame.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
-
-/// How much of the front of a discarded (oversize) frame is kept to find
-/// its `id`.
-pub const ID_SCAN_BYTES: usize = 64 * 1024;
 
 /// Refusals waiting to be written; past this the reader waits.
 pub const MAX_PENDING_REFUSALS: usize = 64;
@@ -82,92 +79,234 @@ fn error_reply(id: Value, code: i32, message: &str) -> Value {
 /// every other value skipped with its nesting depth tracked (no recursion,
 /// so depth costs nothing), and only a top-level `"id"` key counts (never
 /// `params.id`). A string or number id is returned; anything else, or no
-/// id in reach, is `null`.
+/// id in reach, is `null`. (One pass of [`IdScan`] over the whole frame.)
 pub fn leading_id(frame: &[u8]) -> Value {
-    let frame = frame.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(frame);
-    let mut s = Scanner { b: frame, i: 0 };
-    s.id().unwrap_or(Value::Null)
+    let mut s = IdScan::new();
+    s.feed(frame);
+    s.finish()
 }
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
+/// Longest id value (its raw JSON) that is read; a longer one is not
+/// taken for an id.
+pub const MAX_ID_BYTES: usize = 4 * 1024;
+
+/// Where [`IdScan`] is in the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// Before the top-level `{` (whitespace and a byte-order mark skipped).
+    Start,
+    /// Before a key, or the `}` that ends an empty object.
+    KeyOrEnd,
+    /// Before a key (after a `,`).
+    Key,
+    /// Inside a key: `escaped` after a backslash.
+    InKey { escaped: bool },
+    Colon,
+    /// Before a value.
+    Value,
+    /// Inside a value that is skipped: its nesting depth, whether inside a
+    /// string and after a backslash there.
+    Skip { depth: usize, in_string: bool, escaped: bool },
+    /// Inside the value of the top-level `id` (kept in `id`).
+    IdString { escaped: bool },
+    IdScalar,
+    /// After a skipped value: `,` or `}`.
+    AfterValue,
+    /// Finished: the id (or `null`) is known.
+    Done,
 }
 
-impl Scanner<'_> {
-    fn ws(&mut self) {
-        while self.b.get(self.i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
+/// The top-level `id` of a frame read in pieces, in constant memory (at
+/// most [`MAX_ID_BYTES`] kept), however long and however deeply nested the
+/// frame is: so an oversize frame, discarded as it streams in, is still
+/// answered with its id wherever the key stands.
+#[derive(Debug)]
+pub struct IdScan {
+    at: At,
+    /// Bytes seen (for the byte-order mark at the very front).
+    seen: usize,
+    /// The current key's first bytes and its length (saturating).
+    key: [u8; 2],
+    key_len: usize,
+    /// The raw JSON of the id value.
+    id: Vec<u8>,
+    found: Option<Value>,
+}
+
+impl Default for IdScan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl IdScan {
+    pub fn new() -> Self {
+        Self { at: At::Start, seen: 0, key: [0; 2], key_len: 0, id: Vec::new(), found: None }
+    }
+
+    /// Whether the answer is known (more bytes change nothing).
+    pub fn is_done(&self) -> bool {
+        self.at == At::Done
+    }
+
+    /// Reads the next piece of the frame.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &c in bytes {
+            if self.at == At::Done {
+                return;
+            }
+            self.step(c);
+            self.seen = self.seen.saturating_add(1);
         }
     }
 
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    /// The id, once the frame has ended.
+    pub fn finish(mut self) -> Value {
+        if self.at == At::IdScalar {
+            // A number the frame ends on is still the id.
+            self.end_id();
+        }
+        self.found.take().unwrap_or(Value::Null)
     }
 
-    /// The raw bytes of a string (the quotes excluded), escapes kept.
-    fn string(&mut self) -> Option<&[u8]> {
-        self.eat(b'"')?;
-        let start = self.i;
-        loop {
-            match *self.b.get(self.i)? {
+    fn done(&mut self, id: Option<Value>) {
+        self.found = id;
+        self.at = At::Done;
+        self.id = Vec::new();
+    }
+
+    fn end_id(&mut self) {
+        let id = serde_json::from_slice::<Value>(&self.id).ok().filter(|v| v.is_string() || v.is_number());
+        self.done(id);
+    }
+
+    fn keep_id_byte(&mut self, c: u8) -> bool {
+        if self.id.len() >= MAX_ID_BYTES {
+            self.done(None);
+            return false;
+        }
+        self.id.push(c);
+        true
+    }
+
+    fn step(&mut self, c: u8) {
+        match self.at {
+            At::Start => {
+                if BOM.get(self.seen) == Some(&c) {
+                    return;
+                }
+                match c {
+                    b'{' => self.at = At::KeyOrEnd,
+                    c if is_ws(c) => {}
+                    _ => self.done(None),
+                }
+            }
+            At::KeyOrEnd | At::Key => match c {
                 b'"' => {
-                    self.i += 1;
-                    return Some(&self.b[start..self.i - 1]);
+                    self.key_len = 0;
+                    self.at = At::InKey { escaped: false };
                 }
-                b'\\' => self.i += 2,
-                _ => self.i += 1,
+                b'}' if self.at == At::KeyOrEnd => self.done(None),
+                c if is_ws(c) => {}
+                _ => self.done(None),
+            },
+            At::InKey { escaped } => {
+                if !escaped && c == b'"' {
+                    self.at = At::Colon;
+                    return;
+                }
+                if let Some(k) = self.key.get_mut(self.key_len) {
+                    *k = c;
+                }
+                self.key_len = self.key_len.saturating_add(1);
+                self.at = At::InKey { escaped: !escaped && c == b'\\' };
             }
-        }
-    }
-
-    /// Skips one value of any depth.
-    fn skip_value(&mut self) -> Option<()> {
-        self.ws();
-        let mut depth = 0usize;
-        loop {
-            match *self.b.get(self.i)? {
-                b'"' => {
-                    self.string()?;
+            At::Colon => match c {
+                b':' => self.at = At::Value,
+                c if is_ws(c) => {}
+                _ => self.done(None),
+            },
+            At::Value => {
+                if is_ws(c) {
+                    return;
                 }
-                b'{' | b'[' => {
-                    depth += 1;
-                    self.i += 1;
+                if self.key_len == 2 && self.key == *b"id" {
+                    // Only a string or a number is an id.
+                    match c {
+                        b'"' => {
+                            self.id.push(c);
+                            self.at = At::IdString { escaped: false };
+                        }
+                        b'-' | b'0'..=b'9' => {
+                            self.id.push(c);
+                            self.at = At::IdScalar;
+                        }
+                        _ => self.done(None),
+                    }
+                    return;
                 }
-                b'}' | b']' => {
-                    depth = depth.checked_sub(1)?;
-                    self.i += 1;
+                match c {
+                    b'"' => self.at = At::Skip { depth: 0, in_string: true, escaped: false },
+                    b'{' | b'[' => self.at = At::Skip { depth: 1, in_string: false, escaped: false },
+                    b',' | b'}' | b']' | b':' => self.done(None),
+                    _ => self.at = At::Skip { depth: 0, in_string: false, escaped: false },
                 }
-                b',' if depth == 0 => return Some(()),
-                _ => self.i += 1,
             }
-            if depth == 0 {
-                self.ws();
-                if matches!(self.b.get(self.i), Some(b',' | b'}')) {
-                    return Some(());
-                }
-            }
-        }
-    }
-
-    fn id(&mut self) -> Option<Value> {
-        self.eat(b'{')?;
-        loop {
-            let is_id = self.string()? == b"id";
-            self.eat(b':')?;
-            if is_id {
-                self.ws();
-                let start = self.i;
-                self.skip_value()?;
-                let raw = std::str::from_utf8(&self.b[start..self.i]).ok()?.trim();
-                return match serde_json::from_str::<Value>(raw).ok()? {
-                    v @ (Value::String(_) | Value::Number(_)) => Some(v),
-                    _ => None,
+            At::Skip { depth, in_string: true, escaped } => {
+                let closed = !escaped && c == b'"';
+                self.at = if closed && depth == 0 {
+                    At::AfterValue
+                } else {
+                    At::Skip { depth, in_string: !closed, escaped: !escaped && c == b'\\' }
                 };
             }
-            self.skip_value()?;
-            self.eat(b',')?;
+            At::Skip { depth, in_string: false, .. } => match c {
+                b'"' => self.at = At::Skip { depth, in_string: true, escaped: false },
+                b'{' | b'[' => self.at = At::Skip { depth: depth.saturating_add(1), in_string: false, escaped: false },
+                b'}' | b']' => match depth {
+                    // The end of the top-level object: no id in it.
+                    0 => self.done(None),
+                    1 => self.at = At::AfterValue,
+                    d => self.at = At::Skip { depth: d - 1, in_string: false, escaped: false },
+                },
+                b',' if depth == 0 => self.at = At::Key,
+                c if depth == 0 && is_ws(c) => self.at = At::AfterValue,
+                _ => {}
+            },
+            At::AfterValue => match c {
+                b',' => self.at = At::Key,
+                b'}' => self.done(None),
+                c if is_ws(c) => {}
+                // Garbage after a value is skipped as part of it, depth
+                // still tracked (the frame is refused either way; its id
+                // may still follow).
+                b'"' => self.at = At::Skip { depth: 0, in_string: true, escaped: false },
+                b'{' | b'[' => self.at = At::Skip { depth: 1, in_string: false, escaped: false },
+                _ => self.at = At::Skip { depth: 0, in_string: false, escaped: false },
+            },
+            At::IdString { escaped } => {
+                if self.keep_id_byte(c) {
+                    if !escaped && c == b'"' {
+                        self.end_id();
+                    } else {
+                        self.at = At::IdString { escaped: !escaped && c == b'\\' };
+                    }
+                }
+            }
+            At::IdScalar => {
+                if c == b',' || c == b'}' || is_ws(c) {
+                    self.end_id();
+                } else {
+                    self.keep_id_byte(c);
+                }
+            }
+            At::Done => {}
         }
     }
 }
@@ -190,7 +329,7 @@ where
 async fn read_loop<R: AsyncRead + Unpin>(input: R, mut to_rmcp: DuplexStream, errors: mpsc::Sender<String>, max_frame: usize) {
     let mut reader = BufReader::with_capacity(64 * 1024, input);
     let mut line: Vec<u8> = Vec::new();
-    let mut oversize = false;
+    let mut oversize: Option<IdScan> = None;
     loop {
         let chunk = match reader.fill_buf().await {
             Ok(c) => c,
@@ -207,28 +346,25 @@ async fn read_loop<R: AsyncRead + Unpin>(input: R, mut to_rmcp: DuplexStream, er
             None => (chunk, false),
         };
         let consumed = part.len() + usize::from(had_newline);
-        if !oversize {
-            if line.len() + part.len() > max_frame {
-                oversize = true;
-                // Keep the front, where the id almost always is.
-                line.truncate(ID_SCAN_BYTES);
-                line.shrink_to_fit();
-                let room = ID_SCAN_BYTES.saturating_sub(line.len());
-                line.extend_from_slice(&part[..part.len().min(room)]);
-            } else {
-                line.extend_from_slice(part);
+        match &mut oversize {
+            None if line.len() + part.len() > max_frame => {
+                // Discarded as it streams in; only its id is looked for,
+                // in constant memory, wherever it stands in the frame.
+                let mut scan = IdScan::new();
+                scan.feed(&line);
+                scan.feed(part);
+                line = Vec::new();
+                oversize = Some(scan);
             }
-        } else if line.len() < ID_SCAN_BYTES {
-            let room = ID_SCAN_BYTES - line.len();
-            line.extend_from_slice(&part[..part.len().min(room)]);
+            None => line.extend_from_slice(part),
+            Some(scan) => scan.feed(part),
         }
         reader.consume(consumed);
         if !had_newline {
             continue;
         }
-        if oversize {
-            oversize = false;
-            let id = leading_id(&std::mem::take(&mut line));
+        if let Some(scan) = oversize.take() {
+            let id = scan.finish();
             let msg = format!("Parse error: message exceeds the {max_frame}-byte frame limit and was discarded");
             tracing::info!(%id, "{msg}");
             if errors.send(error_reply(id, -32700, &msg).to_string()).await.is_err() {
@@ -329,7 +465,19 @@ mod tests {
         ];
         for (frame, want) in cases {
             assert_eq!(leading_id(frame), want, "{}", String::from_utf8_lossy(frame));
+            // Read in pieces of any size, the answer is the same.
+            for size in [1, 2, 3, 7] {
+                let mut scan = IdScan::new();
+                for piece in frame.chunks(size) {
+                    scan.feed(piece);
+                }
+                assert_eq!(scan.finish(), want, "in pieces of {size}: {}", String::from_utf8_lossy(frame));
+            }
         }
+        assert_eq!(leading_id(b"\xEF\xBB\xBF{\"id\":3}"), json!(3), "after a byte-order mark");
+        assert_eq!(leading_id(br#"{"id":"x\"y"}"#), json!("x\"y"), "escapes kept");
+        let long = format!(r#"{{"id":"{}"}}"#, "i".repeat(MAX_ID_BYTES));
+        assert_eq!(leading_id(long.as_bytes()), Value::Null, "an id longer than it may be");
         let mut deep = br#"{"jsonrpc":"2.0","method":"x","params":"#.to_vec();
         deep.extend(std::iter::repeat_n(b'[', 100_000));
         deep.extend(std::iter::repeat_n(b']', 100_000));
@@ -353,5 +501,22 @@ mod tests {
         let reply = replies.next_line().await.unwrap().unwrap();
         assert!(reply.contains("-32700") && reply.contains("frame limit"), "{reply}");
         assert!(reply.contains(r#""id":"big""#), "the refusal names the request: {reply}");
+    }
+
+    #[tokio::test]
+    async fn an_oversize_frame_is_answered_with_an_id_found_anywhere_in_it() {
+        let (mut client, server_in) = tokio::io::duplex(1 << 16);
+        let (server_out, client_out) = tokio::io::duplex(1 << 16);
+        let (_rmcp_in, _rmcp_out) = filtered(server_in, server_out, 64 * 1024);
+        // 1 MiB of nested params before the id, written in pieces.
+        client.write_all(br#"{"jsonrpc":"2.0","method":"tools/call","params":{"a":[[{"id":1},"#).await.unwrap();
+        for _ in 0..1024 {
+            client.write_all(&[b' '; 1024]).await.unwrap();
+        }
+        client.write_all(b"\"}\"]]},\"id\":\"late\"}\n").await.unwrap();
+        let mut replies = BufReader::new(client_out).lines();
+        let reply: Value = serde_json::from_str(&replies.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(reply["id"], "late", "{reply}");
+        assert_eq!(reply["error"]["code"], -32700, "{reply}");
     }
 }
