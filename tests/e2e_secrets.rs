@@ -157,7 +157,7 @@ async fn sandboxed_code_cannot_configure_embeddings_or_persist_code_even_under_m
     // And nothing persisted: after a restart the local provider serves.
     let s = restart(s, &config, &log).await;
     let e = settled(&s, 0).await;
-    assert_eq!((e["provider"].as_str(), e["base_url"].as_str(), e["api_key_env"].as_str()), (Some("local"), None, None), "{e}");
+    assert_eq!((e["provider"].as_str(), e["declared_as"].as_str()), (Some("local"), Some("local")), "{e}");
     assert!(e["refused_settings"].is_null(), "{e}");
     let t = ok(&s, "test_embeddings", json!({})).await;
     assert_eq!(t["provider"], "local");
@@ -225,7 +225,8 @@ async fn over_mcp_only_declared_providers_origins_and_keys_are_used() {
     let before = fake.seen().len();
     let e = settled(&s, 1).await;
     assert_eq!(e["provider"], "local", "{e}");
-    assert_eq!(e["refused_settings"]["base_url"].as_str(), Some(fake.url.as_str()), "{e}");
+    assert_eq!(e["refused_settings"]["provider"].as_str(), Some("openai"), "{e}");
+    assert!(!e.to_string().contains(fake.url.as_str()), "health_check shows the provider's origin: {e}");
     episode(&s, "Plot quarterly revenue as a line chart").await;
     settled(&s, 2).await;
     assert_eq!(fake.seen().len(), before, "the withdrawn provider was contacted");
@@ -241,6 +242,48 @@ async fn over_mcp_only_declared_providers_origins_and_keys_are_used() {
     client.cancel().await.expect("stop");
     let logged = std::fs::read_to_string(&log).expect("log");
     assert!(!logged.contains(KEY), "the key was logged");
+}
+
+/// Review finding: `health_check`, which sandboxed code may call, showed
+/// the declared provider's base URL and key variable. It names the
+/// provider and model only, from code and over MCP alike, even in the
+/// errors it relays.
+#[tokio::test]
+async fn health_check_names_the_provider_but_not_its_origin_or_key_variable() {
+    let fake = FakeProvider::start();
+    let conf = tempfile::tempdir().expect("conf");
+    let text = format!("[sandbox.tools]\nallow = [\"memory.*\"]\n\n{}", declared("work", &fake.url, "E2E_SECRET_KEY", &[]));
+    let config = config_file(&conf, &text);
+    let log = conf.path().join("stderr.log");
+    let s = serve(tempfile::tempdir().expect("data"), &config, &log).await;
+    ok(&s, "configure_embeddings", json!({"provider": "work"})).await;
+    episode(&s, "Add JWT authentication to the login endpoint").await;
+    settled(&s, 1).await;
+    // A provider that redirects elsewhere is denied, and the denial (which
+    // names the granted origin) is the worker's last error.
+    let elsewhere = FakeProvider::start();
+    fake.set(Mode::Redirect(format!("{}/v1/embeddings", elsewhere.url)));
+    episode(&s, "Plot quarterly revenue as a line chart").await;
+    let started = Instant::now();
+    while embeddings(&s).await["worker"]["last_error"].is_null() && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let over_mcp = ok(&s, "health_check", json!({})).await;
+    let ran = ok(&s, "execute_agent_code", json!({"code": "return await tools.memory.health_check({})"})).await;
+    let from_code = &ran["output"];
+    assert!(from_code["embeddings"].is_object(), "{ran}");
+    let authority = fake.url.split("://").nth(1).unwrap_or(&fake.url).trim_end_matches('/').to_string();
+    for (who, health) in [("over MCP", &over_mcp), ("from code", from_code)] {
+        let e = &health["embeddings"];
+        assert_eq!((e["provider"].as_str(), e["declared_as"].as_str()), (Some("openai"), Some("work")), "{who}: {e}");
+        assert_eq!(e["active_space"]["info"]["model"], "fake-a", "{who}: {e}");
+        let text = health.to_string();
+        assert!(!text.contains(&authority), "{who}: the provider's origin is shown: {text}");
+        assert!(!text.contains("E2E_SECRET_KEY") && !text.contains(KEY), "{who}: the key variable is shown: {text}");
+    }
+    fake.set(Mode::Ok);
+    let Server { client, .. } = s;
+    client.cancel().await.expect("stop");
 }
 
 /// The settings exactly as today's main persists them after
@@ -275,11 +318,9 @@ async fn a_data_dir_with_undeclared_persisted_settings_falls_back_without_contac
     assert_eq!((e["provider"].as_str(), e["state"]["status"].as_str()), (Some("local"), Some("ok")), "{e}");
     assert_eq!(e["active_space"]["info"]["provider"], "local", "{e}");
     let refused = &e["refused_settings"];
-    assert_eq!(
-        (refused["provider"].as_str(), refused["base_url"].as_str(), refused["api_key_env"].as_str(), refused["fallback"].as_str()),
-        (Some("openai"), Some(fake.url.as_str()), Some("SOME_VAR"), Some("local")),
-        "{e}"
-    );
+    assert_eq!((refused["provider"].as_str(), refused["fallback"].as_str()), (Some("openai"), Some("local")), "{e}");
+    // Where it pointed and its key variable are in the log, not in health_check.
+    assert!(!e.to_string().contains(fake.url.as_str()) && !e.to_string().contains("SOME_VAR"), "{e}");
     assert!(refused["reason"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
     let t = ok(&s, "test_embeddings", json!({})).await;
     assert_eq!(t["provider"], "local");

@@ -106,6 +106,45 @@ impl DeclaredProvider {
     }
 }
 
+/// Removes every occurrence of `hidden` (URLs, and each URL's origin, and
+/// variable names) from the strings in `value`, longest first.
+pub fn redact(value: &mut serde_json::Value, hidden: &[String]) {
+    let mut needles: Vec<String> = Vec::new();
+    for h in hidden.iter().filter(|h| h.len() >= 3) {
+        let url = normalise(h);
+        if let Some(o) = origin(&url) {
+            needles.push(o);
+        }
+        needles.push(url);
+    }
+    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    needles.dedup();
+    redact_in(value, &needles);
+}
+
+fn redact_in(value: &mut serde_json::Value, needles: &[String]) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            for n in needles {
+                if s.contains(n.as_str()) {
+                    *s = s.replace(n.as_str(), "[operator setting]");
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| redact_in(v, needles)),
+        Value::Object(o) => o.values_mut().for_each(|v| redact_in(v, needles)),
+        _ => {}
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> Option<String> {
+    let start = url.find("://")? + 3;
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    Some(url[..end].to_string())
+}
+
 /// A base URL without trailing slashes, so `http://h/` and `http://h`
 /// compare equal.
 fn normalise(url: &str) -> String {
@@ -127,6 +166,12 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// What only the operator may see: every declared base URL and API
+    /// key variable.
+    pub fn operator_strings(&self) -> Vec<String> {
+        self.declared.values().flat_map(|p| p.base_url().into_iter().chain(p.api_key_env.clone())).collect()
+    }
+
     /// Checks every declaration: its name, kind, origin, key variable and
     /// models.
     pub fn new(declared: BTreeMap<String, DeclaredProvider>) -> Result<Self, ProviderError> {
@@ -227,6 +272,20 @@ mod tests {
         [providers.home]
         kind = "ollama"
     "#;
+
+    #[test]
+    fn redaction_removes_urls_their_origins_and_variables_everywhere() {
+        let mut v = serde_json::json!({
+            "a": "HTTP 403: only http://10.0.0.5:8080 is granted",
+            "b": ["http://10.0.0.5:8080/v1/", {"c": "key in WORK_KEY"}],
+            "n": 3,
+        });
+        redact(&mut v, &["http://10.0.0.5:8080/v1/".into(), "WORK_KEY".into()]);
+        let text = v.to_string();
+        assert!(!text.contains("10.0.0.5") && !text.contains("WORK_KEY"), "{text}");
+        assert_eq!(v["a"], "HTTP 403: only [operator setting] is granted");
+        assert_eq!(v["n"], 3);
+    }
 
     #[test]
     fn a_client_chooses_only_among_declarations() {

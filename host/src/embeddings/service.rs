@@ -447,7 +447,7 @@ impl Embeddings {
                 "started_at": j.started_at,
             })
         });
-        serde_json::json!({
+        let mut health = serde_json::json!({
             "provider": settings.provider.name(),
             "declared_as": match self.providers.admit(&settings) {
                 Ok(Some(name)) => Some(name),
@@ -455,15 +455,31 @@ impl Embeddings {
                 Err(_) => None,
             },
             "available": self.providers.names(),
-            "refused_settings": self.refused,
-            "base_url": settings.effective_base_url(),
-            "api_key_env": settings.api_key_env,
+            // Where a provider is and which variable holds its key are the
+            // operator's (the config file and the log say); health_check
+            // is callable from sandboxed code, so it names the provider
+            // and model only.
+            "refused_settings": self.refused.as_ref().map(|r| serde_json::json!({
+                "provider": r.provider,
+                "model": r.model,
+                "reason": r.reason,
+                "fallback": r.fallback,
+            })),
             "state": provider,
             "active_space": self.active(),
             "indexed": { "episodes": episodes, "patterns": patterns, "approximate": ann, "memory_bytes": bytes },
             "pending": pending,
             "reembedding": job,
             "worker": *lock(&self.status),
-        })
+        });
+        let mut hidden: Vec<String> = self.providers.operator_strings();
+        hidden.extend(settings.effective_base_url());
+        hidden.extend(settings.api_key_env.clone());
+        if let Some(r) = &self.refused {
+            hidden.extend(r.base_url.clone());
+            hidden.extend(r.api_key_env.clone());
+        }
+        super::providers::redact(&mut health, &hidden);
+        health
     }
 }
