@@ -81,6 +81,51 @@ async fn a_cancelled_execution_frees_its_slot_at_once() {
     assert_eq!(m["result"]["structuredContent"]["executions"]["by_status"]["cancelled"], 1, "{m}");
 }
 
+/// Every file under `dir`, recursively, by name.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for entry in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Review finding: a `save_plugin` cancelled before its files were
+/// written wrote them all the same. With the only slot held by a running
+/// execution, the build waits for it; cancelled, it never writes, even
+/// after the slot frees. A second save queued behind it is answered only
+/// after the first would have been written (the slot queue is FIFO).
+#[tokio::test]
+async fn a_cancelled_save_plugin_writes_nothing() {
+    let mut s = Raw::start(&["--max-concurrency", "1", "--profile", "permissive"]).await;
+    s.send_json(call(json!(1), "execute_agent_code", json!({"code": "return 1"}))).await;
+    let ran = s.reply_to(json!(1)).await;
+    let execution = ran["result"]["structuredContent"]["execution_id"].clone();
+    s.send_json(call(json!(2), "execute_agent_code", json!({"code": "while (true) {}", "timeout_ms": 2000}))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.send_json(call(json!(3), "save_plugin", json!({"execution_id": execution, "name": "cancelled-one", "description": "never saved"})))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.send_json(cancel(3)).await;
+    s.send_json(call(json!(4), "save_plugin", json!({"execution_id": execution, "name": "kept-one", "description": "saved"}))).await;
+    let kept = s.reply_to(json!(4)).await;
+    assert_ne!(kept["result"]["isError"], true, "{kept}");
+    let names = file_names(&s.dir.path().join("plugins"));
+    assert!(names.iter().any(|n| n.starts_with("kept-one")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("cancelled-one")), "the cancelled save wrote {names:?}");
+    s.send_json(call(json!(5), "list_plugins", json!({}))).await;
+    let list = s.reply_to(json!(5)).await;
+    assert!(!list.to_string().contains("cancelled-one"), "{list}");
+}
+
 /// Cancelling a plugin call stops it the same way.
 #[tokio::test]
 async fn a_cancelled_plugin_call_frees_its_slot_at_once() {

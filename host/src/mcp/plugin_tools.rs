@@ -131,6 +131,7 @@ impl MemoryServer {
     async fn save_plugin(
         &self,
         params: Parameters<SavePluginParams>,
+        cancel: tokio_util::sync::CancellationToken,
         extensions: rmcp::model::Extensions,
     ) -> Result<CallToolResult, ErrorData> {
         let principal = Principal::of(&extensions);
@@ -182,10 +183,15 @@ impl MemoryServer {
         // sandbox's execution slots; it answers by the plugin's deadline.
         let builder = Builder::in_sandbox(&sandbox);
         let deadline = std::time::Instant::now() + builder.limits_for(&request.policy).timeout;
-        let built = match builder.build(request, deadline, &|_| ()).await {
+        let built = match builder.build_cancellable(request, deadline, &|_| (), &cancel).await {
             Ok(b) => b,
             Err(e) => return Ok(input_error(e.to_string())),
         };
+        // Writing the files is the commit: a call cancelled before it
+        // leaves nothing behind.
+        if cancel.is_cancelled() {
+            return Ok(input_error(crate::plugins::PluginError::Cancelled.to_string()));
+        }
         if let Err(e) = self.plugins().dir().write(&built) {
             return Ok(input_error(format!("writing the plugin: {e}")));
         }

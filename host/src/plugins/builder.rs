@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use wasmtime::Engine;
 
 use super::manifest::{FileSum, MANIFEST_FORMAT, Manifest, PluginWorld};
@@ -139,14 +140,37 @@ impl Builder<'_> {
     /// passes the start of its call plus [`Builder::limits_for`]'s
     /// timeout) and runs within the plugin's memory limit.
     pub async fn build(&self, req: BuildRequest, deadline: Instant, progress: &(dyn Fn(Stage) + Sync)) -> Result<Built, PluginError> {
+        self.build_cancellable(req, deadline, progress, &CancellationToken::new()).await
+    }
+
+    /// [`Builder::build`], ended early (with [`PluginError::Cancelled`]) by
+    /// `cancel`: a wait for a slot ends at once, and a compile in progress
+    /// is dropped at its next epoch yield. Nothing is written either way;
+    /// a caller that writes checks `cancel` once more before it does.
+    pub async fn build_cancellable(
+        &self,
+        req: BuildRequest,
+        deadline: Instant,
+        progress: &(dyn Fn(Stage) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<Built, PluginError> {
         let timeout_ms = self.limits_for(&req.policy).timeout.as_millis();
-        match tokio::time::timeout_at(deadline.into(), self.build_inner(req, deadline, progress)).await {
-            Ok(built) => built,
-            Err(_) => Err(PluginError::Limit(format!("the build did not finish within the plugin's time limit ({timeout_ms} ms)"))),
+        tokio::select! {
+            built = tokio::time::timeout_at(deadline.into(), self.build_inner(req, deadline, progress, cancel)) => match built {
+                Ok(built) => built,
+                Err(_) => Err(PluginError::Limit(format!("the build did not finish within the plugin's time limit ({timeout_ms} ms)"))),
+            },
+            () = cancel.cancelled() => Err(PluginError::Cancelled),
         }
     }
 
-    async fn build_inner(&self, req: BuildRequest, deadline: Instant, progress: &(dyn Fn(Stage) + Sync)) -> Result<Built, PluginError> {
+    async fn build_inner(
+        &self,
+        req: BuildRequest,
+        deadline: Instant,
+        progress: &(dyn Fn(Stage) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<Built, PluginError> {
         progress(Stage::Checking);
         name::validate(&req.name)?;
         if req.description.trim().is_empty() {
@@ -166,10 +190,10 @@ impl Builder<'_> {
         // One of the server's execution slots for the rest of the build.
         let _permit = match self.sandbox {
             Some(sandbox) => Some(
-                sandbox
-                    .admit(&tokio_util::sync::CancellationToken::new())
-                    .await
-                    .map_err(|refused| PluginError::Input(refused.to_string()))?,
+                sandbox.admit(cancel).await.map_err(|refused| match refused {
+                    crate::sandbox::Refused::Cancelled => PluginError::Cancelled,
+                    refused => PluginError::Input(refused.to_string()),
+                })?,
             ),
             None => None,
         };

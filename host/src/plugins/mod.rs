@@ -93,6 +93,9 @@ pub enum PluginError {
     Io(String),
     #[error("{0}")]
     Internal(String),
+    /// The caller cancelled the build; nothing was written.
+    #[error("cancelled by the client; nothing was written")]
+    Cancelled,
 }
 
 fn position(line: Option<u32>, column: Option<u32>) -> String {
