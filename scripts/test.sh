@@ -8,6 +8,9 @@ source "$HERE/env.sh"
 cd "$ROOT"
 # The real upstream MCP servers (npm) the tool-call tests spawn.
 "$HERE/npm-servers.sh"
+# Node 22, the MCP TypeScript SDK and the conformance suite (npm), which
+# the Streamable HTTP tests run.
+"$HERE/npm-http.sh"
 # Warm the artifact cache the tests share, so the first tests do not race
 # to snapshot and compile the runtime.
 CACHE="$ROOT/target/tmp/artifact-cache"

@@ -30,6 +30,10 @@ use auth::Principals;
 use gate::{Gate, GateConfig, MCP_PATH};
 use sessions::BoundedSessions;
 
+/// Origins always accepted: pages served from this machine.
+const LOOPBACK_ORIGINS: &[&str] =
+    &["http://localhost:*", "https://localhost:*", "http://127.0.0.1:*", "https://127.0.0.1:*", "http://[::1]:*", "https://[::1]:*"];
+
 /// `serve`'s options. Without `--http`, MCP is served on stdio.
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -47,9 +51,10 @@ pub struct ServeArgs {
     /// bound address), e.g. the name a reverse proxy forwards. Repeatable.
     #[arg(long, value_name = "HOST", requires = "http")]
     pub allowed_host: Vec<String>,
-    /// A browser `Origin` to accept, e.g. `https://app.example.com:443`
-    /// (`:*` for any port). Repeatable. Requests with any other `Origin`
-    /// get 403; requests without one (non-browser clients) pass.
+    /// A browser `Origin` to accept besides loopback ones (`http://localhost:*`
+    /// and the like), e.g. `https://app.example.com:443` (`:*` for any
+    /// port). Repeatable. Requests with any other `Origin` get 403;
+    /// requests without one (non-browser clients) pass.
     #[arg(long, value_name = "ORIGIN", requires = "http")]
     pub allowed_origin: Vec<String>,
     /// Most MCP sessions open at once (protocol versions before
@@ -154,11 +159,11 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
         .with_allowed_hosts(options.allowed_hosts.clone())
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_cancellation_token(ct.clone());
-    config = if options.allowed_origins.is_empty() {
-        config.enforce_origin_validation()
-    } else {
-        config.with_allowed_origins(options.allowed_origins.clone())
-    };
+    // Browser pages on this machine (any port) and the listed origins;
+    // any other `Origin` is refused.
+    let mut origins: Vec<String> = LOOPBACK_ORIGINS.iter().map(|o| o.to_string()).collect();
+    origins.extend(options.allowed_origins.iter().cloned());
+    config = config.with_allowed_origins(origins);
     let factory_server = server.clone();
     let service = StreamableHttpService::new(move || Ok(factory_server.for_session()), sessions.clone(), config);
     let gate = Arc::new(Gate::new(

@@ -53,6 +53,12 @@ pub struct MemoryServer {
     /// Code each principal ran, for `save_plugin` (shared by a principal's
     /// sessions and sessionless requests; one principal over stdio).
     recent: Arc<PrincipalExecutions>,
+    /// The least severe `notifications/message` level this session's client
+    /// asked for (`logging/setLevel`); one per session, fresh in
+    /// [`MemoryServer::for_session`]. (SEP-2577 deprecates logging; the
+    /// protocol versions before 2026-07-28 still have it.)
+    #[allow(deprecated)]
+    log_level: Arc<std::sync::Mutex<Option<rmcp::model::LoggingLevel>>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -116,6 +122,7 @@ impl MemoryServer {
             gateway,
             plugins,
             recent: Arc::default(),
+            log_level: Arc::default(),
             tool_router: Self::all_tools(),
         }
     }
@@ -150,9 +157,10 @@ impl MemoryServer {
     }
 
     /// The handler of one more session (Streamable HTTP makes one per
-    /// session, and one per sessionless request): the same state.
+    /// session, and one per sessionless request): the same shared state,
+    /// and the session's own logging level.
     pub fn for_session(&self) -> Self {
-        self.clone()
+        Self { log_level: Arc::default(), ..self.clone() }
     }
 
     /// Calls one of this server's tools in-process, through the same
@@ -346,9 +354,15 @@ impl MemoryServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MemoryServer {
+    #[allow(deprecated)] // enable_logging: see `set_level`
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_resources().build(),
+            ServerCapabilities::builder()
+                .enable_logging()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_resources()
+                .build(),
         )
             .with_server_info(Implementation::new("memory-mcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(
@@ -358,6 +372,19 @@ impl ServerHandler for MemoryServer {
                  under `memory`, and configured upstream servers'. Find them with search_tools and read \
                  their TypeScript signatures with describe_tools (or the tools://<server>/<tool>.d.ts resources).",
             )
+    }
+
+    /// Keeps the session's logging level. The server sends no
+    /// `notifications/message` today (its log is stderr), so no level
+    /// filters anything yet; the request is accepted as the spec asks.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *crate::sync::lock(&self.log_level) = Some(request.level);
+        Ok(())
     }
 
     /// A session is ready: it hears of tool-list changes from now on.

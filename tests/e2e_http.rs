@@ -1,0 +1,292 @@
+//! Streamable HTTP end to end: the real binary on a loopback port, the
+//! official TypeScript SDK client (Node 22), rmcp's client, and raw HTTP
+//! for what clients do not do on purpose (no token, a foreign Origin).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{self, HttpServer, initialize_body, post};
+use rmcp::ServiceExt as _;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::RoleClient;
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-9876543210";
+
+/// A server with principals alice and bob, and `extra` options.
+async fn team(extra: &[&str]) -> HttpServer {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = http::token_file(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
+    let mut args = vec!["--token-file", tokens.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    // The token file is read at start, before the URL is logged.
+    http::start(&args, &[]).await
+}
+
+/// rmcp's Streamable HTTP client, as `token`'s principal.
+async fn client(server: &HttpServer, token: &str) -> RunningService<RoleClient, ()> {
+    let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone()).auth_header(token.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config)).await.expect("MCP initialize over HTTP")
+}
+
+async fn call(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> rmcp::model::CallToolResult {
+    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().unwrap().clone());
+    tokio::time::timeout(Duration::from_secs(60), c.call_tool(params)).await.expect("answered in time").expect("tools/call")
+}
+
+fn structured(r: &rmcp::model::CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or(Value::Null)
+}
+
+fn text(r: &rmcp::model::CallToolResult) -> String {
+    common::text(r)
+}
+
+#[tokio::test]
+async fn the_official_typescript_client_initializes_lists_calls_and_ends_its_session() {
+    let server = http::start(&[], &[("MEMORY_MCP_TOKEN", ALICE)]).await;
+    let out = tokio::process::Command::new(http::node22())
+        .arg(http::script("sdk-client.mjs"))
+        .args([&server.url, ALICE, "return context.task.length * 2"])
+        .output()
+        .await
+        .expect("run node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the TS SDK client failed: {stderr}");
+    let v: Value = serde_json::from_slice(out.stdout.trim_ascii()).expect("one JSON line");
+    assert!(v["sessionId"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+    assert!(v["tools"].as_array().unwrap().iter().any(|t| t == "execute_agent_code"), "{v}");
+    assert_eq!(v["isError"], false, "{v}");
+    assert_eq!(v["structured"]["status"], "success", "{v}");
+    assert_eq!(v["structured"]["output"], 0, "{v}");
+    // One log line per request, with the principal, never the token.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    let requests: Vec<&String> = log.iter().filter(|l| l.contains("http request")).collect();
+    for rpc in ["initialize", "tools/list", "tools/call"] {
+        assert!(
+            requests.iter().any(|l| l.contains(&format!("rpc=\"{rpc}\"")) && l.contains("status=200") && l.contains("principal=\"token\"")),
+            "no log line for {rpc}: {requests:#?}"
+        );
+    }
+    assert!(requests.iter().any(|l| l.contains("method=DELETE")), "the session was ended with DELETE: {requests:#?}");
+    assert!(requests.iter().all(|l| l.contains(" ms=")), "{requests:#?}");
+    assert!(!log.iter().any(|l| l.contains(ALICE)), "a token reached the log");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_gets_401_with_www_authenticate() {
+    let server = team(&[]).await;
+    for token in [None, Some("not-a-token"), Some("")] {
+        let r = post(&server.url, token, initialize_body(1)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "token {token:?}");
+        let challenge = r.headers().get("www-authenticate").expect("WWW-Authenticate").to_str().unwrap().to_string();
+        assert!(challenge.starts_with("Bearer realm=\"memory-mcp\""), "{challenge}");
+    }
+    // Basic auth is not a bearer token.
+    let r = reqwest::Client::new()
+        .post(&server.url)
+        .header("authorization", "Basic YWxpY2U6eA==")
+        .header("content-type", "application/json")
+        .body(initialize_body(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let ok = post(&server.url, Some(BOB), initialize_body(1)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let log = server.log().join("\n");
+    assert!(!log.contains(BOB) && !log.contains("not-a-token"), "a token reached the log");
+    assert!(log.contains("status=401"), "refusals are logged too");
+}
+
+#[tokio::test]
+async fn a_foreign_origin_or_host_gets_403() {
+    let server = team(&["--allowed-origin", "https://app.example.com:443"]).await;
+    let with = |origin: Option<&str>, host: Option<&str>| {
+        let mut r = post(&server.url, Some(ALICE), initialize_body(1));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        r
+    };
+    let evil = with(Some("http://evil.example"), None).send().await.unwrap();
+    assert_eq!(evil.status(), 403);
+    let rebound = with(None, Some("evil.example:80")).send().await.unwrap();
+    assert_eq!(rebound.status(), 403, "a DNS-rebound Host is refused");
+    let listed = with(Some("https://app.example.com"), None).send().await.unwrap();
+    assert_eq!(listed.status(), 200, "an allowed Origin passes");
+    let none = with(None, None).send().await.unwrap();
+    assert_eq!(none.status(), 200, "a client without Origin (not a browser) passes");
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_without_a_token_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(common::bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--http", "0.0.0.0:0"])
+        .env_remove("MEMORY_MCP_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to serve on 0.0.0.0:0 without authentication"), "{stderr}");
+    assert!(stderr.contains("MEMORY_MCP_TOKEN"), "{stderr}");
+}
+
+#[tokio::test]
+async fn two_sessions_at_once_keep_their_executions_apart() {
+    let server = team(&[]).await;
+    let (alice, bob) = tokio::join!(client(&server, ALICE), client(&server, BOB));
+    // At once: each gets its own context and result.
+    let code = "let s = 0; for (let i = 0; i < 200000; i++) s += i; return context.task";
+    let (a, b) = tokio::join!(
+        call(&alice, "execute_agent_code", json!({"code": code, "context": {"task": "alice's"}})),
+        call(&bob, "execute_agent_code", json!({"code": code, "context": {"task": "bob's"}})),
+    );
+    assert_eq!(structured(&a)["output"], "alice's");
+    assert_eq!(structured(&b)["output"], "bob's");
+    // Alice's execution is hers: bob cannot save it as a plugin, she
+    // finds it (and is refused only because it failed).
+    let failed = call(&alice, "execute_agent_code", json!({"code": "throw new Error('no')"})).await;
+    let id = structured(&failed)["execution_id"].as_str().unwrap().to_string();
+    let save = json!({"execution_id": id, "name": "alices_plugin", "description": "d"});
+    let by_bob = call(&bob, "save_plugin", save.clone()).await;
+    assert_eq!(by_bob.is_error, Some(true));
+    assert!(text(&by_bob).contains("no execution") && text(&by_bob).contains("`bob`"), "{}", text(&by_bob));
+    let by_alice = call(&alice, "save_plugin", save).await;
+    assert_eq!(by_alice.is_error, Some(true));
+    assert!(text(&by_alice).contains("only code that ran successfully"), "{}", text(&by_alice));
+    // A second session of the same principal shares its executions.
+    let alice2 = client(&server, ALICE).await;
+    let again = call(&alice2, "save_plugin", json!({"execution_id": id, "name": "alices_plugin", "description": "d"})).await;
+    assert!(text(&again).contains("only code that ran successfully"), "{}", text(&again));
+    // A session id is its principal's: bob cannot use alice's.
+    let log = server.log().join("\n");
+    assert!(log.contains("principal=\"alice\"") && log.contains("principal=\"bob\""));
+    let _ = (alice.cancel().await, bob.cancel().await, alice2.cancel().await);
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_its_principal() {
+    let server = team(&[]).await;
+    let r = post(&server.url, Some(ALICE), initialize_body(1)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let session = r.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_string();
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let as_bob = post(&server.url, Some(BOB), ping.clone())
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_bob.status(), 404, "another principal's session is not found");
+    let del = reqwest::Client::new()
+        .delete(&server.url)
+        .header("authorization", format!("Bearer {BOB}"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 404, "nor can it be ended by them");
+}
+
+#[tokio::test]
+async fn sessions_are_bounded_and_a_session_that_ends_frees_its_slot() {
+    let server = team(&["--max-sessions", "1", "--session-idle-secs", "2"]).await;
+    let first = client(&server, ALICE).await;
+    // Full: a second initialize is refused with the reason.
+    let r = post(&server.url, Some(BOB), initialize_body(7)).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["id"], 7);
+    assert!(body["error"]["message"].as_str().unwrap().contains("too many MCP sessions"), "{body}");
+    // Ending it (DELETE) frees the slot.
+    let ran = call(&first, "execute_agent_code", json!({"code": "return 1"})).await;
+    assert_eq!(structured(&ran)["status"], "success");
+    first.cancel().await.unwrap();
+    let mut freed = false;
+    for _ in 0..50 {
+        let r = post(&server.url, Some(BOB), initialize_body(8)).send().await.unwrap();
+        if r.status() == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the ended session's slot was not freed: {:?}", server.log());
+    // That one is left idle: it times out and frees the slot in turn.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_idle = client(&server, ALICE).await;
+    let ran = call(&after_idle, "execute_agent_code", json!({"code": "return 2"})).await;
+    assert_eq!(structured(&ran)["output"], 2);
+}
+
+#[tokio::test]
+async fn a_principal_over_its_concurrency_limit_gets_429_and_others_go_on() {
+    let server = team(&["--max-concurrent-requests", "1"]).await;
+    let (alice, bob) = tokio::join!(client(&server, ALICE), client(&server, BOB));
+    let slow = call(&alice, "execute_agent_code", json!({"code": "const t = Date.now(); while (Date.now() - t < 1500) {} return 'slow'", "timeout_ms": 4000}));
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let raw = post(&server.url, Some(ALICE), initialize_body(3)).send().await.unwrap();
+        let bobs = call(&bob, "execute_agent_code", json!({"code": "return 'bob'"})).await;
+        (raw.status(), raw.text().await.unwrap(), bobs)
+    };
+    let (slow, (status, body, bobs)) = tokio::join!(slow, probe);
+    assert_eq!(structured(&slow)["output"], "slow");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("principal `alice`") && body.contains("--max-concurrent-requests"), "{body}");
+    assert_eq!(structured(&bobs)["output"], "bob", "bob's share is his own");
+}
+
+#[tokio::test]
+async fn a_body_over_the_frame_limit_gets_413() {
+    // The top-level --max-frame-bytes bounds HTTP bodies as stdio frames.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = http::token_file(dir.path(), &[("alice", ALICE)]);
+    let server = http::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--max-frame-bytes", "4096"],
+        &["--token-file", tokens.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let url = server.url.clone();
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(8192)}}).to_string();
+    let r = post(&url, Some(ALICE), big).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    let small = post(&url, Some(ALICE), initialize_body(1)).send().await.unwrap();
+    assert_eq!(small.status(), 200);
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_request_in_flight_then_exits() {
+    let mut server = team(&[]).await;
+    let alice = client(&server, ALICE).await;
+    let started = Instant::now();
+    let slow = call(&alice, "execute_agent_code", json!({"code": "const t = Date.now(); while (Date.now() - t < 1500) {} return 'finished'", "timeout_ms": 4000}));
+    let term = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        server.terminate();
+    };
+    let (result, ()) = tokio::join!(slow, term);
+    assert_eq!(structured(&result)["output"], "finished", "the request in flight was answered");
+    let status = server.exit(Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}: {:?}", server.log());
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    let log = server.log().join("\n");
+    assert!(log.contains("SIGTERM: draining requests in flight"), "{log}");
+    assert!(log.contains("HTTP server stopped"), "{log}");
+}
