@@ -81,6 +81,23 @@ async fn a_cancelled_execution_frees_its_slot_at_once() {
     assert_eq!(m["result"]["structuredContent"]["executions"]["by_status"]["cancelled"], 1, "{m}");
 }
 
+/// Review finding: tool arguments nested 3,000 deep, passed from code,
+/// trapped the guest (an uncatchable "out of bounds memory access" inside
+/// its JSON serialiser). They are a RangeError the code catches, at the
+/// bound every JSON message the server reads is held to (127 levels; an
+/// MCP frame nested deeper is refused with its id, above).
+#[tokio::test]
+async fn deeply_nested_tool_arguments_from_code_are_a_catchable_range_error() {
+    let mut s = Raw::start(&[]).await;
+    let code = "let a = {}; for (let i = 0; i < 3000; i++) a = {a}; \
+                try { await tools.memory.health_check(a); return 'called'; } catch (e) { return e.name + ': ' + e.message; }";
+    s.send_json(call(json!(1), "execute_agent_code", json!({"code": code}))).await;
+    let r = s.reply_to(json!(1)).await;
+    let out = r["result"]["structuredContent"]["output"].as_str().unwrap_or_default().to_string();
+    assert!(out.starts_with("RangeError") && out.contains("127 levels"), "{r}");
+    s.ping(2).await;
+}
+
 /// Every file under `dir`, recursively, by name.
 fn file_names(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

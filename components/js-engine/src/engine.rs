@@ -15,6 +15,11 @@ use crate::errors::{JsError, from_caught, from_value, plain};
 /// `(error name, message)`.
 pub type CallTool = fn(&str, &str, &str) -> Result<String, (String, String)>;
 
+/// How deep tool arguments may nest: what the host's JSON reader accepts
+/// (serde_json's recursion limit of 128 admits 127 levels; the same limit
+/// bounds every MCP message the server reads).
+pub const MAX_ARGS_DEPTH: usize = 127;
+
 /// File name QuickJS reports in stacks for the agent's code.
 pub const AGENT_FILE: &str = "agent.js";
 
@@ -24,11 +29,35 @@ const PRELUDE: &str = r#"
 (() => {
   const call = globalThis.__mcp_call_tool;
   delete globalThis.__mcp_call_tool;
+  // The host reads arguments nested at most this deep (as it reads every
+  // JSON message); deeper ones are refused here, with a catchable
+  // RangeError, before they are serialised. Walked without recursion; an
+  // object is walked again only when reached deeper than before.
+  const MAX_DEPTH = __MAX_DEPTH__;
+  const nestsTooDeep = (root) => {
+    const stack = [root, 1];
+    const seen = new Map();
+    while (stack.length > 0) {
+      const depth = stack.pop();
+      const value = stack.pop();
+      if (value === null || typeof value !== "object") continue;
+      if (depth > MAX_DEPTH) return true;
+      if ((seen.get(value) ?? 0) >= depth) continue;
+      seen.set(value, depth);
+      for (const x of Array.isArray(value) ? value : Object.values(value)) {
+        if (x !== null && typeof x === "object") stack.push(x, depth + 1);
+      }
+    }
+    return false;
+  };
   const servers = new Map();
   const serverProxy = (server) => new Proxy(Object.create(null), {
     get(_, tool) {
       if (typeof tool !== "string" || tool === "then") return undefined;
       return async (args) => {
+        if (nestsTooDeep(args)) {
+          throw new RangeError(`tools.${server}.${tool}: arguments nest deeper than ${MAX_DEPTH} levels`);
+        }
         const json = JSON.stringify(args === undefined ? {} : args);
         if (json === undefined || json[0] !== "{") {
           throw new TypeError(`tools.${server}.${tool}: arguments must be an object`);
@@ -72,7 +101,7 @@ fn build_runtime() -> Runtime {
     runtime.context().with(|ctx| {
         let native = Function::new(ctx.clone(), call_tool_native).expect("tool bridge");
         ctx.globals().set("__mcp_call_tool", native).expect("tool bridge");
-        ctx.eval::<(), _>(PRELUDE).expect("prelude");
+        ctx.eval::<(), _>(PRELUDE.replace("__MAX_DEPTH__", &MAX_ARGS_DEPTH.to_string())).expect("prelude");
         // QuickJS seeds `Math.random` once, when the context is made; the
         // host snapshots that, so every run would repeat one sequence.
         // Each number comes from the host's `wasi:random` instead.
@@ -467,6 +496,41 @@ mod tests {
         // An ordinary syntax error keeps its own message.
         match run(no_tools, "return f(1));", CTX) {
             Outcome::SyntaxError(e) => assert!(!e.message.contains("close"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn echo(_: &str, _: &str, args: &str) -> Result<String, (String, String)> {
+        Ok(args.to_string())
+    }
+
+    #[test]
+    fn tool_arguments_nested_past_the_bound_are_a_catchable_range_error() {
+        let caught = "try { await tools.x.y(a); return 'called'; } catch (e) { return e.name + ': ' + e.message; }";
+        for build in [
+            "let a = {}; for (let i = 0; i < 3000; i++) a = {a};",
+            "let a = []; for (let i = 0; i < 100000; i++) a = [a];",
+            // Cyclic, and a shared subtree reached many ways: both end.
+            "let a = {}; a.self = a; a.again = a;",
+        ] {
+            let source = format!("{build} {caught}");
+            match run(echo, &source, CTX) {
+                Outcome::Success(Some(json)) => {
+                    assert!(json.contains("RangeError") && json.contains("127 levels"), "{build}: {json}")
+                }
+                other => panic!("{build}: {other:?}"),
+            }
+        }
+        // At the bound the call is made.
+        let source = format!("let a = {{}}; for (let i = 1; i < {MAX_ARGS_DEPTH}; i++) a = {{a}}; {caught}");
+        match run(echo, &source, CTX) {
+            Outcome::Success(Some(json)) => assert_eq!(json, "\"called\""),
+            other => panic!("{other:?}"),
+        }
+        // A shared subtree 200 levels deep (2^200 paths) is refused at once.
+        let source = format!("let a = {{leaf: 1}}; for (let i = 0; i < 200; i++) a = {{l: a, r: a}}; {caught}");
+        match run(echo, &source, CTX) {
+            Outcome::Success(Some(json)) => assert!(json.contains("RangeError"), "{json}"),
             other => panic!("{other:?}"),
         }
     }
