@@ -9,6 +9,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("js_plugin_pure", "MEMORY_MCP_COMPONENT_JS_PLUGIN_PURE"),
     ("pattern_analyzer", "MEMORY_MCP_COMPONENT_PATTERN_ANALYZER"),
     ("embedder_local", "MEMORY_MCP_COMPONENT_EMBEDDER_LOCAL"),
+    ("embedder_minilm", "MEMORY_MCP_COMPONENT_EMBEDDER_MINILM"),
     ("embedder_ollama", "MEMORY_MCP_COMPONENT_EMBEDDER_OLLAMA"),
     ("embedder_openai", "MEMORY_MCP_COMPONENT_EMBEDDER_OPENAI"),
     ("ts_strip", "MEMORY_MCP_COMPONENT_TS_STRIP"),

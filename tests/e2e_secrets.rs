@@ -178,7 +178,7 @@ async fn over_mcp_only_declared_providers_origins_and_keys_are_used() {
     let s = serve(tempfile::tempdir().expect("data"), &with, &log).await;
     settled(&s, 0).await;
     let e = embeddings(&s).await;
-    assert_eq!(e["available"], json!(["local", "work"]), "{e}");
+    assert_eq!(e["available"], json!(["local", "local-minilm", "work"]), "{e}");
 
     // Anything not declared is refused before a request is made.
     for refused in [

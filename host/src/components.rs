@@ -16,6 +16,9 @@ pub const PATTERN_ANALYZER: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_PA
 
 /// The local embedder (`components/embedder-local`): no network.
 pub const EMBEDDER_LOCAL: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_LOCAL"));
+/// The model embedder (all-MiniLM-L6-v2 with candle); the weights are not
+/// in it: it reads them from the one directory it is granted.
+pub const EMBEDDER_MINILM: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_MINILM"));
 
 /// The Ollama embedder (`components/embedder-ollama`), over `wasi:http`.
 pub const EMBEDDER_OLLAMA: &[u8] = include_bytes!(env!("MEMORY_MCP_COMPONENT_EMBEDDER_OLLAMA"));

@@ -48,6 +48,7 @@ pub mod learning;
 pub mod mcp;
 pub mod memory;
 pub mod metrics;
+pub mod models;
 pub mod plugins;
 pub mod principal;
 pub mod sandbox;

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: memory_mcp::plugins::analyzer_cli::AnalyzerCommand,
     },
+    /// The local embedding model's weights: install, verify.
+    Model {
+        #[command(subcommand)]
+        command: memory_mcp::models::cli::ModelCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +163,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Tools { command } => tools_command(&settings, command).await,
             Command::Plugin { command } => memory_mcp::plugins::cli::run(&settings, command).await,
             Command::Analyzer { command } => memory_mcp::plugins::analyzer_cli::run(&settings, command).await,
+            Command::Model { command } => memory_mcp::models::cli::run(&settings.data_dir, command).await,
         }
     });
     // Whatever is still in flight now fails because of the shutdown. A

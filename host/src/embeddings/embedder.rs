@@ -30,6 +30,15 @@ use crate::world::embedder::{self, EmbedError, EmbedderConfig};
 const FUEL: u64 = 20_000_000_000;
 /// Linear memory of one call (a remote answer is read whole).
 const MEMORY_BYTES: u64 = 512 << 20;
+/// Linear memory of the model embedder's instance: the weights (87 MiB),
+/// the file buffer they are read from while loading, and a batch's
+/// activations (32 texts × 256 tokens: 12 heads × 256² attention scores).
+const MODEL_MEMORY_BYTES: u64 = 1 << 30;
+/// CPU budget of one model call (a batch of 32 texts of 256 tokens, or the
+/// first call's load of the weights).
+const MODEL_FUEL: u64 = 2_000_000_000_000;
+/// Where the model directory appears inside the component.
+const MODEL_GUEST_DIR: &str = "/model";
 const STDERR_BYTES: usize = 2048;
 /// Longest error summary passed on to callers.
 const SUMMARY_CHARS: usize = 200;
@@ -91,6 +100,14 @@ pub struct ModelInfo {
     pub max_batch: u32,
 }
 
+/// The model embedder's one instance, kept between calls so the weights
+/// are read and parsed once (see [`Embedder::call`]).
+struct Resident {
+    store: Store<StoreData>,
+    instance: wasmtime::component::Instance,
+    stderr: CappedPipe,
+}
+
 pub struct Embedder {
     pub settings: EmbeddingSettings,
     pub info: ModelInfo,
@@ -100,6 +117,10 @@ pub struct Embedder {
     indices: embedder::GuestIndices,
     origin: Option<Origin>,
     secret: Option<String>,
+    /// The model directory preopened (read-only) for the model embedder.
+    model_dir: Option<std::path::PathBuf>,
+    /// The model embedder's instance, when one is alive.
+    resident: tokio::sync::Mutex<Option<Resident>>,
 }
 
 /// What the component reported, cut to what a caller may see: `HTTP 503`
@@ -125,6 +146,7 @@ fn summary(reported: &str) -> String {
 fn component_bytes(p: ProviderKind) -> &'static [u8] {
     match p {
         ProviderKind::Local => crate::components::EMBEDDER_LOCAL,
+        ProviderKind::LocalMinilm => crate::components::EMBEDDER_MINILM,
         ProviderKind::Ollama => crate::components::EMBEDDER_OLLAMA,
         ProviderKind::Openai => crate::components::EMBEDDER_OPENAI,
     }
@@ -133,8 +155,40 @@ fn component_bytes(p: ProviderKind) -> &'static [u8] {
 impl Embedder {
     /// Compiles (or loads from the cache) the provider's component, links
     /// it under its grants, and asks it for its model info.
-    pub async fn load(engine: &Engine, cache: &ArtifactCache, settings: EmbeddingSettings) -> Result<Self, EmbedFailure> {
+    /// The model provider reads its weights from under `data_dir`
+    /// (`models/<model>/`), after checking them against their pinned
+    /// checksums.
+    pub async fn load(engine: &Engine, cache: &ArtifactCache, settings: EmbeddingSettings, data_dir: &std::path::Path) -> Result<Self, EmbedFailure> {
+        let name = format!("embedder-{}", settings.provider.name());
+        let bytes = component_bytes(settings.provider);
+        Self::load_component(engine, cache, settings, data_dir, &name, bytes).await
+    }
+
+    /// [`Embedder::load`] with another component in the provider's place,
+    /// linked under exactly the provider's grants (the tests show with it
+    /// what the model embedder's grant lets a component see).
+    pub async fn load_component(
+        engine: &Engine,
+        cache: &ArtifactCache,
+        settings: EmbeddingSettings,
+        data_dir: &std::path::Path,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Self, EmbedFailure> {
         settings.validate().map_err(EmbedFailure::Config)?;
+        let model_dir = match settings.provider {
+            ProviderKind::LocalMinilm => {
+                let spec = crate::models::MINILM;
+                let dir = spec.path(data_dir);
+                let check = dir.clone();
+                tokio::task::spawn_blocking(move || spec.verify(&check))
+                    .await
+                    .map_err(|e| EmbedFailure::Trap(format!("verifying the model: {e}")))?
+                    .map_err(|e| EmbedFailure::Unavailable(e.to_string()))?;
+                Some(dir)
+            }
+            _ => None,
+        };
         let secret = match &settings.api_key_env {
             Some(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Some(v),
@@ -147,12 +201,11 @@ impl Embedder {
             _ => None,
         };
         let internal = |what: &str, e: &dyn std::fmt::Display| EmbedFailure::Trap(format!("{what}: {e}"));
-        let name = format!("embedder-{}", settings.provider.name());
         let (component, _) = cache
-            .load(engine, &name, component_bytes(settings.provider), None)
+            .load(engine, name, bytes, None)
             .await
             .map_err(|e| internal("compiling", &format!("{e:#}")))?;
-        let grants = Grants { http: settings.provider.is_remote(), ..Grants::NONE };
+        let grants = Grants { http: settings.provider.is_remote(), filesystem: model_dir.is_some(), ..Grants::NONE };
         let linker = capabilities::linker(engine, &component, grants).map_err(|e| internal("linking", &e))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| internal("pre-instantiating", &e))?;
         let indices = embedder::GuestIndices::new(&pre).map_err(|e| internal("exports", &e))?;
@@ -165,6 +218,8 @@ impl Embedder {
             indices,
             origin,
             secret,
+            model_dir,
+            resident: tokio::sync::Mutex::new(None),
         };
         let config = e.config();
         let info = e
@@ -225,7 +280,73 @@ impl Embedder {
         Duration::from_millis(3 * u64::from(s.timeout_ms) * attempts + backoff + 2_000)
     }
 
+    /// One call. The model embedder keeps one instance alive across calls
+    /// (loading 87 MiB of weights per call would dominate every query);
+    /// each call still gets fresh fuel and its own deadline, and any
+    /// failure discards the instance, so the next call starts clean. Every
+    /// other provider gets a fresh instance per call.
     async fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(
+            &mut Store<StoreData>,
+            &wasmtime::component::Instance,
+            &embedder::GuestIndices,
+        ) -> wasmtime::Result<Result<T, EmbedError>>,
+    ) -> Result<T, EmbedFailure> {
+        match &self.model_dir {
+            Some(dir) => self.call_resident(dir, f).await,
+            None => self.call_fresh(f).await,
+        }
+    }
+
+    async fn call_resident<T>(
+        &self,
+        dir: &std::path::Path,
+        f: impl AsyncFnOnce(
+            &mut Store<StoreData>,
+            &wasmtime::component::Instance,
+            &embedder::GuestIndices,
+        ) -> wasmtime::Result<Result<T, EmbedError>>,
+    ) -> Result<T, EmbedFailure> {
+        let budget = self.budget();
+        let ms = budget.as_millis() as u64;
+        let mut slot = self.resident.lock().await;
+        let deadline = Instant::now() + budget;
+        if slot.is_none() {
+            let stderr = CappedPipe::new(STDERR_BYTES);
+            let data = StoreData::for_model_embedder(stderr.clone(), MODEL_MEMORY_BYTES, dir, MODEL_GUEST_DIR, deadline)
+                .map_err(|e| EmbedFailure::Unavailable(format!("opening the model directory {}: {e}", dir.display())))?;
+            let mut store = metered(&self.engine, data, MODEL_FUEL);
+            let instance = match tokio::time::timeout(budget, self.pre.instantiate_async(&mut store)).await {
+                Err(_) => return Err(EmbedFailure::Timeout(ms)),
+                Ok(Err(e)) => return Err(self.classify(&e, &store, &stderr, ms)),
+                Ok(Ok(i)) => i,
+            };
+            *slot = Some(Resident { store, instance, stderr });
+        }
+        let Some(r) = slot.as_mut() else {
+            return Err(EmbedFailure::Trap("no instance".into()));
+        };
+        r.store.data_mut().deadline = deadline;
+        let _ = r.store.set_fuel(MODEL_FUEL);
+        let result = match tokio::time::timeout(budget, f(&mut r.store, &r.instance, &self.indices)).await {
+            Err(_) => Err(EmbedFailure::Timeout(ms)),
+            Ok(Err(e)) => Err(self.classify(&e, &r.store, &r.stderr, ms)),
+            Ok(Ok(Err(e))) => Err(self.reported(e)),
+            Ok(Ok(Ok(t))) => Ok(t),
+        };
+        if result.is_err() {
+            let said = r.stderr.text();
+            if !said.trim().is_empty() {
+                tracing::warn!(provider = self.settings.provider.name(), detail = %said.trim(), "the embedder reported");
+            }
+            // A trapped or timed-out instance is never reused.
+            *slot = None;
+        }
+        result
+    }
+
+    async fn call_fresh<T>(
         &self,
         f: impl AsyncFnOnce(
             &mut Store<StoreData>,
@@ -264,9 +385,12 @@ impl Embedder {
 
     fn classify(&self, e: &wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe, ms: u64) -> EmbedFailure {
         match why_stopped(e, store, stderr) {
-            Stop::OutOfFuel => EmbedFailure::Trap(format!("ran out of fuel ({FUEL} units)")),
+            Stop::OutOfFuel => EmbedFailure::Trap(format!("ran out of fuel ({} units)", if self.model_dir.is_some() { MODEL_FUEL } else { FUEL })),
             Stop::Timeout => EmbedFailure::Timeout(ms),
-            Stop::Memory => EmbedFailure::Trap(format!("exceeded its memory limit of {} MiB", MEMORY_BYTES >> 20)),
+            Stop::Memory => EmbedFailure::Trap(format!(
+                "exceeded its memory limit of {} MiB",
+                if self.model_dir.is_some() { MODEL_MEMORY_BYTES } else { MEMORY_BYTES } >> 20
+            )),
             Stop::Denied(line) => EmbedFailure::Denied(line),
             // The component's stderr (appended after `; stderr:`) is logged
             // by the caller, not passed on.

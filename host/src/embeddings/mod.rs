@@ -9,6 +9,7 @@ pub mod embedder;
 pub mod hybrid;
 pub mod index;
 pub mod providers;
+mod query_cache;
 pub mod service;
 pub mod settings;
 pub mod vectors;

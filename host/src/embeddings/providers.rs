@@ -14,8 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::{EmbeddingSettings, ProviderKind};
 
-/// The name of the built-in provider, always available.
+/// The name of the built-in hashed provider, always available.
 pub const LOCAL: &str = "local";
+/// The name of the built-in model provider (all-MiniLM-L6-v2), usable once
+/// the model is installed.
+pub const LOCAL_MINILM: &str = "local-minilm";
 
 /// Ollama's address when a declaration gives none.
 pub const OLLAMA_DEFAULT_URL: &str = "http://127.0.0.1:11434";
@@ -180,8 +183,8 @@ impl Providers {
             if !valid_name(name) {
                 return Err(bad("a provider name has 1 to 64 of a-z, 0-9, _ and -".into()));
             }
-            if name == LOCAL {
-                return Err(bad("`local` is the built-in provider and cannot be redeclared".into()));
+            if name == LOCAL || name == LOCAL_MINILM {
+                return Err(bad(format!("`{name}` is a built-in provider and cannot be redeclared")));
             }
             if !p.kind.is_remote() {
                 return Err(bad("kind must be `ollama` or `openai`".into()));
@@ -197,9 +200,9 @@ impl Providers {
         Ok(Self { declared })
     }
 
-    /// `local` and every declared name.
+    /// `local`, `local-minilm` and every declared name.
     pub fn names(&self) -> Vec<String> {
-        std::iter::once(LOCAL.to_string()).chain(self.declared.keys().cloned()).collect()
+        [LOCAL.to_string(), LOCAL_MINILM.to_string()].into_iter().chain(self.declared.keys().cloned()).collect()
     }
 
     /// The settings for provider `name` with `model` (the declared default
@@ -208,6 +211,9 @@ impl Providers {
     pub fn choose(&self, name: &str, model: Option<String>) -> Result<EmbeddingSettings, ProviderError> {
         if name == LOCAL {
             return Ok(EmbeddingSettings { model, ..EmbeddingSettings::default() });
+        }
+        if name == LOCAL_MINILM {
+            return Ok(EmbeddingSettings { provider: ProviderKind::LocalMinilm, model, ..EmbeddingSettings::default() });
         }
         let Some(p) = self.declared.get(name) else {
             return Err(ProviderError::Unknown { name: name.chars().take(64).collect(), available: self.names().join(", ") });
@@ -290,7 +296,8 @@ mod tests {
     #[test]
     fn a_client_chooses_only_among_declarations() {
         let p = declared(TWO).unwrap();
-        assert_eq!(p.names(), vec!["local", "home", "work"]);
+        assert_eq!(p.names(), vec!["local", "local-minilm", "home", "work"]);
+        assert_eq!(p.choose(LOCAL_MINILM, None).unwrap().provider, ProviderKind::LocalMinilm);
         let s = p.choose("work", None).unwrap();
         assert_eq!(
             (s.provider, s.base_url.as_deref(), s.api_key_env.as_deref(), s.model.as_deref()),
@@ -308,6 +315,7 @@ mod tests {
     fn bad_declarations_are_refused() {
         for bad in [
             "[providers.local]\nkind = \"ollama\"",
+            "[providers.local-minilm]\nkind = \"ollama\"",
             "[providers.x]\nkind = \"local\"",
             "[providers.x]\nkind = \"openai\"",
             "[providers.x]\nkind = \"openai\"\nbase_url = \"ftp://h\"",

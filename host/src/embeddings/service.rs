@@ -99,6 +99,8 @@ pub struct Embeddings {
     pub(super) engine: Engine,
     pub(super) cache: ArtifactCache,
     pub(super) dir: PathBuf,
+    /// The data dir (models are installed under it).
+    data_dir: PathBuf,
     meta: Keyspace,
     /// What the operator allows `configure_embeddings` to choose.
     providers: Providers,
@@ -119,6 +121,8 @@ pub struct Embeddings {
     pub(super) reconfigured: Notify,
     /// Signalled when the provider has loaded or failed to.
     loaded: Notify,
+    /// Query vectors by space and text.
+    queries: Mutex<super::query_cache::QueryCache>,
 }
 
 /// How long a query waits for a provider that is still loading.
@@ -138,6 +142,21 @@ pub(super) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 pub(super) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The settings used when none are stored: the model provider
+/// (`local-minilm`) when its model is installed in `data_dir` or when the
+/// active space is the model's (so a model gone missing turns semantic
+/// search off, with a note, rather than silently switching spaces); the
+/// hashed `local` one otherwise.
+pub fn default_settings(data_dir: &std::path::Path, active: Option<&Active>) -> EmbeddingSettings {
+    let minilm = crate::models::MINILM;
+    let model_space = active.is_some_and(|a| a.info.provider == super::providers::LOCAL_MINILM);
+    if model_space || minilm.present(&minilm.path(data_dir)) {
+        EmbeddingSettings { provider: super::settings::ProviderKind::LocalMinilm, ..EmbeddingSettings::default() }
+    } else {
+        EmbeddingSettings::default()
+    }
 }
 
 /// A semantic match.
@@ -163,14 +182,18 @@ impl Embeddings {
         use anyhow::Context as _;
         let meta = memory.database().keyspace("embedding", KeyspaceCreateOptions::default)?;
         let get = |key: &str| -> Result<Option<Vec<u8>>, StoreError> { Ok(meta.get(key)?.map(|v| v.to_vec())) };
+        let active: Option<Active> = match get("active")? {
+            Some(b) => Some(serde_json::from_slice(&b).map_err(meta_err)?),
+            None => None,
+        };
         let persisted: EmbeddingSettings = match get("settings")? {
             Some(b) => serde_json::from_slice(&b).map_err(meta_err).context("the stored embedding settings")?,
-            None => EmbeddingSettings::default(),
+            None => default_settings(data_dir, active.as_ref()),
         };
         let (settings, refused) = match providers.admit(&persisted) {
             Ok(_) => (persisted, None),
             Err(reason) => {
-                let fallback = EmbeddingSettings::default();
+                let fallback = default_settings(data_dir, active.as_ref());
                 let refused = RefusedSettings {
                     provider: persisted.provider.name().to_string(),
                     base_url: persisted.effective_base_url(),
@@ -190,10 +213,6 @@ impl Embeddings {
                 (fallback, Some(refused))
             }
         };
-        let active: Option<Active> = match get("active")? {
-            Some(b) => Some(serde_json::from_slice(&b).map_err(meta_err)?),
-            None => None,
-        };
         let engine = crate::sandbox::engine::build_metered()?;
         let me = Arc::new(Self {
             memory,
@@ -201,6 +220,7 @@ impl Embeddings {
             engine,
             cache,
             dir: data_dir.join("vectors"),
+            data_dir: data_dir.to_path_buf(),
             meta,
             providers,
             refused,
@@ -214,6 +234,7 @@ impl Embeddings {
             wake: Notify::new(),
             reconfigured: Notify::new(),
             loaded: Notify::new(),
+            queries: Mutex::new(super::query_cache::QueryCache::default()),
         });
         if let Some(a) = active {
             // The indexes load in the background so start-up does not wait
@@ -282,7 +303,7 @@ impl Embeddings {
 
     /// Loads the provider `settings` name. Nothing changes on failure.
     pub async fn load_embedder(&self, settings: EmbeddingSettings) -> Result<Embedder, EmbedFailure> {
-        Embedder::load(&self.engine, &self.cache, settings).await
+        Embedder::load(&self.engine, &self.cache, settings, &self.data_dir).await
     }
 
     /// Makes `embedder` the provider, persists its settings, and when its
@@ -379,7 +400,22 @@ impl Embeddings {
         self.wait_loaded(LOAD_WAIT).await;
         let e = self.embedder()?;
         let mut v = e.embed(&[text.to_string()]).await?;
-        v.pop().ok_or_else(|| EmbedFailure::BadResponse("no vector".into()))
+        let v = v.pop().ok_or_else(|| EmbedFailure::BadResponse("no vector".into()))?;
+        lock(&self.queries).put(e.space, text, v.clone());
+        Ok(v)
+    }
+
+    /// Why semantic ranking is off while the provider has failed (a model
+    /// gone missing, a provider down): the `note` beside lexical results.
+    /// `None` while it is loading or ready.
+    pub fn lexical_note(&self) -> Option<String> {
+        match &*read(&self.provider) {
+            Provider::Failed(f) => Some(format!("lexical only: semantic search is off: {f}")),
+            _ => None,
+        }
+        if let Some(v) = lock(&self.queries).get(e.space, text) {
+            return Ok(v);
+        }
     }
 
     /// Whether semantic ranking can take part: a provider and some vectors.
@@ -451,7 +487,7 @@ impl Embeddings {
             "provider": settings.provider.name(),
             "declared_as": match self.providers.admit(&settings) {
                 Ok(Some(name)) => Some(name),
-                Ok(None) => Some(super::providers::LOCAL.to_string()),
+                Ok(None) => Some(settings.provider.name().to_string()),
                 Err(_) => None,
             },
             "available": self.providers.names(),

@@ -18,6 +18,11 @@ pub enum ProviderKind {
     /// network, no weights, deterministic.
     #[default]
     Local,
+    /// sentence-transformers all-MiniLM-L6-v2 run with candle in a
+    /// component that sees only its model directory (read-only): no
+    /// network. The default once the model is installed.
+    #[serde(rename = "local-minilm")]
+    LocalMinilm,
     /// An Ollama server (`POST /api/embed`).
     Ollama,
     /// An OpenAI-compatible server (`POST /v1/embeddings`).
@@ -28,13 +33,14 @@ impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
+            ProviderKind::LocalMinilm => "local-minilm",
             ProviderKind::Ollama => "ollama",
             ProviderKind::Openai => "openai",
         }
     }
 
     pub fn is_remote(self) -> bool {
-        self != ProviderKind::Local
+        !matches!(self, ProviderKind::Local | ProviderKind::LocalMinilm)
     }
 }
 
@@ -102,9 +108,9 @@ impl EmbeddingSettings {
             }
         }
         match self.provider {
-            ProviderKind::Local => {
+            ProviderKind::Local | ProviderKind::LocalMinilm => {
                 if self.base_url.is_some() || self.api_key_env.is_some() {
-                    return Err("the local provider takes no base_url or api_key_env".into());
+                    return Err(format!("the {} provider takes no base_url or api_key_env", self.provider.name()));
                 }
             }
             ProviderKind::Ollama => {}

@@ -375,7 +375,7 @@ impl MemoryServer {
         // With embeddings, widen the word matches so meaning can reorder them.
         let limit = if hybrid { (wanted * 4).max(50) } else { wanted };
         let q = Query { text: p.query.clone(), domain: p.domain.clone(), task_type: p.task_type, limit, sort: p.sort };
-        let mut semantic_note = None;
+        let mut semantic_note = if hybrid || p.sort != SortBy::Relevance { None } else { self.embeddings().lexical_note() };
         let ran = match query::run(self.store(), &q) {
             Ok((hits, total)) if hybrid && !crate::memory::text::tokenize(&p.query).is_empty() => {
                 match self.embeddings().embed_query(&p.query).await {

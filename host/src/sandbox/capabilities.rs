@@ -44,8 +44,19 @@ impl Grants {
     pub const TOOLS: Grants = Grants { tools: true, store: false, http: false };
 }
 
-/// The text a denied capability traps with; execution results look for it.
-pub const DENIED_IMPORT: &str = "denied import";
+/// What a denied capability traps with: the import it named. Execution
+/// results find it by type in the error's chain
+/// ([`wasmtime::Error::downcast_ref`]), never by its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("denied import: capability `{0}` is not granted")]
+pub struct DeniedImport(pub String);
+
+impl DeniedImport {
+    /// The denial in `err`'s chain, if a denied import stopped the call.
+    pub fn in_error(err: &wasmtime::Error) -> Option<&DeniedImport> {
+        err.downcast_ref::<DeniedImport>()
+    }
+}
 
 struct HasIo;
 
@@ -187,7 +198,7 @@ fn deny_the_rest(
                         ComponentItem::ComponentFunc(_) => {
                             let what = format!("{name}#{export}");
                             li.func_new(export, move |_, _, _, _| {
-                                Err(wasmtime::format_err!("{DENIED_IMPORT}: capability `{what}` is not granted"))
+                                Err(wasmtime::Error::new(DeniedImport(what.clone())))
                             })?;
                         }
                         ComponentItem::Resource(rt) => {
@@ -205,7 +216,7 @@ fn deny_the_rest(
             ComponentItem::ComponentFunc(_) => {
                 let what = name.to_string();
                 l.root().func_new(name, move |_, _, _, _| {
-                    Err(wasmtime::format_err!("{DENIED_IMPORT}: capability `{what}` is not granted"))
+                    Err(wasmtime::Error::new(DeniedImport(what.clone())))
                 })?;
             }
             _ => {}

@@ -37,7 +37,7 @@ use wasmtime::{Engine, Trap};
 use crate::metrics::Metrics;
 use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
 use artifacts::{ArtifactCache, LoadReport};
-use capabilities::{DENIED_IMPORT, Grants};
+use capabilities::{DeniedImport, Grants};
 use limits::Limits;
 use outcome::{ErrorType, ExecutionResult, LimitKind};
 use output::CappedPipe;
@@ -451,9 +451,9 @@ fn classify_trap(
         return memory_limit(limits, stdout, stderr);
     }
     let text = format!("{err:#}");
-    if text.contains(DENIED_IMPORT) {
+    if let Some(denied) = DeniedImport::in_error(&err) {
         return ExecutionResult::SecurityViolation {
-            reason: format!("the sandbox used a capability it was not granted: {text}"),
+            reason: format!("the sandbox used a capability it was not granted: {denied}"),
             stdout,
             stderr,
         };

