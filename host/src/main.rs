@@ -262,12 +262,8 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
         .await
         .context("opening the episode store")?
         .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
-    let memory = store.clone();
-    let patterns = tokio::task::spawn_blocking(move || PatternStore::open(&memory))
-        .await
-        .context("opening the pattern store")?
-        .context("opening the pattern store")?;
-    let patterns = Arc::new(patterns);
+    // The learned patterns load in the background too; what uses them waits.
+    let patterns = PatternStore::open_background(&store).context("opening the pattern store")?;
     let (memory, pats, dir, cache) =
         (store.clone(), patterns.clone(), settings.data_dir.clone(), ArtifactCache::new(&settings.cache_dir));
     let providers = settings.embedding_providers.clone();

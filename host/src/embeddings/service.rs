@@ -275,6 +275,8 @@ impl Embeddings {
         *write(&self.episodes) = Some(episodes);
         *write(&self.pattern_index) = Some(patterns);
         *write(&self.active) = Some(active);
+        // The stored vectors were read through temporary buffers.
+        crate::memory::heap::release_free_memory();
         Ok(())
     }
 

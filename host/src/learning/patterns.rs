@@ -10,7 +10,7 @@
 //! episode is never counted twice or lost.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use uuid::Uuid;
@@ -56,6 +56,9 @@ pub struct PatternStore {
     /// New records are queued for embedding in the batch that stores them.
     embed_queue: Keyspace,
     inner: RwLock<Inner>,
+    /// `None` while the records load; then `Ok` or why they could not.
+    loaded: Mutex<Option<std::result::Result<(), String>>>,
+    load_done: Condvar,
 }
 
 fn decode(bytes: &[u8]) -> Result<StoredPattern> {
@@ -70,37 +73,112 @@ impl PatternStore {
     /// Opens the `patterns` keyspace in the episode store's database and
     /// loads it.
     pub fn open(memory: &MemoryStore) -> Result<Self> {
+        let store = Self::unloaded(memory)?;
+        store.load()?;
+        Ok(store)
+    }
+
+    /// Opens the keyspace and loads the records on a background thread, so
+    /// a server answers before they are in memory. Every use of the records
+    /// waits for the load (a few hundred milliseconds at most at start-up);
+    /// if it failed, reads see no records and writes are refused with the
+    /// reason, so nothing stored is overwritten by what was not read.
+    pub fn open_background(memory: &MemoryStore) -> Result<Arc<Self>> {
+        let store = Arc::new(Self::unloaded(memory)?);
+        let s = store.clone();
+        let spawned = std::thread::Builder::new().name("patterns-load".into()).spawn(move || {
+            if let Err(e) = s.load() {
+                tracing::error!(error = %e, "the learned patterns could not be loaded; recommendations are empty and learning is paused");
+            }
+        });
+        if let Err(e) = spawned {
+            store.finish(Err(format!("the loader thread could not start: {e}")));
+        }
+        Ok(store)
+    }
+
+    fn unloaded(memory: &MemoryStore) -> Result<Self> {
         let db = memory.database().clone();
         let patterns = db.keyspace("patterns", KeyspaceCreateOptions::default)?;
-        let mut inner = Inner::default();
-        for kv in patterns.iter() {
-            let (_, v) = kv.into_inner()?;
-            let p = decode(&v)?;
-            inner.index(&p);
-            inner.map.insert(p.pattern_id, p);
-        }
-        tracing::info!(patterns = inner.map.len(), "learned patterns loaded");
         Ok(Self {
             db,
             patterns,
             queue: memory.analysis_queue().clone(),
             embed_queue: memory.embed_queue().clone(),
-            inner: RwLock::new(inner),
+            inner: RwLock::new(Inner::default()),
+            loaded: Mutex::new(None),
+            load_done: Condvar::new(),
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        crate::sync::read(&self.inner)
+    /// Reads every record into memory (the write lock is held meanwhile).
+    fn load(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let read = (|| -> Result<()> {
+            for kv in self.patterns.iter() {
+                let (_, v) = kv.into_inner()?;
+                let p = decode(&v)?;
+                inner.index(&p);
+                inner.map.insert(p.pattern_id, p);
+            }
+            Ok(())
+        })();
+        match read {
+            Ok(()) => {
+                inner.text.shrink_to_fit();
+                tracing::info!(patterns = inner.map.len(), millis = started.elapsed().as_millis() as u64, "learned patterns loaded");
+                drop(inner);
+                self.finish(Ok(()));
+                crate::memory::heap::release_free_memory();
+                Ok(())
+            }
+            Err(e) => {
+                *inner = Inner::default();
+                drop(inner);
+                self.finish(Err(e.to_string()));
+                Err(e)
+            }
+        }
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        crate::sync::write(&self.inner)
+    fn finish(&self, result: std::result::Result<(), String>) {
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        self.load_done.notify_all();
+    }
+
+    /// Waits for the load; `Err` with the reason when it failed.
+    fn wait_loaded(&self) -> std::result::Result<(), String> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &*loaded {
+                Some(r) => return r.clone(),
+                None => loaded = self.load_done.wait(loaded).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+
+    /// Whether the records are in memory (`None` while loading, else the
+    /// load's outcome).
+    pub fn load_state(&self) -> Option<std::result::Result<(), String>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        let _ = self.wait_loaded();
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The records for writing; refused when they could not be loaded.
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Inner>> {
+        self.wait_loaded().map_err(|detail| StoreError::Corrupt { keyspace: "patterns", detail })?;
+        Ok(self.inner.write().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Merges `learned` into the stored records (same id: evidence adds up)
     /// and removes `processed` from the analysis queue, in one batch.
     pub fn apply(&self, learned: Vec<StoredPattern>, processed: &[Uuid]) -> Result<Applied> {
-        let mut inner = self.write();
+        let mut inner = self.write()?;
         let mut touched: HashMap<Uuid, StoredPattern> = HashMap::new();
         let mut fresh: Vec<Uuid> = Vec::new();
         let mut applied = Applied::default();
@@ -154,7 +232,7 @@ impl PatternStore {
 
     /// Records feedback on `id` and returns the updated record.
     pub fn record_feedback(&self, id: Uuid, applied: bool, outcome: OutcomeType, reward_delta: Option<f64>) -> Result<Option<StoredPattern>> {
-        let mut inner = self.write();
+        let mut inner = self.write()?;
         let Some(p) = inner.map.get_mut(&id) else { return Ok(None) };
         p.record_feedback(applied, outcome, reward_delta);
         let updated = p.clone();
@@ -166,7 +244,7 @@ impl PatternStore {
     /// Counts one retrieval of each of `ids` (not fsynced: a lost count
     /// after a crash is harmless).
     pub fn mark_retrieved(&self, ids: &[Uuid]) -> Result<()> {
-        let mut inner = self.write();
+        let mut inner = self.write()?;
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
         for id in ids {
             if let Some(p) = inner.map.get_mut(id) {

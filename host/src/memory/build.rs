@@ -130,11 +130,21 @@ impl MemoryStore {
     /// queues for analysis, once, the completed episodes of a store from
     /// before the analysis queue existed.
     pub(super) fn build_index(&self) -> Result<()> {
+        self.build_index_from(self.build_snapshot())
+    }
+
+    /// The snapshot a rebuild reads, taken under the writer lock. A
+    /// background rebuild takes it before the store is handed out: a write
+    /// made afterwards is indexed by the write path alone (steps and
+    /// completions add their words incrementally), never by both.
+    pub(super) fn build_snapshot(&self) -> fjall::Snapshot {
+        let _w = self.lock();
+        self.db.snapshot()
+    }
+
+    /// [`MemoryStore::build_index`] over `snap`.
+    pub(super) fn build_index_from(&self, snap: fjall::Snapshot) -> Result<()> {
         let started = Instant::now();
-        let snap = {
-            let _w = self.lock();
-            self.db.snapshot()
-        };
         // An estimate at once, then the exact count.
         self.build.total.store(self.episodes.approximate_len() as u64, Ordering::Relaxed);
         let total = snap.len(&self.episodes)? as u64;
@@ -178,7 +188,7 @@ impl MemoryStore {
                 domain: h.domain.clone(),
                 task_type: h.task_type.code(),
                 tokens,
-                summary: summary(&h),
+                summary: summary(&h, self.intern(&h.domain)),
             });
             if chunk.len() == CHUNK {
                 self.apply(std::mem::take(&mut chunk));
@@ -191,7 +201,10 @@ impl MemoryStore {
             self.sync()?;
         }
         self.text.write().unwrap_or_else(|p| p.into_inner()).shrink_to_fit();
+        self.summaries.write().unwrap_or_else(|p| p.into_inner()).shrink_to_fit();
         self.build.finish();
+        // The snapshot's blocks and the chunks' token lists are freed.
+        super::heap::release_free_memory();
         tracing::info!(episodes = total, millis = started.elapsed().as_millis() as u64, "search index rebuilt");
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod documents;
+pub mod heap;
 pub mod keys;
 pub mod model;
 pub mod open;

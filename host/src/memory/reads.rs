@@ -113,7 +113,7 @@ impl MemoryStore {
     /// `task_type` (when given).
     pub fn summary_matches(&self, id: &Uuid, domain: Option<&str>, task_type: Option<TaskType>) -> bool {
         self.summaries.read().unwrap_or_else(|p| p.into_inner()).get(id).is_some_and(|s| {
-            domain.is_none_or(|d| s.domain == d) && task_type.is_none_or(|t| s.task_type == t)
+            domain.is_none_or(|d| &*s.domain == d) && task_type.is_none_or(|t| s.task_type == t)
         })
     }
 
@@ -151,7 +151,7 @@ impl MemoryStore {
         let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
         let (sum, n) = s
             .iter()
-            .filter(|(id, x)| **id != except && x.task_type == task_type && x.domain == domain)
+            .filter(|(id, x)| **id != except && x.task_type == task_type && &*x.domain == domain)
             .filter_map(|(_, x)| x.reward)
             .fold((0.0, 0u64), |(s, n), r| (s + r, n + 1));
         (n > 0).then(|| sum / n as f64)

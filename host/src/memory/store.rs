@@ -119,7 +119,8 @@ pub struct NewStep {
 /// What sorting and filtering need, kept in memory per episode.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub domain: String,
+    /// Shared by every episode of the domain ([`MemoryStore::intern`]).
+    pub domain: Arc<str>,
     pub task_type: TaskType,
     pub duration_ms: Option<i64>,
     pub reward: Option<f64>,
@@ -174,6 +175,8 @@ pub struct MemoryStore {
     pub(super) write: Mutex<()>,
     pub(super) text: RwLock<TextIndex>,
     pub(super) summaries: RwLock<HashMap<Uuid, Summary>>,
+    /// One copy of each domain name the summaries refer to.
+    domains: RwLock<std::collections::HashSet<Arc<str>>>,
     /// Step counts of recently used in-progress episodes (bounded; guarded
     /// by `write`).
     open_steps: Mutex<OpenSteps>,
@@ -182,9 +185,9 @@ pub struct MemoryStore {
     pub(super) last_sync: Mutex<Option<DateTime<Utc>>>,
 }
 
-pub(super) fn summary(h: &EpisodeHeader) -> Summary {
+pub(super) fn summary(h: &EpisodeHeader, domain: Arc<str>) -> Summary {
     Summary {
-        domain: h.domain.clone(),
+        domain,
         task_type: h.task_type,
         duration_ms: h.duration_ms(),
         reward: h.reward.as_ref().map(|r| r.total),
@@ -211,8 +214,9 @@ impl MemoryStore {
     pub fn open_background(data_dir: &Path, options: StoreOptions) -> Result<Arc<Self>> {
         let store = Arc::new(Self::open_unindexed(data_dir, options)?);
         let s = store.clone();
+        let snap = store.build_snapshot();
         let spawned = std::thread::Builder::new().name("search-index".into()).spawn(move || {
-            if let Err(e) = s.build_index() {
+            if let Err(e) = s.build_index_from(snap) {
                 tracing::error!(error = %e, "the search index could not be rebuilt; queries cover only what was indexed");
                 s.build.fail(e.to_string());
             }
@@ -230,7 +234,7 @@ impl MemoryStore {
     fn open_unindexed(data_dir: &Path, options: StoreOptions) -> Result<Self> {
         let path = data_dir.join("episodes.fjall");
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Storage(fjall::Error::Io(e)))?;
-        let db = match Database::builder(&path).open() {
+        let db = match Database::builder(&path).cache_size(super::heap::BLOCK_CACHE_BYTES).open() {
             Ok(db) => db,
             Err(fjall::Error::Locked) => return Err(StoreError::Locked(data_dir.to_path_buf())),
             Err(e) => return Err(e.into()),
@@ -251,6 +255,7 @@ impl MemoryStore {
             write: Mutex::new(()),
             text: RwLock::new(TextIndex::new()),
             summaries: RwLock::new(HashMap::new()),
+            domains: RwLock::new(std::collections::HashSet::new()),
             open_steps: Mutex::new(OpenSteps::default()),
             build: Build::default(),
             last_sync: Mutex::new(None),
@@ -345,8 +350,25 @@ impl MemoryStore {
         self.text.write().unwrap_or_else(|p| p.into_inner()).add_tokens(id, tokens);
     }
 
+    /// The shared copy of domain name `d`.
+    pub(super) fn intern(&self, d: &str) -> Arc<str> {
+        if let Some(x) = self.domains.read().unwrap_or_else(|p| p.into_inner()).get(d) {
+            return x.clone();
+        }
+        let mut set = self.domains.write().unwrap_or_else(|p| p.into_inner());
+        match set.get(d) {
+            Some(x) => x.clone(),
+            None => {
+                let x: Arc<str> = Arc::from(d);
+                set.insert(x.clone());
+                x
+            }
+        }
+    }
+
     fn set_summary(&self, h: &EpisodeHeader) {
-        self.summaries.write().unwrap_or_else(|p| p.into_inner()).insert(h.episode_id, summary(h));
+        let s = summary(h, self.intern(&h.domain));
+        self.summaries.write().unwrap_or_else(|p| p.into_inner()).insert(h.episode_id, s);
     }
 
     pub fn create_episode(&self, new: NewEpisode) -> Result<Uuid> {
