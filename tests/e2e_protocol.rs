@@ -68,7 +68,7 @@ async fn malformed_input_gets_json_rpc_errors() {
 
 #[tokio::test]
 async fn tools_list_has_documented_schemas() {
-    let s = common::spawn(&[]).await;
+    let s = common::spawn(&["--list-all-tools"]).await;
     let tools = s.client.list_all_tools().await.unwrap();
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
     for want in ["execute_agent_code", "health_check", "get_metrics"] {

@@ -15,7 +15,7 @@ async fn parallel(n: usize) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let r = s
-                .exec_with(json!({"code": "let t = 0; for (let k = 0; k < 1000; k++) t += k; return t + context.input", "context": {"input": i}}))
+                .exec_with(json!({"code": "let t = 0; for (let k = 0; k < 1000; k++) t += k; return t + context.input.i", "context": {"input": {"i": i}}}))
                 .await;
             assert_eq!(r["status"], "success", "{r}");
             assert_eq!(r["output"], json!(499_500 + i));

@@ -36,6 +36,12 @@ pub struct CommonArgs {
     /// A TOML config file (see README: "Configuration").
     #[arg(long, global = true, env = "MEMORY_MCP_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// List every built-in tool in tools/list, not only the core ones (the
+    /// others are found with search_tools and called by name or from
+    /// code). Also `[mcp] list_all_tools = true` in the config file.
+    #[arg(long, global = true, env = "MEMORY_MCP_LIST_ALL_TOOLS")]
+    pub list_all_tools: bool,
 }
 
 /// Sandbox limits from the command line; each overrides the config file.
@@ -78,6 +84,17 @@ pub struct FileConfig {
     /// MCP client may choose with `configure_embeddings`.
     #[serde(default)]
     pub embeddings: FileEmbeddings,
+    #[serde(default)]
+    pub mcp: FileMcp,
+}
+
+/// `[mcp]`: what MCP clients are shown.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMcp {
+    /// `tools/list` shows every built-in tool, not only the core ones.
+    #[serde(default)]
+    pub list_all_tools: bool,
 }
 
 /// `[audit]`: the tool-call audit.
@@ -135,6 +152,8 @@ pub struct Settings {
     pub audit_max_records: u64,
     /// The embedding providers the operator declared.
     pub embedding_providers: Providers,
+    /// `tools/list` shows every built-in tool (`--list-all-tools`).
+    pub list_all_tools: bool,
 }
 
 /// The XDG default data directory.
@@ -202,6 +221,7 @@ impl Settings {
             servers: file.servers.clone(),
             audit_max_records: file.audit.max_records,
             embedding_providers,
+            list_all_tools: common.list_all_tools || file.mcp.list_all_tools,
         })
     }
 }

@@ -255,6 +255,7 @@ async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<M
 
 async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::http::HttpOptions>) -> Result<()> {
     let data_dir = settings.data_dir.clone();
+    let list_all_tools = settings.list_all_tools;
     // The search index is rebuilt in the background: the server answers at
     // once, and queries state how much of the store they cover meanwhile.
     let options = memory_mcp::memory::store::StoreOptions::default();
@@ -344,7 +345,8 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
         };
         let _ = tx.send(state);
     });
-    let server = MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins);
+    let server =
+        MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins).with_all_tools_listed(list_all_tools);
     match http {
         Some(options) => memory_mcp::http::serve(server, options).await,
         None => mcp::serve_stdio(server, max_frame).await,

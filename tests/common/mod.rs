@@ -97,10 +97,14 @@ impl<H: ClientHandler> Server<H> {
         self.exec_with(json!({ "code": code })).await
     }
 
+    /// Runs and returns the structured result, which a failed script keeps:
+    /// anything but `success` is an `isError` result (input errors, with no
+    /// structured result, fail the test).
     pub async fn exec_with(&self, args: Value) -> Value {
         let r = self.call("execute_agent_code", args).await;
-        assert_ne!(r.is_error, Some(true), "tool error: {:?}", r.content);
-        r.structured_content.expect("structured content")
+        let out = r.structured_content.unwrap_or_else(|| panic!("tool error: {:?}", r.content));
+        assert_eq!(r.is_error == Some(true), out["status"] != "success", "isError is set exactly when the script failed: {out}");
+        out
     }
 }
 

@@ -37,19 +37,24 @@ pub struct ConfigureEmbeddingsParams {
     pub model: Option<String>,
     /// The default similarity a semantic match must reach, 0..1 (0.7).
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub similarity_threshold: Option<f32>,
     /// Texts per provider call, 1..2048 (256).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 2048))]
     pub batch_size: Option<u32>,
     /// Per HTTP attempt, 100..120000 ms (10000).
     #[serde(default)]
+    #[schemars(range(min = 100, max = 120000))]
     pub timeout_ms: Option<u32>,
     /// Retries after a failed attempt, with exponential backoff, 0..10 (2).
     #[serde(default)]
+    #[schemars(range(max = 10))]
     pub max_retries: Option<u32>,
     /// Requested dimensions (1..16384), for providers that can choose; the
     /// declared value when absent.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 16384))]
     pub dimensions: Option<u32>,
 }
 
@@ -72,6 +77,7 @@ pub struct QuerySemanticMemoryParams {
     pub query: String,
     /// 1 to 100; default 10.
     #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: usize,
     /// The least cosine similarity a result needs, 0..1; the configured
     /// default (0.7) when absent.

@@ -32,6 +32,7 @@ pub struct SearchToolsParams {
     pub query: String,
     /// Most results, 1 to 100.
     #[serde(default = "default_search_limit")]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: usize,
 }
 
@@ -43,6 +44,7 @@ fn default_search_limit() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct DescribeToolsParams {
     /// `server.tool` names from search_tools, e.g. ["everything.echo", "memory.query_memory"]; at most 50.
+    #[schemars(length(min = 1, max = 50))]
     pub names: Vec<String>,
 }
 
@@ -63,6 +65,7 @@ pub struct ToolAuditParams {
     pub outcome: Option<String>,
     /// Most records, newest first, 1 to 1000.
     #[serde(default = "default_audit_limit")]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: usize,
     /// Continue after an earlier page: its `next_cursor`.
     #[serde(default)]
@@ -85,7 +88,7 @@ pub fn resource_uri(t: &ToolInfo) -> String {
 #[tool_router(router = gateway_router, vis = "pub(crate)")]
 impl MemoryServer {
     #[tool(
-        description = "Find tools that code run by execute_agent_code can call, across this server (`memory`) and the upstream MCP servers configured here. Give the task in words; get `server.tool` names with one-line descriptions, whether the sandbox policy allows each, and how many times each was called. Then describe_tools for their TypeScript signatures, and call them in code as `await tools.<server>.<tool>(args)`."
+        description = "Find tools code can call: this server's (`memory`: episodes, patterns, analytics, audit, health) and configured upstream servers'. Give the task in words; get `server.tool` names, one-line descriptions, whether the policy allows each, and call counts. Then describe_tools."
     )]
     async fn search_tools(&self, params: Parameters<SearchToolsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
@@ -113,7 +116,7 @@ impl MemoryServer {
     }
 
     #[tool(
-        description = "TypeScript declarations for tools, by `server.tool` name (from search_tools): each tool's arguments with their documentation, and its result type when the tool declares one. Use them to write execute_agent_code that calls `await tools.<server>.<tool>(args)`."
+        description = "TypeScript declarations of tools by `server.tool` name (arguments with their docs, result type), for code that calls `await tools.<server>.<tool>(args)`."
     )]
     async fn describe_tools(&self, params: Parameters<DescribeToolsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
@@ -142,7 +145,9 @@ impl MemoryServer {
             }
             text.push_str(&format!("// not found: {}{why}\n", unknown.join(", ")));
         }
-        Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+        let mut out = CallToolResult::structured(json!({"typescript": text, "not_found": unknown}));
+        out.content = vec![ContentBlock::text(text)];
+        Ok(out)
     }
 
     #[tool(

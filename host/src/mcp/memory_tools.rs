@@ -44,6 +44,7 @@ pub struct AddEpisodeStepParams {
     /// The episode's id, from create_episode.
     pub episode_id: String,
     /// 1 for the first step, then each next number in turn.
+    #[schemars(range(min = 1))]
     pub step_number: u32,
     /// The tool used, e.g. "cargo".
     pub tool: String,
@@ -107,6 +108,7 @@ pub struct DeleteEpisodeParams {
 #[serde(deny_unknown_fields)]
 pub struct BulkEpisodesParams {
     /// Up to 100 episode ids; missing ones are reported, not fatal.
+    #[schemars(length(max = 100))]
     pub episode_ids: Vec<String>,
 }
 
@@ -127,6 +129,7 @@ pub struct QueryMemoryParams {
     pub task_type: Option<TaskType>,
     /// 1 to 1000; default 10.
     #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: usize,
     /// relevance (default), newest, oldest, duration or success.
     #[serde(default)]
@@ -148,6 +151,7 @@ pub struct QualityMetricsParams {
     pub include_trends: bool,
     /// Reward at or above which an episode counts as good; default 0.7.
     #[serde(default = "default_threshold")]
+    #[schemars(range(min = 0.0, max = 2.0))]
     pub quality_threshold: f64,
 }
 
@@ -364,7 +368,7 @@ impl MemoryServer {
         structured(json!({"episodes": found, "missing": missing, "invalid": invalid}))
     }
 
-    #[tool(description = "Search past episodes by words (BM25 over descriptions, steps and reflections), optionally filtered by domain and task type, sorted by relevance, newest, oldest, duration or success. When embeddings exist, relevance blends the word score with similarity in meaning (each result shows both parts).")]
+    #[tool(description = "Search past episodes by words (BM25 over descriptions, steps and reflections), filtered by domain and task type, sorted by relevance, newest, oldest, duration or success. With embeddings, relevance blends in similarity of meaning.")]
     async fn query_memory(&self, params: Parameters<QueryMemoryParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(1..=1000).contains(&p.limit) {

@@ -8,7 +8,9 @@ mod memory_tools;
 pub mod params;
 mod pattern_tools;
 mod plugin_tools;
+pub mod portable;
 mod server;
+pub mod surface;
 pub mod unwind;
 
 pub use server::{MemoryServer, RuntimeState};

@@ -47,9 +47,11 @@ pub struct AnalyzePatternsParams {
     /// Only patterns whose supporting episodes succeeded at least this
     /// often, 0..1 (default 0.7).
     #[serde(default = "default_min_success_rate")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub min_success_rate: f64,
     /// At most this many patterns, and as many heuristics, 1..100 (default 20).
     #[serde(default = "default_analyze_limit")]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: usize,
     /// Only this domain, when given.
     #[serde(default)]
@@ -68,9 +70,11 @@ pub struct SearchPatternsParams {
     pub tags: Vec<String>,
     /// At most this many results, 1..100 (default 5).
     #[serde(default = "default_search_limit")]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: usize,
     /// Drop results whose blended score is below this, 0..1 (default 0.3).
     #[serde(default = "default_min_relevance")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub min_relevance: f64,
 }
 
@@ -87,6 +91,7 @@ pub struct RecommendPatternsParams {
     /// At most this many recommendations, and as many heuristics, 1..100
     /// (default 3).
     #[serde(default = "default_recommend_limit")]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: usize,
 }
 
@@ -132,6 +137,7 @@ fn default_anomaly_threshold() -> f64 {
 pub struct AnalysisOptions {
     /// Points to forecast ahead (default 5, at most 1000).
     #[serde(default = "default_horizon")]
+    #[schemars(range(max = 1000))]
     pub horizon: u32,
     /// Confidence level for intervals and tests, in (0.5, 1) (default 0.95).
     #[serde(default = "default_confidence")]

@@ -81,7 +81,7 @@ pub struct SavePluginParams {
     pub description: String,
     /// JSON Schema (`"type": "object"`) of the tool's arguments, which the code reads as `context.input`. Default: any object.
     #[serde(default)]
-    pub input_schema: Option<Value>,
+    pub input_schema: Option<Map<String, Value>>,
     /// `server.tool` patterns the plugin may call. Default: exactly the tools that execution called (from the audit). `[]` grants none.
     #[serde(default)]
     pub allow_tools: Option<Vec<String>>,
@@ -176,7 +176,7 @@ impl MemoryServer {
             description: p.description,
             source: ran.code,
             language: ran.language,
-            input_schema: p.input_schema,
+            input_schema: p.input_schema.map(Value::Object),
             policy,
         };
         // The build runs under the plugin's own limits and one of the
@@ -249,22 +249,22 @@ impl MemoryServer {
         let id = uuid::Uuid::now_v7();
         let input = Value::Object(arguments.unwrap_or_default());
         let result = self.plugins().call(&sandbox, plugin, id, input, cancel).await;
-        execution_result(&result, id, true)
+        execution_result(&result, id)
     }
 }
 
 /// An execution's result as a tool result: a readable line, then the
-/// structured result with its `execution_id`. With `error_unless_success`
-/// (a plugin's own call), anything but success is an `isError` result.
-pub fn execution_result(result: &ExecutionResult, id: uuid::Uuid, error_unless_success: bool) -> CallToolResult {
+/// structured result with its `execution_id`. Anything but success (an
+/// error, timeout, resource limit, security violation, a busy server) is
+/// an `isError` result, which keeps the structured result.
+pub fn execution_result(result: &ExecutionResult, id: uuid::Uuid) -> CallToolResult {
     let mut structured = serde_json::to_value(result).unwrap_or(Value::Null);
     if let Some(fields) = structured.as_object_mut() {
         fields.insert("execution_id".into(), json!(id));
     }
     let mut out = CallToolResult::structured(structured);
     out.content.insert(0, ContentBlock::text(result.summary()));
-    // A busy server ran nothing: always an error the caller can act on.
-    if (error_unless_success && result.status() != Status::Success) || result.status() == Status::Busy {
+    if result.status() != Status::Success {
         out.is_error = Some(true);
     }
     out

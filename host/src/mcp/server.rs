@@ -59,6 +59,8 @@ pub struct MemoryServer {
     /// protocol versions before 2026-07-28 still have it.)
     #[allow(deprecated)]
     log_level: Arc<std::sync::Mutex<Option<rmcp::model::LoggingLevel>>>,
+    /// `tools/list` shows every tool, not only the core (see `surface`).
+    list_all: bool,
     tool_router: ToolRouter<Self>,
 }
 
@@ -69,9 +71,9 @@ pub struct CodeContext {
     /// What the code is for, in words.
     #[serde(default)]
     pub task: String,
-    /// Any JSON value the code should work on.
+    /// A JSON object the code should work on.
     #[serde(default)]
-    pub input: Value,
+    pub input: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -123,17 +125,37 @@ impl MemoryServer {
             plugins,
             recent: Arc::default(),
             log_level: Arc::default(),
+            list_all: false,
             tool_router: Self::all_tools(),
         }
     }
 
+    /// Lists every built-in tool in `tools/list`, not only the core ones.
+    pub fn with_all_tools_listed(mut self, all: bool) -> Self {
+        self.list_all = all;
+        self
+    }
+
+    /// Every built-in tool, with its title, annotations, output schema and
+    /// portable schemas (`surface`).
     fn all_tools() -> ToolRouter<Self> {
-        Self::tool_router()
+        let mut router = Self::tool_router()
             + Self::memory_router()
             + Self::pattern_router()
             + Self::embedding_router()
             + Self::gateway_router()
-            + Self::plugin_router()
+            + Self::plugin_router();
+        super::surface::apply(&mut router);
+        router
+    }
+
+    /// The built-in tools `tools/list` shows: the core ones, or all of them.
+    pub fn listed_tools(&self) -> Vec<Tool> {
+        let all = self.tool_router.list_all();
+        if self.list_all {
+            return all;
+        }
+        all.into_iter().filter(super::surface::listed_by_default).collect()
     }
 
     /// Every built-in tool this server offers (plugins aside), as
@@ -254,7 +276,7 @@ impl MemoryServer {
     }
 
     #[tool(
-        description = "Run JavaScript or TypeScript in a WebAssembly sandbox (QuickJS in wasmtime) and get its result. The code is an async function body: `return` a JSON-serialisable value; `await` works; console output is captured. `await tools.<server>.<tool>(args)` calls MCP tools the sandbox policy allows (this server's under `memory`; find others with search_tools); a failing tool throws. Limits are enforced: CPU/wall clock, memory, output size, code size. Result `status` is one of success, error (syntax|runtime, with line), timeout, resource_limit (memory|output|code_size) or security_violation."
+        description = "Run JavaScript or TypeScript in a WebAssembly sandbox and get its result. `await tools.<server>.<tool>(args)` calls the MCP tools the policy allows (this server's under `memory`, including those only search_tools lists); a failing tool throws. CPU, memory, output and code size are limited. `status`: success, error (syntax|runtime, with line), timeout, resource_limit or security_violation; all but success are isError."
     )]
     async fn execute_agent_code(
         &self,
@@ -290,7 +312,7 @@ impl MemoryServer {
         self.recent(&principal).remember(id, code, p.language, result.status(), calls.answered.into_iter().collect());
         // The execution_id names this execution's tool calls in
         // get_tool_audit and its code in save_plugin.
-        Ok(execution_result(&result, id, false))
+        Ok(execution_result(&result, id))
     }
 
     #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size, plugins (loaded and refused) and uptime.")]
@@ -399,15 +421,15 @@ impl ServerHandler for MemoryServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         caught("tools/list", async {
-            let mut tools = self.tool_router.list_all();
-            tools.extend(self.plugins.tools());
+            let mut tools = self.listed_tools();
+            tools.extend(self.plugins.list().0.iter().map(|p| super::surface::plugin_tool(p)));
             Ok(ListToolsResult::with_all_items(tools))
         })
         .await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tool_router.get(name).cloned().or_else(|| self.plugins.get(name).map(|p| p.tool.clone()))
+        self.tool_router.get(name).cloned().or_else(|| self.plugins.get(name).map(|p| super::surface::plugin_tool(&p)))
     }
 
     async fn call_tool(
