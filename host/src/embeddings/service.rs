@@ -401,6 +401,9 @@ impl Embeddings {
     pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedFailure> {
         self.wait_loaded(LOAD_WAIT).await;
         let e = self.embedder()?;
+        if let Some(v) = lock(&self.queries).get(e.space, text) {
+            return Ok(v);
+        }
         let mut v = e.embed(&[text.to_string()]).await?;
         let v = v.pop().ok_or_else(|| EmbedFailure::BadResponse("no vector".into()))?;
         lock(&self.queries).put(e.space, text, v.clone());
@@ -414,9 +417,6 @@ impl Embeddings {
         match &*read(&self.provider) {
             Provider::Failed(f) => Some(format!("lexical only: semantic search is off: {f}")),
             _ => None,
-        }
-        if let Some(v) = lock(&self.queries).get(e.space, text) {
-            return Ok(v);
         }
     }
 

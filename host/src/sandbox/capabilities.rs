@@ -35,13 +35,16 @@ pub struct Grants {
     /// `wasi:http` outgoing requests (remote embedders), to the origin the
     /// store's `HttpGrant` names and nowhere else.
     pub http: bool,
+    /// `wasi:filesystem`, limited to what the store's WASI context
+    /// preopens (the model embedder: its model directory, read-only).
+    pub filesystem: bool,
 }
 
 impl Grants {
     /// Nothing beyond the always-granted base.
-    pub const NONE: Grants = Grants { tools: false, store: false, http: false };
+    pub const NONE: Grants = Grants { tools: false, store: false, http: false, filesystem: false };
     /// The `tools` import, as code mode's JS runtime gets it.
-    pub const TOOLS: Grants = Grants { tools: true, store: false, http: false };
+    pub const TOOLS: Grants = Grants { tools: true, store: false, http: false, filesystem: false };
 }
 
 /// What a denied capability traps with: the import it named. Execution
@@ -106,6 +109,16 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
         granted.extend(HTTP_INTERFACES);
     }
+    if grants.filesystem {
+        use wasmtime_wasi::filesystem::WasiFilesystem;
+        wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<StoreData, WasiFilesystem>(&mut l, |t| {
+            wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(t)
+        })?;
+        wasmtime_wasi::p2::bindings::filesystem::preopens::add_to_linker::<StoreData, WasiFilesystem>(&mut l, |t| {
+            wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(t)
+        })?;
+        granted.extend(FILESYSTEM_INTERFACES);
+    }
     deny_the_rest(&mut l, engine, component, &granted)?;
     Ok(l)
 }
@@ -135,6 +148,7 @@ const ALWAYS_GRANTED: &[&str] = &[
 const TOOLS_INTERFACE: &str = "memory-mcp:tool-call/tools";
 const STORE_INTERFACE: &str = "memory-mcp:memory/store";
 const HTTP_INTERFACES: [&str; 2] = ["wasi:http/types", "wasi:http/outgoing-handler"];
+const FILESYSTEM_INTERFACES: [&str; 2] = ["wasi:filesystem/types", "wasi:filesystem/preopens"];
 
 fn versionless(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)

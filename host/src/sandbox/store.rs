@@ -219,6 +219,33 @@ impl StoreData {
         data
     }
 
+    /// A store for the model embedder: stderr captured, no tools, no
+    /// network, and `model_dir` preopened read-only as `guest_path`, the
+    /// one directory it can see.
+    pub fn for_model_embedder(
+        stderr: super::output::CappedPipe,
+        memory_bytes: u64,
+        model_dir: &std::path::Path,
+        guest_path: &str,
+        deadline: Instant,
+    ) -> wasmtime::Result<Self> {
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(super::output::CappedPipe::new(0))
+            .stderr(stderr)
+            .preopened_dir(model_dir, guest_path, wasmtime_wasi::FsPerms::ReadOnly)?
+            .build();
+        Ok(Self {
+            wasi,
+            table: ResourceTable::new(),
+            guard: MemoryGuard::new(memory_bytes),
+            tools: deny_all_tools(),
+            episodes: EpisodesCtx::none(),
+            deadline,
+            http_ctx: WasiHttpCtx::new(),
+            http: HttpGrant::none(),
+        })
+    }
+
     /// The store the snapshotter initialises a component in: no output, no
     /// tools, 1 GiB.
     pub fn for_snapshot() -> Self {
