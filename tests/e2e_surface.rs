@@ -100,7 +100,7 @@ async fn every_tool_output_validates_against_its_output_schema() {
     for n in 1..=3 {
         call("add_episode_step", json!({"episode_id": id, "step_number": n, "tool": "cargo", "action": format!("run tests {n}"), "result": {"type": "success", "output": "ok"}, "latency_ms": 12})).await;
     }
-    call("complete_episode", json!({"episode_id": id, "outcome": {"type": "success", "verdict": "fixed"}})).await;
+    call("complete_episode", json!({"episode_id": id, "outcome": {"outcome_type": "success", "verdict": "fixed"}})).await;
     call("get_episode", json!({"episode_id": id})).await;
     call("get_episode_timeline", json!({"episode_id": id})).await;
     call("update_episode", json!({"episode_id": id, "tags": ["auth", "flaky"]})).await;
@@ -136,6 +136,10 @@ async fn every_tool_output_validates_against_its_output_schema() {
     let r = s.call("doubler", json!({"n": 4})).await;
     assert_ne!(r.is_error, Some(true), "{}", common::text(&r));
     assert_eq!(validated(&plugin, &r)["output"], 8);
+    // Its declared input_schema is enforced, with the failing path.
+    let bad = s.call("doubler", json!({"n": "nope"})).await;
+    assert_eq!(bad.is_error, Some(true), "{bad:?}");
+    assert!(common::text(&bad).contains("/n"), "{}", common::text(&bad));
     call("remove_plugin", json!({"name": "doubler"})).await;
     call("delete_episode", json!({"episode_id": id, "confirm": true})).await;
 
@@ -155,7 +159,8 @@ async fn failed_scripts_are_is_error_and_keep_their_structured_result() {
         ("while (true) {}", "timeout"),
         ("let a = []; while (true) a.push('x'.repeat(1e6));", "resource_limit"),
     ] {
-        let r = s.call("execute_agent_code", json!({"code": code, "timeout_ms": 500})).await;
+        let timeout_ms = if status == "timeout" { 500 } else { 5000 };
+        let r = s.call("execute_agent_code", json!({"code": code, "timeout_ms": timeout_ms})).await;
         assert_eq!(r.is_error, Some(true), "{code}: {r:?}");
         let out = validated(&exec, &r);
         assert_eq!(out["status"], status, "{code}: {out}");

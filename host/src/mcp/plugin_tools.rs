@@ -248,9 +248,36 @@ impl MemoryServer {
         };
         let id = uuid::Uuid::now_v7();
         let input = Value::Object(arguments.unwrap_or_default());
+        if let Err(why) = check_input(&plugin.manifest.name, &plugin.manifest.input_schema, &input) {
+            return input_error(why);
+        }
         let result = self.plugins().call(&sandbox, plugin, id, input, cancel).await;
         execution_result(&result, id)
     }
+}
+
+/// Most schema violations one refusal lists.
+const MAX_INPUT_ERRORS: usize = 8;
+
+/// Checks a plugin's arguments against the `input_schema` it declared
+/// (Draft 2020-12; references to other documents are not fetched). The
+/// refusal names each failing path as a JSON pointer.
+fn check_input(name: &str, schema: &Value, input: &Value) -> Result<(), String> {
+    let validator = jsonschema::draft202012::options()
+        .build(schema)
+        .map_err(|e| format!("plugin `{name}` declares an input_schema that cannot be used: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(input)
+        .take(MAX_INPUT_ERRORS)
+        .map(|e| {
+            let at = e.instance_path().as_str();
+            format!("{}: {e}", if at.is_empty() { "/" } else { at })
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(format!("invalid arguments for `{name}` (its input_schema): {}", errors.join("; ")))
 }
 
 /// An execution's result as a tool result: a readable line, then the
@@ -268,4 +295,25 @@ pub fn execution_result(result: &ExecutionResult, id: uuid::Uuid) -> CallToolRes
         out.is_error = Some(true);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::check_input;
+
+    #[test]
+    fn arguments_are_checked_against_the_declared_schema_with_the_failing_path() {
+        let schema = json!({"type": "object", "properties": {"values": {"type": "array", "items": {"type": "number"}}}, "required": ["values"]});
+        assert!(check_input("p", &schema, &json!({"values": [1, 2]})).is_ok());
+        let why = check_input("p", &schema, &json!({"values": "nope"})).unwrap_err();
+        assert!(why.contains("/values") && why.contains("array"), "{why}");
+        let why = check_input("p", &schema, &json!({"values": [1, "x"]})).unwrap_err();
+        assert!(why.contains("/values/1"), "{why}");
+        let why = check_input("p", &schema, &json!({})).unwrap_err();
+        assert!(why.contains("values"), "{why}");
+        let remote = json!({"$ref": "https://example.invalid/schema.json"});
+        assert!(check_input("p", &remote, &json!({})).is_err(), "remote references are not fetched");
+    }
 }
