@@ -290,3 +290,40 @@ async fn sigterm_drains_the_request_in_flight_then_exits() {
     assert!(log.contains("SIGTERM: draining requests in flight"), "{log}");
     assert!(log.contains("HTTP server stopped"), "{log}");
 }
+
+#[tokio::test]
+async fn silent_connections_are_bounded_and_closed_so_clients_get_through() {
+    // Four connections that never send a request head fill the cap; the
+    // header timeout closes them, and a real client is served after it.
+    let server = team(&["--max-connections", "4", "--header-timeout-secs", "1"]).await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(server.authority()).await.unwrap();
+        // A head that never ends, slowloris-style.
+        tokio::io::AsyncWriteExt::write_all(&mut s, b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+        silent.push(s);
+    }
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(20), post(&server.url, Some(ALICE), initialize_body(1)).send())
+        .await
+        .expect("a real client is served once the silent connections time out")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(500), "the cap held the client back until a slot freed");
+    // The server closed every silent connection: each read ends (EOF or reset).
+    for mut s in silent {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+            .await
+            .expect("the server closes a connection that sends no whole head");
+        if let Ok(n) = n {
+            // hyper may answer 408 before closing; then the next read is EOF.
+            if n > 0 {
+                let rest = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+                    .await
+                    .expect("closed after its answer");
+                assert!(matches!(rest, Ok(0) | Err(_)), "closed after its answer");
+            }
+        }
+    }
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -70,6 +70,14 @@ pub struct ServeArgs {
     /// At SIGTERM, how long requests in flight may take to finish.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub drain_secs: u64,
+    /// Most TCP connections open at once, authenticated or not; beyond it
+    /// the server stops accepting until one closes.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head within this
+    /// long is closed (slow or idle clients hold no descriptor for long).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout_secs: u64,
 }
 
 /// Where and how to serve, checked.
@@ -84,6 +92,8 @@ pub struct HttpOptions {
     pub session_idle: Duration,
     pub max_concurrent_per_principal: usize,
     pub drain: Duration,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
 }
 
 impl HttpOptions {
@@ -108,10 +118,15 @@ impl HttpOptions {
                 auth::TOKEN_ENV
             );
         }
-        for (what, n) in [("--max-sessions", args.max_sessions), ("--max-concurrent-requests", args.max_concurrent_requests)] {
+        for (what, n) in [
+            ("--max-sessions", args.max_sessions),
+            ("--max-concurrent-requests", args.max_concurrent_requests),
+            ("--max-connections", args.max_connections),
+        ] {
             anyhow::ensure!(n > 0, "{what} must be at least 1");
         }
         anyhow::ensure!(args.session_idle_secs > 0, "--session-idle-secs must be at least 1");
+        anyhow::ensure!(args.header_timeout_secs > 0, "--header-timeout-secs must be at least 1");
         let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
         if !addr.ip().is_unspecified() {
             allowed_hosts.push(addr.ip().to_string());
@@ -127,6 +142,8 @@ impl HttpOptions {
             session_idle: Duration::from_secs(args.session_idle_secs),
             max_concurrent_per_principal: args.max_concurrent_requests,
             drain: Duration::from_secs(args.drain_secs),
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
         }))
     }
 }
@@ -185,12 +202,23 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
     );
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper enforces no header timeout at all.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(u32::try_from(options.max_concurrent_per_principal).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(options.header_timeout))
+        .keep_alive_timeout(options.header_timeout);
+    // One permit per open connection; with none left, nothing is accepted.
+    let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
     let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = accept(&listener, &connections) => {
+                let (accepted, permit) = accepted;
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
@@ -211,6 +239,7 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "an HTTP connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             signal = &mut stop => {
@@ -231,6 +260,16 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
     }
     tracing::info!("HTTP server stopped");
     Ok(())
+}
+
+/// The next connection, once a connection permit is free.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    connections: &Arc<tokio::sync::Semaphore>,
+) -> (std::io::Result<(tokio::net::TcpStream, SocketAddr)>, Option<tokio::sync::OwnedSemaphorePermit>) {
+    // The semaphore is never closed, so this only waits.
+    let permit = connections.clone().acquire_owned().await.ok();
+    (listener.accept().await, permit)
 }
 
 /// Resolves with the signal's name at SIGTERM or Ctrl-C.
