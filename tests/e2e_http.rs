@@ -327,3 +327,38 @@ async fn silent_connections_are_bounded_and_closed_so_clients_get_through() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_slow_body_holds_one_of_its_principals_slots_and_times_out() {
+    // Bodies are read inside a slot: two slow uploads fill alice's two
+    // slots, so her third request is refused at once without its body being
+    // read, bob goes on, and the slow ones get 408 after the body timeout.
+    let server = team(&["--max-concurrent-requests", "2", "--body-timeout-secs", "2"]).await;
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(server.authority()).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ALICE}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: 1000000\r\n\r\n{{\"jsonrpc\":",
+            server.authority()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut s, head.as_bytes()).await.unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = post(&server.url, Some(ALICE), initialize_body(3)).send().await.unwrap();
+    assert_eq!(third.status(), 429, "alice's slots are held by her own slow bodies");
+    let bobs = post(&server.url, Some(BOB), initialize_body(4)).send().await.unwrap();
+    assert_eq!(bobs.status(), 200, "bob's share is his own");
+    for mut s in slow {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+            .await
+            .expect("the slow body is answered after the body timeout")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let again = post(&server.url, Some(ALICE), initialize_body(5)).send().await.unwrap();
+    assert_eq!(again.status(), 200, "the slots are free again");
+}

@@ -43,6 +43,8 @@ pub struct GateConfig {
     pub principals: Option<Principals>,
     pub max_body_bytes: usize,
     pub max_concurrent_per_principal: usize,
+    /// How long a request body may take to arrive once its head has.
+    pub body_timeout: Duration,
 }
 
 pub struct Gate {
@@ -159,7 +161,25 @@ impl Gate {
         let (mut parts, body) = req.into_parts();
         let mut held = Held { in_flight: None, _slot: None };
         let body = if parts.method == Method::POST {
-            let bytes = match Limited::new(body, self.config.max_body_bytes).collect().await {
+            // The slot is taken before the body is read, so the bytes a
+            // principal makes the server hold are bounded by its own slots
+            // (--max-concurrent-requests × the body limit); the id is not
+            // known yet, so a refusal here carries none.
+            match self.slot(&principal) {
+                Some(permit) => held._slot = Some(permit),
+                None => return self.over_concurrency(&principal, None),
+            }
+            let read = Limited::new(body, self.config.max_body_bytes).collect();
+            let read = match tokio::time::timeout(self.config.body_timeout, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    return plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!("Request Timeout: the body did not arrive within {} s", self.config.body_timeout.as_secs()),
+                    );
+                }
+            };
+            let bytes = match read {
                 Ok(b) => b.to_bytes(),
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                     return plain(
@@ -180,19 +200,6 @@ impl Gate {
                         self.sessions.max()
                     ),
                 );
-            }
-            match self.slot(&principal) {
-                Some(permit) => held._slot = Some(permit),
-                None => {
-                    return rpc_error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        peek.id,
-                        format!(
-                            "principal `{principal}` has {} requests running, its limit (--max-concurrent-requests); retry when one ends",
-                            self.config.max_concurrent_per_principal
-                        ),
-                    );
-                }
             }
             self.in_flight.count.fetch_add(1, Ordering::AcqRel);
             held.in_flight = Some(self.in_flight.clone());
@@ -228,6 +235,18 @@ impl Gate {
             Some(p) => Ok(p),
             None => Err(Box::new(unauthorized(Some("invalid_token")))),
         }
+    }
+
+    /// The 429 for a principal with every slot taken (`id` when known).
+    fn over_concurrency(&self, principal: &Principal, id: Option<Value>) -> Response<HttpBody> {
+        rpc_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            id.unwrap_or(Value::Null),
+            format!(
+                "principal `{principal}` has {} requests running, its limit (--max-concurrent-requests); retry when one ends",
+                self.config.max_concurrent_per_principal
+            ),
+        )
     }
 
     fn slot(&self, principal: &Principal) -> Option<OwnedSemaphorePermit> {

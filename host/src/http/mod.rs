@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// long is closed (slow or idle clients hold no descriptor for long).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub header_timeout_secs: u64,
+    /// A request body that has not fully arrived this long after its head
+    /// is refused with 408; it holds one of its principal's slots meanwhile.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub body_timeout_secs: u64,
 }
 
 /// Where and how to serve, checked.
@@ -94,6 +98,7 @@ pub struct HttpOptions {
     pub drain: Duration,
     pub max_connections: usize,
     pub header_timeout: Duration,
+    pub body_timeout: Duration,
 }
 
 impl HttpOptions {
@@ -127,6 +132,7 @@ impl HttpOptions {
         }
         anyhow::ensure!(args.session_idle_secs > 0, "--session-idle-secs must be at least 1");
         anyhow::ensure!(args.header_timeout_secs > 0, "--header-timeout-secs must be at least 1");
+        anyhow::ensure!(args.body_timeout_secs > 0, "--body-timeout-secs must be at least 1");
         let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
         if !addr.ip().is_unspecified() {
             allowed_hosts.push(addr.ip().to_string());
@@ -144,6 +150,7 @@ impl HttpOptions {
             drain: Duration::from_secs(args.drain_secs),
             max_connections: args.max_connections,
             header_timeout: Duration::from_secs(args.header_timeout_secs),
+            body_timeout: Duration::from_secs(args.body_timeout_secs),
         }))
     }
 }
@@ -188,6 +195,7 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
             principals: options.principals,
             max_body_bytes: options.max_body_bytes,
             max_concurrent_per_principal: options.max_concurrent_per_principal,
+            body_timeout: options.body_timeout,
         },
         service,
         sessions,
@@ -302,7 +310,16 @@ mod tests {
 
     #[test]
     fn a_non_loopback_address_without_a_token_is_refused_with_the_reason() {
-        let args = ServeArgs { http: Some("0.0.0.0:8765".into()), max_sessions: 1, max_concurrent_requests: 1, session_idle_secs: 1, ..Default::default() };
+        let args = ServeArgs {
+            http: Some("0.0.0.0:8765".into()),
+            max_sessions: 1,
+            max_concurrent_requests: 1,
+            session_idle_secs: 1,
+            max_connections: 1,
+            header_timeout_secs: 1,
+            body_timeout_secs: 1,
+            ..Default::default()
+        };
         let e = HttpOptions::from_args(&args, None, 1024).unwrap_err().to_string();
         assert!(e.contains("without authentication"), "{e}");
         assert!(HttpOptions::from_args(&args, Some("t".into()), 1024).unwrap().is_some());
