@@ -256,7 +256,7 @@ mod tests {
         let common = CommonArgs { data_dir: Some(dir.path().into()), config: Some(cfg.clone()), ..Default::default() };
         std::fs::write(&cfg, "[embeddings.providers.work]\nkind = \"openai\"\nbase_url = \"https://api.example.com\"\napi_key_env = \"K\"\n").unwrap();
         let s = Settings::resolve(&common, &SandboxArgs::default()).unwrap();
-        assert_eq!(s.embedding_providers.names(), vec!["local", "work"]);
+        assert_eq!(s.embedding_providers.names(), vec!["local", "local-minilm", "work"]);
         for bad in [
             "[embeddings.providers.work]\nkind = \"openai\"\nbase_url = \"https://h\"\napi_key = \"sk\"\n",
             "[embeddings.providers.work]\nkind = \"openai\"\n",
