@@ -259,8 +259,8 @@ async fn health_check_names_the_provider_but_not_its_origin_or_key_variable() {
     ok(&s, "configure_embeddings", json!({"provider": "work"})).await;
     episode(&s, "Add JWT authentication to the login endpoint").await;
     settled(&s, 1).await;
-    // A provider that redirects elsewhere is denied, and the denial (which
-    // names the granted origin) is the worker's last error.
+    // A provider that redirects elsewhere is denied, and the denial is the
+    // worker's last error.
     let elsewhere = FakeProvider::start();
     fake.set(Mode::Redirect(format!("{}/v1/embeddings", elsewhere.url)));
     episode(&s, "Plot quarterly revenue as a line chart").await;
@@ -334,4 +334,42 @@ async fn a_data_dir_with_undeclared_persisted_settings_falls_back_without_contac
     let warned: Vec<&str> = logged.lines().filter(|l| l.contains("WARN") && l.contains("SOME_VAR")).collect();
     assert_eq!(warned.len(), 1, "logged once, as a warning: {logged}");
     assert!(!logged.contains(KEY), "the key was logged");
+}
+
+/// Outside review of issue 14: the provider's errors reach sandboxed code
+/// through `query_semantic_memory`. A provider that redirected elsewhere
+/// made that error name the granted origin and the redirect's target, a
+/// string the provider chooses: a channel into the sandbox. What code sees
+/// names neither (the log does).
+#[tokio::test]
+async fn embedding_errors_that_code_sees_name_no_origin() {
+    let fake = FakeProvider::start();
+    let elsewhere = FakeProvider::start();
+    let conf = tempfile::tempdir().expect("conf");
+    let text = format!("[sandbox.tools]\nallow = [\"memory.*\"]\n\n{}", declared("work", &fake.url, "E2E_SECRET_KEY", &[]));
+    let config = config_file(&conf, &text);
+    let log = conf.path().join("stderr.log");
+    let s = serve(tempfile::tempdir().expect("data"), &config, &log).await;
+    ok(&s, "configure_embeddings", json!({"provider": "work"})).await;
+    fake.set(Mode::Redirect(format!("{}/v1/embeddings", elsewhere.url)));
+    let authority = |url: &str| url.split("://").nth(1).unwrap_or(url).trim_end_matches('/').to_string();
+    for query in ["quarterly revenue line chart", "login endpoint tokens"] {
+        let ran = ok(
+            &s,
+            "execute_agent_code",
+            json!({"code": "try { await tools.memory.query_semantic_memory({query: context.input.q}); return 'answered' } catch (e) { return e.name + ': ' + e.message }", "context": {"input": {"q": query}}}),
+        )
+        .await;
+        let seen = ran["output"].as_str().unwrap_or_default().to_string();
+        assert!(seen.starts_with("ToolError"), "the provider's failure reached code as a tool error: {ran}");
+        for url in [&fake.url, &elsewhere.url] {
+            assert!(!seen.contains(&authority(url)), "code saw an origin: {seen}");
+        }
+    }
+    assert!(elsewhere.seen().is_empty(), "the redirect was followed");
+    fake.set(Mode::Ok);
+    let Server { client, .. } = s;
+    client.cancel().await.expect("stop");
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains(&authority(&elsewhere.url)), "the log names where the redirect went");
 }

@@ -402,10 +402,13 @@ impl Embedder {
         match e {
             EmbedError::InvalidConfig(s) => EmbedFailure::Config(summary(&s)),
             EmbedError::Unavailable(s) => EmbedFailure::Unavailable(summary(&s)),
-            EmbedError::Denied(s) => EmbedFailure::Denied(match &self.origin {
-                Some(o) => format!("{}; only {o} is granted", summary(&s)),
-                None => summary(&s),
-            }),
+            // The first request goes to the granted origin, so a denial is
+            // a redirect elsewhere: where to is the provider's to choose
+            // (a channel into sandboxed code, which may see this error), so
+            // it is logged (by the grant), never passed on.
+            EmbedError::Denied(_) => EmbedFailure::Denied(
+                "the provider redirected to an origin it is not granted (the server's log names it)".into(),
+            ),
             EmbedError::Timeout => EmbedFailure::Timeout(u64::from(self.settings.timeout_ms)),
             EmbedError::BadResponse(s) => EmbedFailure::BadResponse(summary(&s)),
             EmbedError::TooLarge(s) => EmbedFailure::TooLarge(summary(&s)),
@@ -420,9 +423,26 @@ impl Embedder {
         }
     }
 
-    /// Removes the API key from anything about to leave this module.
+    /// `text` without the provider's origin (its authority, and its host
+    /// alone): an error leaving this module may reach sandboxed code (as
+    /// `query_semantic_memory`'s), which learns no operator setting; the
+    /// log keeps the origin.
+    fn without_origin(&self, text: String) -> String {
+        let Some(o) = &self.origin else { return text };
+        let host = o.authority.rsplit_once(':').map_or(o.authority.as_str(), |(h, _)| h);
+        let mut out = text;
+        for needle in [o.authority.as_str(), host] {
+            if needle.len() >= 3 && out.contains(needle) {
+                out = out.replace(needle, "[provider origin]");
+            }
+        }
+        out
+    }
+
+    /// Removes the API key and the provider's origin from anything about
+    /// to leave this module.
     fn scrub(&self, f: EmbedFailure) -> EmbedFailure {
-        let clean = |s: String| self.clean(&s);
+        let clean = |s: String| self.without_origin(self.clean(&s));
         match f {
             EmbedFailure::Config(s) => EmbedFailure::Config(clean(s)),
             EmbedFailure::Unavailable(s) => EmbedFailure::Unavailable(clean(s)),
