@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::raw::Raw;
 use common::upstream::{config, policy};
 use common::{Server, ok, spawn_in};
 use serde_json::{Value, json};
@@ -199,4 +200,46 @@ async fn thrown_messages_are_bounded_in_the_reply() {
         let out = r.structured_content.expect("structured");
         assert_eq!(out["status"], "error", "{out}");
     }
+}
+
+/// A `/proc/PID/status` field, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix(" kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} not in {status}"))
+}
+
+/// Code over the size limit is refused without running, and is not kept:
+/// `save_plugin` can name any of a principal's last 256 executions, and
+/// they were kept with their code whatever its size, so requests of a few
+/// MiB each stayed resident (found by an outside attack: 100 scripts of
+/// 4 MB left the server 394 MB larger; 256 of 8 MiB would hold 2 GiB).
+#[tokio::test]
+async fn code_refused_for_its_size_is_not_kept() {
+    let mut s = Raw::start(&[]).await;
+    let pid = s.child.id().expect("pid");
+    s.send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "execute_agent_code", "arguments": {"code": "return 1"}}}))
+        .await;
+    s.reply_to(json!(1)).await;
+    let before = status_kib(pid, "VmRSS");
+    let pad = " ".repeat(6 << 20);
+    let mut last = Value::Null;
+    for i in 0..48u64 {
+        let code = format!("return {i};{pad}");
+        s.send_json(json!({"jsonrpc": "2.0", "id": 100 + i, "method": "tools/call", "params": {"name": "execute_agent_code", "arguments": {"code": code}}}))
+            .await;
+        let r = s.reply_to(json!(100 + i)).await;
+        assert_eq!(r["result"]["structuredContent"]["status"], "resource_limit", "{r}");
+        last = r["result"]["structuredContent"]["execution_id"].clone();
+    }
+    let grown = status_kib(pid, "VmRSS").saturating_sub(before) / 1024;
+    eprintln!("48 refused scripts of 6 MiB: RSS grew {grown} MiB");
+    assert!(grown < 144, "48 refused scripts of 6 MiB left the server {grown} MiB larger: their code was kept");
+    // It is still named, and still cannot be saved.
+    s.send_json(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "save_plugin", "arguments": {"execution_id": last, "name": "big", "description": "d"}}}))
+        .await;
+    let r = s.reply_to(json!(2)).await;
+    assert_eq!(r["result"]["isError"], true, "{r}");
 }

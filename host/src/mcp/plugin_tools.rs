@@ -57,7 +57,12 @@ struct Ran {
 }
 
 impl RecentExecutions {
+    /// Remembers a run. Only a successful run's code can be saved, so a
+    /// failed one is kept without its code: a run refused for its size
+    /// carries up to a whole request (8 MiB), and the last
+    /// [`RECENT_EXECUTIONS`] of them must not stay resident.
     pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status, answered: Vec<String>) {
+        let code = if status == Status::Success { code } else { String::new() };
         let mut runs = crate::sync::lock(&self.runs);
         if runs.len() == RECENT_EXECUTIONS {
             runs.pop_front();
