@@ -384,3 +384,29 @@ fn example_js_plugin_wit_matches_golden() {
         assert_eq!(wit, want, "{dir}'s WIT changed; refresh with UPDATE_GOLDEN=1 if intended");
     }
 }
+
+/// Outside review of issue 14: two `save_plugin` calls of one name, built
+/// at the same time, interleaved their files (a manifest of one and a
+/// component of the other, then refused for its checksum), and both passed
+/// the `replace: false` check made before their builds. Now exactly one is
+/// saved, whole, and it answers.
+#[tokio::test]
+async fn concurrent_saves_of_one_name_leave_one_whole_plugin() {
+    let s = serve(tempfile::tempdir().expect("data"), &["--max-concurrency", "4"]).await;
+    for trial in 0..12 {
+        let a = s.exec(&format!("return 'a{trial}'")).await;
+        let b = s.exec(&format!("return 'b{trial}' + '.'.repeat({trial})")).await;
+        let name = format!("race{trial}");
+        let save = |ran: &Value| {
+            s.call("save_plugin", json!({"execution_id": ran["execution_id"], "name": name, "description": "d"}))
+        };
+        let (ra, rb) = tokio::join!(save(&a), save(&b));
+        let saved: Vec<&str> = [("a", &ra), ("b", &rb)].iter().filter(|(_, r)| r.is_error != Some(true)).map(|(w, _)| *w).collect();
+        assert_eq!(saved.len(), 1, "trial {trial}: {ra:?} / {rb:?}");
+        let want = if saved[0] == "a" { a["output"].clone() } else { b["output"].clone() };
+        wait_listed(&s, &name, true).await;
+        let listed = ok(&s, "list_plugins", json!({})).await;
+        assert!(listed["refused"].as_array().is_none_or(|r| r.is_empty()), "trial {trial}: {listed}");
+        assert_eq!(ok(&s, &name, json!({})).await["output"], want, "trial {trial}");
+    }
+}

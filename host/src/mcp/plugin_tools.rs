@@ -197,7 +197,7 @@ impl MemoryServer {
         if cancel.is_cancelled() {
             return Ok(input_error(crate::plugins::PluginError::Cancelled.to_string()));
         }
-        if let Err(e) = self.plugins().dir().write(&built) {
+        if let Err(e) = self.plugins().dir().write_as(&built, p.replace) {
             return Ok(input_error(format!("writing the plugin: {e}")));
         }
         self.plugins().sync(&sandbox).await;

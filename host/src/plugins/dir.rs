@@ -19,6 +19,10 @@ use crate::sandbox::artifacts::write_atomic;
 /// The manifest's suffix.
 pub const MANIFEST_SUFFIX: &str = ".plugin.json";
 
+/// Turns for writing and removing plugins (only files are written under
+/// it, never a read of unknown length).
+static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A plugin read back from disk, every file checked against the manifest.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -93,6 +97,21 @@ impl PluginDir {
 
     /// Writes a built plugin: its files first, the manifest last.
     pub fn write(&self, built: &Built) -> Result<(), PluginError> {
+        self.write_as(built, true)
+    }
+
+    /// [`PluginDir::write`], refusing (with [`PluginError::Exists`]) to
+    /// replace a plugin of the same name unless `replace`. Writes and
+    /// removals in this process take turns, and the check is made in the
+    /// same turn: two `save_plugin` calls of one name built at the same
+    /// time used to interleave their files, which left a manifest of one
+    /// and a component of the other (refused for its checksum), and both
+    /// passed a `replace: false` check made before their builds.
+    pub fn write_as(&self, built: &Built, replace: bool) -> Result<(), PluginError> {
+        let _turn = crate::sync::lock(&WRITES);
+        if !replace && std::fs::symlink_metadata(self.manifest_path(&built.manifest.name)).is_ok() {
+            return Err(PluginError::Exists(built.manifest.name.clone()));
+        }
         name::validate(&built.manifest.name)?;
         std::fs::create_dir_all(&self.path)
             .map_err(|e| PluginError::Io(format!("creating {}: {e}", self.path.display())))?;
@@ -160,6 +179,7 @@ impl PluginDir {
     /// Removes plugin `name`: its manifest first (from then on it does
     /// not load), then its other files.
     pub fn remove(&self, name: &str) -> Result<(), PluginError> {
+        let _turn = crate::sync::lock(&WRITES);
         name::validate(name)?;
         let path = self.manifest_path(name);
         if std::fs::symlink_metadata(&path).is_err() {

@@ -89,6 +89,8 @@ pub enum PluginError {
     Invalid(String),
     #[error("no plugin named {0:?}")]
     NotFound(String),
+    #[error("a plugin named {0:?} exists; pass \"replace\": true to replace it, or pick another name")]
+    Exists(String),
     #[error("{0}")]
     Io(String),
     #[error("{0}")]
