@@ -345,3 +345,35 @@ async fn an_analyzer_policy_over_the_ceilings_is_clamped() {
         assert!(v <= max, "{field} = {v} is over the ceiling {max}: {l}");
     }
 }
+
+/// Outside review of issue 14: nothing bounded how many files the plugins
+/// directory may hold; 20,000 junk manifests made `list_plugins` a 5.5 MB
+/// reply, each verified at every sync. A server considers at most 1,000
+/// plugins (the first by name); the rest are ignored with a warning.
+#[tokio::test]
+async fn thousands_of_manifests_are_held_to_a_bounded_number() {
+    let plugins = tempfile::tempdir().expect("plugins");
+    let tools = plugins.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    std::fs::create_dir_all(plugins.path().join("analyzers")).expect("analyzers");
+    for i in 0..3000 {
+        std::fs::write(tools.join(format!("p{i:05}.plugin.json")), "{}").expect("manifest");
+    }
+    let dir = plugins.path().display().to_string();
+    let s = spawn(&["--plugins-dir", &dir]).await;
+    let started = Instant::now();
+    let listed = loop {
+        let l = ok(&s, "list_plugins", json!({})).await;
+        if l["refused"].as_array().is_some_and(|r| r.len() >= 1000) {
+            break l;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "plugins not synced: {} refused", l["refused"].as_array().map_or(0, Vec::len));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let refused = listed["refused"].as_array().map_or(0, Vec::len);
+    let bytes = listed.to_string().len();
+    eprintln!("3,000 manifests: {refused} considered, list_plugins {bytes} bytes");
+    assert!(refused <= 1000, "{refused} manifests were verified and listed");
+    assert!(bytes < 1000 * 512, "list_plugins is {bytes} bytes");
+    assert_eq!(s.exec("return 6 * 7").await["output"], 42);
+}

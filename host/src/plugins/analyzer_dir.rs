@@ -18,6 +18,9 @@ use crate::sandbox::artifacts::write_atomic;
 
 /// The analyzer manifest's suffix.
 pub const ANALYZER_MANIFEST_SUFFIX: &str = ".analyzer.json";
+/// The most analyzers considered (the first, by name): however many files
+/// are dropped in, a bounded number is verified, compiled and run.
+pub const MAX_ANALYZERS: usize = 100;
 /// The analyzer manifest format this build reads.
 pub const ANALYZER_MANIFEST_FORMAT: u32 = 1;
 
@@ -124,6 +127,15 @@ impl AnalyzerDir {
             }
         }
         out.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
+        if out.len() > MAX_ANALYZERS {
+            tracing::warn!(
+                dir = %self.path.display(),
+                analyzers = out.len(),
+                kept = MAX_ANALYZERS,
+                "more analyzers than a server loads; only the first, by name, are considered"
+            );
+            out.truncate(MAX_ANALYZERS);
+        }
         Ok(out)
     }
 

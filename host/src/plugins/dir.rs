@@ -19,6 +19,9 @@ use crate::sandbox::artifacts::write_atomic;
 /// The manifest's suffix.
 pub const MANIFEST_SUFFIX: &str = ".plugin.json";
 
+/// The most JS tool plugins a server considers (see [`PluginDir::names`]).
+pub const MAX_PLUGINS: usize = 1000;
+
 /// Turns for writing and removing plugins (only files are written under
 /// it, never a read of unknown length).
 static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -66,7 +69,10 @@ impl PluginDir {
         self.path.join(format!("{name}{MANIFEST_SUFFIX}"))
     }
 
-    /// The names of the plugins here (those with a manifest), sorted.
+    /// The names of the plugins here (those with a manifest), sorted: at
+    /// most [`MAX_PLUGINS`], the first in order (a warning names how many
+    /// more were ignored), so that however many files are dropped in, the
+    /// server verifies, holds and lists a bounded number.
     pub fn names(&self) -> Result<Vec<String>, PluginError> {
         let entries = match std::fs::read_dir(&self.path) {
             Ok(rd) => rd,
@@ -78,6 +84,18 @@ impl PluginDir {
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(MANIFEST_SUFFIX)).map(String::from))
             .collect();
         names.sort();
+        if names.len() > MAX_PLUGINS {
+            static WARNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            if WARNED.swap(names.len(), std::sync::atomic::Ordering::Relaxed) != names.len() {
+                tracing::warn!(
+                    dir = %self.path.display(),
+                    manifests = names.len(),
+                    kept = MAX_PLUGINS,
+                    "more plugin manifests than a server loads; only the first, by name, are considered"
+                );
+            }
+            names.truncate(MAX_PLUGINS);
+        }
         Ok(names)
     }
 
