@@ -224,7 +224,8 @@ async fn tools_command(settings: &Settings, command: ToolsCommand) -> Result<()>
             let Some(audit) = open_audit(settings)? else {
                 anyhow::bail!("no data in {}", settings.data_dir.display());
             };
-            let filter = AuditFilter { execution_id: execution, server, tool, outcome };
+            // The operator's command: every principal's records.
+            let filter = AuditFilter { execution_id: execution, server, tool, outcome, principal: None };
             let mut stdout = std::io::stdout().lock();
             for r in audit.read(&filter, limit)? {
                 use std::io::Write as _;

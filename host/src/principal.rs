@@ -11,6 +11,16 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+tokio::task_local! {
+    /// The principal of the MCP request this task serves: set around each
+    /// `tools/call` (and by the HTTP layer around each request), so what a
+    /// call does on its behalf (sandbox tool calls, rate limits, the audit,
+    /// `memory.*` calls from code) is its principal's.
+    static CALLER: Principal;
+}
+
 /// A principal's name (from the token file, or `local` / `token`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Principal(Arc<str>);
@@ -33,6 +43,18 @@ impl Principal {
         &self.0
     }
 
+    /// The principal of the request this task serves ([`Principal::scope`]);
+    /// [`Principal::local`] outside one.
+    pub fn current() -> Self {
+        CALLER.try_with(Self::clone).unwrap_or_else(|_| Self::local())
+    }
+
+    /// Runs `work` as this principal's: [`Principal::current`] inside it
+    /// is `self`.
+    pub async fn scope<F: std::future::Future>(self, work: F) -> F::Output {
+        CALLER.scope(self, work).await
+    }
+
     /// The principal a request's extensions carry, set by the HTTP layer;
     /// [`Principal::local`] when there is none (stdio, in-process calls).
     pub fn of(extensions: &rmcp::model::Extensions) -> Self {
@@ -49,4 +71,38 @@ impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Cancelled when the HTTP client that sent a request is gone (its
+/// response dropped before the end) or the response has ended; the HTTP
+/// layer puts it into the request's extensions, as it does the principal.
+#[derive(Clone, Debug)]
+pub struct HangUp(pub CancellationToken);
+
+impl HangUp {
+    fn of(extensions: &rmcp::model::Extensions) -> Option<CancellationToken> {
+        extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<HangUp>())
+            .or_else(|| extensions.get::<HangUp>())
+            .map(|h| h.0.clone())
+    }
+}
+
+/// A token cancelled when `cancel` is (the client cancelled the call) or
+/// when the request's HTTP client hangs up, so the work stops with it.
+/// Keep the guard while the work runs; dropping it ends the link.
+pub fn cancelled_with_client(cancel: &CancellationToken, extensions: &rmcp::model::Extensions) -> (CancellationToken, DropGuard) {
+    let linked = cancel.child_token();
+    if let Some(hang_up) = HangUp::of(extensions) {
+        let linked = linked.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = hang_up.cancelled() => linked.cancel(),
+                () = linked.cancelled() => {}
+            }
+        });
+    }
+    let guard = linked.clone().drop_guard();
+    (linked, guard)
 }

@@ -58,11 +58,17 @@ pub struct AuditFilter {
     pub server: Option<String>,
     pub tool: Option<String>,
     pub outcome: Option<String>,
+    /// Only this principal's records (those from before principals count
+    /// as `local`'s).
+    pub principal: Option<String>,
 }
 
 impl AuditFilter {
     fn matches(&self, r: &ToolCallRecord) -> bool {
-        self.execution_id.is_none_or(|e| e == r.execution_id)
+        self.principal
+            .as_deref()
+            .is_none_or(|p| p == r.principal.as_deref().unwrap_or(crate::principal::LOCAL))
+            && self.execution_id.is_none_or(|e| e == r.execution_id)
             && self.server.as_deref().is_none_or(|s| s == r.server)
             && self.tool.as_deref().is_none_or(|t| t == r.tool)
             && self.outcome.as_deref().is_none_or(|o| o == r.outcome)
@@ -233,6 +239,7 @@ mod tests {
             latency_us: 10,
             error: None,
             omitted: None,
+            principal: None,
         }
     }
 

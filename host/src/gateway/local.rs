@@ -89,7 +89,10 @@ impl LocalTools {
             return Err(DispatchError::Unavailable(format!("this server has no tool `{tool}` that code may call")));
         }
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
-        let context = RequestContext::new(NumberOrString::Number(0), self.peer.clone());
+        let mut context = RequestContext::new(NumberOrString::Number(0), self.peer.clone());
+        // The call is made by the execution's principal (the caller's, in
+        // this task), not by the in-process session.
+        context.extensions.insert(crate::principal::Principal::current());
         let call = ToolCallContext::new(&self.server, params, context);
         match self.server.route(call).await {
             Ok(CallToolResponse::Complete(result)) => super::result::into_value(result),

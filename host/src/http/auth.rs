@@ -90,8 +90,15 @@ impl Principals {
 
     /// The principals of a token file's text (`path` names it in errors).
     pub fn parse(text: &str, path: &str) -> Result<Self, AuthError> {
-        let file: TokenFile =
-            toml::from_str(text).map_err(|e| AuthError::Parse { path: path.into(), message: e.to_string() })?;
+        // Not the parser's Display: it quotes the offending line, which may
+        // hold a plaintext token. Its message and line number only.
+        let file: TokenFile = toml::from_str(text).map_err(|e| AuthError::Parse {
+            path: path.into(),
+            message: match e.span() {
+                Some(span) => format!("line {}: {}", line_of(text, span.start), redact(e.message())),
+                None => redact(e.message()),
+            },
+        })?;
         if file.principals.is_empty() {
             return Err(AuthError::Empty { path: path.into() });
         }
@@ -153,6 +160,29 @@ pub fn bearer(value: &http::HeaderValue) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// `message` with every double-quoted part elided (serde quotes a value
+/// of the wrong type, e.g. a token where a table was expected).
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -207,6 +237,21 @@ mod tests {
         let h = token_sha256_hex("x");
         let twice = format!("[[principals]]\nname = \"a\"\ntoken_sha256 = \"{h}\"\n[[principals]]\nname = \"b\"\ntoken_sha256 = \"{h}\"\n");
         assert!(Principals::parse(&twice, "t").unwrap_err().to_string().contains("same token"));
+    }
+
+    #[test]
+    fn a_parse_error_names_the_line_but_never_quotes_it() {
+        let secret = "plaintext-secret-token-123";
+        for text in [
+            format!("[[principals]]\nname = \"a\"\ntoken_sha256 = {secret}\n"),
+            format!("[[principals]]\nname = \"a\"\ntoken = \"{secret}\"\n"),
+            format!("[[principals]]\nname = \"a\"\ntoken_sha256 = \"{secret}\" x\n"),
+            format!("principals = \"{secret}\"\n"),
+        ] {
+            let e = Principals::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(!e.contains(secret), "{e}");
+            assert!(e.contains("line "), "{e}");
+        }
     }
 
     #[test]

@@ -24,16 +24,16 @@ use rmcp::transport::streamable_http_server::StreamableHttpService;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use tokio_util::sync::CancellationToken;
+
 use super::auth::{Principals, bearer};
 use super::sessions::BoundedSessions;
 use crate::mcp::MemoryServer;
-use crate::principal::Principal;
+use crate::principal::{HangUp, Principal};
 
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
 const SESSION_HEADER: &str = "mcp-session-id";
-/// The first protocol version served without sessions.
-const SESSIONLESS_VERSION: &str = "2026-07-28";
 
 type HttpBody = BoxBody<Bytes, Infallible>;
 
@@ -53,8 +53,6 @@ pub struct Gate {
     sessions: Arc<BoundedSessions>,
     /// Each principal's concurrent-request slots.
     slots: Mutex<HashMap<Principal, Arc<Semaphore>>>,
-    /// Which principal opened each session: no other may use it.
-    owners: Mutex<HashMap<String, Principal>>,
     in_flight: Arc<InFlight>,
     draining: AtomicBool,
 }
@@ -67,11 +65,18 @@ struct InFlight {
     idle: Notify,
 }
 
-/// Held by a request until its response body ends or is dropped.
+/// Held by a request until its response body ends or is dropped, and,
+/// for a request that runs work, until its handler has finished too (a
+/// client that hangs up does not free its slot while its call runs).
 struct Held {
     in_flight: Option<Arc<InFlight>>,
     _slot: Option<OwnedSemaphorePermit>,
 }
+
+/// A request's [`Held`], in its extensions, which rmcp hands to the
+/// handler: the handler's copy is dropped when the handler is done.
+#[derive(Clone)]
+struct WorkHold(#[allow(dead_code)] Arc<Held>);
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -94,7 +99,6 @@ impl Gate {
             service,
             sessions,
             slots: Mutex::default(),
-            owners: Mutex::default(),
             in_flight: Arc::default(),
             draining: AtomicBool::new(false),
         }
@@ -145,28 +149,38 @@ impl Gate {
         if self.draining.load(Ordering::Acquire) {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is shutting down".into());
         }
+        // rmcp matches `Origin` against the allow-list, but reads a port it
+        // cannot parse as no port (`http://localhost:1.evil.com` would pass
+        // `http://localhost:*`): an origin that is not `scheme://host[:port]`
+        // is refused here first.
+        if let Some(origin) = req.headers().get(header::ORIGIN)
+            && !origin.to_str().is_ok_and(origin_is_well_formed)
+        {
+            return plain(StatusCode::FORBIDDEN, "Forbidden: the Origin header is not a valid origin".into());
+        }
         let principal = match self.authenticate(req.headers()) {
             Ok(p) => p,
             Err(response) => return *response,
         };
         log.principal = Some(principal.clone());
         let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(id) = &session {
-            let owner = crate::sync::lock(&self.owners).get(id).cloned();
-            if owner.is_some_and(|o| o != principal) {
-                // As for an unknown session: another principal's is not revealed.
-                return plain(StatusCode::NOT_FOUND, "Not Found: Session not found".into());
-            }
+        if let Some(id) = &session
+            && self.sessions.owner(id).is_some_and(|owner| owner != principal)
+        {
+            // As for an unknown session: another principal's is not revealed.
+            return plain(StatusCode::NOT_FOUND, "Not Found: Session not found".into());
         }
         let (mut parts, body) = req.into_parts();
-        let mut held = Held { in_flight: None, _slot: None };
+        let mut slot = None;
+        let mut in_flight = None;
+        let mut runs_work = false;
         let body = if parts.method == Method::POST {
             // The slot is taken before the body is read, so the bytes a
             // principal makes the server hold are bounded by its own slots
             // (--max-concurrent-requests × the body limit); the id is not
             // known yet, so a refusal here carries none.
             match self.slot(&principal) {
-                Some(permit) => held._slot = Some(permit),
+                Some(permit) => slot = Some(permit),
                 None => return self.over_concurrency(&principal, None),
             }
             let read = Limited::new(body, self.config.max_body_bytes).collect();
@@ -189,38 +203,42 @@ impl Gate {
                 }
                 Err(e) => return plain(StatusCode::BAD_REQUEST, format!("Bad Request: reading the body: {e}")),
             };
-            let peek = Peek::of(&bytes);
+            let peek = match Peek::of(&bytes, is_json(&parts.headers)) {
+                Ok(peek) => peek,
+                Err(response) => return *response,
+            };
             log.rpc = peek.method.clone();
-            if session.is_none() && peek.opens_session() && self.sessions.count().await >= self.sessions.max() {
-                return rpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    peek.id,
-                    format!(
-                        "too many MCP sessions: {} are open, the limit (--max-sessions); end one with DELETE, or wait for an idle one to time out",
-                        self.sessions.max()
-                    ),
-                );
+            if session.is_none()
+                && peek.method.as_deref() == Some("initialize")
+                && let Some(refused) = self.sessions.refusal(&principal).await
+            {
+                return rpc_error(StatusCode::SERVICE_UNAVAILABLE, peek.id, refused.to_string());
             }
+            // The handshake aside, a request runs work: the slot and the
+            // in-flight mark go with it to its handler (see `WorkHold`).
+            runs_work = peek.method.as_deref().is_some_and(|m| m != "initialize");
             self.in_flight.count.fetch_add(1, Ordering::AcqRel);
-            held.in_flight = Some(self.in_flight.clone());
+            in_flight = Some(self.in_flight.clone());
             Either::Left(Full::new(bytes))
         } else {
             Either::Right(body)
         };
-        parts.extensions.insert(principal.clone());
-        let is_delete = parts.method == Method::DELETE;
-        let response = self.service.handle(Request::from_parts(parts, body)).await;
-        if response.status().is_success() {
-            if is_delete && let Some(id) = &session {
-                crate::sync::lock(&self.owners).remove(id);
-            } else if session.is_none()
-                && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
-            {
-                self.own(id.to_owned(), principal).await;
-            }
+        if parts.method == Method::DELETE
+            && let Some(id) = &session
+            && !self.sessions.contains(id).await
+        {
+            return plain(StatusCode::NOT_FOUND, "Not Found: Session not found".into());
         }
+        let held = Arc::new(Held { in_flight, _slot: slot });
+        let hang_up = CancellationToken::new();
+        if runs_work {
+            parts.extensions.insert(WorkHold(held.clone()));
+            parts.extensions.insert(HangUp(hang_up.clone()));
+        }
+        parts.extensions.insert(principal.clone());
+        let response = principal.scope(self.service.handle(Request::from_parts(parts, body))).await;
         let (parts, body) = response.into_parts();
-        Response::from_parts(parts, BoxBody::new(Guarded { inner: body, _held: held }))
+        Response::from_parts(parts, BoxBody::new(Guarded { inner: body, _held: held, hang_up }))
     }
 
     /// The request's principal, or the 401 to send.
@@ -256,22 +274,6 @@ impl Gate {
             .clone();
         semaphore.try_acquire_owned().ok()
     }
-
-    /// Records a new session's owner, forgetting sessions that have ended.
-    async fn own(&self, id: String, principal: Principal) {
-        let known: Vec<String> = crate::sync::lock(&self.owners).keys().cloned().collect();
-        let mut gone = Vec::new();
-        for k in known {
-            if !self.sessions.contains(&k).await {
-                gone.push(k);
-            }
-        }
-        let mut owners = crate::sync::lock(&self.owners);
-        for k in gone {
-            owners.remove(&k);
-        }
-        owners.insert(id, principal);
-    }
 }
 
 struct LogLine {
@@ -284,23 +286,84 @@ struct LogLine {
 struct Peek {
     method: Option<String>,
     id: Value,
-    protocol: Option<String>,
 }
 
 impl Peek {
-    fn of(bytes: &[u8]) -> Self {
-        let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    /// The body's method and id; a body that is not one JSON-RPC message
+    /// gets its JSON-RPC error here (-32700 for JSON that does not parse,
+    /// -32600 for a batch or a message rmcp would not take), with the id
+    /// when it can be read. Bodies of other content types go on to rmcp,
+    /// which answers 415.
+    fn of(bytes: &[u8], json: bool) -> Result<Self, Box<Response<HttpBody>>> {
+        let v: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(_) if !json => return Ok(Self { method: None, id: Value::Null }),
+            Err(e) => return Err(Box::new(invalid(Value::Null, -32700, format!("Parse error: the body is not JSON ({e})")))),
+        };
+        let id = v.get("id").filter(|id| id.is_string() || id.is_number()).cloned().unwrap_or(Value::Null);
+        if json {
+            if v.is_array() {
+                return Err(Box::new(invalid(
+                    Value::Null,
+                    -32600,
+                    "Invalid Request: JSON-RPC batches are not supported (send one message per request)".into(),
+                )));
+            }
+            if let Err(e) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(bytes) {
+                let what = if v.is_object() { e.to_string() } else { "the body is not a JSON object".into() };
+                return Err(Box::new(invalid(id, -32600, format!("Invalid Request: not a JSON-RPC message ({what})"))));
+            }
+        }
         let method = v.get("method").and_then(Value::as_str).map(|m| m.chars().take(64).collect());
-        let id = v.get("id").cloned().unwrap_or(Value::Null);
-        let protocol = v.pointer("/params/protocolVersion").and_then(Value::as_str).map(str::to_owned);
-        Self { method, id, protocol }
+        Ok(Self { method, id })
     }
+}
 
-    /// An `initialize` of a protocol version with sessions.
-    fn opens_session(&self) -> bool {
-        self.method.as_deref() == Some("initialize")
-            && self.protocol.as_deref().is_none_or(|v| v < SESSIONLESS_VERSION)
+/// Whether the request says its body is JSON.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether `origin` is `null` or `scheme://host[:port]` with a numeric
+/// port, as browsers send it.
+fn origin_is_well_formed(origin: &str) -> bool {
+    if origin == "null" {
+        return true;
     }
+    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else { return false };
+        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return false;
+        }
+        (addr, after)
+    } else {
+        let end = rest.find(':').unwrap_or(rest.len());
+        let (host, after) = rest.split_at(end);
+        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)) {
+            return false;
+        }
+        (host, after)
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok(),
+    };
+    scheme_ok && !host.is_empty() && port_ok
+}
+
+/// A JSON-RPC error for a request the server cannot take (HTTP 400).
+fn invalid(id: Value, code: i64, message: String) -> Response<HttpBody> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 fn plain(status: StatusCode, text: String) -> Response<HttpBody> {
@@ -341,7 +404,16 @@ fn unauthorized(error: Option<&str>) -> Response<HttpBody> {
 /// it ends (or the client goes away and it is dropped).
 struct Guarded {
     inner: HttpBody,
-    _held: Held,
+    _held: Arc<Held>,
+    /// Cancelled when the body ends or is dropped: work still running for
+    /// a client that is gone is stopped.
+    hang_up: CancellationToken,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.hang_up.cancel();
+    }
 }
 
 impl Body for Guarded {
@@ -358,5 +430,30 @@ impl Body for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_origins_with_numeric_ports_pass() {
+        for ok in ["http://localhost", "http://localhost:5173", "https://app.example.com:443", "http://[::1]:8080", "null"] {
+            assert!(origin_is_well_formed(ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost:1.evil.com",
+            "http://localhost:80x",
+            "http://localhost:99999",
+            "http://localhost:",
+            "http://localhost/x",
+            "http://user@localhost",
+            "localhost:80",
+            "http://",
+            "http://[::1]x",
+        ] {
+            assert!(!origin_is_well_formed(bad), "{bad}");
+        }
     }
 }

@@ -61,7 +61,13 @@ pub struct ServeArgs {
     /// 2026-07-28, which have sessions).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_sessions: usize,
-    /// A session idle this long (no request, no open stream) ends.
+    /// Most MCP sessions one principal may have open at once, so that one
+    /// cannot take them all. Default: --max-sessions with one principal,
+    /// a quarter of it (at least 1) when the token file names several.
+    #[arg(long, value_name = "N")]
+    pub max_sessions_per_principal: Option<usize>,
+    /// A session idle this long ends; a session with a request running or
+    /// a stream open (a GET stream included) is not idle.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub session_idle_secs: u64,
     /// Most requests one principal may have running at once; more get 429.
@@ -93,6 +99,7 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub max_sessions: usize,
+    pub max_sessions_per_principal: usize,
     pub session_idle: Duration,
     pub max_concurrent_per_principal: usize,
     pub drain: Duration,
@@ -130,6 +137,11 @@ impl HttpOptions {
         ] {
             anyhow::ensure!(n > 0, "{what} must be at least 1");
         }
+        let several = principals.as_ref().is_some_and(|p| p.len() > 1);
+        let max_sessions_per_principal = args
+            .max_sessions_per_principal
+            .unwrap_or(if several { (args.max_sessions / 4).max(1) } else { args.max_sessions });
+        anyhow::ensure!(max_sessions_per_principal > 0, "--max-sessions-per-principal must be at least 1");
         anyhow::ensure!(args.session_idle_secs > 0, "--session-idle-secs must be at least 1");
         anyhow::ensure!(args.header_timeout_secs > 0, "--header-timeout-secs must be at least 1");
         anyhow::ensure!(args.body_timeout_secs > 0, "--body-timeout-secs must be at least 1");
@@ -145,6 +157,7 @@ impl HttpOptions {
             allowed_origins: args.allowed_origin.clone(),
             max_body_bytes,
             max_sessions: args.max_sessions,
+            max_sessions_per_principal,
             session_idle: Duration::from_secs(args.session_idle_secs),
             max_concurrent_per_principal: args.max_concurrent_requests,
             drain: Duration::from_secs(args.drain_secs),
@@ -176,9 +189,12 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
     let _internal_client = internal_client.context("starting the in-process session for memory.* calls")?;
 
     let ct = CancellationToken::new();
-    let mut local = LocalSessionManager::default();
-    local.session_config.keep_alive = Some(options.session_idle);
-    let sessions = BoundedSessions::new(local, options.max_sessions);
+    let sessions = BoundedSessions::new(
+        LocalSessionManager::default(),
+        options.max_sessions,
+        options.max_sessions_per_principal,
+        options.session_idle,
+    );
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts.clone())
         .with_max_request_body_bytes(options.max_body_bytes)

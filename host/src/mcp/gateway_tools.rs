@@ -151,9 +151,13 @@ impl MemoryServer {
     }
 
     #[tool(
-        description = "The audit of tool calls made by sandboxed code, newest first: time, execution_id, server and tool, argument size and blake3 hash, outcome (ok, tool_error, unavailable, invalid_arguments, denied; omitted counts an execution's calls past the first 64), latency and error. Filter by execution_id, server, tool or outcome. Paged: pass `next_cursor` back as `cursor` for older records."
+        description = "The audit of tool calls made by your sandboxed code (your principal's only), newest first: time, execution_id, server and tool, argument size and blake3 hash, outcome (ok, tool_error, unavailable, invalid_arguments, denied; omitted counts an execution's calls past the first 64), latency, error and principal. Filter by execution_id, server, tool or outcome. Paged: pass `next_cursor` back as `cursor` for older records."
     )]
-    async fn get_tool_audit(&self, params: Parameters<ToolAuditParams>) -> Result<CallToolResult, ErrorData> {
+    async fn get_tool_audit(
+        &self,
+        params: Parameters<ToolAuditParams>,
+        extensions: rmcp::model::Extensions,
+    ) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(1..=1000).contains(&p.limit) {
             return Ok(input_error("limit must be between 1 and 1000"));
@@ -161,7 +165,15 @@ impl MemoryServer {
         let Some(audit) = self.gateway().audit().cloned() else {
             return Ok(input_error("this server keeps no audit"));
         };
-        let filter = AuditFilter { execution_id: p.execution_id, server: p.server, tool: p.tool, outcome: p.outcome };
+        // A principal reads only its own records.
+        let principal = crate::principal::Principal::of(&extensions).name().to_string();
+        let filter = AuditFilter {
+            execution_id: p.execution_id,
+            server: p.server,
+            tool: p.tool,
+            outcome: p.outcome,
+            principal: Some(principal),
+        };
         let cursor = p.cursor;
         let read = tokio::task::spawn_blocking(move || {
             audit.page(&filter, p.limit, cursor.as_deref()).map(|page| (page, audit.len()))

@@ -248,6 +248,7 @@ impl Builder<'_> {
             policy: FileSum::of(format!("{}.policy.toml", req.name), policy_toml.as_bytes()),
             source: FileSum::of(format!("{}.{ext}", req.name), req.source.as_bytes()),
             built_by: env!("CARGO_PKG_VERSION").to_string(),
+            saved_by: None,
         };
         Ok(Built { manifest, wasm, policy_toml, source: req.source })
     }

@@ -73,6 +73,11 @@ pub struct Manifest {
     pub source: FileSum,
     /// The memory-mcp version that built it.
     pub built_by: String,
+    /// The principal whose `save_plugin` saved it; only that principal (or
+    /// the operator, `local`) may replace or remove it. Absent for plugins
+    /// the operator installed, which only the operator may change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_by: Option<String>,
 }
 
 impl Manifest {

@@ -28,6 +28,7 @@ use wasmtime::component::{HasData, Linker};
 
 use super::policy::CompiledPolicy;
 use super::tool_names::{self, MAX_SERVER_NAME, MAX_TOOL_NAME};
+use crate::principal::Principal;
 use crate::world::tools::{Host, ToolError, add_to_linker as add_generated};
 
 /// Audit records written for one execution; further calls are counted in
@@ -77,8 +78,9 @@ impl ToolDispatcher for NoServers {
     }
 }
 
-/// Per-tool sliding one-minute windows, shared by code mode and every
-/// plugin for the life of the server. Only tools that exist get one.
+/// Per-principal, per-tool sliding one-minute windows, shared by code mode
+/// and every plugin for the life of the server: each principal has its own
+/// share of each tool's rate limit. Only tools that exist get one.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -149,6 +151,10 @@ pub struct ToolCallRecord {
     /// Why it was refused or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The principal whose execution made it (`local` over stdio); absent
+    /// in records written before principals, which count as `local`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// With outcome `omitted`: how many calls were not recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omitted: Option<u64>,
@@ -171,6 +177,9 @@ pub struct ToolsCtx {
     pub policy: Arc<CompiledPolicy>,
     pub dispatcher: Arc<dyn ToolDispatcher>,
     pub rate: Arc<RateLimiter>,
+    /// Whose execution this is ([`Principal::current`] when it was made):
+    /// its calls are audited under, and rate-limited within, its share.
+    pub principal: Principal,
     /// The first refusal, which makes the execution a security violation.
     pub violation: Option<String>,
     pub summary: CallSummary,
@@ -190,6 +199,7 @@ impl ToolsCtx {
             policy,
             dispatcher,
             rate,
+            principal: Principal::current(),
             violation: None,
             summary: CallSummary::default(),
             audited: 0,
@@ -215,6 +225,7 @@ impl ToolsCtx {
                     self.omitted
                 )),
                 omitted: Some(self.omitted),
+                principal: Some(self.principal.name().to_string()),
             };
             self.dispatcher.audit(&record);
             self.omitted = 0;
@@ -280,6 +291,7 @@ impl ToolsView<'_> {
             latency_us: started.elapsed().as_micros() as u64,
             error: error.map(|e| tool_names::shorten(e, 500)),
             omitted: None,
+            principal: Some(self.ctx.principal.name().to_string()),
         };
         self.ctx.dispatcher.audit(&record);
     }
@@ -320,9 +332,11 @@ impl ToolsView<'_> {
         {
             return Err(Refusal { outcome: outcome::UNAVAILABLE, error: ToolError::Unavailable(m.clone()), reason: m });
         }
-        if !self.ctx.rate.try_acquire(&format!("{server}.{tool}"), per_minute) {
+        // Principal names hold no NUL, so the key is unambiguous.
+        if !self.ctx.rate.try_acquire(&format!("{}\0{server}.{tool}", self.ctx.principal), per_minute) {
             return Err(Refusal::denied(format!(
-                "tool `{server}.{tool}` refused: over its rate limit of {per_minute} calls per minute"
+                "tool `{server}.{tool}` refused: over its rate limit of {per_minute} calls per minute (principal `{}`'s share)",
+                self.ctx.principal
             )));
         }
         Ok(args)
@@ -504,6 +518,28 @@ mod tests {
         assert_eq!(audit.len() as u32, MAX_AUDITED_PER_EXECUTION + 1);
         assert_eq!(audit.last().unwrap().omitted, Some(10));
         drop(d);
+    }
+
+    #[tokio::test]
+    async fn each_principal_has_its_own_share_of_a_rate_limit_and_its_own_audit_records() {
+        let policy = ToolPolicy { rate_limit_per_minute: 2, ..allow_x() };
+        let (mut alice, d, rate) = ctx_with(policy.clone());
+        alice.principal = Principal::new("alice");
+        let mut v = ToolsView { ctx: &mut alice };
+        assert!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().is_ok());
+        assert!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().is_ok());
+        let over = v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
+        assert!(matches!(over, Err(ToolError::Denied(m)) if m.contains("`alice`")));
+        let mut bob = ToolsCtx::new(uuid::Uuid::now_v7(), Arc::new(CompiledPolicy::new(policy).unwrap()), d.clone(), rate);
+        bob.principal = Principal::new("bob");
+        let ok = ToolsView { ctx: &mut bob }.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
+        assert!(ok.is_ok(), "alice's calls do not use up bob's share");
+        let audit = d.audit.lock().unwrap();
+        assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("alice")).count(), 3);
+        assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("bob")).count(), 1);
+        drop(audit);
+        let inside = Principal::new("carol").scope(async { ToolsCtx::new(uuid::Uuid::now_v7(), alice.policy.clone(), d.clone(), Arc::default()).principal }).await;
+        assert_eq!(inside.name(), "carol", "an execution is its caller's");
     }
 
     #[test]
