@@ -56,7 +56,17 @@ pub struct ConfigureEmbeddingsParams {
     #[serde(default)]
     #[schemars(range(min = 1, max = 16384))]
     pub dimensions: Option<u32>,
+    /// Answer once the re-embedding has finished (at most 10 minutes, or
+    /// until cancelled), with notifications/progress when the request has
+    /// a progressToken; default: answer at once.
+    #[serde(default)]
+    pub wait: bool,
 }
+
+/// The longest `configure_embeddings` waits for its re-embedding.
+const REEMBED_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often a waiting `configure_embeddings` reports progress.
+const REEMBED_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +108,15 @@ fn failure(f: EmbedFailure) -> CallToolResult {
 #[tool_router(router = embedding_router, vis = "pub(crate)")]
 impl MemoryServer {
     #[tool(description = "Choose the embedding provider for semantic search: local (default; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background (progress in health_check); search meanwhile covers what is re-embedded.")]
-    async fn configure_embeddings(&self, params: Parameters<ConfigureEmbeddingsParams>) -> Result<CallToolResult, ErrorData> {
+    async fn configure_embeddings(
+        &self,
+        params: Parameters<ConfigureEmbeddingsParams>,
+        cancel: tokio_util::sync::CancellationToken,
+        peer: rmcp::Peer<rmcp::RoleServer>,
+        meta: rmcp::model::RequestMetaObject,
+    ) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
+        let wait = p.wait;
         let emb = self.embeddings();
         let chosen = match emb.providers().choose(&p.provider, p.model) {
             Ok(s) => s,
@@ -137,7 +154,8 @@ impl MemoryServer {
             Err(e) => return Err(ErrorData::internal_error(format!("storage task failed: {e}"), None)),
         };
         let reembedding = previous.as_ref().map(|a| a.space) != Some(space);
-        let mut out = structured(json!({
+        let remaining = if wait && reembedding { Some(self.wait_reembedded(queued, &cancel, &peer, &meta).await) } else { None };
+        let mut fields = json!({
             "provider": info.provider,
             "model": info.model,
             "dimensions": info.dimensions,
@@ -145,10 +163,16 @@ impl MemoryServer {
             "reembedding": reembedding,
             "queued": queued,
             "previous": previous.map(|a| a.info),
-        }))?;
+        });
+        if let Some(left) = remaining {
+            fields["remaining"] = json!(left);
+        }
+        let mut out = structured(fields)?;
         out.content.insert(
             0,
-            ContentBlock::text(if reembedding {
+            ContentBlock::text(if let Some(left) = remaining {
+                format!("now embedding with {} / {} ({} dimensions); re-embedded {} of {queued} items, {left} left", info.provider, info.model, info.dimensions, queued.saturating_sub(left))
+            } else if reembedding {
                 format!("now embedding with {} / {} ({} dimensions); re-embedding {queued} items in the background", info.provider, info.model, info.dimensions)
             } else {
                 format!("settings saved; still {} / {} ({} dimensions)", info.provider, info.model, info.dimensions)
@@ -241,5 +265,38 @@ impl MemoryServer {
                 "not_embedded": completed.saturating_sub(embedded),
             },
         }))
+    }
+}
+
+impl MemoryServer {
+    /// Waits until the re-embedding of `queued` items has drained (or
+    /// [`REEMBED_WAIT`], or `cancel`), reporting progress when asked;
+    /// returns how many items are left.
+    async fn wait_reembedded(
+        &self,
+        queued: u64,
+        cancel: &tokio_util::sync::CancellationToken,
+        peer: &rmcp::Peer<rmcp::RoleServer>,
+        meta: &rmcp::model::RequestMetaObject,
+    ) -> u64 {
+        let progress = super::progress::Progress::new(peer, meta, Some(queued as f64));
+        let deadline = tokio::time::Instant::now() + REEMBED_WAIT;
+        let mut reported = None;
+        let left = loop {
+            let left = self.embeddings().pending().min(queued);
+            if reported != Some(left) {
+                progress.report((queued - left) as f64, format!("re-embedded {} of {queued}", queued - left));
+                reported = Some(left);
+            }
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                break left;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(REEMBED_POLL) => {}
+                () = cancel.cancelled() => break left,
+            }
+        };
+        progress.finish().await;
+        left
     }
 }

@@ -2,13 +2,17 @@
 //! and learning.
 
 pub mod framing;
+mod detect;
 mod embedding_tools;
 mod gateway_tools;
+mod memory_resources;
 mod memory_tools;
 pub mod params;
 mod pattern_tools;
 mod plugin_tools;
 pub mod portable;
+mod progress;
+mod prompts;
 mod server;
 pub mod surface;
 pub mod unwind;

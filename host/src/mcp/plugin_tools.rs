@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::MemoryServer;
-use crate::plugins::builder::{BuildRequest, Builder};
+use crate::plugins::builder::{BuildRequest, Builder, Stage};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::policy::{PluginLimits, PluginPolicy};
 use crate::plugins::registry::LoadedPlugin;
@@ -57,12 +57,7 @@ struct Ran {
 }
 
 impl RecentExecutions {
-    /// Remembers a run. Only a successful run's code can be saved, so a
-    /// failed one is kept without its code: a run refused for its size
-    /// carries up to a whole request (8 MiB), and the last
-    /// [`RECENT_EXECUTIONS`] of them must not stay resident.
     pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status, answered: Vec<String>) {
-        let code = if status == Status::Success { code } else { String::new() };
         let mut runs = crate::sync::lock(&self.runs);
         if runs.len() == RECENT_EXECUTIONS {
             runs.pop_front();
@@ -138,9 +133,51 @@ impl MemoryServer {
         params: Parameters<SavePluginParams>,
         cancel: tokio_util::sync::CancellationToken,
         extensions: rmcp::model::Extensions,
+        peer: rmcp::Peer<rmcp::RoleServer>,
+        meta: rmcp::model::RequestMetaObject,
     ) -> Result<CallToolResult, ErrorData> {
         let principal = Principal::of(&extensions);
         let p = params_or_return!(params);
+        // Reported: each build stage, then the plugin loading (its compile).
+        let progress = super::progress::Progress::new(&peer, &meta, Some((Stage::COUNT + 1) as f64));
+        let out = self.save_plugin_reporting(p, cancel, principal, &progress).await;
+        progress.finish().await;
+        out
+    }
+
+    #[tool(description = "List the plugins this server serves as tools (name, description, world, the tools each may call, sizes and checksums), and any refused at load with the reason.")]
+    async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
+        let _ = params_or_return!(params);
+        let (loaded, refused) = self.plugins().list();
+        let plugins: Vec<Value> = loaded.iter().map(|l| describe(&l.manifest, &l.policy.tools.allow)).collect();
+        Ok(CallToolResult::structured(json!({
+            "plugins": plugins,
+            "refused": refused,
+            "dir": self.plugins().dir().path(),
+        })))
+    }
+
+    #[tool(description = "Remove a plugin: its tool goes away (clients get notifications/tools/list_changed) and its files are deleted.")]
+    async fn remove_plugin(&self, params: Parameters<PluginNameParams>) -> Result<CallToolResult, ErrorData> {
+        let p = params_or_return!(params);
+        if let Err(e) = self.plugins().dir().remove(&p.name) {
+            return Ok(input_error(e.to_string()));
+        }
+        if let Ok(sandbox) = self.sandbox().await {
+            self.plugins().sync(&sandbox).await;
+        }
+        Ok(CallToolResult::structured(json!({"removed": p.name})))
+    }
+}
+
+impl MemoryServer {
+    async fn save_plugin_reporting(
+        &self,
+        p: SavePluginParams,
+        cancel: tokio_util::sync::CancellationToken,
+        principal: Principal,
+        progress: &super::progress::Progress,
+    ) -> Result<CallToolResult, ErrorData> {
         let sandbox = match self.sandbox().await {
             Ok(s) => s,
             Err(e) => return Ok(input_error(e)),
@@ -188,7 +225,8 @@ impl MemoryServer {
         // sandbox's execution slots; it answers by the plugin's deadline.
         let builder = Builder::in_sandbox(&sandbox);
         let deadline = std::time::Instant::now() + builder.limits_for(&request.policy).timeout;
-        let built = match builder.build_cancellable(request, deadline, &|_| (), &cancel).await {
+        let report = |stage: Stage| progress.report(stage_number(stage), stage.label());
+        let built = match builder.build_cancellable(request, deadline, &report, &cancel).await {
             Ok(b) => b,
             Err(e) => return Ok(input_error(e.to_string())),
         };
@@ -197,9 +235,10 @@ impl MemoryServer {
         if cancel.is_cancelled() {
             return Ok(input_error(crate::plugins::PluginError::Cancelled.to_string()));
         }
-        if let Err(e) = self.plugins().dir().write_as(&built, p.replace) {
+        if let Err(e) = self.plugins().dir().write(&built) {
             return Ok(input_error(format!("writing the plugin: {e}")));
         }
+        progress.report((Stage::COUNT + 1) as f64, "loading the plugin (compiling its component)");
         self.plugins().sync(&sandbox).await;
         if let Some(loaded) = self.plugins().get(&p.name).filter(|l| l.manifest == built.manifest) {
             return Ok(CallToolResult::structured(json!({
@@ -212,45 +251,40 @@ impl MemoryServer {
         Ok(input_error(format!("the plugin was written but did not load: {why}")))
     }
 
-    #[tool(description = "List the plugins this server serves as tools (name, description, world, the tools each may call, sizes and checksums), and any refused at load with the reason.")]
-    async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
-        let _ = params_or_return!(params);
-        let (loaded, refused) = self.plugins().list();
-        let plugins: Vec<Value> = loaded.iter().map(|l| describe(&l.manifest, &l.policy.tools.allow)).collect();
-        Ok(CallToolResult::structured(json!({
-            "plugins": plugins,
-            "refused": refused,
-            "dir": self.plugins().dir().path(),
-        })))
-    }
-
-    #[tool(description = "Remove a plugin: its tool goes away (clients get notifications/tools/list_changed) and its files are deleted.")]
-    async fn remove_plugin(&self, params: Parameters<PluginNameParams>) -> Result<CallToolResult, ErrorData> {
-        let p = params_or_return!(params);
-        if let Err(e) = self.plugins().dir().remove(&p.name) {
-            return Ok(input_error(e.to_string()));
-        }
-        if let Ok(sandbox) = self.sandbox().await {
-            self.plugins().sync(&sandbox).await;
-        }
-        Ok(CallToolResult::structured(json!({"removed": p.name})))
-    }
-}
-
-impl MemoryServer {
     /// One call of a plugin's tool. Its arguments become `context.input`;
     /// the result has the shape of `execute_agent_code`'s, and anything
     /// but success is an `isError` result.
+    ///
+    /// A plugin listed from its manifest whose component is still
+    /// compiling (start-up on a cold cache) is waited for, at most
+    /// [`PLUGIN_READY_WAIT`], or until the client cancels.
     pub(crate) async fn call_plugin(
         &self,
-        plugin: &LoadedPlugin,
+        name: &str,
         arguments: Option<Map<String, Value>>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> CallToolResult {
-        let sandbox = match self.sandbox().await {
-            Ok(s) => s,
-            Err(e) => return input_error(e),
+        let ready = async {
+            let sandbox = self.sandbox().await?;
+            match self.plugins().ready(name, PLUGIN_READY_WAIT).await {
+                Some(Ok(plugin)) => Ok((sandbox, plugin)),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err(format!("no plugin named {name:?}")),
+            }
         };
+        let waited = tokio::select! {
+            r = tokio::time::timeout(PLUGIN_READY_WAIT, ready) => r,
+            () = cancel.cancelled() => return input_error(crate::plugins::PluginError::Cancelled.to_string()),
+        };
+        let (sandbox, plugin) = match waited {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => return input_error(e),
+            Err(_) => return input_error(format!(
+                "plugin `{name}` is not ready after {} s (the runtime or its component is still loading); try again shortly",
+                PLUGIN_READY_WAIT.as_secs()
+            )),
+        };
+        let plugin: &LoadedPlugin = &plugin;
         let id = uuid::Uuid::now_v7();
         let input = Value::Object(arguments.unwrap_or_default());
         if let Err(why) = check_input(&plugin.manifest.name, &plugin.manifest.input_schema, &input) {
@@ -260,6 +294,20 @@ impl MemoryServer {
         execution_result(&result, id)
     }
 }
+
+/// A build stage's number, 1 to [`Stage::COUNT`].
+fn stage_number(stage: Stage) -> f64 {
+    match stage {
+        Stage::Checking => 1.0,
+        Stage::StrippingTypes => 2.0,
+        Stage::Compiling => 3.0,
+        Stage::Validating => 4.0,
+    }
+}
+
+/// How long a call waits for its plugin to load (the JS runtime, then the
+/// plugin's component, both compiled on a cold artifact cache).
+pub const PLUGIN_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Most schema violations one refusal lists.
 const MAX_INPUT_ERRORS: usize = 8;

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    Extensions, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Extensions, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SubscriptionFilter, Tool,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -40,6 +41,10 @@ pub enum RuntimeState {
     Ready(Arc<Sandbox>),
     Failed(String),
 }
+
+/// How long a `tools/list` waits for the start-up check of the plugins'
+/// manifests (a few file reads and hashes), so the first list has them.
+const PRELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct MemoryServer {
@@ -84,10 +89,11 @@ pub struct ExecuteAgentCodeParams {
     /// `console.log`/`console.error` are captured. At most 100 KB. No
     /// filesystem, network, environment or subprocesses are reachable.
     pub code: String,
-    /// `javascript` (default) or `typescript`. TypeScript types are erased
-    /// inside the sandbox (lines and columns kept), then run as JavaScript.
+    /// `javascript` or `typescript`; if omitted, JavaScript, or TypeScript
+    /// when only that parses. Types are erased inside the sandbox (lines
+    /// and columns kept).
     #[serde(default)]
-    pub language: Language,
+    pub language: Option<Language>,
     /// Available to the code as the global `context`.
     #[serde(default)]
     pub context: CodeContext,
@@ -297,22 +303,16 @@ impl MemoryServer {
         let context = json!({"task": p.context.task, "input": p.context.input});
         let id = uuid::Uuid::now_v7();
         let code = p.code.clone();
-        let (result, calls) = sandbox
-            .execute_traced(
-                Execution {
-                    id,
-                    code: p.code,
-                    language: p.language,
-                    context,
-                    limits,
-                },
-                &cancel,
-            )
-            .await;
-        self.recent(&principal).remember(id, code, p.language, result.status(), calls.answered.into_iter().collect());
+        let execution = Execution { id, code: p.code, language: p.language.unwrap_or_default(), context, limits };
+        let ran = super::detect::run(&sandbox, execution, p.language.is_none(), &cancel).await;
+        self.recent(&principal).remember(id, code, ran.language, ran.result.status(), ran.calls.answered.into_iter().collect());
         // The execution_id names this execution's tool calls in
         // get_tool_audit and its code in save_plugin.
-        Ok(execution_result(&result, id))
+        let mut out = execution_result(&ran.result, id);
+        if ran.detected {
+            out.content.insert(0, rmcp::model::ContentBlock::text("ran as TypeScript: it did not parse as JavaScript, and did once its types were erased"));
+        }
+        Ok(out)
     }
 
     #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size, plugins (loaded and refused) and uptime.")]
@@ -384,6 +384,7 @@ impl ServerHandler for MemoryServer {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_prompts()
                 .build(),
         )
             .with_server_info(Implementation::new("memory-mcp", env!("CARGO_PKG_VERSION")))
@@ -422,14 +423,18 @@ impl ServerHandler for MemoryServer {
     ) -> Result<ListToolsResult, ErrorData> {
         caught("tools/list", async {
             let mut tools = self.listed_tools();
-            tools.extend(self.plugins.list().0.iter().map(|p| super::surface::plugin_tool(p)));
+            // Plugins are listed from their verified manifests, compiled or not.
+            self.plugins.preloaded(PRELOAD_WAIT).await;
+            tools.extend(self.plugins.listed(super::surface::plugin_tool_of));
             Ok(ListToolsResult::with_all_items(tools))
         })
         .await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tool_router.get(name).cloned().or_else(|| self.plugins.get(name).map(|p| super::surface::plugin_tool(&p)))
+        self.tool_router.get(name).cloned().or_else(|| {
+            self.plugins.listed(|m, p, t| (m.name == name).then(|| super::surface::plugin_tool_of(m, p, t))).into_iter().flatten().next()
+        })
     }
 
     async fn call_tool(
@@ -438,23 +443,35 @@ impl ServerHandler for MemoryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         caught("tools/call", async {
-            if !self.tool_router.has_route(&request.name)
-                && let Some(plugin) = self.plugins.get(&request.name)
-            {
+            if !self.tool_router.has_route(&request.name) && self.plugins.is_listed(&request.name) {
                 let cancel = context.ct.clone();
-                return Ok(CallToolResponse::Complete(self.call_plugin(&plugin, request.arguments, cancel).await));
+                return Ok(CallToolResponse::Complete(self.call_plugin(&request.name, request.arguments, cancel).await));
             }
             self.tool_router.call(ToolCallContext::new(self, request, context)).await
         })
         .await
     }
 
+    /// The `tools://` declarations (first page), then episodes and
+    /// patterns as `memory://` resources, a bounded page at a time.
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        caught("resources/list", async { Ok(self.tool_resources().await) }).await
+        caught("resources/list", async {
+            let cursor = request.and_then(|r| r.cursor);
+            let mut resources = match cursor {
+                None => self.tool_resources().await.resources,
+                Some(_) => Vec::new(),
+            };
+            let (memory, next) = self.memory_resources(cursor.as_deref()).await?;
+            resources.extend(memory);
+            let mut result = ListResourcesResult::with_all_items(resources);
+            result.next_cursor = next;
+            Ok(result)
+        })
+        .await
     }
 
     async fn list_resource_templates(
@@ -462,7 +479,9 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(self.tool_resource_templates())
+        let mut templates = self.tool_resource_templates().resource_templates;
+        templates.extend(super::memory_resources::templates());
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(
@@ -470,7 +489,52 @@ impl ServerHandler for MemoryServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        caught("resources/read", async { Ok(self.read_tool_resource(&request.uri).await?.into()) }).await
+        caught("resources/read", async {
+            if let Some(read) = self.read_memory_resource(&request.uri).await {
+                return Ok(read?.into());
+            }
+            Ok(self.read_tool_resource(&request.uri).await?.into())
+        })
+        .await
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(super::prompts::list())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        caught("prompts/get", async { Ok(super::prompts::get(self, request, context).await?.into()) }).await
+    }
+
+    /// `subscriptions/listen` (protocol 2026-07-28): a stream may ask for
+    /// tool-list changes, the one list this server changes while running.
+    fn accepted_subscription_filter(&self, _requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    /// Keeps the stream's sink with the plugins registry (which sends
+    /// `notifications/tools/list_changed` on it) until the client cancels
+    /// the request or the session ends.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        if context.accepted().tools_list_changed == Some(true) {
+            if !self.plugins.attach_sink(context.sink().clone()) {
+                return Err(ErrorData::internal_error(
+                    format!("too many open subscriptions (at most {})", crate::plugins::registry::MAX_SUBSCRIPTIONS),
+                    None,
+                ));
+            }
+        }
+        context.cancelled().await;
+        self.plugins.detach_sink(context.sink().id());
+        Ok(())
     }
 }
 

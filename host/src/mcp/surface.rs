@@ -19,7 +19,8 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 
 use super::portable::portable;
-use crate::plugins::manifest::PluginWorld;
+use crate::plugins::manifest::{Manifest, PluginWorld};
+use crate::plugins::policy::PluginPolicy;
 use crate::plugins::registry::LoadedPlugin;
 
 /// What a call may change.
@@ -123,7 +124,7 @@ pub const TOOLS: &[ToolMeta] = &[
     t("record_pattern_feedback", "Pattern feedback", Adds, false, false, "pattern_id:uuid effectiveness:object"),
     // Embeddings (the operator's).
     t("configure_embeddings", "Choose the embedding provider", Replaces, true, false,
-        "provider:string model:string dimensions:integer space:string reembedding:boolean queued:integer"),
+        "provider:string model:string dimensions:integer space:string reembedding:boolean queued:integer remaining?:integer"),
     t("test_embeddings", "Test the embedding provider", ReadOnly, true, false,
         "provider:string model:string dimensions:integer latency_ms:number norm:number preview:array"),
     // Discovery and the audit.
@@ -191,12 +192,18 @@ pub fn apply<S>(router: &mut ToolRouter<S>) {
 /// A plugin as a tool: its portable input schema, a title, annotations
 /// that follow from its grants, and the execution result's schema.
 pub fn plugin_tool(p: &LoadedPlugin) -> Tool {
-    let mut tool = p.tool.clone();
+    plugin_tool_of(&p.manifest, &p.policy, &p.tool)
+}
+
+/// [`plugin_tool`] from a plugin's verified manifest, policy and tool
+/// (which a plugin still compiling has too).
+pub fn plugin_tool_of(manifest: &Manifest, policy: &PluginPolicy, tool: &Tool) -> Tool {
+    let mut tool = tool.clone();
     tool.input_schema = Arc::new(portable(&tool.input_schema));
-    tool.title = Some(format!("Plugin {}", p.manifest.name));
-    let grants: &[String] = match p.manifest.world {
+    tool.title = Some(format!("Plugin {}", manifest.name));
+    let grants: &[String] = match manifest.world {
         PluginWorld::PurePlugin => &[],
-        PluginWorld::ToolPlugin => &p.policy.tools.allow,
+        PluginWorld::ToolPlugin => &policy.tools.allow,
     };
     tool.annotations = Some(plugin_annotations(grants));
     tool.output_schema = Some(Arc::new(object(EXECUTION_RESULT)));

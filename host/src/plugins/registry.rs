@@ -8,12 +8,19 @@
 //! plugin build` and `plugin remove` reach a running server), and the
 //! session is sent `notifications/tools/list_changed` whenever the set of
 //! tools changes.
+//!
+//! At start-up [`Registry::preload`] verifies the manifests before the JS
+//! runtime and the plugins' components are compiled (seconds on a cold
+//! artifact cache), so the first `tools/list` already lists every plugin
+//! that verifies; a call made before its plugin has compiled waits for it
+//! ([`Registry::ready`], bounded).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::Tool;
+use rmcp::service::SubscriptionSink;
 use rmcp::{Peer, RoleServer};
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +34,9 @@ use crate::sandbox::outcome::ExecutionResult;
 use crate::sandbox::plugin::{PluginCall, PluginCode};
 use crate::sandbox::policy::CompiledPolicy;
 use crate::sandbox::Sandbox;
+
+/// Most `subscriptions/listen` streams open at once (over every session).
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
 
 /// How often the watcher looks at the plugins directory.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -47,9 +57,18 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// A plugin whose files verified, listed while its component compiles.
+pub struct Pending {
+    pub manifest: Manifest,
+    pub policy: PluginPolicy,
+    pub tool: Tool,
+}
+
 #[derive(Default)]
 struct State {
     loaded: BTreeMap<String, Arc<LoadedPlugin>>,
+    /// Verified at start-up, not yet loaded (none once the first sync ran).
+    pending: BTreeMap<String, Arc<Pending>>,
     refused: Vec<Refused>,
     /// The directory as last synced.
     seen: Vec<(String, u64, Option<std::time::SystemTime>)>,
@@ -66,6 +85,24 @@ pub struct Registry {
     /// The sessions to tell when the tool list changes (one over stdio;
     /// each open session over HTTP).
     peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// The `subscriptions/listen` streams (protocol 2026-07-28) to tell.
+    sinks: Mutex<Vec<SubscriptionSink>>,
+    /// Bumped after every preload and sync, for callers waiting on a plugin.
+    settled: tokio::sync::watch::Sender<u64>,
+    /// Whether the start-up preload has run (or was skipped).
+    preloaded: tokio::sync::watch::Sender<bool>,
+}
+
+/// Why [`Registry::ready`] has no plugin to call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    #[error("plugin `{0}` did not load: {1}")]
+    Refused(String, String),
+    #[error("plugin `{0}` is still compiling after {1} s; try again shortly")]
+    StillCompiling(String, u64),
+    #[error("plugin `{0}` was removed")]
+    Gone(String),
 }
 
 impl Registry {
@@ -77,7 +114,58 @@ impl Registry {
             state: RwLock::default(),
             syncing: tokio::sync::Mutex::new(()),
             peers: Mutex::new(Vec::new()),
+            sinks: Mutex::new(Vec::new()),
+            settled: tokio::sync::watch::Sender::new(0),
+            preloaded: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Verifies every plugin's files (checksums, manifest, policy) and
+    /// lists those that pass while their components are still to compile.
+    /// Runs once, before the first sync; a sync that came first makes it a
+    /// no-op.
+    pub async fn preload(&self) {
+        let _one = self.syncing.lock().await;
+        if self.read().seen.is_empty() && self.read().loaded.is_empty() {
+            let dir = self.dir.clone();
+            let names: Vec<String> = dir.fingerprint().into_iter().map(|(n, _, _)| n).collect();
+            let mut pending = BTreeMap::new();
+            let mut refused = Vec::new();
+            for name in names {
+                match self.verify(&name).await {
+                    Ok(v) => match v.manifest.input_schema.as_object() {
+                        Some(schema) => {
+                            let tool = Tool::new(name.clone(), v.manifest.description.clone(), schema.clone());
+                            pending.insert(name, Arc::new(Pending { manifest: v.manifest, policy: v.policy, tool }));
+                        }
+                        None => refused.push(Refused { name, reason: "manifest: input_schema is not an object".into() }),
+                    },
+                    Err(e) => refused.push(Refused { name, reason: e.to_string() }),
+                }
+            }
+            tracing::info!(listed = pending.len(), refused = refused.len(), "plugins listed from their manifests");
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            s.pending = pending;
+            s.refused = refused;
+        }
+        self.preloaded.send_replace(true);
+        self.settled.send_modify(|n| *n += 1);
+    }
+
+    /// Waits (at most `within`) for the start-up preload, so a first
+    /// `tools/list` lists the plugins.
+    pub async fn preloaded(&self, within: Duration) {
+        let mut rx = self.preloaded.subscribe();
+        let _ = tokio::time::timeout(within, rx.wait_for(|done| *done)).await;
+    }
+
+    async fn verify(&self, name: &str) -> Result<Verified, PluginError> {
+        self.check_name(name)?;
+        let dir = self.dir.clone();
+        let owned = name.to_string();
+        tokio::task::spawn_blocking(move || dir.verify(&owned))
+            .await
+            .map_err(|e| PluginError::Internal(format!("verify task: {e}")))?
     }
 
     pub fn dir(&self) -> &PluginDir {
@@ -105,6 +193,24 @@ impl Registry {
         peers.push(peer);
     }
 
+    /// A `subscriptions/listen` stream to tell when the tool list changes,
+    /// until it closes.
+    /// Refused (false) when [`MAX_SUBSCRIPTIONS`] are open.
+    pub fn attach_sink(&self, sink: SubscriptionSink) -> bool {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        if sinks.len() >= MAX_SUBSCRIPTIONS {
+            return false;
+        }
+        sinks.push(sink);
+        true
+    }
+
+    /// Forgets the stream answering request `id` (it ended).
+    pub fn detach_sink(&self, id: &rmcp::model::RequestId) {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.retain(|s| s.id() != id);
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -116,6 +222,54 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
         self.read().loaded.get(name).cloned()
+    }
+
+    /// Every plugin `tools/list` shows, by name: the loaded ones and those
+    /// verified at start-up whose component is still compiling, each as
+    /// `f(manifest, policy, tool)` makes it.
+    pub fn listed<R>(&self, f: impl Fn(&Manifest, &PluginPolicy, &Tool) -> R) -> Vec<R> {
+        let s = self.read();
+        let mut all: BTreeMap<&str, R> =
+            s.pending.iter().map(|(n, p)| (n.as_str(), f(&p.manifest, &p.policy, &p.tool))).collect();
+        all.extend(s.loaded.iter().map(|(n, p)| (n.as_str(), f(&p.manifest, &p.policy, &p.tool))));
+        all.into_values().collect()
+    }
+
+    /// Whether `name` is a plugin `tools/list` shows.
+    pub fn is_listed(&self, name: &str) -> bool {
+        let s = self.read();
+        s.loaded.contains_key(name) || s.pending.contains_key(name)
+    }
+
+    /// The listed plugin `name`, once loaded: a plugin still compiling is
+    /// waited for, at most `within`. `None` if no such plugin is listed.
+    pub async fn ready(&self, name: &str, within: Duration) -> Option<Result<Arc<LoadedPlugin>, NotReady>> {
+        let mut rx = self.settled.subscribe();
+        let wait = async {
+            loop {
+                {
+                    let s = self.read();
+                    if let Some(p) = s.loaded.get(name) {
+                        return Some(Ok(p.clone()));
+                    }
+                    if !s.pending.contains_key(name) {
+                        let refused = s.refused.iter().find(|r| r.name == name);
+                        return refused.map(|r| Err(NotReady::Refused(name.into(), r.reason.clone())));
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Some(Err(NotReady::Gone(name.into())));
+                }
+            }
+        };
+        if !self.is_listed(name) {
+            return None;
+        }
+        match tokio::time::timeout(within, wait).await {
+            Ok(Some(r)) => Some(r),
+            Ok(None) => Some(Err(NotReady::Gone(name.into()))),
+            Err(_) => Some(Err(NotReady::StillCompiling(name.into(), within.as_secs()))),
+        }
     }
 
     /// The loaded plugins, by name, and the refused ones.
@@ -131,6 +285,14 @@ impl Registry {
         let seen = self.dir.fingerprint();
         let names: Vec<String> = seen.iter().map(|(n, _, _)| n.clone()).collect();
         let before: BTreeMap<String, Arc<LoadedPlugin>> = self.read().loaded.clone();
+        // What clients were shown: the loaded plugins and the pending ones.
+        let shown: BTreeMap<String, Manifest> = {
+            let s = self.read();
+            let mut shown: BTreeMap<String, Manifest> =
+                s.pending.iter().map(|(n, p)| (n.clone(), p.manifest.clone())).collect();
+            shown.extend(s.loaded.iter().map(|(n, p)| (n.clone(), p.manifest.clone())));
+            shown
+        };
         let mut loaded = BTreeMap::new();
         let mut refused = Vec::new();
         for name in &names {
@@ -145,12 +307,13 @@ impl Registry {
                 }
             }
         }
-        let changed = before.len() != loaded.len()
-            || before.iter().zip(&loaded).any(|((a, pa), (b, pb))| a != b || pa.manifest != pb.manifest);
+        let changed = shown.len() != loaded.len()
+            || shown.iter().zip(&loaded).any(|((a, ma), (b, pb))| a != b || *ma != pb.manifest);
         {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-            *s = State { loaded, refused, seen };
+            *s = State { loaded, pending: BTreeMap::new(), refused, seen };
         }
+        self.settled.send_modify(|n| *n += 1);
         if changed {
             self.notify_changed().await;
         }
@@ -163,12 +326,7 @@ impl Registry {
         name: &str,
         current: Option<&Arc<LoadedPlugin>>,
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
-        self.check_name(name)?;
-        let dir = self.dir.clone();
-        let owned = name.to_string();
-        let verified = tokio::task::spawn_blocking(move || dir.verify(&owned))
-            .await
-            .map_err(|e| PluginError::Internal(format!("verify task: {e}")))??;
+        let verified = self.verify(name).await?;
         if let Some(p) = current.filter(|p| p.manifest == verified.manifest) {
             return Ok(p.clone());
         }
@@ -199,7 +357,8 @@ impl Registry {
         Ok(LoadedPlugin { manifest: v.manifest, policy: v.policy, compiled, code, tool })
     }
 
-    /// Sends `notifications/tools/list_changed` to every open session.
+    /// Sends `notifications/tools/list_changed` to every open session, and
+    /// on every open `subscriptions/listen` stream that asked for it.
     pub async fn notify_changed(&self) {
         let peers: Vec<Peer<RoleServer>> = {
             let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,6 +368,14 @@ impl Registry {
         for peer in peers {
             if let Err(e) = peer.notify_tool_list_changed().await {
                 tracing::debug!(error = %e, "could not send tools/list_changed");
+            }
+        }
+        let sinks: Vec<SubscriptionSink> = self.sinks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for sink in sinks {
+            match sink.notify_tool_list_changed().await {
+                Ok(()) => {}
+                Err(rmcp::service::SubscriptionSendError::SubscriptionClosed) => self.detach_sink(sink.id()),
+                Err(e) => tracing::debug!(error = %e, "could not send tools/list_changed on a subscription"),
             }
         }
     }
