@@ -122,6 +122,12 @@ async fn a_foreign_origin_or_host_gets_403() {
     assert_eq!(evil.status(), 403);
     let rebound = with(None, Some("evil.example:80")).send().await.unwrap();
     assert_eq!(rebound.status(), 403, "a DNS-rebound Host is refused");
+    for bad in ["http://localhost:1.evil.com", "http://localhost:80x", "http://127.0.0.1:99999", "http://localhost:/x"] {
+        let r = with(Some(bad), None).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{bad}: `:*` accepts only a numeric port");
+    }
+    let local = with(Some("http://localhost:5173"), None).send().await.unwrap();
+    assert_eq!(local.status(), 200, "a page on this machine, any port");
     let listed = with(Some("https://app.example.com"), None).send().await.unwrap();
     assert_eq!(listed.status(), 200, "an allowed Origin passes");
     let none = with(None, None).send().await.unwrap();
@@ -361,4 +367,269 @@ async fn a_slow_body_holds_one_of_its_principals_slots_and_times_out() {
     }
     let again = post(&server.url, Some(ALICE), initialize_body(5)).send().await.unwrap();
     assert_eq!(again.status(), 200, "the slots are free again");
+}
+
+/// `_meta` of a 2026-07-28 request, which is served without a session.
+fn sessionless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+    })
+}
+
+/// The JSON-RPC answer in a response body (JSON, or the SSE event that
+/// carries it).
+fn answer(body: &str) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        return v;
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("result").is_some() || v.get("error").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC answer in {body:?}"))
+}
+
+/// One 2026-07-28 `tools/call`, without a session; its `result`.
+async fn sessionless_call(server: &HttpServer, token: &str, tool: &str, args: Value) -> Value {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": args, "_meta": sessionless_meta()}
+    });
+    let r = post(&server.url, Some(token), body.to_string())
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{tool} as {token}");
+    assert!(r.headers().get("mcp-session-id").is_none(), "2026-07-28 is served without sessions");
+    let v = answer(&r.text().await.unwrap());
+    v.get("result").cloned().unwrap_or_else(|| panic!("{tool}: {v}"))
+}
+
+/// A raw session of `token`'s principal: initialize, then initialized.
+async fn raw_session(server: &HttpServer, token: &str) -> String {
+    let r = post(&server.url, Some(token), initialize_body(1)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_string();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    let r = in_session(post(&server.url, Some(token), initialized), &id).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    id
+}
+
+fn in_session(r: reqwest::RequestBuilder, session: &str) -> reqwest::RequestBuilder {
+    r.header("mcp-session-id", session).header("mcp-protocol-version", "2025-06-18")
+}
+
+fn tools_call(id: u64, tool: &str, args: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}}).to_string()
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_frees_its_slot_only_once_its_call_has_stopped() {
+    // One slot for alice. She starts a 3 s busy loop and hangs up: the
+    // call is stopped, and her slot is free again only when it has (the
+    // next request she gets through finds no execution running).
+    let server = team(&["--max-concurrent-requests", "1"]).await;
+    let session = raw_session(&server, ALICE).await;
+    let busy = json!({"code": "const t = Date.now(); while (Date.now() - t < 3000) {} return 'done'", "timeout_ms": 4500});
+    let mut long = in_session(post(&server.url, Some(ALICE), tools_call(2, "execute_agent_code", busy)), &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 200);
+    // The stream has begun (the call is running); then she is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(5), long.chunk()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(long);
+    let mut admitted = None;
+    for i in 0..400 {
+        let r = in_session(post(&server.url, Some(ALICE), tools_call(10 + i, "health_check", json!({}))), &session)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            continue;
+        }
+        assert_eq!(r.status(), 200);
+        admitted = Some(answer(&r.text().await.unwrap()));
+        break;
+    }
+    let health = admitted.expect("alice gets her slot back once her call has stopped");
+    let health = &health["result"]["structuredContent"];
+    assert_eq!(health["sandbox"]["pool"]["running"], 0, "her slot was free while her call still ran: {health}");
+    assert!(health["executions"]["cancelled"].as_u64().unwrap_or(0) >= 1, "the call was stopped: {health}");
+}
+
+#[tokio::test]
+async fn without_sessions_each_principal_has_its_own_rate_limits_audit_executions_and_plugins() {
+    // 2026-07-28 requests, no session: the principal still keys the rate
+    // limits, the audit, memory.* calls from code, save_plugin's recent
+    // executions, and who may replace or remove a plugin.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("memory-mcp.toml");
+    std::fs::write(&config, "[sandbox.tools]\nallow = [\"memory.*\"]\nrate_limit_per_minute = 3\n").unwrap();
+    let tokens = http::token_file(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
+    let server = http::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--config", config.to_str().unwrap()],
+        &["--token-file", tokens.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let run = |token: &'static str, code: &str| {
+        let args = json!({"code": code});
+        let server = &server;
+        async move { sessionless_call(server, token, "execute_agent_code", args).await }
+    };
+    // Alice uses up her share of memory.health_check (3 a minute).
+    let alice = run(ALICE, "for (let i = 0; i < 4; i++) await tools.memory.health_check({}); return 'unlimited'").await;
+    assert_eq!(alice["structuredContent"]["status"], "security_violation", "{alice}");
+    let why = alice["structuredContent"]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("rate limit") && why.contains("`alice`"), "{alice}");
+    // Bob's share is his own, and memory.* from his code runs as bob: the
+    // audit he reads from code is his alone.
+    let bob = run(BOB, "await tools.memory.health_check({}); return (await tools.memory.get_tool_audit({})).records.map(r => r.principal)").await;
+    assert_eq!(bob["structuredContent"]["status"], "success", "{bob}");
+    assert_eq!(bob["structuredContent"]["output"], json!(["bob"]), "{bob}");
+    // Alice's audit, read directly: her records only, each naming her.
+    let audit = sessionless_call(&server, ALICE, "get_tool_audit", json!({})).await;
+    let records = audit["structuredContent"]["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 4, "{audit}");
+    assert!(records.iter().all(|r| r["principal"] == "alice"), "{audit}");
+    assert!(records.iter().any(|r| r["outcome"] == "denied"), "{audit}");
+    // Her executions are hers for save_plugin, across requests.
+    let ok = run(ALICE, "return (context.input?.n ?? 0) + 1").await;
+    let id = ok["structuredContent"]["execution_id"].as_str().unwrap().to_string();
+    let save = json!({"execution_id": id, "name": "alice_inc", "description": "adds one"});
+    let by_bob = sessionless_call(&server, BOB, "save_plugin", save.clone()).await;
+    assert_eq!(by_bob["isError"], true, "{by_bob}");
+    assert!(by_bob.to_string().contains("principal `bob`"), "{by_bob}");
+    let by_alice = sessionless_call(&server, ALICE, "save_plugin", save).await;
+    assert_eq!(by_alice["isError"], false, "{by_alice}");
+    assert_eq!(by_alice["structuredContent"]["saved"]["saved_by"], "alice", "{by_alice}");
+    // Plugins are shared, but only alice (or the operator) may replace or
+    // remove hers.
+    let called = sessionless_call(&server, BOB, "alice_inc", json!({"n": 41})).await;
+    assert_eq!(called["structuredContent"]["output"], 42, "{called}");
+    let bobs = run(BOB, "return 'bob'").await;
+    let bobs_id = bobs["structuredContent"]["execution_id"].as_str().unwrap().to_string();
+    let replace = json!({"execution_id": bobs_id, "name": "alice_inc", "description": "mine now", "replace": true});
+    let replaced = sessionless_call(&server, BOB, "save_plugin", replace).await;
+    assert_eq!(replaced["isError"], true, "{replaced}");
+    assert!(replaced.to_string().contains("saved by principal `alice`"), "{replaced}");
+    let removed = sessionless_call(&server, BOB, "remove_plugin", json!({"name": "alice_inc"})).await;
+    assert_eq!(removed["isError"], true, "{removed}");
+    let removed = sessionless_call(&server, ALICE, "remove_plugin", json!({"name": "alice_inc"})).await;
+    assert_eq!(removed["isError"], false, "{removed}");
+}
+
+#[tokio::test]
+async fn each_principal_has_a_session_cap_and_a_2026_initialize_at_the_limit_gets_the_reason() {
+    let server = team(&["--max-sessions", "2", "--max-sessions-per-principal", "1"]).await;
+    let _first = raw_session(&server, ALICE).await;
+    let again = post(&server.url, Some(ALICE), initialize_body(5)).send().await.unwrap();
+    assert_eq!(again.status(), 503);
+    let body: Value = serde_json::from_str(&again.text().await.unwrap()).unwrap();
+    assert_eq!(body["id"], 5);
+    assert!(body["error"]["message"].as_str().unwrap().contains("principal `alice`"), "{body}");
+    let _bobs = raw_session(&server, BOB).await;
+    // All sessions taken: an initialize naming 2026-07-28 is checked too.
+    let init = json!({
+        "jsonrpc": "2.0", "id": 6, "method": "initialize",
+        "params": {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}
+    });
+    let r = post(&server.url, Some(BOB), init.to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["id"], 6);
+    assert!(body["error"]["message"].as_str().unwrap().contains("too many MCP sessions"), "{body}");
+    // Ending a session that does not exist: 404.
+    let del = reqwest::Client::new()
+        .delete(&server.url)
+        .header("authorization", format!("Bearer {ALICE}"))
+        .header("mcp-session-id", "no-such-session")
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 404);
+}
+
+#[tokio::test]
+async fn an_open_get_stream_keeps_its_session_past_the_idle_timeout() {
+    let server = team(&["--session-idle-secs", "1"]).await;
+    let session = raw_session(&server, ALICE).await;
+    let mut stream = in_session(reqwest::Client::new().get(&server.url), &session)
+        .header("authorization", format!("Bearer {ALICE}"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = stream.chunk().await {} });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let r = in_session(post(&server.url, Some(ALICE), ping.clone()), &session).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the session with an open stream was ended as idle");
+    // Without the stream it is idle, and ends.
+    reader.abort();
+    let mut ended = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = in_session(post(&server.url, Some(ALICE), ping.clone()), &session).send().await.unwrap();
+        if r.status() == 404 {
+            ended = true;
+            break;
+        }
+        // A ping is activity: wait a whole idle period before the next.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    assert!(ended, "the idle session did not end");
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_json_rpc_errors() {
+    let server = team(&[]).await;
+    for (body, code, id) in [
+        ("{not json".to_string(), -32700, Value::Null),
+        (json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]).to_string(), -32600, Value::Null),
+        (json!({"jsonrpc": "2.0", "id": 9, "method": 7}).to_string(), -32600, json!(9)),
+        ("\"text\"".to_string(), -32600, Value::Null),
+    ] {
+        let r = post(&server.url, Some(ALICE), body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        assert_eq!(r.headers()["content-type"], "application/json", "{body}");
+        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        assert_eq!(v["id"], id, "{body}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_file_that_does_not_parse_is_refused_without_echoing_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "plaintext-team-token-4f9a";
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, format!("[[principals]]\nname = \"alice\"\ntoken_sha256 = {secret}\n")).unwrap();
+    let out = tokio::process::Command::new(common::bin())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--http", "127.0.0.1:0", "--token-file"])
+        .arg(&tokens)
+        .env_remove("MEMORY_MCP_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not valid") && stderr.contains("line 3"), "{stderr}");
+    assert!(!stderr.contains(secret), "the token file's line reached stderr: {stderr}");
 }

@@ -120,7 +120,35 @@ pub fn describe(m: &Manifest, allow: &[String]) -> Value {
         "wasm_blake3": m.wasm.blake3,
         "policy_blake3": m.policy.blake3,
         "built_by": m.built_by,
+        "saved_by": m.saved_by,
     })
+}
+
+impl MemoryServer {
+    /// Plugins are shared by every principal (one tool namespace, served to
+    /// all), but an existing plugin may be replaced or removed only by the
+    /// principal that saved it, or by the operator (`local`: stdio, or
+    /// loopback HTTP without tokens). One the operator installed (no
+    /// `saved_by`) only the operator may change.
+    fn may_change_plugin(&self, name: &str, principal: &Principal) -> Result<(), String> {
+        let path = self.plugins().dir().manifest_path(name);
+        if principal.name() == crate::principal::LOCAL || std::fs::symlink_metadata(&path).is_err() {
+            return Ok(());
+        }
+        let saved_by = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|m| m.get("saved_by").and_then(Value::as_str).map(str::to_owned));
+        match saved_by {
+            Some(owner) if owner == principal.name() => Ok(()),
+            Some(owner) => Err(format!(
+                "plugin {name:?} was saved by principal `{owner}`; only they or the operator may replace or remove it"
+            )),
+            None => Err(format!(
+                "plugin {name:?} was installed by the operator; only the operator may replace or remove it"
+            )),
+        }
+    }
 }
 
 #[tool_router(router = plugin_router, vis = "pub(crate)")]
@@ -157,9 +185,16 @@ impl MemoryServer {
         })))
     }
 
-    #[tool(description = "Remove a plugin: its tool goes away (clients get notifications/tools/list_changed) and its files are deleted.")]
-    async fn remove_plugin(&self, params: Parameters<PluginNameParams>) -> Result<CallToolResult, ErrorData> {
+    #[tool(description = "Remove a plugin: its tool goes away (clients get notifications/tools/list_changed) and its files are deleted. Only the principal that saved it (or the operator) may remove it.")]
+    async fn remove_plugin(
+        &self,
+        params: Parameters<PluginNameParams>,
+        extensions: rmcp::model::Extensions,
+    ) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
+        if let Err(e) = self.may_change_plugin(&p.name, &Principal::of(&extensions)) {
+            return Ok(input_error(e));
+        }
         if let Err(e) = self.plugins().dir().remove(&p.name) {
             return Ok(input_error(e.to_string()));
         }
@@ -190,6 +225,11 @@ impl MemoryServer {
                 "a plugin named {:?} exists; pass \"replace\": true to replace it, or pick another name",
                 p.name
             )));
+        }
+        if p.replace
+            && let Err(e) = self.may_change_plugin(&p.name, &principal)
+        {
+            return Ok(input_error(e));
         }
         let Some(ran) = self.recent(&principal).get(p.execution_id) else {
             return Ok(input_error(format!(
@@ -226,10 +266,11 @@ impl MemoryServer {
         let builder = Builder::in_sandbox(&sandbox);
         let deadline = std::time::Instant::now() + builder.limits_for(&request.policy).timeout;
         let report = |stage: Stage| progress.report(stage_number(stage), stage.label());
-        let built = match builder.build_cancellable(request, deadline, &report, &cancel).await {
+        let mut built = match builder.build_cancellable(request, deadline, &report, &cancel).await {
             Ok(b) => b,
             Err(e) => return Ok(input_error(e.to_string())),
         };
+        built.manifest.saved_by = Some(principal.name().to_string());
         // Writing the files is the commit: a call cancelled before it
         // leaves nothing behind.
         if cancel.is_cancelled() {

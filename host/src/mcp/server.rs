@@ -440,16 +440,23 @@ impl ServerHandler for MemoryServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        caught("tools/call", async {
-            if !self.tool_router.has_route(&request.name) && self.plugins.is_listed(&request.name) {
-                let cancel = context.ct.clone();
-                return Ok(CallToolResponse::Complete(self.call_plugin(&request.name, request.arguments, cancel).await));
-            }
-            self.tool_router.call(ToolCallContext::new(self, request, context)).await
-        })
-        .await
+        // The call runs as its principal's (sandbox tool calls, their rate
+        // limits and audit, `memory.*` from code), and stops when its HTTP
+        // client hangs up as when it cancels.
+        let principal = Principal::of(&context.extensions);
+        let (ct, _linked) = crate::principal::cancelled_with_client(&context.ct, &context.extensions);
+        context.ct = ct;
+        principal
+            .scope(caught("tools/call", async {
+                if !self.tool_router.has_route(&request.name) && self.plugins.is_listed(&request.name) {
+                    let cancel = context.ct.clone();
+                    return Ok(CallToolResponse::Complete(self.call_plugin(&request.name, request.arguments, cancel).await));
+                }
+                self.tool_router.call(ToolCallContext::new(self, request, context)).await
+            }))
+            .await
     }
 
     /// The `tools://` declarations (first page), then episodes and
