@@ -377,3 +377,38 @@ async fn thousands_of_manifests_are_held_to_a_bounded_number() {
     assert!(bytes < 1000 * 512, "list_plugins is {bytes} bytes");
     assert_eq!(s.exec("return 6 * 7").await["output"], 42);
 }
+
+/// Outside review of issue 14: `tools/` and `analyzers/` were followed when
+/// they were symlinks, so `save_plugin` wrote its files (the agent's code
+/// among them) wherever the link pointed, and plugins were loaded from
+/// there. Neither is read nor written through a symlink now.
+#[tokio::test]
+async fn symlinked_subdirectories_are_neither_read_nor_written() {
+    // A working plugin and analyzer, elsewhere.
+    let elsewhere = tempfile::tempdir().expect("elsewhere");
+    let script = elsewhere.path().join("one.js");
+    std::fs::write(&script, "return 1;").expect("script");
+    let o = cli(elsewhere.path(), &["plugin", "build", script.to_str().expect("utf-8"), "--name", "one", "--description", "returns 1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    install(elsewhere.path(), "slow_steps.wasm", "slow-steps", None);
+    let (their_tools, their_analyzers) = (elsewhere.path().join("tools"), elsewhere.path().join("analyzers"));
+    let before = (snapshot(&their_tools), snapshot(&their_analyzers));
+
+    let plugins = tempfile::tempdir().expect("plugins");
+    std::os::unix::fs::symlink(&their_tools, plugins.path().join("tools")).expect("symlink");
+    std::os::unix::fs::symlink(&their_analyzers, plugins.path().join("analyzers")).expect("symlink");
+    let dir = plugins.path().display().to_string();
+    let s = spawn(&["--plugins-dir", &dir]).await;
+    let h = analysed(&s, 0).await;
+    assert!(analyzer(&h, "slow-steps").is_none(), "an analyzer was loaded through a symlink: {h}");
+    let id = ran(&s).await;
+    let saved = s.call("save_plugin", json!({"execution_id": id, "name": "two", "description": "returns 1"})).await;
+    assert_eq!(saved.is_error, Some(true), "{saved:?}");
+    let removed = s.call("remove_plugin", json!({"name": "one"})).await;
+    assert_eq!(removed.is_error, Some(true), "{removed:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let listed = ok(&s, "list_plugins", json!({})).await;
+    assert!(!listed["plugins"].to_string().contains("\"one\""), "a plugin was loaded through a symlink: {listed}");
+    assert_eq!((snapshot(&their_tools), snapshot(&their_analyzers)), before, "files changed through a symlink");
+    assert_eq!(s.exec("return 6 * 7").await["output"], 42);
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_WASM_BYTES, read_untrusted};
+use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_WASM_BYTES, check_subdir, read_untrusted};
 use super::manifest::FileSum;
 use super::{PluginError, name};
 use crate::learning::policy::AnalyzerPolicy;
@@ -110,6 +110,7 @@ impl AnalyzerDir {
     /// The analyzers here, by name: installed ones (with a manifest) and
     /// components without one.
     pub fn entries(&self) -> Result<Vec<Entry>, PluginError> {
+        check_subdir(&self.path)?;
         let rd = match std::fs::read_dir(&self.path) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -143,6 +144,7 @@ impl AnalyzerDir {
     /// and the policy against the server's rules (clamped to its ceilings).
     pub fn verify(&self, name: &str) -> Result<VerifiedAnalyzer, PluginError> {
         name::validate(name)?;
+        check_subdir(&self.path)?;
         let path = self.manifest_path(name);
         let text = read_untrusted(&path, MAX_MANIFEST_BYTES)?;
         let manifest: AnalyzerManifest =
@@ -185,6 +187,7 @@ impl AnalyzerDir {
     /// manifest (`how` says what installed it). Returns the manifest.
     pub fn install(&self, name: &str, wasm: &[u8], policy: &[u8], how: &str) -> Result<AnalyzerManifest, PluginError> {
         name::validate(name)?;
+        check_subdir(&self.path)?;
         std::fs::create_dir_all(&self.path).map_err(|e| PluginError::Io(format!("creating {}: {e}", self.path.display())))?;
         let manifest = AnalyzerManifest::new(name, wasm, policy, how);
         for (file, bytes) in [
@@ -200,6 +203,7 @@ impl AnalyzerDir {
     /// Removes analyzer `name`: the manifest first, then its files.
     pub fn remove(&self, name: &str) -> Result<(), PluginError> {
         name::validate(name)?;
+        check_subdir(&self.path)?;
         if !self.holds(name) {
             return Err(PluginError::NotFound(name.into()));
         }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_SOURCE_BYTES, MAX_WASM_BYTES, read_untrusted};
+use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_SOURCE_BYTES, MAX_WASM_BYTES, check_subdir, read_untrusted};
 use super::manifest::{MANIFEST_FORMAT, Manifest};
 use super::{layout, name};
 use super::policy::PluginPolicy;
@@ -74,6 +74,13 @@ impl PluginDir {
     /// more were ignored), so that however many files are dropped in, the
     /// server verifies, holds and lists a bounded number.
     pub fn names(&self) -> Result<Vec<String>, PluginError> {
+        if let Err(e) = check_subdir(&self.path) {
+            static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(reason = %e, "no JS plugin is loaded");
+            }
+            return Err(e.into());
+        }
         let entries = match std::fs::read_dir(&self.path) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -131,6 +138,7 @@ impl PluginDir {
             return Err(PluginError::Exists(built.manifest.name.clone()));
         }
         name::validate(&built.manifest.name)?;
+        check_subdir(&self.path)?;
         std::fs::create_dir_all(&self.path)
             .map_err(|e| PluginError::Io(format!("creating {}: {e}", self.path.display())))?;
         let m = &built.manifest;
@@ -150,6 +158,7 @@ impl PluginDir {
     /// component refuses it, with the reason.
     pub fn verify(&self, name: &str) -> Result<Verified, PluginError> {
         name::validate(name)?;
+        check_subdir(&self.path)?;
         let manifest_path = self.manifest_path(name);
         let text = read_untrusted(&manifest_path, MAX_MANIFEST_BYTES)?;
         let manifest: Manifest = serde_json::from_slice(&text)
@@ -199,6 +208,7 @@ impl PluginDir {
     pub fn remove(&self, name: &str) -> Result<(), PluginError> {
         let _turn = crate::sync::lock(&WRITES);
         name::validate(name)?;
+        check_subdir(&self.path)?;
         let path = self.manifest_path(name);
         if std::fs::symlink_metadata(&path).is_err() {
             return Err(PluginError::NotFound(name.into()));

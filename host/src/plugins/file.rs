@@ -44,6 +44,21 @@ pub enum ReadError {
     TooLarge { path: String, size: u64, cap: u64 },
     #[error("reading {path}: {message}")]
     Io { path: String, message: String },
+    #[error("{path} is a {kind}, not a directory; the plugins directory's tools/ and analyzers/ must be real directories (a symlink would send reads and writes elsewhere)")]
+    NotDirectory { path: String, kind: &'static str },
+}
+
+/// Checks that `dir`, a subdirectory of the plugins directory, is a real
+/// directory (or does not exist yet), not a symlink to one: through a
+/// symlinked `tools/`, `save_plugin` wrote agent-chosen files wherever the
+/// link pointed, and plugins were loaded from there.
+pub fn check_subdir(dir: &Path) -> Result<(), ReadError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => Ok(()),
+        Ok(meta) => Err(ReadError::NotDirectory { path: dir.display().to_string(), kind: kind(&meta.file_type()) }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ReadError::Io { path: dir.display().to_string(), message: e.to_string() }),
+    }
 }
 
 /// What `t` is, in words.

@@ -59,6 +59,10 @@ pub struct Migration {
 pub fn prepare(root: &Path, create: bool) -> Result<Option<Migration>, PluginError> {
     let io = |what: &str, p: &Path, e: std::io::Error| PluginError::Io(format!("{what} {}: {e}", p.display()));
     let (tools, analyzers) = (tools_dir(root), analyzers_dir(root));
+    // Never migrated into, or created through, a symlink.
+    for d in [&tools, &analyzers] {
+        super::file::check_subdir(d)?;
+    }
     let migrated = if tools.is_dir() && analyzers.is_dir() {
         warn_loose(root);
         None
