@@ -98,6 +98,34 @@ async fn deeply_nested_tool_arguments_from_code_are_a_catchable_range_error() {
     s.ping(2).await;
 }
 
+/// Review finding: `JSON.stringify` of an object nested 100,000 deep (or
+/// `JSON.parse` of such a text) in the code trapped the guest (javy's fast
+/// JSON recursed past the wasm stack: "out of bounds memory access",
+/// uncatchable). Both are a RangeError the code catches and goes on from,
+/// and the server serves the next execution.
+#[tokio::test]
+async fn deep_json_in_code_is_a_catchable_range_error() {
+    let mut s = Raw::start(&[]).await;
+    let cases = [
+        "let o = {}; for (let i = 0; i < 100000; i++) o = {a: o}; JSON.stringify(o)",
+        "let o = []; for (let i = 0; i < 100000; i++) o = [o]; JSON.stringify(o)",
+        "JSON.parse('['.repeat(100000) + ']'.repeat(100000))",
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let code = format!("let caught = null; try {{ {case}; }} catch (e) {{ caught = e.name + ': ' + e.message; }} return [caught, JSON.stringify({{after: 1}})];");
+        let id = json!(10 + i);
+        s.send_json(call(id.clone(), "execute_agent_code", json!({"code": code}))).await;
+        let r = s.reply_to(id).await;
+        let out = &r["result"]["structuredContent"]["output"];
+        let caught = out[0].as_str().unwrap_or_default();
+        assert!(caught.starts_with("RangeError") && caught.contains("1000 levels"), "{case}: {r}");
+        assert_eq!(out[1], "{\"after\":1}", "{case}: {r}");
+    }
+    s.send_json(call(json!(20), "execute_agent_code", json!({"code": "return 1 + 1"}))).await;
+    assert_eq!(s.reply_to(json!(20)).await["result"]["structuredContent"]["output"], 2);
+    s.ping(21).await;
+}
+
 /// Every file under `dir`, recursively, by name.
 fn file_names(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

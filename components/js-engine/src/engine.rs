@@ -102,6 +102,7 @@ fn build_runtime() -> Runtime {
         let native = Function::new(ctx.clone(), call_tool_native).expect("tool bridge");
         ctx.globals().set("__mcp_call_tool", native).expect("tool bridge");
         ctx.eval::<(), _>(PRELUDE.replace("__MAX_DEPTH__", &MAX_ARGS_DEPTH.to_string())).expect("prelude");
+        crate::json::install(&ctx).expect("bounded JSON");
         // QuickJS seeds `Math.random` once, when the context is made; the
         // host snapshots that, so every run would repeat one sequence.
         // Each number comes from the host's `wasi:random` instead.

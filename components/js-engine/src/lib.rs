@@ -13,6 +13,7 @@
 pub mod engine;
 pub mod errors;
 mod glue;
+pub mod json;
 pub mod plugin;
 
 pub use engine::CallTool;
