@@ -15,6 +15,7 @@ use memory_mcp::gateway::audit::{Audit, AuditFilter};
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::MemoryStore;
+use memory_mcp::memory::lock::DataDirLock;
 use memory_mcp::metrics::Metrics;
 use memory_mcp::plugins::dir::PluginDir;
 use memory_mcp::plugins::registry::Registry;
@@ -255,6 +256,50 @@ async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<M
 }
 
 async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::http::HttpOptions>) -> Result<()> {
+    // The data dir is claimed first (a second server is refused at once);
+    // over stdio the store then opens in the background while `initialize`
+    // and `tools/list` are answered (`mcp::starting`).
+    let _claimed = DataDirLock::acquire(&settings.data_dir)
+        .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
+    let policy = Arc::new(CompiledPolicy::new(settings.tool_policy.clone()).context("the [sandbox.tools] policy")?);
+    // The plugins directory: tools/ and analyzers/, migrated once from the
+    // old flat layout, before either kind is read.
+    let root = settings.plugins_dir.clone();
+    let prepared = tokio::task::spawn_blocking(move || memory_mcp::plugins::layout::prepare(&root, true))
+        .await
+        .context("preparing the plugins directory")?;
+    if let Err(e) = prepared {
+        tracing::error!(dir = %settings.plugins_dir.display(), error = %e, "the plugins directory could not be prepared");
+    }
+    let tools = MemoryServer::tool_list();
+    let names = tools.iter().map(|t| t.name.to_string()).collect();
+    let plugins = Arc::new(Registry::new(PluginDir::new(&settings.plugins_dir), policy.clone(), names));
+    // The plugins are listed from their verified manifests at once; their
+    // components compile once the runtime has loaded (a call waits for it).
+    let preload = plugins.clone();
+    tokio::spawn(async move { preload.preload().await });
+    let metrics = Arc::new(Metrics::new());
+    let listed = if settings.list_all_tools {
+        tools
+    } else {
+        tools.into_iter().filter(mcp::surface::listed_by_default).collect()
+    };
+    let core = open_core(settings, policy, plugins.clone(), metrics.clone());
+    match http {
+        Some(options) => memory_mcp::http::serve(core.await?, options).await,
+        None => mcp::starting::serve_stdio(core, listed, plugins, metrics, max_frame).await,
+    }
+}
+
+/// Opens the episode store and builds everything on it: patterns, vectors,
+/// the audit, the gateway, learning, and the server; the JS runtime, the
+/// analyzers and the plugins load in the background from here.
+async fn open_core(
+    settings: Settings,
+    policy: Arc<CompiledPolicy>,
+    plugins: Arc<Registry>,
+    metrics: Arc<Metrics>,
+) -> Result<MemoryServer> {
     let data_dir = settings.data_dir.clone();
     let list_all_tools = settings.list_all_tools;
     // The search index is rebuilt in the background: the server answers at
@@ -274,19 +319,10 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
         .context("opening the vector index")??;
     embeddings.spawn();
     let audit = Arc::new(Audit::open(store.database(), settings.audit_max_records).context("opening the tool-call audit")?);
-    let gateway = gateway(&settings, Some(audit))?;
+    let gateway = Arc::new(Gateway::new(&settings.servers, policy, Some(audit))?);
     let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
     let learning = Learning::new(store.clone(), patterns, analyzers_rx);
     learning.spawn();
-    // The plugins directory: tools/ and analyzers/, migrated once from the
-    // old flat layout, before either kind is read.
-    let root = settings.plugins_dir.clone();
-    let prepared = tokio::task::spawn_blocking(move || memory_mcp::plugins::layout::prepare(&root, true))
-        .await
-        .context("preparing the plugins directory")?;
-    if let Err(e) = prepared {
-        tracing::error!(dir = %settings.plugins_dir.display(), error = %e, "the plugins directory could not be prepared");
-    }
     let cache = ArtifactCache::new(&settings.cache_dir);
     let plugins_dir = settings.plugins_dir.clone();
     let memory = store.clone();
@@ -304,12 +340,6 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
         };
         let _ = analyzers_tx.send(state);
     });
-    let metrics = Arc::new(Metrics::new());
-    let plugins = Arc::new(Registry::new(
-        PluginDir::new(&settings.plugins_dir),
-        gateway.policy().clone(),
-        MemoryServer::tool_names(),
-    ));
     let loader_plugins = plugins.clone();
     let (tx, rx) = watch::channel(RuntimeState::Loading);
     let loader_metrics = metrics.clone();
@@ -346,10 +376,5 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
         };
         let _ = tx.send(state);
     });
-    let server =
-        MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins).with_all_tools_listed(list_all_tools);
-    match http {
-        Some(options) => memory_mcp::http::serve(server, options).await,
-        None => mcp::serve_stdio(server, max_frame).await,
-    }
+    Ok(MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins).with_all_tools_listed(list_all_tools))
 }

@@ -374,10 +374,11 @@ impl MemoryServer {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for MemoryServer {
+impl MemoryServer {
+    /// What `initialize` tells a client; the same before the store is open
+    /// (`starting`).
     #[allow(deprecated)] // enable_logging: see `set_level`
-    fn get_info(&self) -> ServerConfig {
+    pub(crate) fn config() -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_logging()
@@ -395,6 +396,13 @@ impl ServerHandler for MemoryServer {
                  under `memory`, and configured upstream servers'. Find them with search_tools and read \
                  their TypeScript signatures with describe_tools (or the tools://<server>/<tool>.d.ts resources).",
             )
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for MemoryServer {
+    fn get_info(&self) -> ServerConfig {
+        Self::config()
     }
 
     /// Keeps the session's logging level. The server sends no

@@ -5,6 +5,7 @@ pub mod build;
 pub mod documents;
 pub mod heap;
 pub mod keys;
+pub mod lock;
 pub mod model;
 pub mod open;
 pub mod quality;
