@@ -35,10 +35,10 @@ const EXCLUDED: &[(&str, &str, &str)] = &[
     ("resources-templates-read", "reference resource template test://template/{id}/data", "test://template/"),
     ("resources-subscribe", "reference resource test://watched-resource", "resources/subscribe"),
     ("resources-unsubscribe", "reference resource test://watched-resource", "resources/subscribe"),
-    ("prompts-get-simple", "reference prompt test_simple_prompt", "prompts/get"),
-    ("prompts-get-with-args", "reference prompt test_prompt_with_arguments", "prompts/get"),
-    ("prompts-get-embedded-resource", "reference prompt test_prompt_with_embedded_resource", "prompts/get"),
-    ("prompts-get-with-image", "reference prompt test_prompt_with_image", "prompts/get"),
+    ("prompts-get-simple", "reference prompt test_simple_prompt", "no prompt named \"test_simple_prompt\""),
+    ("prompts-get-with-args", "reference prompt test_prompt_with_arguments", "no prompt named \"test_prompt_with_arguments\""),
+    ("prompts-get-embedded-resource", "reference prompt test_prompt_with_embedded_resource", "no prompt named \"test_prompt_with_embedded_resource\""),
+    ("prompts-get-with-image", "reference prompt test_prompt_with_image", "no prompt named \"test_prompt_with_image\""),
 ];
 
 fn conformance() -> std::path::PathBuf {
