@@ -7,6 +7,8 @@
 //! come from scripts/npm-http.sh (tests/http/package.json).
 
 mod common;
+#[path = "common/fake_http.rs"]
+mod fake_http;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -274,4 +276,52 @@ async fn resources_list_pages_are_bounded() {
     assert!(second.next_cursor.is_none());
     let all = s.client.list_all_resources().await.unwrap();
     assert_eq!(all.iter().filter(|r| r.uri.starts_with("memory://episodes/")).count(), 105);
+}
+
+/// Counts `notifications/progress` and keeps the last figures.
+#[derive(Clone, Default)]
+struct Progress(std::sync::Arc<std::sync::Mutex<Vec<(f64, Option<f64>)>>>);
+
+impl rmcp::ClientHandler for Progress {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0.lock().unwrap().push((params.progress, params.total));
+    }
+}
+
+#[tokio::test]
+async fn configure_embeddings_wait_reports_re_embedding_progress() {
+    use rmcp::model::{NumberOrString, ProgressToken, RequestParamsMeta as _};
+    let fake = fake_http::FakeProvider::start();
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("memory-mcp.toml");
+    std::fs::write(
+        &config,
+        format!("[embeddings.providers.ollama]\nkind = \"ollama\"\nbase_url = \"{}\"\nmodel = \"fake-a\"\n", fake.url),
+    )
+    .unwrap();
+    let progress = Progress::default();
+    let s = common::spawn_with(progress.clone(), data, &["--config", config.to_str().unwrap()]).await;
+    for n in 0..20 {
+        let ep = ok(&s, "create_episode", json!({"task_description": format!("task number {n}"), "domain": "d", "task_type": "testing"})).await;
+        ok(&s, "complete_episode", json!({"episode_id": ep["episode_id"], "outcome": {"outcome_type": "success", "verdict": "ok"}})).await;
+    }
+    let mut params = CallToolRequestParams::new("configure_embeddings")
+        .with_arguments(json!({"provider": "ollama", "wait": true}).as_object().unwrap().clone());
+    params.set_progress_token(ProgressToken(NumberOrString::Number(7)));
+    let r = tokio::time::timeout(Duration::from_secs(300), s.client.call_tool(params)).await.expect("answered").expect("call");
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let out = r.structured_content.unwrap();
+    assert_eq!(out["reembedding"], true, "{out}");
+    assert_eq!(out["remaining"], 0, "it waited for the re-embedding: {out}");
+    let queued = out["queued"].as_f64().unwrap();
+    assert!(queued >= 20.0, "{out}");
+    let seen = progress.0.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "no progress notification");
+    assert!(seen.windows(2).all(|w| w[1].0 > w[0].0), "progress grows: {seen:?}");
+    assert!(seen.iter().all(|(_, total)| *total == Some(queued)), "{seen:?}");
+    assert_eq!(seen.last().unwrap().0, queued, "the last report is the whole: {seen:?}");
 }

@@ -281,12 +281,15 @@ impl MemoryServer {
     ) -> u64 {
         let progress = super::progress::Progress::new(peer, meta, Some(queued as f64));
         let deadline = tokio::time::Instant::now() + REEMBED_WAIT;
-        let mut reported = None;
+        // Reports only grow: items queued meanwhile (newly learned
+        // patterns) can raise the backlog again.
+        let mut reported: Option<u64> = None;
         let left = loop {
             let left = self.embeddings().pending().min(queued);
-            if reported != Some(left) {
-                progress.report((queued - left) as f64, format!("re-embedded {} of {queued}", queued - left));
-                reported = Some(left);
+            let done = queued - left;
+            if reported.is_none_or(|r| done > r) {
+                progress.report(done as f64, format!("re-embedded {done} of {queued}"));
+                reported = Some(done);
             }
             if left == 0 || tokio::time::Instant::now() >= deadline {
                 break left;
