@@ -412,3 +412,43 @@ async fn symlinked_subdirectories_are_neither_read_nor_written() {
     assert_eq!((snapshot(&their_tools), snapshot(&their_analyzers)), before, "files changed through a symlink");
     assert_eq!(s.exec("return 6 * 7").await["output"], 42);
 }
+
+/// Outside review of issue 14: a plugin's input schema and description are
+/// in every session's `tools/list`, and nothing bounded them but the
+/// 1 MiB manifest cap: `save_plugin` took a 100 KB schema, and a manifest
+/// edited in the directory to carry a 200 KB one loaded. Both are refused
+/// now (64 KiB of schema, 8 KiB of description), and nothing is written.
+#[tokio::test]
+async fn oversized_schemas_and_descriptions_never_reach_tools_list() {
+    let plugins = tempfile::tempdir().expect("plugins");
+    let dir = plugins.path().display().to_string();
+    let s = spawn(&["--plugins-dir", &dir]).await;
+    let id = ran(&s).await;
+    let tools = plugins.path().join("tools");
+    let wide = json!({"type": "object", "description": "d".repeat(100_000)});
+    let r = s.call("save_plugin", json!({"execution_id": id, "name": "wide", "description": "d", "input_schema": wide})).await;
+    assert_eq!(r.is_error, Some(true), "a 100 KB schema was saved");
+    let r = s.call("save_plugin", json!({"execution_id": id, "name": "wordy", "description": "w".repeat(20_000)})).await;
+    assert_eq!(r.is_error, Some(true), "a 20 KB description was saved");
+    assert!(std::fs::read_dir(&tools).map(|d| d.count()).unwrap_or(0) == 0, "files were written");
+
+    // A plugin edited in the directory to carry a 200 KB schema (the
+    // manifest holds no checksum of itself) is refused at load.
+    ok(&s, "save_plugin", json!({"execution_id": id, "name": "small", "description": "returns 1"})).await;
+    let path = tools.join("small.plugin.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+    m["input_schema"]["description"] = json!("e".repeat(200_000));
+    std::fs::write(&path, m.to_string()).expect("edit");
+    let started = Instant::now();
+    loop {
+        let l = ok(&s, "list_plugins", json!({})).await;
+        if l["refused"].as_array().is_some_and(|r| r.iter().any(|p| p["name"] == "small")) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the edited manifest was not refused: {}", l.to_string().len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = s.client.list_all_tools().await.expect("tools/list");
+    let bytes = serde_json::to_string(&listed).map(|t| t.len()).unwrap_or(usize::MAX);
+    assert!(bytes < 100_000, "tools/list is {bytes} bytes");
+}

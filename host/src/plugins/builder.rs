@@ -38,6 +38,11 @@ use crate::sandbox::{Language, RUNTIME_INIT_FUNC, Sandbox};
 
 /// The most source a plugin may be built from.
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
+/// The largest input schema a plugin may have, as JSON text: every
+/// session's `tools/list` carries it.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+/// The longest description a plugin may have (it is in `tools/list` too).
+pub const MAX_DESCRIPTION_BYTES: usize = 8 * 1024;
 
 /// The marker the template writes before a compile error (see
 /// `components/js-engine/src/plugin.rs`).
@@ -176,6 +181,12 @@ impl Builder<'_> {
         if req.description.trim().is_empty() {
             return Err(PluginError::Input("the description must not be empty: it is what agents read".into()));
         }
+        if req.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(PluginError::Input(format!(
+                "the description is {} bytes; the limit is {MAX_DESCRIPTION_BYTES}",
+                req.description.len()
+            )));
+        }
         if req.source.len() > MAX_SOURCE_BYTES {
             return Err(PluginError::Input(format!(
                 "the source is {} bytes; the limit is {MAX_SOURCE_BYTES}",
@@ -278,8 +289,13 @@ impl Builder<'_> {
     }
 }
 
-/// An MCP tool's input schema must describe an object.
-fn check_schema(schema: &Value) -> Result<(), PluginError> {
+/// An MCP tool's input schema must describe an object, in at most
+/// [`MAX_SCHEMA_BYTES`] of JSON.
+pub fn check_schema(schema: &Value) -> Result<(), PluginError> {
+    let bytes = schema.to_string().len();
+    if bytes > MAX_SCHEMA_BYTES {
+        return Err(PluginError::Input(format!("the input schema is {bytes} bytes of JSON; the limit is {MAX_SCHEMA_BYTES}")));
+    }
     let ok = schema.as_object().is_some_and(|o| o.get("type").and_then(Value::as_str) == Some("object"));
     if !ok {
         return Err(PluginError::Input(

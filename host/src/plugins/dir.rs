@@ -172,6 +172,15 @@ impl PluginDir {
         if manifest.name != name {
             return Err(PluginError::Manifest(format!("it names plugin {:?}, not {name:?}", manifest.name)));
         }
+        // What every session's tools/list carries is bounded as at build.
+        if manifest.description.len() > super::builder::MAX_DESCRIPTION_BYTES {
+            return Err(PluginError::Manifest(format!(
+                "the description is {} bytes; the limit is {}",
+                manifest.description.len(),
+                super::builder::MAX_DESCRIPTION_BYTES
+            )));
+        }
+        super::builder::check_schema(&manifest.input_schema).map_err(|e| PluginError::Manifest(e.to_string()))?;
         let mut files = Vec::new();
         for (sum, cap) in [(&manifest.wasm, MAX_WASM_BYTES), (&manifest.policy, MAX_POLICY_BYTES), (&manifest.source, MAX_SOURCE_BYTES)] {
             if !sum.file.starts_with(name) || sum.file.contains(['/', '\\']) || sum.file.contains("..") {
