@@ -68,7 +68,7 @@ async fn refusals_carry_the_request_id() {
 async fn a_cancelled_execution_frees_its_slot_at_once() {
     let mut s = Raw::start(&["--max-concurrency", "1", "--profile", "permissive"]).await;
     s.send_json(call(json!(1), "execute_agent_code", json!({"code": "while (true) {}"}))).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    pool_shows(&mut s, &mut std::collections::HashMap::new(), "running", 1).await;
     s.send_json(cancel(1)).await;
     let started = Instant::now();
     s.send_json(call(json!(2), "execute_agent_code", json!({"code": "return 7"}))).await;
@@ -110,6 +110,7 @@ async fn deep_json_in_code_is_a_catchable_range_error() {
         "let o = {}; for (let i = 0; i < 100000; i++) o = {a: o}; JSON.stringify(o)",
         "let o = []; for (let i = 0; i < 100000; i++) o = [o]; JSON.stringify(o)",
         "JSON.parse('['.repeat(100000) + ']'.repeat(100000))",
+        "let o = []; for (let i = 0; i < 100000; i++) o = [o]; JSON.stringify(o, null, 1)",
     ];
     for (i, case) in cases.iter().enumerate() {
         let code = format!("let caught = null; try {{ {case}; }} catch (e) {{ caught = e.name + ': ' + e.message; }} return [caught, JSON.stringify({{after: 1}})];");
@@ -255,20 +256,55 @@ async fn cancellation_is_forwarded_to_an_upstream_call_in_flight() {
 async fn a_full_queue_is_answered_busy_at_once() {
     let mut s = Raw::start(&["--max-concurrency", "1", "--max-queued", "1"]).await;
     let spin = json!({"code": "const t = Date.now(); while (Date.now() - t < 1500) {} return 1"});
+    // Each next request is sent once the pool shows the previous one
+    // running, then queued (the JS runtime loads in the background at
+    // start, so a fixed pause is not enough on a loaded machine).
+    let mut replies = std::collections::HashMap::new();
     s.send_json(call(json!(1), "execute_agent_code", spin.clone())).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    pool_shows(&mut s, &mut replies, "running", 1).await;
     s.send_json(call(json!(2), "execute_agent_code", spin.clone())).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    pool_shows(&mut s, &mut replies, "queued", 1).await;
     let started = Instant::now();
     s.send_json(call(json!(3), "execute_agent_code", spin)).await;
-    let r = s.reply_to(json!(3)).await;
+    let r = loop {
+        let v = s.next().await;
+        if v["id"] == 3 {
+            break v;
+        }
+        replies.insert(v["id"].to_string(), v);
+    };
     assert!(started.elapsed() < Duration::from_millis(500), "answered in {:?}", started.elapsed());
     assert_eq!(r["result"]["isError"], true, "{r}");
     let busy = &r["result"]["structuredContent"];
     assert_eq!(busy["status"], "busy", "{r}");
     assert!(busy["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 100), "{r}");
     for id in [1, 2] {
-        assert_eq!(s.reply_to(json!(id)).await["result"]["structuredContent"]["status"], "success");
+        let r = match replies.remove(&id.to_string()) {
+            Some(r) => r,
+            None => s.reply_to(json!(id)).await,
+        };
+        assert_eq!(r["result"]["structuredContent"]["status"], "success", "{r}");
+    }
+}
+
+/// Polls `health_check` until its pool shows `n` in `field`, keeping any
+/// other reply that comes meanwhile in `replies` (by id).
+async fn pool_shows(s: &mut Raw, replies: &mut std::collections::HashMap<String, Value>, field: &str, n: u64) {
+    let started = Instant::now();
+    for poll in 100u64.. {
+        s.send_json(call(json!(poll), "health_check", json!({}))).await;
+        let h = loop {
+            let v = s.next().await;
+            if v["id"] == poll {
+                break v;
+            }
+            replies.insert(v["id"].to_string(), v);
+        };
+        if h["result"]["structuredContent"]["sandbox"]["pool"][field].as_u64() == Some(n) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the pool never showed {field} = {n}: {h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -34,14 +34,14 @@ const PRELUDE: &str = r#"
   // RangeError, before they are serialised. Walked without recursion; an
   // object is walked again only when reached deeper than before.
   const MAX_DEPTH = __MAX_DEPTH__;
-  const nestsTooDeep = (root) => {
+  const nestsTooDeep = (root, max = MAX_DEPTH) => {
     const stack = [root, 1];
     const seen = new Map();
     while (stack.length > 0) {
       const depth = stack.pop();
       const value = stack.pop();
       if (value === null || typeof value !== "object") continue;
-      if (depth > MAX_DEPTH) return true;
+      if (depth > max) return true;
       if ((seen.get(value) ?? 0) >= depth) continue;
       seen.set(value, depth);
       for (const x of Array.isArray(value) ? value : Object.values(value)) {
@@ -50,6 +50,19 @@ const PRELUDE: &str = r#"
     }
     return false;
   };
+  // JSON.stringify with a replacer or an indent is QuickJS's own, whose
+  // recursion nothing bounds in the guest (json.rs): its value is checked
+  // first, as tool arguments are. (Without them, json.rs counts as it goes.)
+  const stringify = JSON.stringify;
+  const JSON_DEPTH = __JSON_DEPTH__;
+  JSON.stringify = {
+    stringify(value, replacer, space) {
+      if (arguments.length > 1 && nestsTooDeep(value, JSON_DEPTH)) {
+        throw new RangeError(`JSON.stringify: the value nests deeper than ${JSON_DEPTH} levels`);
+      }
+      return Reflect.apply(stringify, JSON, arguments);
+    },
+  }.stringify;
   const servers = new Map();
   const serverProxy = (server) => new Proxy(Object.create(null), {
     get(_, tool) {
@@ -101,8 +114,11 @@ fn build_runtime() -> Runtime {
     runtime.context().with(|ctx| {
         let native = Function::new(ctx.clone(), call_tool_native).expect("tool bridge");
         ctx.globals().set("__mcp_call_tool", native).expect("tool bridge");
-        ctx.eval::<(), _>(PRELUDE.replace("__MAX_DEPTH__", &MAX_ARGS_DEPTH.to_string())).expect("prelude");
         crate::json::install(&ctx).expect("bounded JSON");
+        let prelude = PRELUDE
+            .replace("__MAX_DEPTH__", &MAX_ARGS_DEPTH.to_string())
+            .replace("__JSON_DEPTH__", &crate::json::MAX_JSON_DEPTH.to_string());
+        ctx.eval::<(), _>(prelude).expect("prelude");
         // QuickJS seeds `Math.random` once, when the context is made; the
         // host snapshots that, so every run would repeat one sequence.
         // Each number comes from the host's `wasi:random` instead.

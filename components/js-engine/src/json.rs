@@ -14,15 +14,19 @@
 //!   serves);
 //! - `JSON.stringify(value)` is javy's fast path with a serde_json formatter
 //!   that counts the arrays and objects it is inside and stops past the
-//!   bound.
+//!   bound;
+//! - `JSON.stringify` with a replacer or an indent is QuickJS's own; the
+//!   prelude (`engine.rs`) walks its value first, without recursion, and
+//!   refuses it past the bound. (A replacer or `toJSON` that builds a
+//!   deeper value as it goes is not seen by that walk.)
 //!
-//! Not covered: `JSON.stringify` with a replacer or an indent is QuickJS's
-//! own, and deep recursion in the script's own functions is QuickJS's
-//! interpreter. QuickJS checks its stack limit on both, but its build for
-//! WASI turns that check off (`update_stack_limit` in quickjs.c), so there
-//! the host's wasm stack limit stops the script: the execution fails with
-//! `RangeError: Maximum call stack size exceeded (wasm stack exhausted)`,
-//! which the script cannot catch, and the server goes on.
+//! Not covered: deep recursion in the script's own functions, and in
+//! QuickJS's other natives (`String` of a deeply nested array). QuickJS
+//! checks its stack limit there, but its build for WASI turns that check
+//! off (`update_stack_limit` in quickjs.c), so the host's wasm stack limit
+//! stops the script: the execution fails with `RangeError: Maximum call
+//! stack size exceeded (wasm stack exhausted)`, which the script cannot
+//! catch, and the server goes on.
 
 use std::cell::Cell;
 use std::io;
@@ -205,6 +209,9 @@ mod tests {
             "let o = []; for (let i = 0; i < 100000; i++) o = [o]; try { JSON.stringify(o); return 'no error' }",
             "let s = '['.repeat(100000) + ']'.repeat(100000); try { JSON.parse(s); return 'parsed' }",
             "let s = '{\"a\":'.repeat(5000) + '1' + '}'.repeat(5000); try { JSON.parse(s); return 'parsed' }",
+            // With an indent or a replacer, QuickJS's own stringify: the value is walked first.
+            "let o = []; for (let i = 0; i < 100000; i++) o = [o]; try { JSON.stringify(o, null, 1); return 'no error' }",
+            "let o = {}; for (let i = 0; i < 100000; i++) o = {a: o}; try { JSON.stringify(o, (k, v) => v); return 'no error' }",
             // A reviver is QuickJS's own parser: the text is checked first all the same.
             "let s = '['.repeat(100000) + ']'.repeat(100000); try { JSON.parse(s, (k, v) => v); return 'parsed' }",
         ];
@@ -230,6 +237,8 @@ mod tests {
             ("JSON.parse('[1, {\"a\": \"]]]\"}]')[1].a", "]]]"),
             ("JSON.parse('{\"a\": 2}', (k, v) => k === 'a' ? v * 2 : v).a", "4"),
             ("JSON.parse(5)", "5"),
+            ("JSON.stringify({a: [1]}, null, '\\t')", "{\n\t\"a\": [\n\t\t1\n\t]\n}"),
+            ("(() => { let a = {}; for (let i = 1; i < 200; i++) a = {a}; return JSON.stringify(a, null, 0).length })()", "1196"),
             ("JSON.parse.length + ',' + JSON.stringify.length + ',' + JSON.parse.name + ',' + JSON.stringify.name", "2,3,parse,stringify"),
         ];
         for (expr, want) in cases {
