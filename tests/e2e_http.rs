@@ -633,3 +633,76 @@ async fn a_token_file_that_does_not_parse_is_refused_without_echoing_its_lines()
     assert!(stderr.contains("is not valid") && stderr.contains("line 3"), "{stderr}");
     assert!(!stderr.contains(secret), "the token file's line reached stderr: {stderr}");
 }
+
+fn h2_frame(ty: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[ty, flags, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Holds an HTTP/2 (h2c, prior knowledge) connection that sends the
+/// preface, acknowledges settings and answers pings, but never opens a
+/// stream. Returns how long until the server closed it, or `None` if it was
+/// still open after `within`.
+fn hold_idle_h2(mut s: std::net::TcpStream, within: Duration) -> Option<Duration> {
+    use std::io::{ErrorKind, Read as _, Write as _};
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    while start.elapsed() < within {
+        match s.read(&mut chunk) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => return Some(start.elapsed()),
+        }
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (ty, flags, payload) = (buf[3], buf[4], buf[9..9 + len].to_vec());
+            buf.drain(..9 + len);
+            let reply = match (ty, flags & 1) {
+                (4, 0) => Some(h2_frame(4, 1, &[])),
+                (6, 0) => Some(h2_frame(6, 1, &payload)),
+                _ => None,
+            };
+            if let Some(r) = reply
+                && s.write_all(&r).is_err()
+            {
+                return Some(start.elapsed());
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn idle_http2_connections_that_answer_pings_are_closed_so_clients_get_through() {
+    // Four h2c connections that never open a stream fill the connection
+    // cap; they answer the server's pings, so only the rule "a first request
+    // within --header-timeout-secs" closes them, and a real client is served.
+    let server = team(&["--max-connections", "4", "--header-timeout-secs", "2"]).await;
+    let log = server.log().join("\n");
+    assert!(log.contains("descriptor limit"), "the descriptor figures are logged: {log}");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(server.authority()).unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+        s.write_all(&h2_frame(4, 0, &[])).unwrap();
+        held.push(std::thread::spawn(move || hold_idle_h2(s, Duration::from_secs(90))));
+    }
+    let r = tokio::time::timeout(Duration::from_secs(60), post(&server.url, Some(ALICE), initialize_body(1)).send())
+        .await
+        .expect("a real client is served once the idle HTTP/2 connections are closed")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for h in held {
+        let closed = tokio::task::spawn_blocking(move || h.join().unwrap()).await.unwrap();
+        assert!(closed.is_some(), "the server closed the idle HTTP/2 connection");
+    }
+}

@@ -11,6 +11,7 @@
 //! flight, ends the sessions, and returns.
 
 pub mod auth;
+pub mod conn;
 pub mod gate;
 pub mod sessions;
 
@@ -84,6 +85,12 @@ pub struct ServeArgs {
     /// long is closed (slow or idle clients hold no descriptor for long).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub header_timeout_secs: u64,
+    /// A connection with no request in flight this long is closed (HTTP/1
+    /// keep-alive and HTTP/2 alike; an open stream is a request in flight).
+    /// A connection must also start its first request (an HTTP/1 head or an
+    /// HTTP/2 stream) within --header-timeout-secs.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub idle_connection_secs: u64,
     /// A request body that has not fully arrived this long after its head
     /// is refused with 408; it holds one of its principal's slots meanwhile.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
@@ -105,6 +112,7 @@ pub struct HttpOptions {
     pub drain: Duration,
     pub max_connections: usize,
     pub header_timeout: Duration,
+    pub idle_connection: Duration,
     pub body_timeout: Duration,
 }
 
@@ -144,6 +152,7 @@ impl HttpOptions {
         anyhow::ensure!(max_sessions_per_principal > 0, "--max-sessions-per-principal must be at least 1");
         anyhow::ensure!(args.session_idle_secs > 0, "--session-idle-secs must be at least 1");
         anyhow::ensure!(args.header_timeout_secs > 0, "--header-timeout-secs must be at least 1");
+        anyhow::ensure!(args.idle_connection_secs > 0, "--idle-connection-secs must be at least 1");
         anyhow::ensure!(args.body_timeout_secs > 0, "--body-timeout-secs must be at least 1");
         let mut allowed_hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
         if !addr.ip().is_unspecified() {
@@ -163,6 +172,7 @@ impl HttpOptions {
             drain: Duration::from_secs(args.drain_secs),
             max_connections: args.max_connections,
             header_timeout: Duration::from_secs(args.header_timeout_secs),
+            idle_connection: Duration::from_secs(args.idle_connection_secs),
             body_timeout: Duration::from_secs(args.body_timeout_secs),
         }))
     }
@@ -217,6 +227,29 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
         sessions,
     ));
 
+    // Each connection holds a descriptor: use all the hard limit allows,
+    // and keep the cap below it, with room for the store and the sandbox.
+    let nofile = conn::raise_nofile_limit();
+    let max_connections = conn::clamp_connections(options.max_connections, nofile.map(|(now, _)| now));
+    match nofile {
+        Some((now, before)) => tracing::info!(
+            nofile_soft_before = before,
+            nofile_soft = now,
+            reserve = conn::FD_RESERVE,
+            max_connections,
+            requested = options.max_connections,
+            "descriptor limit: at most {max_connections} connections"
+        ),
+        None => tracing::info!(max_connections, "descriptor limit unknown"),
+    }
+    if max_connections < options.max_connections {
+        tracing::warn!(
+            "--max-connections {} lowered to {max_connections}: the descriptor limit is {} (raise `ulimit -n`)",
+            options.max_connections,
+            nofile.map(|(n, _)| n).unwrap_or(0)
+        );
+    }
+
     let listener =
         tokio::net::TcpListener::bind(options.addr).await.with_context(|| format!("listening on {}", options.addr))?;
     let bound = listener.local_addr().context("the bound address")?;
@@ -236,7 +269,7 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
         .keep_alive_interval(Some(options.header_timeout))
         .keep_alive_timeout(options.header_timeout);
     // One permit per open connection; with none left, nothing is accepted.
-    let connections = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let stop = stop_signal();
     tokio::pin!(stop);
     loop {
@@ -254,14 +287,31 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
                 };
                 let _ = stream.set_nodelay(true);
                 let gate = gate.clone();
+                let activity = conn::Activity::new();
+                let watch = activity.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let gate = gate.clone();
-                    async move { Ok::<_, std::convert::Infallible>(gate.handle(req).await) }
+                    // In flight from its head until its response body ends.
+                    let active = activity.start();
+                    async move {
+                        let (parts, body) = gate.handle(req).await.into_parts();
+                        let body = http_body_util::BodyExt::map_frame(body, move |f| {
+                            active.hold();
+                            f
+                        });
+                        Ok::<_, std::convert::Infallible>(hyper::Response::from_parts(parts, http_body_util::combinators::BoxBody::new(body)))
+                    }
                 });
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                let (first, idle) = (options.header_timeout, options.idle_connection);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "an HTTP connection ended with an error");
+                    tokio::select! {
+                        ended = conn => if let Err(e) = ended {
+                            tracing::debug!(error = %e, "an HTTP connection ended with an error");
+                        },
+                        () = watch.expired(first, idle) => {
+                            tracing::debug!("closing an HTTP connection with no request in flight");
+                        }
                     }
                     drop(permit);
                 });
@@ -333,6 +383,7 @@ mod tests {
             session_idle_secs: 1,
             max_connections: 1,
             header_timeout_secs: 1,
+            idle_connection_secs: 1,
             body_timeout_secs: 1,
             ..Default::default()
         };
