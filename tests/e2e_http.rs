@@ -706,3 +706,32 @@ async fn idle_http2_connections_that_answer_pings_are_closed_so_clients_get_thro
         assert!(closed.is_some(), "the server closed the idle HTTP/2 connection");
     }
 }
+
+#[tokio::test]
+async fn a_principal_sees_only_its_own_audit_counts() {
+    // Alice's calls from code are not visible to bob, neither as records
+    // nor as counts (total_records, usage).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("memory-mcp.toml");
+    std::fs::write(&config, "[sandbox.tools]\nallow = [\"memory.*\"]\nrate_limit_per_minute = 100\n").unwrap();
+    let tokens = http::token_file(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
+    let server = http::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--config", config.to_str().unwrap()],
+        &["--token-file", tokens.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let code = json!({"code": "await tools.memory.health_check({}); await tools.memory.health_check({}); return 1"});
+    let ran = sessionless_call(&server, ALICE, "execute_agent_code", code).await;
+    assert_eq!(ran["structuredContent"]["status"], "success", "{ran}");
+    let bob = sessionless_call(&server, BOB, "get_tool_audit", json!({})).await;
+    let bob = &bob["structuredContent"];
+    assert_eq!(bob["records"], json!([]), "{bob}");
+    assert_eq!(bob["total_records"], 0, "bob's count is his own: {bob}");
+    assert!(bob["usage"].as_object().is_some_and(|u| u.is_empty()), "bob's usage is his own: {bob}");
+    let alice = sessionless_call(&server, ALICE, "get_tool_audit", json!({})).await;
+    let alice = &alice["structuredContent"];
+    assert_eq!(alice["total_records"], 2, "{alice}");
+    assert_eq!(alice["usage"]["memory.health_check"], 2, "{alice}");
+}

@@ -6,6 +6,12 @@
 //! |--------------|----------------------------|---------------------------|
 //! | `tool_audit` | record id (UUIDv7, 16 B)   | [`ToolCallRecord`] JSON   |
 //! | `tool_usage` | `server.tool`              | calls (u64 LE)            |
+//! | `tool_usage_by_principal` | `principal` NUL `server.tool` | calls (u64 LE) |
+//!
+//! A principal sees only its own: [`Audit::usage_of`] counts its calls
+//! (since per-principal counting began), [`Audit::len_of`] its records held
+//! (counted by one scan at its first use, then kept up to date); the
+//! operator (`local`) sees the server-wide [`Audit::usage`] and [`Audit::len`].
 //!
 //! A record and its usage count are one atomic batch, written to the
 //! journal before the call's result reaches the code (so it survives a
@@ -80,6 +86,11 @@ pub struct Audit {
     records: Keyspace,
     usage: Keyspace,
     counts: Mutex<HashMap<String, u64>>,
+    usage_by: Keyspace,
+    /// Calls per principal, then per `server.tool`.
+    counts_by: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Records held per principal, once first asked for.
+    held_by: Mutex<Option<HashMap<String, u64>>>,
     len: AtomicU64,
     max_records: u64,
     /// Serialises appends so usage counts and pruning stay exact.
@@ -114,12 +125,26 @@ impl Audit {
             }
             batch.commit()?;
         }
+        let usage_by = db.keyspace("tool_usage_by_principal", KeyspaceCreateOptions::default)?;
+        let mut counts_by: HashMap<String, HashMap<String, u64>> = HashMap::new();
+        for item in usage_by.iter() {
+            let (k, v) = item.into_inner()?;
+            let parsed = std::str::from_utf8(&k).ok().and_then(|k| k.split_once('\0')).filter(|(_, n)| {
+                n.split_once('.').is_some_and(|(s, t)| tool_names::check(s, t).is_ok())
+            });
+            if let (Some((who, name)), Ok(n)) = (parsed, <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes)) {
+                counts_by.entry(who.to_string()).or_default().insert(name.to_string(), n);
+            }
+        }
         let len = records.len()? as u64;
         Ok(Self {
             db: db.clone(),
             records,
             usage,
             counts: Mutex::new(counts),
+            usage_by,
+            counts_by: Mutex::new(counts_by),
+            held_by: Mutex::new(None),
             len: AtomicU64::new(len),
             max_records: max_records.max(1),
             write: Mutex::new(()),
@@ -132,19 +157,28 @@ impl Audit {
         let value = serde_json::to_vec(record).map_err(|e| AuditError::Corrupt(e.to_string()))?;
         let counted = outcome::reached_tool(&record.outcome) && tool_names::check(&record.server, &record.tool).is_ok();
         let key = format!("{}.{}", record.server, record.tool);
+        let who = record.principal.as_deref().unwrap_or(crate::principal::LOCAL);
         let _w = crate::sync::lock(&self.write);
         let mut batch = self.db.batch();
         batch.insert(&self.records, Uuid::now_v7().as_bytes(), value);
         let mut counts = crate::sync::lock(&self.counts);
+        let mut counts_by = crate::sync::lock(&self.counts_by);
         if counted {
             let n = counts.get(&key).copied().unwrap_or(0) + 1;
             batch.insert(&self.usage, key.as_bytes(), n.to_le_bytes());
+            let mine = counts_by.get(who).and_then(|c| c.get(&key)).copied().unwrap_or(0) + 1;
+            batch.insert(&self.usage_by, format!("{who}\0{key}").as_bytes(), mine.to_le_bytes());
             batch.commit()?;
-            counts.insert(key, n);
+            counts.insert(key.clone(), n);
+            counts_by.entry(who.to_string()).or_default().insert(key, mine);
         } else {
             batch.commit()?;
         }
+        drop(counts_by);
         drop(counts);
+        if let Some(held) = crate::sync::lock(&self.held_by).as_mut() {
+            *held.entry(who.to_string()).or_default() += 1;
+        }
         let len = self.len.fetch_add(1, Ordering::Relaxed) + 1;
         if len > self.max_records {
             self.prune(len - self.max_records)?;
@@ -156,11 +190,24 @@ impl Audit {
     fn prune(&self, n: u64) -> Result<(), AuditError> {
         let mut batch = self.db.batch();
         let mut dropped = 0;
+        let mut held = crate::sync::lock(&self.held_by);
+        let mut gone: Vec<String> = Vec::new();
         for item in self.records.iter().take(n as usize) {
-            batch.remove(&self.records, item.key()?);
+            let (k, v) = item.into_inner()?;
+            if held.is_some() {
+                gone.push(principal_of(&v));
+            }
+            batch.remove(&self.records, k);
             dropped += 1;
         }
         batch.commit()?;
+        if let Some(held) = held.as_mut() {
+            for who in gone {
+                if let Some(n) = held.get_mut(&who) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
         self.len.fetch_sub(dropped, Ordering::Relaxed);
         Ok(())
     }
@@ -221,6 +268,40 @@ impl Audit {
     pub fn usage(&self) -> HashMap<String, u64> {
         crate::sync::lock(&self.counts).clone()
     }
+
+    /// `principal`'s calls per `server.tool`.
+    pub fn usage_of(&self, principal: &str) -> HashMap<String, u64> {
+        crate::sync::lock(&self.counts_by).get(principal).cloned().unwrap_or_default()
+    }
+
+    /// `principal`'s records held now. The first call scans every record
+    /// (blocking; at most `max_records`), later ones read a count.
+    pub fn len_of(&self, principal: &str) -> Result<u64, AuditError> {
+        let _w = crate::sync::lock(&self.write);
+        let mut held = crate::sync::lock(&self.held_by);
+        if held.is_none() {
+            let mut counted: HashMap<String, u64> = HashMap::new();
+            for item in self.records.iter() {
+                let (_, v) = item.into_inner()?;
+                *counted.entry(principal_of(&v)).or_default() += 1;
+            }
+            *held = Some(counted);
+        }
+        Ok(held.as_ref().and_then(|h| h.get(principal)).copied().unwrap_or(0))
+    }
+}
+
+/// The principal of a stored record (`local` for records without one, or
+/// that do not parse).
+fn principal_of(value: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Who {
+        principal: Option<String>,
+    }
+    serde_json::from_slice::<Who>(value)
+        .ok()
+        .and_then(|w| w.principal)
+        .unwrap_or_else(|| crate::principal::LOCAL.to_string())
 }
 
 #[cfg(test)]
@@ -260,6 +341,14 @@ mod tests {
         let db = Database::builder(dir.path()).open().unwrap();
         let audit = Audit::open(&db, 3).unwrap();
         assert_eq!(audit.usage()["everything.add"], 1, "usage survives a reopen");
+        assert_eq!(audit.usage_of("local")["everything.add"], 1, "so does each principal's");
+        assert_eq!(audit.len_of("local").unwrap(), 3);
+        let mut bobs = record("echo", "ok", exec);
+        bobs.principal = Some("bob".into());
+        audit.append(&bobs).unwrap();
+        assert_eq!((audit.len_of("bob").unwrap(), audit.len_of("local").unwrap()), (1, 2), "kept up to date, pruning too");
+        assert_eq!(audit.usage_of("bob").len(), 1);
+        assert!(audit.usage_of("alice").is_empty());
         let all = audit.read(&AuditFilter::default(), 10).unwrap();
         assert_eq!(all.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["tool_error", "denied", "ok"]);
         let denied = audit.read(&AuditFilter { outcome: Some("denied".into()), ..Default::default() }, 10).unwrap();

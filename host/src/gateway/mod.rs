@@ -74,8 +74,19 @@ impl Gateway {
         self.audit.as_ref()
     }
 
+    /// Calls per tool as the current principal may see them: its own, or
+    /// every principal's for the operator (`local`: stdio, the CLI).
     pub fn usage(&self) -> std::collections::HashMap<String, u64> {
-        self.audit.as_ref().map(|a| a.usage()).unwrap_or_default()
+        self.usage_for(&crate::principal::Principal::current())
+    }
+
+    /// Calls per tool as `principal` may see them (see [`Gateway::usage`]).
+    pub fn usage_for(&self, principal: &crate::principal::Principal) -> std::collections::HashMap<String, u64> {
+        match &self.audit {
+            Some(a) if principal.name() == crate::principal::LOCAL => a.usage(),
+            Some(a) => a.usage_of(principal.name()),
+            None => Default::default(),
+        }
     }
 
     /// Every callable tool. Upstreams are connected as needed, all at once;

@@ -165,18 +165,24 @@ impl MemoryServer {
         let Some(audit) = self.gateway().audit().cloned() else {
             return Ok(input_error("this server keeps no audit"));
         };
-        // A principal reads only its own records.
-        let principal = crate::principal::Principal::of(&extensions).name().to_string();
+        // A principal reads only its own records and counts (the operator,
+        // `local`, every principal's counts).
+        let caller = crate::principal::Principal::of(&extensions);
+        let usage = self.gateway().usage_for(&caller);
+        let principal = caller.name().to_string();
+        let operator = principal == crate::principal::LOCAL;
         let filter = AuditFilter {
             execution_id: p.execution_id,
             server: p.server,
             tool: p.tool,
             outcome: p.outcome,
-            principal: Some(principal),
+            principal: Some(principal.clone()),
         };
         let cursor = p.cursor;
         let read = tokio::task::spawn_blocking(move || {
-            audit.page(&filter, p.limit, cursor.as_deref()).map(|page| (page, audit.len()))
+            let page = audit.page(&filter, p.limit, cursor.as_deref())?;
+            let total = if operator { audit.len() } else { audit.len_of(&principal)? };
+            Ok::<_, crate::gateway::audit::AuditError>((page, total))
         })
         .await
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
@@ -185,7 +191,7 @@ impl MemoryServer {
                 "records": page.records,
                 "next_cursor": page.next,
                 "total_records": total,
-                "usage": self.gateway().usage(),
+                "usage": usage,
             }))),
             Err(e) => Ok(input_error(e.to_string())),
         }
