@@ -735,3 +735,52 @@ async fn a_principal_sees_only_its_own_audit_counts() {
     assert_eq!(alice["total_records"], 2, "{alice}");
     assert_eq!(alice["usage"]["memory.health_check"], 2, "{alice}");
 }
+
+/// `serve --http` with `tokens` as the token file: its exit and stderr.
+async fn serve_with_token_file(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, text).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(common::bin())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["serve", "--http", "127.0.0.1:0", "--token-file"])
+            .arg(&tokens)
+            .env_remove("MEMORY_MCP_TOKEN")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("a bad token file is refused at start")
+    .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_token_file_principal_cannot_take_the_operators_name() {
+    for name in ["local", "Local"] {
+        let text = format!("[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n", "ab".repeat(32));
+        let (ok, stderr) = serve_with_token_file(&text).await;
+        assert!(!ok, "{name}: served");
+        assert!(stderr.contains("is reserved") && stderr.contains("operator"), "{name}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn token_file_errors_never_echo_a_key_or_value_from_the_file() {
+    let secret = "plain-TOKEN-in-file-9999";
+    let hash = "ab".repeat(32);
+    for text in [
+        format!("[[principals]]\nname = \"{secret} x\"\ntoken_sha256 = \"{hash}\"\n"),
+        format!("[[principals]]\nname = \"x\"\ntoken_sha256 = \"{hash}\"\n[{secret}]\n"),
+        format!("[[principals]]\nname = \"x\"\ntoken_sha256 = \"{hash}\"\n{secret} = 1\n"),
+        format!("[[principals]]\nname = \"x\"\n{secret} = \"{hash}\"\n"),
+    ] {
+        let (ok, stderr) = serve_with_token_file(&text).await;
+        assert!(!ok, "served with {text:?}");
+        assert!(stderr.contains("tokens.toml"), "{stderr}");
+        assert!(!stderr.to_lowercase().contains(&secret.to_lowercase()), "the file's text reached stderr: {stderr}");
+    }
+}

@@ -26,6 +26,9 @@ use crate::principal::Principal;
 pub const TOKEN_ENV: &str = "MEMORY_MCP_TOKEN";
 /// The principal `MEMORY_MCP_TOKEN` authenticates.
 pub const ENV_PRINCIPAL: &str = "token";
+/// Names a token file may not give a principal (compared ignoring case):
+/// the operator's.
+pub const RESERVED_NAMES: &[&str] = &[crate::principal::LOCAL];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -95,8 +98,11 @@ impl Principals {
         let file: TokenFile = toml::from_str(text).map_err(|e| AuthError::Parse {
             path: path.into(),
             message: match e.span() {
-                Some(span) => format!("line {}: {}", line_of(text, span.start), redact(e.message())),
-                None => redact(e.message()),
+                Some(span) => {
+                    let (line, column) = line_and_column(text, span.start);
+                    format!("line {line}, column {column}: {}", error_kind(e.message()))
+                }
+                None => error_kind(e.message()).into(),
             },
         })?;
         if file.principals.is_empty() {
@@ -112,10 +118,18 @@ impl Principals {
         for (i, e) in file.principals.into_iter().enumerate() {
             let bad = |message: String| AuthError::Principal { path: path.into(), index: i + 1, message };
             let name = e.name.trim();
+            // The value is not shown: a token pasted into the wrong key
+            // would reach the log.
             if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+                return Err(bad(
+                    "the name must be 1 to 64 characters of letters, digits, `-`, `_`, `.` or `@`".into(),
+                ));
+            }
+            if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
                 return Err(bad(format!(
-                    "name {:?} must be 1 to 64 characters of letters, digits, `-`, `_`, `.` or `@`",
-                    e.name
+                    "the name `{name}` is reserved: `{}` is the operator (stdio, or loopback HTTP without \
+                     tokens), who may change any plugin and reads every principal's audit",
+                    crate::principal::LOCAL
                 )));
             }
             let hash = decode_hex32(e.token_sha256.trim())
@@ -160,27 +174,38 @@ pub fn bearer(value: &http::HeaderValue) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// `message` with every double-quoted part elided (serde quotes a value
-/// of the wrong type, e.g. a token where a table was expected).
-fn redact(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"…\"");
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
-        }
+/// The kind of a parse error, in words of our own: the parser's message
+/// quotes keys and values from the file (an unknown key, a value of the
+/// wrong type), and a misplaced token would reach the log.
+fn error_kind(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("unknown field") {
+        "an unknown key (a principal has only `name` and `token_sha256`; the file only `[[principals]]`)"
+    } else if m.contains("missing field `name`") {
+        "a principal without `name`"
+    } else if m.contains("missing field `token_sha256`") {
+        "a principal without `token_sha256`"
+    } else if m.contains("missing field") {
+        "a required key is missing (`[[principals]]` with `name` and `token_sha256`)"
+    } else if m.contains("invalid type") {
+        "a value of the wrong type (`name` and `token_sha256` are strings, `principals` an array of tables)"
+    } else if m.contains("duplicate key") {
+        "a key given twice"
+    } else {
+        "not valid TOML"
     }
-    out
 }
 
-/// The 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -228,7 +253,7 @@ mod tests {
         for (text, want) in [
             ("", "names no principals"),
             ("[[principals]]\nname = \"a\"\ntoken_sha256 = \"abc\"\n", "64 hex digits"),
-            ("[[principals]]\nname = \"a\"\ntoken = \"plain\"\n", "unknown field"),
+            ("[[principals]]\nname = \"a\"\ntoken = \"plain\"\n", "an unknown key"),
             ("[[principals]]\nname = \"a b\"\ntoken_sha256 = \"".to_string().as_str(), "not valid"),
         ] {
             let e = Principals::parse(text, "t.toml").unwrap_err().to_string();
@@ -247,10 +272,22 @@ mod tests {
             format!("[[principals]]\nname = \"a\"\ntoken = \"{secret}\"\n"),
             format!("[[principals]]\nname = \"a\"\ntoken_sha256 = \"{secret}\" x\n"),
             format!("principals = \"{secret}\"\n"),
+            format!("[[principals]]\nname = \"{secret} x\"\ntoken_sha256 = \"{}\"\n", "0".repeat(64)),
+            format!("[[principals]]\nname = \"a\"\ntoken_sha256 = \"{}\"\n[{secret}]\n", "0".repeat(64)),
+            format!("[[principals]]\nname = \"a\"\ntoken_sha256 = \"{}\"\n{secret} = 1\n", "0".repeat(64)),
         ] {
             let e = Principals::parse(&text, "t.toml").unwrap_err().to_string();
             assert!(!e.contains(secret), "{e}");
-            assert!(e.contains("line "), "{e}");
+            assert!(e.contains("line ") || e.contains("principal #1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_operators_name_is_reserved() {
+        for name in ["local", "LOCAL"] {
+            let text = format!("[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n", "0".repeat(64));
+            let e = Principals::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains("is reserved") && e.contains("operator"), "{e}");
         }
     }
 
