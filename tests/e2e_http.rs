@@ -784,3 +784,63 @@ async fn token_file_errors_never_echo_a_key_or_value_from_the_file() {
         assert!(!stderr.to_lowercase().contains(&secret.to_lowercase()), "the file's text reached stderr: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn one_principal_cannot_fill_the_execution_pool() {
+    // A pool of 4 shared by alice and bob: each holds at most 2 slots, so
+    // bob's four endless loops leave room for alice.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = http::token_file(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
+    let server = http::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--max-concurrency", "4", "--timeout-ms", "90000"],
+        &["--token-file", tokens.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let spin = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "execute_agent_code", "arguments": {"code": "while (true) {}"}, "_meta": sessionless_meta()}
+    })
+    .to_string();
+    let mut spins = Vec::new();
+    for _ in 0..4 {
+        let request = post(&server.url, Some(BOB), spin.clone())
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "execute_agent_code")
+            .timeout(Duration::from_secs(120));
+        spins.push(tokio::spawn(async move { request.send().await.map(|r| r.status()) }));
+    }
+    // Bob's loops have started (as many as his share allows).
+    let mut running = 0;
+    for _ in 0..200 {
+        let health = sessionless_call(&server, ALICE, "health_check", json!({})).await;
+        running = health["structuredContent"]["sandbox"]["pool"]["running"].as_u64().unwrap_or(0);
+        if running >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 2, "bob's loops run, two at most");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let health = sessionless_call(&server, ALICE, "health_check", json!({})).await;
+    assert_eq!(health["structuredContent"]["sandbox"]["pool"]["running"], 2, "bob holds his share only: {health}");
+    // Alice's execution is served while bob's loops still run (they would
+    // hold every slot for 90 s).
+    let started = Instant::now();
+    let alice = tokio::time::timeout(
+        Duration::from_secs(45),
+        sessionless_call(&server, ALICE, "execute_agent_code", json!({"code": "return 1"})),
+    )
+    .await
+    .expect("alice is served while bob's loops run");
+    assert_eq!(alice["structuredContent"]["output"], 1, "{alice}");
+    assert!(started.elapsed() < Duration::from_secs(45));
+    for s in &spins {
+        assert!(!s.is_finished(), "bob's loops still run");
+    }
+    for s in spins {
+        s.abort();
+    }
+}

@@ -21,6 +21,27 @@ tokio::task_local! {
     static CALLER: Principal;
 }
 
+/// How many principals share this server's execution pool (0 or 1: no
+/// per-principal share).
+static SHARING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Says how many principals share the code-execution pool: with several
+/// (a token file naming more than one), each may hold at most its fair
+/// share of the pool's slots at once ([`execution_share`]), so that one
+/// cannot fill it. Set by the HTTP transport.
+pub fn set_sharing(principals: usize) {
+    SHARING.store(principals, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The most of a `pool`-slot pool one principal may hold at once:
+/// ceil(pool / principals) with several principals, else `pool`.
+pub fn execution_share(pool: usize) -> usize {
+    match SHARING.load(std::sync::atomic::Ordering::Relaxed) {
+        0 | 1 => pool,
+        n => pool.div_ceil(n).max(1),
+    }
+}
+
 /// A principal's name (from the token file, or `local` / `token`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Principal(Arc<str>);

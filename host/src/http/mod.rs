@@ -198,6 +198,10 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
     let _internal = internal.context("starting the in-process session for memory.* calls")?;
     let _internal_client = internal_client.context("starting the in-process session for memory.* calls")?;
 
+    // With several principals, each gets a fair share of the execution
+    // pool, so that one cannot fill it for the others.
+    crate::principal::set_sharing(options.principals.as_ref().map_or(1, |p| p.len()));
+
     let ct = CancellationToken::new();
     let sessions = BoundedSessions::new(
         LocalSessionManager::default(),

@@ -67,6 +67,9 @@ pub struct Sandbox {
     pre: InstancePre<StoreData>,
     runner: GuestIndices,
     permits: Arc<Semaphore>,
+    /// Each principal's share of `permits`, when several share them
+    /// ([`crate::principal::execution_share`]).
+    shares: std::sync::Mutex<std::collections::HashMap<crate::principal::Principal, Arc<Semaphore>>>,
     max_concurrency: usize,
     max_queued: usize,
     queued: std::sync::atomic::AtomicUsize,
@@ -125,6 +128,7 @@ impl Sandbox {
             pre,
             runner,
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
+            shares: Default::default(),
             max_concurrency: config.max_concurrency,
             max_queued: config.max_queued,
             queued: std::sync::atomic::AtomicUsize::new(0),
@@ -239,7 +243,34 @@ impl Sandbox {
     /// Waits for a free execution slot (executions, plugin calls and
     /// plugin builds share them), in a queue of bounded depth; a full
     /// queue, a cancelled wait or a closed sandbox is refused at once.
-    pub(crate) async fn admit(&self, cancel: &CancellationToken) -> Result<tokio::sync::SemaphorePermit<'_>, Refused> {
+    ///
+    /// With several principals ([`crate::principal::execution_share`]),
+    /// the calling principal first waits for one of its own share's slots
+    /// (not counted in the queue: its HTTP concurrency limit bounds those),
+    /// so that it never holds more of the pool than its share.
+    pub(crate) async fn admit(&self, cancel: &CancellationToken) -> Result<Slot<'_>, Refused> {
+        let share = crate::principal::execution_share(self.max_concurrency);
+        let mine = if share < self.max_concurrency {
+            let own = {
+                let mut shares = crate::sync::lock(&self.shares);
+                shares
+                    .entry(crate::principal::Principal::current())
+                    .or_insert_with(|| Arc::new(Semaphore::new(share)))
+                    .clone()
+            };
+            let permit = tokio::select! {
+                p = own.acquire_owned() => p.map_err(|_| Refused::Closed)?,
+                () = cancel.cancelled() => return Err(Refused::Cancelled),
+            };
+            Some(permit)
+        } else {
+            None
+        };
+        let pool = self.admit_pool(cancel).await?;
+        Ok(Slot { _pool: pool, _mine: mine })
+    }
+
+    async fn admit_pool(&self, cancel: &CancellationToken) -> Result<tokio::sync::SemaphorePermit<'_>, Refused> {
         if let Ok(permit) = self.permits.try_acquire() {
             return Ok(permit);
         }
@@ -495,6 +526,13 @@ impl Refused {
             Refused::Closed => internal_error(&self.to_string()),
         }
     }
+}
+
+/// An execution slot of the pool (and of its principal's share, if
+/// capped), given back on drop.
+pub struct Slot<'a> {
+    _pool: tokio::sync::SemaphorePermit<'a>,
+    _mine: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A place in the queue for a slot, given back on drop (a cancelled wait
