@@ -844,3 +844,88 @@ async fn one_principal_cannot_fill_the_execution_pool() {
         s.abort();
     }
 }
+
+/// A 2026-07-28 `subscriptions/listen` stream of `token`'s principal, open
+/// (its response head received).
+async fn listen(server: &HttpServer, token: &str, id: u64) -> reqwest::Response {
+    let body = json!({
+        "jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": true}, "_meta": sessionless_meta()}
+    });
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        post(&server.url, Some(token), body.to_string())
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "subscriptions/listen")
+            .send(),
+    )
+    .await
+    .expect("the listen stream opens")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn listen_streams_hold_no_request_slot_and_end_at_shutdown() {
+    // Two request slots for alice, three listen streams open: her calls
+    // still get through, and SIGTERM does not wait out the 60 s drain.
+    let mut server = team(&["--max-concurrent-requests", "2", "--drain-secs", "60"]).await;
+    let mut streams = Vec::new();
+    for i in 0..3 {
+        let s = listen(&server, ALICE, 100 + i).await;
+        assert_eq!(s.status(), 200, "listen {i}");
+        streams.push(s);
+    }
+    let health = sessionless_call(&server, ALICE, "health_check", json!({})).await;
+    assert_eq!(health["isError"], false, "{health}");
+    let started = Instant::now();
+    server.terminate();
+    let status = server.exit(Duration::from_secs(40)).await;
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(40), "the listen streams held the drain");
+    drop(streams);
+}
+
+#[tokio::test]
+async fn get_streams_are_one_per_session_and_bounded_per_principal() {
+    let server = team(&["--max-streams-per-principal", "2"]).await;
+    let get = |session: &str| {
+        in_session(reqwest::Client::new().get(&server.url), session)
+            .header("authorization", format!("Bearer {ALICE}"))
+            .header("accept", "text/event-stream")
+            .timeout(Duration::from_secs(120))
+            .send()
+    };
+    let one = raw_session(&server, ALICE).await;
+    let first = get(&one).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = get(&one).await.unwrap();
+    assert_eq!(second.status(), 409, "one GET stream per session");
+    let two = raw_session(&server, ALICE).await;
+    let other = get(&two).await.unwrap();
+    assert_eq!(other.status(), 200);
+    let three = raw_session(&server, ALICE).await;
+    let over = get(&three).await.unwrap();
+    assert_eq!(over.status(), 429, "alice has two streams open, her limit");
+    // Bob's streams are his own.
+    let bobs = raw_session(&server, BOB).await;
+    let r = in_session(reqwest::Client::new().get(&server.url), &bobs)
+        .header("authorization", format!("Bearer {BOB}"))
+        .header("accept", "text/event-stream")
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A stream that ends gives its places back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        let r = get(&one).await.unwrap();
+        if r.status() == 200 {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the session's GET stream was not given back when it ended");
+}

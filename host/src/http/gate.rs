@@ -8,8 +8,9 @@
 //! Each request is logged once at INFO on stderr: HTTP method, JSON-RPC
 //! method, status, time and principal; never a token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use rmcp::transport::streamable_http_server::StreamableHttpService;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::auth::{Principals, bearer};
 use super::sessions::BoundedSessions;
@@ -34,6 +35,9 @@ use crate::principal::{HangUp, Principal};
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
 const SESSION_HEADER: &str = "mcp-session-id";
+/// The 2026-07-28 request whose answer is a long-lived stream of
+/// notifications, like a session's GET stream.
+const LISTEN: &str = "subscriptions/listen";
 
 type HttpBody = BoxBody<Bytes, Infallible>;
 
@@ -45,6 +49,9 @@ pub struct GateConfig {
     pub max_concurrent_per_principal: usize,
     /// How long a request body may take to arrive once its head has.
     pub body_timeout: Duration,
+    /// Most streams (GET streams, `subscriptions/listen`) one principal may
+    /// have open at once; a session has at most one GET stream.
+    pub max_streams_per_principal: usize,
 }
 
 pub struct Gate {
@@ -55,6 +62,27 @@ pub struct Gate {
     slots: Mutex<HashMap<Principal, Arc<Semaphore>>>,
     in_flight: Arc<InFlight>,
     draining: AtomicBool,
+    /// Each principal's stream slots.
+    streams: Mutex<HashMap<Principal, Arc<Semaphore>>>,
+    /// Sessions with a GET stream open.
+    getting: Arc<Mutex<HashSet<String>>>,
+    /// Cancelled at shutdown: open streams end at once.
+    closing: CancellationToken,
+}
+
+/// Held by an open stream (a GET stream or `subscriptions/listen`): its
+/// principal's stream slot, and its session's one GET stream.
+struct StreamHold {
+    _slot: OwnedSemaphorePermit,
+    session: Option<(Arc<Mutex<HashSet<String>>>, String)>,
+}
+
+impl Drop for StreamHold {
+    fn drop(&mut self) {
+        if let Some((getting, id)) = &self.session {
+            crate::sync::lock(getting).remove(id);
+        }
+    }
 }
 
 /// Requests whose responses are not finished yet (long-lived GET streams
@@ -101,6 +129,9 @@ impl Gate {
             slots: Mutex::default(),
             in_flight: Arc::default(),
             draining: AtomicBool::new(false),
+            streams: Mutex::default(),
+            getting: Arc::default(),
+            closing: CancellationToken::new(),
         }
     }
 
@@ -112,6 +143,8 @@ impl Gate {
     /// in flight to finish. Returns how many were still running.
     pub async fn drain(&self, timeout: Duration) -> usize {
         self.draining.store(true, Ordering::Release);
+        // Streams are not requests in flight: they end now.
+        self.closing.cancel();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let idle = self.in_flight.idle.notified();
@@ -174,6 +207,14 @@ impl Gate {
         let mut slot = None;
         let mut in_flight = None;
         let mut runs_work = false;
+        // A GET stream holds a stream slot, not a request slot.
+        let mut stream = None;
+        if parts.method == Method::GET {
+            match self.open_stream(&principal, session.as_deref(), None) {
+                Ok(hold) => stream = Some(hold),
+                Err(response) => return *response,
+            }
+        }
         let body = if parts.method == Method::POST {
             // The slot is taken before the body is read, so the bytes a
             // principal makes the server hold are bounded by its own slots
@@ -214,11 +255,22 @@ impl Gate {
             {
                 return rpc_error(StatusCode::SERVICE_UNAVAILABLE, peek.id, refused.to_string());
             }
-            // The handshake aside, a request runs work: the slot and the
-            // in-flight mark go with it to its handler (see `WorkHold`).
-            runs_work = peek.method.as_deref().is_some_and(|m| m != "initialize");
-            self.in_flight.count.fetch_add(1, Ordering::AcqRel);
-            in_flight = Some(self.in_flight.clone());
+            if peek.method.as_deref() == Some(LISTEN) {
+                // A stream of notifications, like a GET stream: it holds a
+                // stream slot instead of a request slot, is not waited for
+                // at shutdown, and ends then.
+                slot = None;
+                match self.open_stream(&principal, None, Some(peek.id.clone())) {
+                    Ok(hold) => stream = Some(hold),
+                    Err(response) => return *response,
+                }
+            } else {
+                // The handshake aside, a request runs work: the slot and the
+                // in-flight mark go with it to its handler (see `WorkHold`).
+                runs_work = peek.method.as_deref().is_some_and(|m| m != "initialize");
+                self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+                in_flight = Some(self.in_flight.clone());
+            }
             Either::Left(Full::new(bytes))
         } else {
             Either::Right(body)
@@ -238,7 +290,46 @@ impl Gate {
         parts.extensions.insert(principal.clone());
         let response = principal.scope(self.service.handle(Request::from_parts(parts, body))).await;
         let (parts, body) = response.into_parts();
-        Response::from_parts(parts, BoxBody::new(Guarded { inner: body, _held: held, hang_up }))
+        let closing = stream.is_some().then(|| Box::pin(self.closing.clone().cancelled_owned()));
+        Response::from_parts(parts, BoxBody::new(Guarded { inner: body, _held: held, hang_up, _stream: stream, closing }))
+    }
+
+    /// A stream slot of `principal` (and `session`'s one GET stream), or
+    /// the answer to send: 429 with every stream slot taken, 409 when the
+    /// session has a GET stream open already.
+    fn open_stream(
+        &self,
+        principal: &Principal,
+        session: Option<&str>,
+        id: Option<Value>,
+    ) -> Result<StreamHold, Box<Response<HttpBody>>> {
+        let semaphore = crate::sync::lock(&self.streams)
+            .entry(principal.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.max_streams_per_principal)))
+            .clone();
+        let Ok(slot) = semaphore.try_acquire_owned() else {
+            return Err(Box::new(rpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                id.unwrap_or(Value::Null),
+                format!(
+                    "principal `{principal}` has {} streams open, its limit (--max-streams-per-principal); close one first",
+                    self.config.max_streams_per_principal
+                ),
+            )));
+        };
+        let session = match session {
+            Some(sid) => {
+                if !crate::sync::lock(&self.getting).insert(sid.to_string()) {
+                    return Err(Box::new(plain(
+                        StatusCode::CONFLICT,
+                        "Conflict: this session already has a GET stream open (one per session); close it first".into(),
+                    )));
+                }
+                Some((self.getting.clone(), sid.to_string()))
+            }
+            None => None,
+        };
+        Ok(StreamHold { _slot: slot, session })
     }
 
     /// The request's principal, or the 401 to send.
@@ -408,6 +499,10 @@ struct Guarded {
     /// Cancelled when the body ends or is dropped: work still running for
     /// a client that is gone is stopped.
     hang_up: CancellationToken,
+    /// A stream's hold, given back when the stream ends.
+    _stream: Option<StreamHold>,
+    /// For a stream: resolves at shutdown, which ends it.
+    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 impl Drop for Guarded {
@@ -421,6 +516,11 @@ impl Body for Guarded {
     type Error = Infallible;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(closing) = self.closing.as_mut()
+            && closing.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

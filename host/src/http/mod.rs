@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// Most requests one principal may have running at once; more get 429.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_concurrent_requests: usize,
+    /// Most streams one principal may have open at once (GET streams and
+    /// 2026-07-28 `subscriptions/listen`); more get 429. A session has at
+    /// most one GET stream (a second gets 409). Streams hold no request
+    /// slot and end at once at shutdown.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_streams_per_principal: usize,
     /// At SIGTERM, how long requests in flight may take to finish.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub drain_secs: u64,
@@ -109,6 +115,7 @@ pub struct HttpOptions {
     pub max_sessions_per_principal: usize,
     pub session_idle: Duration,
     pub max_concurrent_per_principal: usize,
+    pub max_streams_per_principal: usize,
     pub drain: Duration,
     pub max_connections: usize,
     pub header_timeout: Duration,
@@ -142,6 +149,7 @@ impl HttpOptions {
             ("--max-sessions", args.max_sessions),
             ("--max-concurrent-requests", args.max_concurrent_requests),
             ("--max-connections", args.max_connections),
+            ("--max-streams-per-principal", args.max_streams_per_principal),
         ] {
             anyhow::ensure!(n > 0, "{what} must be at least 1");
         }
@@ -169,6 +177,7 @@ impl HttpOptions {
             max_sessions_per_principal,
             session_idle: Duration::from_secs(args.session_idle_secs),
             max_concurrent_per_principal: args.max_concurrent_requests,
+            max_streams_per_principal: args.max_streams_per_principal,
             drain: Duration::from_secs(args.drain_secs),
             max_connections: args.max_connections,
             header_timeout: Duration::from_secs(args.header_timeout_secs),
@@ -226,6 +235,7 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
             max_body_bytes: options.max_body_bytes,
             max_concurrent_per_principal: options.max_concurrent_per_principal,
             body_timeout: options.body_timeout,
+            max_streams_per_principal: options.max_streams_per_principal,
         },
         service,
         sessions,
@@ -384,6 +394,7 @@ mod tests {
             http: Some("0.0.0.0:8765".into()),
             max_sessions: 1,
             max_concurrent_requests: 1,
+            max_streams_per_principal: 1,
             session_idle_secs: 1,
             max_connections: 1,
             header_timeout_secs: 1,
