@@ -929,3 +929,18 @@ async fn get_streams_are_one_per_session_and_bounded_per_principal() {
     }
     assert!(again.is_some(), "the session's GET stream was not given back when it ended");
 }
+
+#[tokio::test]
+async fn a_request_head_over_64_kib_gets_431() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = team(&[]).await;
+    let mut s = tokio::net::TcpStream::connect(server.authority()).await.unwrap();
+    let pad = "a".repeat(200 * 1024);
+    let head = format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: {pad}\r\nContent-Length: 0\r\n\r\n");
+    // The server may answer and close before all of it is written.
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 431"), "{:?}", text.chars().take(200).collect::<String>());
+}

@@ -35,6 +35,11 @@ use sessions::BoundedSessions;
 const LOOPBACK_ORIGINS: &[&str] =
     &["http://localhost:*", "https://localhost:*", "http://127.0.0.1:*", "https://127.0.0.1:*", "http://[::1]:*", "https://[::1]:*"];
 
+/// The largest HTTP/1 request head (request line and headers) read;
+/// hyper answers 431 beyond it. Bodies are read in pieces and bounded by
+/// the frame limit on their own.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// `serve`'s options. Without `--http`, MCP is served on stdio.
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -275,7 +280,13 @@ pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Without a timer hyper enforces no header timeout at all.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+    // A request head is at most MAX_HEAD_BYTES (beyond: 431), so a client
+    // that never finishes one holds at most that much memory.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
