@@ -176,8 +176,9 @@ impl MemoryServer {
     #[tool(description = "List the plugins this server serves as tools (name, description, world, the tools each may call, sizes and checksums), and any refused at load with the reason.")]
     async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
-        let (loaded, refused) = self.plugins().list();
-        let plugins: Vec<Value> = loaded.iter().map(|l| describe(&l.manifest, &l.policy.tools.allow)).collect();
+        // As tools/list shows them: loaded, or verified and still compiling.
+        let plugins: Vec<Value> = self.plugins().listed(|m, p, _| describe(m, &p.tools.allow));
+        let (_, refused) = self.plugins().list();
         Ok(CallToolResult::structured(json!({
             "plugins": plugins,
             "refused": refused,

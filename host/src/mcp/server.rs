@@ -458,6 +458,8 @@ impl ServerHandler for MemoryServer {
         context.ct = ct;
         principal
             .scope(caught("tools/call", async {
+                // A plugin is callable as soon as it is listed (its manifest verified).
+                self.plugins.preloaded(PRELOAD_WAIT).await;
                 if !self.tool_router.has_route(&request.name) && self.plugins.is_listed(&request.name) {
                     let cancel = context.ct.clone();
                     return Ok(CallToolResponse::Complete(self.call_plugin(&request.name, request.arguments, cancel).await));

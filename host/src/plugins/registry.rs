@@ -123,9 +123,13 @@ impl Registry {
     /// Verifies every plugin's files (checksums, manifest, policy) and
     /// lists those that pass while their components are still to compile.
     /// Runs once, before the first sync; a sync that came first makes it a
-    /// no-op.
+    /// no-op. The server spawns it at start-up; the first `tools/list` or
+    /// call runs it if nothing has.
     pub async fn preload(&self) {
         let _one = self.syncing.lock().await;
+        if *self.preloaded.borrow() {
+            return;
+        }
         if self.read().seen.is_empty() && self.read().loaded.is_empty() {
             let dir = self.dir.clone();
             let names: Vec<String> = dir.fingerprint().into_iter().map(|(n, _, _)| n).collect();
@@ -152,11 +156,13 @@ impl Registry {
         self.settled.send_modify(|n| *n += 1);
     }
 
-    /// Waits (at most `within`) for the start-up preload, so a first
-    /// `tools/list` lists the plugins.
+    /// Waits (at most `within`) for the start-up preload, running it if
+    /// it has not run, so a first `tools/list` lists the plugins.
     pub async fn preloaded(&self, within: Duration) {
-        let mut rx = self.preloaded.subscribe();
-        let _ = tokio::time::timeout(within, rx.wait_for(|done| *done)).await;
+        if *self.preloaded.borrow() {
+            return;
+        }
+        let _ = tokio::time::timeout(within, self.preload()).await;
     }
 
     async fn verify(&self, name: &str) -> Result<Verified, PluginError> {
@@ -313,6 +319,8 @@ impl Registry {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             *s = State { loaded, pending: BTreeMap::new(), refused, seen };
         }
+        // A sync lists everything a preload would have.
+        self.preloaded.send_replace(true);
         self.settled.send_modify(|n| *n += 1);
         if changed {
             self.notify_changed().await;
