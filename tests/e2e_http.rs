@@ -686,8 +686,6 @@ async fn idle_http2_connections_that_answer_pings_are_closed_so_clients_get_thro
     // cap; they answer the server's pings, so only the rule "a first request
     // within --header-timeout-secs" closes them, and a real client is served.
     let server = team(&["--max-connections", "4", "--header-timeout-secs", "2"]).await;
-    let log = server.log().join("\n");
-    assert!(log.contains("descriptor limit"), "the descriptor figures are logged: {log}");
     let mut held = Vec::new();
     for _ in 0..4 {
         use std::io::Write as _;
@@ -705,6 +703,8 @@ async fn idle_http2_connections_that_answer_pings_are_closed_so_clients_get_thro
         let closed = tokio::task::spawn_blocking(move || h.join().unwrap()).await.unwrap();
         assert!(closed.is_some(), "the server closed the idle HTTP/2 connection");
     }
+    let log = server.log().join("\n");
+    assert!(log.contains("descriptor limit"), "the descriptor figures are logged: {log}");
 }
 
 #[tokio::test]
