@@ -57,7 +57,12 @@ struct Ran {
 }
 
 impl RecentExecutions {
+    /// Remembers a run. Only a successful run's code can be saved, so a
+    /// failed one is kept without its code: a run refused for its size
+    /// carries up to a whole request (8 MiB), and the last
+    /// [`RECENT_EXECUTIONS`] of them must not stay resident.
     pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status, answered: Vec<String>) {
+        let code = if status == Status::Success { code } else { String::new() };
         let mut runs = crate::sync::lock(&self.runs);
         if runs.len() == RECENT_EXECUTIONS {
             runs.pop_front();
@@ -277,7 +282,7 @@ impl MemoryServer {
         if cancel.is_cancelled() {
             return Ok(input_error(crate::plugins::PluginError::Cancelled.to_string()));
         }
-        if let Err(e) = self.plugins().dir().write(&built) {
+        if let Err(e) = self.plugins().dir().write_as(&built, p.replace) {
             return Ok(input_error(format!("writing the plugin: {e}")));
         }
         progress.report((Stage::COUNT + 1) as f64, "loading the plugin (compiling its component)");
