@@ -80,6 +80,17 @@ fn ollama_at(url: &str) -> String {
     format!("kind = \"ollama\"\nbase_url = \"{url}\"\nmodel = \"fake-a\"\nmodels = [\"fake-b\"]")
 }
 
+/// Waits until the server has opened its store: over stdio it answers
+/// before that, and `health_check` then reports `status: "starting"`.
+async fn opened(s: &Server) -> &Server {
+    let started = Instant::now();
+    while ok(s, "health_check", json!({})).await["status"] == "starting" {
+        assert!(started.elapsed() < Duration::from_secs(60), "the store did not open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s
+}
+
 async fn embeddings(s: &Server) -> Value {
     ok(s, "health_check", json!({})).await["embeddings"].clone()
 }
@@ -184,7 +195,7 @@ async fn local_provider_by_default_searches_by_meaning_and_keeps_vectors_across_
     let Server { client, data_dir } = s;
     client.cancel().await.expect("stop");
     let s = spawn_in(data_dir, &[]).await;
-    let e = embeddings(&s).await;
+    let e = embeddings(opened(&s).await).await;
     assert_eq!(e["indexed"]["episodes"], 13, "{e}");
     let e = embedded(&s, 13).await;
     assert_eq!(e["worker"]["embedded"], 0, "re-embedded after restart: {e}");
