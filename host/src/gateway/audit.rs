@@ -343,18 +343,18 @@ mod tests {
         assert_eq!(audit.usage()["everything.add"], 1, "usage survives a reopen");
         assert_eq!(audit.usage_of("local")["everything.add"], 1, "so does each principal's");
         assert_eq!(audit.len_of("local").unwrap(), 3);
-        let mut bobs = record("echo", "ok", exec);
-        bobs.principal = Some("bob".into());
-        audit.append(&bobs).unwrap();
-        assert_eq!((audit.len_of("bob").unwrap(), audit.len_of("local").unwrap()), (1, 2), "kept up to date, pruning too");
-        assert_eq!(audit.usage_of("bob").len(), 1);
-        assert!(audit.usage_of("alice").is_empty());
         let all = audit.read(&AuditFilter::default(), 10).unwrap();
         assert_eq!(all.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["tool_error", "denied", "ok"]);
         let denied = audit.read(&AuditFilter { outcome: Some("denied".into()), ..Default::default() }, 10).unwrap();
         assert_eq!(denied.len(), 1);
         let other = audit.read(&AuditFilter { execution_id: Some(Uuid::now_v7()), ..Default::default() }, 10).unwrap();
         assert!(other.is_empty());
+        let mut bobs = record("echo", "ok", exec);
+        bobs.principal = Some("bob".into());
+        audit.append(&bobs).unwrap();
+        assert_eq!((audit.len_of("bob").unwrap(), audit.len_of("local").unwrap()), (1, 2), "kept up to date, pruning too");
+        assert_eq!(audit.usage_of("bob").len(), 1);
+        assert!(audit.usage_of("alice").is_empty());
     }
 
     #[test]
