@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::Raw;
 use common::upstream::{config, policy};
+use common::process::status_kib;
 use common::{Server, ok, spawn_in};
 use serde_json::{Value, json};
 
@@ -202,14 +203,6 @@ async fn thrown_messages_are_bounded_in_the_reply() {
     }
 }
 
-/// A `/proc/PID/status` field, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix(" kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} not in {status}"))
-}
 
 /// Code over the size limit is refused without running, and is not kept:
 /// `save_plugin` can name any of a principal's last 256 executions, and

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::process::field as proc_field;
 use common::{Server, err, ok, spawn, spawn_in};
 use serde_json::{Value, json};
 
@@ -197,15 +198,6 @@ async fn spawn_with_pid() -> (Server, u32) {
     let pid = transport.id().expect("child pid");
     let client = rmcp::ServiceExt::serve((), transport).await.expect("MCP initialize");
     (Server { client, data_dir }, pid)
-}
-
-/// A `/proc/<pid>/<file>` field, in its unit (kB for status, bytes for io).
-fn proc_field(pid: u32, file: &str, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/{file}"))
 }
 
 /// 100 values of 60,000 characters: the 6 MB metadata of the report.

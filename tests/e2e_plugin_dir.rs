@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::learning::analysed;
+use common::process::status_kib;
 use common::{Server, err, ok, shared_cache, spawn, spawn_in, spawn_logged};
 use serde_json::{Value, json};
 
@@ -78,14 +79,6 @@ fn server_pid(data_dir: &Path) -> u32 {
     panic!("no memory-mcp process for {}", data_dir.display())
 }
 
-/// A `/proc/PID/status` field, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix(" kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} not in {status}"))
-}
 
 /// Resets the process's peak RSS (VmHWM) to its current RSS.
 fn reset_peak(pid: u32) {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod learning;
+pub mod process;
 pub mod http;
 pub mod raw;
 pub mod upstream;
