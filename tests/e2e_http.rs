@@ -488,7 +488,8 @@ async fn without_sessions_each_principal_has_its_own_rate_limits_audit_execution
         let server = &server;
         async move { sessionless_call(server, token, "execute_agent_code", args).await }
     };
-    // Alice uses up her share of memory.health_check (3 a minute).
+    // Alice uses up her share of memory.health_check: 2 of the 3 a minute
+    // that all callers share, with two principals.
     let alice = run(ALICE, "for (let i = 0; i < 4; i++) await tools.memory.health_check({}); return 'unlimited'").await;
     assert_eq!(alice["structuredContent"]["status"], "security_violation", "{alice}");
     let why = alice["structuredContent"]["reason"].as_str().unwrap_or_default().to_string();
@@ -498,10 +499,15 @@ async fn without_sessions_each_principal_has_its_own_rate_limits_audit_execution
     let bob = run(BOB, "await tools.memory.health_check({}); return (await tools.memory.get_tool_audit({})).records.map(r => r.principal)").await;
     assert_eq!(bob["structuredContent"]["status"], "success", "{bob}");
     assert_eq!(bob["structuredContent"]["output"], json!(["bob"]), "{bob}");
+    // That was the tool's third call this minute: its limit is one for
+    // all principals, so bob's share (2) does not reach past it.
+    let over = run(BOB, "await tools.memory.health_check({}); return 'past the limit'").await;
+    assert_eq!(over["structuredContent"]["status"], "security_violation", "{over}");
+    assert!(over["structuredContent"]["reason"].as_str().unwrap_or_default().contains("rate limit"), "{over}");
     // Alice's audit, read directly: her records only, each naming her.
     let audit = sessionless_call(&server, ALICE, "get_tool_audit", json!({})).await;
     let records = audit["structuredContent"]["records"].as_array().unwrap().clone();
-    assert_eq!(records.len(), 4, "{audit}");
+    assert_eq!(records.len(), 3, "two calls and the refusal: {audit}");
     assert!(records.iter().all(|r| r["principal"] == "alice"), "{audit}");
     assert!(records.iter().any(|r| r["outcome"] == "denied"), "{audit}");
     // Her executions are hers for save_plugin, across requests.

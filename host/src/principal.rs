@@ -33,12 +33,13 @@ pub fn set_sharing(principals: usize) {
     SHARING.store(principals, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The most of a `pool`-slot pool one principal may hold at once:
-/// ceil(pool / principals) with several principals, else `pool`.
-pub fn execution_share(pool: usize) -> usize {
+/// The most of a `total` one principal may use (slots of the execution
+/// pool held at once, calls of a tool in a rate window):
+/// ceil(total / principals) with several principals, else `total`.
+pub fn fair_share(total: usize) -> usize {
     match SHARING.load(std::sync::atomic::Ordering::Relaxed) {
-        0 | 1 => pool,
-        n => pool.div_ceil(n).max(1),
+        0 | 1 => total,
+        n => total.div_ceil(n).max(1),
     }
 }
 

@@ -68,7 +68,7 @@ pub struct Sandbox {
     runner: GuestIndices,
     permits: Arc<Semaphore>,
     /// Each principal's share of `permits`, when several share them
-    /// ([`crate::principal::execution_share`]).
+    /// ([`crate::principal::fair_share`]).
     shares: std::sync::Mutex<std::collections::HashMap<crate::principal::Principal, Arc<Semaphore>>>,
     max_concurrency: usize,
     max_queued: usize,
@@ -244,12 +244,12 @@ impl Sandbox {
     /// plugin builds share them), in a queue of bounded depth; a full
     /// queue, a cancelled wait or a closed sandbox is refused at once.
     ///
-    /// With several principals ([`crate::principal::execution_share`]),
+    /// With several principals ([`crate::principal::fair_share`]),
     /// the calling principal first waits for one of its own share's slots
     /// (not counted in the queue: its HTTP concurrency limit bounds those),
     /// so that it never holds more of the pool than its share.
     pub(crate) async fn admit(&self, cancel: &CancellationToken) -> Result<Slot<'_>, Refused> {
-        let share = crate::principal::execution_share(self.max_concurrency);
+        let share = crate::principal::fair_share(self.max_concurrency);
         let mine = if share < self.max_concurrency {
             let own = {
                 let mut shares = crate::sync::lock(&self.shares);

@@ -78,28 +78,58 @@ impl ToolDispatcher for NoServers {
     }
 }
 
-/// Per-principal, per-tool sliding one-minute windows, shared by code mode
-/// and every plugin for the life of the server: each principal has its own
-/// share of each tool's rate limit. Only tools that exist get one.
+/// Sliding one-minute windows per tool, shared by code mode and every
+/// plugin for the life of the server (a plugin reload does not reset
+/// them). Each tool has one window for all principals, holding its limit,
+/// and one per principal, holding that principal's fair share of it
+/// ([`crate::principal::fair_share`]: the whole limit with one principal).
+/// Only tools that exist get windows.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
+/// Which window refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverLimit {
+    /// The tool's limit, which all principals share.
+    Tool,
+    /// The calling principal's share of it.
+    Share(usize),
+}
+
 impl RateLimiter {
-    /// Records a call if `key` is under `per_minute`; false if over.
-    pub fn try_acquire(&self, key: &str, per_minute: u32) -> bool {
+    /// Records a call of `tool` by `principal` if both the tool's window
+    /// (`per_minute`) and the principal's (its fair share) have room.
+    pub fn try_acquire(&self, principal: &str, tool: &str, per_minute: u32) -> Result<(), OverLimit> {
+        self.acquire_within(principal, tool, per_minute as usize, crate::principal::fair_share(per_minute as usize))
+    }
+
+    fn acquire_within(&self, principal: &str, tool: &str, limit: usize, share: usize) -> Result<(), OverLimit> {
         let now = Instant::now();
         let mut windows = crate::sync::lock(&self.windows);
-        let w = windows.entry(key.to_string()).or_default();
+        // Principal and tool names hold no NUL, so the keys are unambiguous
+        // and a principal's key never equals a tool's.
+        let own = format!("{principal}\0{tool}");
+        if Self::current(&mut windows, tool, now) >= limit {
+            return Err(OverLimit::Tool);
+        }
+        if Self::current(&mut windows, &own, now) >= share {
+            return Err(OverLimit::Share(share));
+        }
+        for key in [tool, own.as_str()] {
+            windows.entry(key.to_string()).or_default().push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Calls in `key`'s window in the last minute.
+    fn current(windows: &mut HashMap<String, VecDeque<Instant>>, key: &str, now: Instant) -> usize {
+        let Some(w) = windows.get_mut(key) else { return 0 };
         while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
             w.pop_front();
         }
-        if w.len() >= per_minute as usize {
-            return false;
-        }
-        w.push_back(now);
-        true
+        w.len()
     }
 
     /// Tools with a window.
@@ -332,12 +362,19 @@ impl ToolsView<'_> {
         {
             return Err(Refusal { outcome: outcome::UNAVAILABLE, error: ToolError::Unavailable(m.clone()), reason: m });
         }
-        // Principal names hold no NUL, so the key is unambiguous.
-        if !self.ctx.rate.try_acquire(&format!("{}\0{server}.{tool}", self.ctx.principal), per_minute) {
-            return Err(Refusal::denied(format!(
-                "tool `{server}.{tool}` refused: over its rate limit of {per_minute} calls per minute (principal `{}`'s share)",
-                self.ctx.principal
-            )));
+        match self.ctx.rate.try_acquire(self.ctx.principal.name(), &format!("{server}.{tool}"), per_minute) {
+            Ok(()) => {}
+            Err(OverLimit::Tool) => {
+                return Err(Refusal::denied(format!(
+                    "tool `{server}.{tool}` refused: over its rate limit of {per_minute} calls per minute, which all callers share"
+                )));
+            }
+            Err(OverLimit::Share(share)) => {
+                return Err(Refusal::denied(format!(
+                    "tool `{server}.{tool}` refused: over principal `{}`'s share of its rate limit ({share} of {per_minute} calls per minute)",
+                    self.ctx.principal
+                )));
+            }
         }
         Ok(args)
     }
@@ -481,7 +518,7 @@ mod tests {
         assert!(ctx.violation.is_none());
         assert_eq!(ctx.summary.calls, 2);
         assert_eq!(ctx.summary.answered.iter().collect::<Vec<_>>(), ["x.y"]);
-        assert_eq!(rate.len(), 1);
+        assert_eq!(rate.len(), 2, "the tool's window and its caller's share");
     }
 
     #[tokio::test]
@@ -521,19 +558,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_principal_has_its_own_share_of_a_rate_limit_and_its_own_audit_records() {
-        let policy = ToolPolicy { rate_limit_per_minute: 2, ..allow_x() };
+    async fn principals_share_a_tools_rate_limit_and_keep_their_own_audit_records() {
+        let policy = ToolPolicy { rate_limit_per_minute: 3, ..allow_x() };
         let (mut alice, d, rate) = ctx_with(policy.clone());
         alice.principal = Principal::new("alice");
         let mut v = ToolsView { ctx: &mut alice };
         assert!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().is_ok());
         assert!(v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap().is_ok());
-        let over = v.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
-        assert!(matches!(over, Err(ToolError::Denied(m)) if m.contains("`alice`")));
         let mut bob = ToolsCtx::new(uuid::Uuid::now_v7(), Arc::new(CompiledPolicy::new(policy).unwrap()), d.clone(), rate);
         bob.principal = Principal::new("bob");
         let ok = ToolsView { ctx: &mut bob }.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
-        assert!(ok.is_ok(), "alice's calls do not use up bob's share");
+        assert!(ok.is_ok());
+        // The tool's limit is one for all callers (shares need several
+        // principals configured; see each_principal_has_its_share_...).
+        let over = ToolsView { ctx: &mut alice }.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
+        assert!(matches!(over, Err(ToolError::Denied(m)) if m.contains("all callers share")));
         let audit = d.audit.lock().unwrap();
         assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("alice")).count(), 3);
         assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("bob")).count(), 1);
@@ -545,9 +584,21 @@ mod tests {
     #[test]
     fn rate_limits_are_per_tool() {
         let r = RateLimiter::default();
-        assert!(r.try_acquire("a.b", 2));
-        assert!(r.try_acquire("a.b", 2));
-        assert!(!r.try_acquire("a.b", 2));
-        assert!(r.try_acquire("a.c", 2));
+        assert_eq!(r.acquire_within("p", "a.b", 2, 2), Ok(()));
+        assert_eq!(r.acquire_within("p", "a.b", 2, 2), Ok(()));
+        assert_eq!(r.acquire_within("p", "a.b", 2, 2), Err(OverLimit::Tool));
+        assert_eq!(r.acquire_within("p", "a.c", 2, 2), Ok(()));
+    }
+
+    #[test]
+    fn each_principal_has_its_share_and_all_share_the_tools_limit() {
+        // A limit of 3 among two principals: a share of 2 each, 3 in all.
+        let r = RateLimiter::default();
+        assert_eq!(r.acquire_within("alice", "a.b", 3, 2), Ok(()));
+        assert_eq!(r.acquire_within("alice", "a.b", 3, 2), Ok(()));
+        assert_eq!(r.acquire_within("alice", "a.b", 3, 2), Err(OverLimit::Share(2)));
+        assert_eq!(r.acquire_within("bob", "a.b", 3, 2), Ok(()));
+        assert_eq!(r.acquire_within("bob", "a.b", 3, 2), Err(OverLimit::Tool));
+        assert_eq!(r.len(), 3, "one window for the tool, one per principal");
     }
 }
