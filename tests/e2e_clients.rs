@@ -2,8 +2,9 @@
 //! SDK client's full session, the MCP Inspector CLI's strict schema
 //! portability check, plugins in the first `tools/list` on a cold artifact
 //! cache, a 2026-07-28 client hearing tool changes on
-//! `subscriptions/listen`, TypeScript run without the flag, and the
-//! prompts and `memory://` resources. Node 22, the SDK and the Inspector
+//! `subscriptions/listen`, TypeScript run without the flag, the prompts
+//! and `memory://` resources, and episode subscriptions
+//! (`resources/subscribe`, issue 19). Node 22, the SDK and the Inspector
 //! come from scripts/npm-http.sh (tests/http/package.json).
 
 mod common;
@@ -324,4 +325,76 @@ async fn configure_embeddings_wait_reports_re_embedding_progress() {
     assert!(seen.windows(2).all(|w| w[1].0 > w[0].0), "progress grows: {seen:?}");
     assert!(seen.iter().all(|(_, total)| *total == Some(queued)), "{seen:?}");
     assert_eq!(seen.last().unwrap().0, queued, "the last report is the whole: {seen:?}");
+}
+
+/// Passes on each `notifications/resources/updated` URI.
+#[derive(Clone)]
+struct Updated(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rmcp::ClientHandler for Updated {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(params.uri);
+    }
+}
+
+/// `resources/subscribe` (issue 19): a subscribed episode's changes are
+/// announced to the session, an unsubscribed one's are not, a URI the
+/// server does not serve is an error naming it, and a session's
+/// subscriptions are bounded.
+#[tokio::test]
+#[allow(deprecated)] // resources/subscribe is legacy-only in rmcp (2026-07-28 has subscriptions/listen)
+async fn subscribed_episodes_announce_their_changes() {
+    use rmcp::model::{SubscribeRequestParams, UnsubscribeRequestParams};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let s = common::spawn_with(Updated(tx), tempfile::tempdir().unwrap(), &[]).await;
+    let caps = s.client.peer_info().expect("initialized").capabilities.resources.clone().expect("resources");
+    assert_eq!(caps.subscribe, Some(true), "resources.subscribe is advertised");
+    let new_episode = |n: usize| json!({"task_description": format!("watched task {n}"), "domain": "d", "task_type": "testing"});
+    let step = |id: &Value, n: u32| json!({"episode_id": id, "step_number": n, "tool": "t", "action": "a", "result": {"type": "success"}, "latency_ms": 1});
+    let a = ok(&s, "create_episode", new_episode(0)).await["episode_id"].clone();
+    let b = ok(&s, "create_episode", new_episode(1)).await["episode_id"].clone();
+    let (uri_a, uri_b) = (format!("memory://episodes/{}", a.as_str().unwrap()), format!("memory://episodes/{}", b.as_str().unwrap()));
+    s.client.subscribe(SubscribeRequestParams::new(uri_a.clone())).await.expect("subscribe to a");
+
+    ok(&s, "add_episode_step", step(&a, 1)).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("a notification for a").unwrap();
+    assert_eq!(got, uri_a);
+    ok(&s, "update_episode", json!({"episode_id": a, "metadata": {"k": "v"}})).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("a metadata change is announced").unwrap();
+    assert_eq!(got, uri_a);
+
+    // Unsubscribed from a, subscribed to b: a's next step is not announced,
+    // b's (made after it) is, and nothing about a comes before or after it.
+    s.client.unsubscribe(UnsubscribeRequestParams::new(uri_a.clone())).await.expect("unsubscribe from a");
+    s.client.subscribe(SubscribeRequestParams::new(uri_b.clone())).await.expect("subscribe to b");
+    ok(&s, "add_episode_step", step(&a, 2)).await;
+    ok(&s, "add_episode_step", step(&b, 1)).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("a notification for b").unwrap();
+    assert_eq!(got, uri_b, "a is no longer announced");
+    assert!(tokio::time::timeout(Duration::from_secs(1), rx.recv()).await.is_err(), "nothing more within 1 s");
+
+    // URIs the server does not serve, and an episode that does not exist.
+    let err = s.client.subscribe(SubscribeRequestParams::new("test://watched-resource")).await.expect_err("unknown URI");
+    assert!(err.to_string().contains("test://watched-resource"), "the error names the URI: {err}");
+    let none = format!("memory://episodes/{}", uuid::Uuid::now_v7());
+    let err = s.client.subscribe(SubscribeRequestParams::new(none.clone())).await.expect_err("no such episode");
+    assert!(err.to_string().contains(&none), "{err}");
+    let err = s.client.unsubscribe(UnsubscribeRequestParams::new("test://watched-resource")).await.expect_err("unknown URI");
+    assert!(err.to_string().contains("test://watched-resource"), "{err}");
+
+    // At most 256 subscriptions a session (b is one of them).
+    for n in 0..256 {
+        let id = ok(&s, "create_episode", new_episode(n + 2)).await["episode_id"].as_str().unwrap().to_string();
+        let r = s.client.subscribe(SubscribeRequestParams::new(format!("memory://episodes/{id}"))).await;
+        if n < 255 {
+            r.expect("within the bound");
+        } else {
+            let err = r.expect_err("the 257th subscription is refused");
+            assert!(err.to_string().contains("256"), "the error gives the bound: {err}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod portable;
 mod progress;
 mod prompts;
 mod server;
+mod subscriptions;
 pub mod starting;
 pub mod surface;
 pub mod unwind;

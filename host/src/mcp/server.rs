@@ -64,6 +64,10 @@ pub struct MemoryServer {
     /// protocol versions before 2026-07-28 still have it.)
     #[allow(deprecated)]
     log_level: Arc<std::sync::Mutex<Option<rmcp::model::LoggingLevel>>>,
+    /// Every session's resource subscriptions (shared).
+    subscriptions: Arc<super::subscriptions::Subscriptions>,
+    /// This session's subscribed URIs; fresh in [`MemoryServer::for_session`].
+    subscribed: super::subscriptions::SessionUris,
     /// `tools/list` shows every tool, not only the core (see `surface`).
     list_all: bool,
     tool_router: ToolRouter<Self>,
@@ -131,6 +135,8 @@ impl MemoryServer {
             plugins,
             recent: Arc::default(),
             log_level: Arc::default(),
+            subscriptions: Arc::default(),
+            subscribed: Arc::default(),
             list_all: false,
             tool_router: Self::all_tools(),
         }
@@ -186,9 +192,9 @@ impl MemoryServer {
 
     /// The handler of one more session (Streamable HTTP makes one per
     /// session, and one per sessionless request): the same shared state,
-    /// and the session's own logging level.
+    /// and the session's own logging level and resource subscriptions.
     pub fn for_session(&self) -> Self {
-        Self { log_level: Arc::default(), ..self.clone() }
+        Self { log_level: Arc::default(), subscribed: Arc::default(), ..self.clone() }
     }
 
     /// Calls one of this server's tools in-process, through the same
@@ -385,6 +391,7 @@ impl MemoryServer {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .enable_prompts()
                 .build(),
         )
@@ -513,6 +520,43 @@ impl ServerHandler for MemoryServer {
             Ok(self.read_tool_resource(&request.uri).await?.into())
         })
         .await
+    }
+
+    /// Keeps `memory://episodes/{id}` in this session's subscriptions: the
+    /// session is told (`notifications/resources/updated`) when the
+    /// episode changes. Any other URI is an error naming it.
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let id = super::subscriptions::episode_of(&request.uri)?;
+        // Read from the store itself (the in-memory summaries are still
+        // being rebuilt just after start-up).
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.get_header(id)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(crate::memory::StoreError::NotFound(_))) => {
+                return Err(ErrorData::resource_not_found(format!("cannot subscribe to {}: no such episode", request.uri), None));
+            }
+            Ok(Err(e)) => return Err(ErrorData::internal_error(format!("cannot subscribe to {}: {e}", request.uri), None)),
+            Err(e) => return Err(ErrorData::internal_error(format!("storage task failed: {e}"), None)),
+        }
+        self.subscriptions.subscribe(&self.store, &self.subscribed, context.peer, request.uri)
+    }
+
+    /// Drops a URI from this session's subscriptions (one it was not
+    /// subscribed to is no error; one this server never serves is).
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        super::subscriptions::episode_of(&request.uri)?;
+        crate::sync::lock(&self.subscribed).remove(&request.uri);
+        Ok(())
     }
 
     async fn list_prompts(

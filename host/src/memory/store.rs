@@ -183,7 +183,15 @@ pub struct MemoryStore {
     /// The search index's rebuild at start-up.
     pub(super) build: Build,
     pub(super) last_sync: Mutex<Option<DateTime<Utc>>>,
+    /// The ids of episodes just changed (steps, completion, tags or
+    /// metadata, deletion), for `resources/subscribe`; bounded: a slow
+    /// reader loses the oldest.
+    changed: tokio::sync::broadcast::Sender<Uuid>,
 }
+
+/// How many changed episode ids wait for a slow reader of
+/// [`MemoryStore::changes`] before the oldest are dropped.
+const CHANGES_QUEUED: usize = 1024;
 
 pub(super) fn summary(h: &EpisodeHeader, domain: Arc<str>) -> Summary {
     Summary {
@@ -259,6 +267,7 @@ impl MemoryStore {
             open_steps: Mutex::new(OpenSteps::default()),
             build: Build::default(),
             last_sync: Mutex::new(None),
+            changed: tokio::sync::broadcast::channel(CHANGES_QUEUED).0,
         };
         store.check_schema()?;
         Ok(store)
@@ -411,6 +420,16 @@ impl MemoryStore {
         Ok(id)
     }
 
+    /// The ids of episodes changed from now on (see `resources/subscribe`).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.changed.subscribe()
+    }
+
+    /// Tells readers of [`MemoryStore::changes`] (none: nothing to do).
+    fn tell_changed(&self, id: Uuid) {
+        let _ = self.changed.send(id);
+    }
+
     pub fn add_step(&self, id: Uuid, new: NewStep) -> Result<u32> {
         check_short("tool", &new.tool, true)?;
         check_text("action", &new.action)?;
@@ -460,6 +479,7 @@ impl MemoryStore {
         b.commit()?;
         self.set_open_steps(id, expected);
         self.index_text(id, &step_text(&step));
+        self.tell_changed(id);
         Ok(expected)
     }
 
@@ -489,6 +509,7 @@ impl MemoryStore {
         self.sync()?;
         self.index_text(id, &completion_text(&h));
         self.set_summary(&h);
+        self.tell_changed(id);
         Ok(h)
     }
 
@@ -539,6 +560,7 @@ impl MemoryStore {
         self.reindex(&h)?;
         // Also what a running rebuild, which now skips it, would have set.
         self.set_summary(&h);
+        self.tell_changed(id);
         Ok(h)
     }
 
@@ -577,6 +599,7 @@ impl MemoryStore {
         self.sync()?;
         self.text.write().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.summaries.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.tell_changed(id);
         Ok(h.step_count)
     }
 }
