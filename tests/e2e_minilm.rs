@@ -194,8 +194,15 @@ async fn the_model_is_the_default_when_installed_and_lexical_search_serves_when_
     // The model goes missing: no semantic search, lexical results with a note.
     std::fs::remove_dir_all(dir.join("models")).expect("rm model");
     let s = common::spawn_in(data, &[]).await;
-    let h = common::ok(&s, "health_check", json!({})).await["embeddings"].clone();
-    let _ = h;
+    // While the provider loads, and once it has failed, queries are
+    // lexical and say so.
+    let r = common::ok(&s, "query_memory", json!({"query": "email password", "limit": 3})).await;
+    assert!(r["note"].as_str().is_some_and(|n| !n.is_empty()), "{r}");
+    let started = Instant::now();
+    while common::ok(&s, "health_check", json!({})).await["embeddings"]["state"]["status"] != "failed" {
+        assert!(started.elapsed() < Duration::from_secs(60), "the missing model was not noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let r = common::ok(&s, "query_memory", json!({"query": "email password", "limit": 3})).await;
     assert_eq!(r["results"][0]["episode_id"], ids[0].as_str(), "{r}");
     assert!(r["note"].as_str().is_some_and(|n| !n.is_empty()), "{r}");

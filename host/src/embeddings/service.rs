@@ -416,7 +416,8 @@ impl Embeddings {
     pub fn lexical_note(&self) -> Option<String> {
         match &*read(&self.provider) {
             Provider::Failed(f) => Some(format!("lexical only: semantic search is off: {f}")),
-            _ => None,
+            Provider::Loading => Some("lexical only: the embedding provider is still loading".to_string()),
+            Provider::Ready(_) => None,
         }
     }
 
