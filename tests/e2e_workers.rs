@@ -254,7 +254,8 @@ async fn a_looping_analyzer_batch_holds_no_worker() {
     };
     let p = while_pinging(&s, work).await;
     let last = analyzer(&p.out, "hostile").map(|a| a["last_error"].to_string()).unwrap_or_default();
-    assert!(last.contains("fuel") || last.contains("time"), "{last}");
+    // Fuel or the wall clock, whichever the machine's speed makes first.
+    assert!(last.contains("fuel") || last.contains("time") || last.contains("wall-clock"), "{last}");
     assert_responsive("looping analyzer", &p, Duration::from_millis(500));
 }
 
