@@ -60,6 +60,17 @@ async fn embeddings(s: &Server) -> Value {
 
 /// Waits until the provider has loaded (or failed) and `n` episodes are
 /// indexed with nothing pending.
+/// A server whose code may call `memory.*`, with the provider `work`
+/// declared at `url` (key variable `E2E_SECRET_KEY`); its config dir,
+/// returned to be kept, holds the log at `stderr.log`.
+async fn serve_work_for_code(url: &str) -> (Server, TempDir) {
+    let conf = tempfile::tempdir().expect("conf");
+    let text = format!("[sandbox.tools]\nallow = [\"memory.*\"]\n\n{}", declared("work", url, "E2E_SECRET_KEY", &[]));
+    let config = config_file(&conf, &text);
+    let s = serve(tempfile::tempdir().expect("data"), &config, &conf.path().join("stderr.log")).await;
+    (s, conf)
+}
+
 async fn settled(s: &Server, n: u64) -> Value {
     let started = Instant::now();
     loop {
@@ -251,11 +262,7 @@ async fn over_mcp_only_declared_providers_origins_and_keys_are_used() {
 #[tokio::test]
 async fn health_check_names_the_provider_but_not_its_origin_or_key_variable() {
     let fake = FakeProvider::start();
-    let conf = tempfile::tempdir().expect("conf");
-    let text = format!("[sandbox.tools]\nallow = [\"memory.*\"]\n\n{}", declared("work", &fake.url, "E2E_SECRET_KEY", &[]));
-    let config = config_file(&conf, &text);
-    let log = conf.path().join("stderr.log");
-    let s = serve(tempfile::tempdir().expect("data"), &config, &log).await;
+    let (s, _conf) = serve_work_for_code(&fake.url).await;
     ok(&s, "configure_embeddings", json!({"provider": "work"})).await;
     episode(&s, "Add JWT authentication to the login endpoint").await;
     settled(&s, 1).await;
@@ -345,11 +352,8 @@ async fn a_data_dir_with_undeclared_persisted_settings_falls_back_without_contac
 async fn embedding_errors_that_code_sees_name_no_origin() {
     let fake = FakeProvider::start();
     let elsewhere = FakeProvider::start();
-    let conf = tempfile::tempdir().expect("conf");
-    let text = format!("[sandbox.tools]\nallow = [\"memory.*\"]\n\n{}", declared("work", &fake.url, "E2E_SECRET_KEY", &[]));
-    let config = config_file(&conf, &text);
+    let (s, conf) = serve_work_for_code(&fake.url).await;
     let log = conf.path().join("stderr.log");
-    let s = serve(tempfile::tempdir().expect("data"), &config, &log).await;
     ok(&s, "configure_embeddings", json!({"provider": "work"})).await;
     fake.set(Mode::Redirect(format!("{}/v1/embeddings", elsewhere.url)));
     let authority = |url: &str| url.split("://").nth(1).unwrap_or(url).trim_end_matches('/').to_string();
