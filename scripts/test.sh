@@ -16,4 +16,4 @@ cd "$ROOT"
 CACHE="$ROOT/target/tmp/artifact-cache"
 mkdir -p "$CACHE"
 "$ROOT/target/release/memory-mcp" --data-dir "$ROOT/target/test-data" --cache-dir "$CACHE" warm
-cargo test --release -p memory-mcp -p pattern-analyzer -p embedder-local -p embed-http -p ts-strip -p js-engine -p backoff -- --test-threads 2 "$@"
+cargo test --release -p memory-mcp -p pattern-analyzer -p embedder-local -p embed-http -p ts-strip -p js-interpreter -p backoff -- --test-threads 2 "$@"

@@ -54,7 +54,7 @@ fn validated(tool: &Tool, r: &CallToolResult) -> Value {
 async fn every_tool_has_metadata_and_strict_portable_schemas() {
     let s = serve(&["--list-all-tools"]).await;
     let tools = s.client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), memory_mcp::mcp::MemoryServer::tool_names().len());
+    assert_eq!(tools.len(), memory_mcp::mcp::Server::tool_names().len());
     for tool in &tools {
         assert!(tool.title.as_deref().is_some_and(|t| !t.is_empty()), "{} has no title", tool.name);
         let a = tool.annotations.as_ref().unwrap_or_else(|| panic!("{} has no annotations", tool.name));
@@ -185,7 +185,7 @@ async fn the_default_list_is_small_and_every_capability_stays_reachable() {
 
     // Each unlisted tool: callable by name, and found by search_tools
     // when code may call it.
-    let all = memory_mcp::mcp::MemoryServer::tool_names();
+    let all = memory_mcp::mcp::Server::tool_names();
     let found = ok(&s, "search_tools", json!({"query": "", "limit": 100})).await;
     let searchable: BTreeSet<String> =
         found["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str().map(String::from)).collect();

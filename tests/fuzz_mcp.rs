@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use memory_mcp::mcp::{self, MemoryServer, framing};
+use memory_mcp::mcp::{self, Server, framing};
 use memory_mcp::sandbox::limits::Profile;
 use memory_mcp::sandbox::policy::ToolPolicy;
 use proptest::prelude::*;
@@ -234,7 +234,7 @@ async fn wired() -> Result<in_process::Wired, String> {
 }
 
 async fn session(
-    server: MemoryServer,
+    server: Server,
     seeds: Vec<u64>,
     tools: Arc<Vec<rmcp::model::Tool>>,
     totals: Arc<Totals>,
@@ -323,7 +323,7 @@ fn fuzz_the_mcp_layer() {
     let seed = env_u64("FUZZ_SEED", 1);
     let sessions = frames.div_ceil(FRAMES_PER_SESSION as u64) as u32;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let tools = Arc::new(MemoryServer::tool_list());
+    let tools = Arc::new(Server::tool_list());
     let totals = Arc::new(Totals {
         frames: AtomicU64::new(0),
         requests: AtomicU64::new(0),

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use memory_mcp::memory::MemoryStore;
+use memory_mcp::memory::EpisodeStore;
 use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
 use memory_mcp::memory::query::{self, Query, SortBy};
-use memory_mcp::memory::store::{NewEpisode, NewStep};
+use memory_mcp::memory::episode_store::{NewEpisode, NewStep};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -50,7 +50,7 @@ fn outcome() -> Outcome {
 #[test]
 fn many_concurrent_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::open(dir.path()).unwrap());
+    let store = Arc::new(EpisodeStore::open(dir.path()).unwrap());
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let store = store.clone();
@@ -120,7 +120,7 @@ proptest! {
     #[test]
     fn indexes_stay_consistent(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = MemoryStore::open(dir.path()).unwrap();
+        let mut store = EpisodeStore::open(dir.path()).unwrap();
         let mut model: Vec<(Uuid, Model)> = Vec::new();
         for op in ops {
             match op {
@@ -158,7 +158,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(store);
-                    store = MemoryStore::open(dir.path()).unwrap();
+                    store = EpisodeStore::open(dir.path()).unwrap();
                 }
                 _ => {}
             }
@@ -200,12 +200,12 @@ proptest! {
 /// doubled nor undone by the rebuild.
 #[test]
 fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
-    use memory_mcp::memory::store::StoreOptions;
+    use memory_mcp::memory::episode_store::StoreOptions;
     let dir = tempfile::tempdir().unwrap();
     let n = 30_000;
     let mut ids = Vec::new();
     {
-        let store = MemoryStore::open_with(dir.path(), StoreOptions { sync_on_complete: false }).unwrap();
+        let store = EpisodeStore::open_with(dir.path(), StoreOptions { sync_on_complete: false }).unwrap();
         for i in 0..n {
             let id = store.create_episode(new_episode(&format!("seeded job{} alpha", i % 7), "dom", TaskType::Testing)).unwrap();
             store.add_step(id, new_step(1, "bravo")).unwrap();
@@ -215,7 +215,7 @@ fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
             ids.push(id);
         }
     }
-    let store = MemoryStore::open_background(dir.path(), StoreOptions { sync_on_complete: false }).unwrap();
+    let store = EpisodeStore::open_background(dir.path(), StoreOptions { sync_on_complete: false }).unwrap();
     let first = store.index_coverage();
     // The oldest episodes are indexed last: write to them meanwhile.
     let (deleted, updated, stepped) = (ids[0], ids[2], ids[1]);
@@ -253,7 +253,7 @@ fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
     assert_eq!(stats.episodes as usize, n); // one deleted, one created
     assert_eq!(stats.completed as usize, n / 2); // one deleted, one completed
     drop(store);
-    let store = MemoryStore::open(dir.path()).unwrap();
+    let store = EpisodeStore::open(dir.path()).unwrap();
     let q = Query { text: "delta".into(), domain: None, task_type: None, limit: 1, sort: SortBy::Relevance };
     assert!((query::run(&store, &q).unwrap().0[0].score - reopened_score).abs() < 1e-4);
     let ep = store.get_episode(stepped).unwrap();
@@ -267,14 +267,14 @@ fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
 fn step_count_survives_reopen_without_header_rewrites() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
-        let store = MemoryStore::open(dir.path()).unwrap();
+        let store = EpisodeStore::open(dir.path()).unwrap();
         let id = store.create_episode(new_episode("counting", "d", TaskType::Testing)).unwrap();
         for n in 1..=3 {
             store.add_step(id, new_step(n, "x")).unwrap();
         }
         id
     };
-    let store = MemoryStore::open(dir.path()).unwrap();
+    let store = EpisodeStore::open(dir.path()).unwrap();
     assert_eq!(store.get_header(id).unwrap().step_count, 3);
     assert!(store.add_step(id, new_step(3, "x")).is_err());
     assert_eq!(store.add_step(id, new_step(4, "x")).unwrap(), 4);

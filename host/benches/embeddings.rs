@@ -69,7 +69,7 @@ async fn throughput() {
     let dir = tempfile::tempdir().expect("dir");
     let cache = ArtifactCache::new(dir.path());
     let engine = memory_mcp::sandbox::engine::build_metered().expect("engine");
-    let embedder = Embedder::load(&engine, &cache, EmbeddingSettings::default()).await.expect("local embedder");
+    let embedder = Embedder::load(&engine, &cache, EmbeddingSettings::default(), dir.path()).await.expect("local embedder");
     let mut r = Lcg(7);
     let texts: Vec<String> = (0..256).map(|_| text(&mut r)).collect();
     let rounds = if std::env::var_os("BENCH_QUICK").is_some() { 40 } else { 200 };

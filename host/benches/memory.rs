@@ -14,10 +14,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use memory_mcp::memory::MemoryStore;
+use memory_mcp::memory::EpisodeStore;
 use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
 use memory_mcp::memory::query::{self, Query, SortBy};
-use memory_mcp::memory::store::{NewEpisode, NewStep, StoreOptions};
+use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
@@ -78,7 +78,7 @@ fn outcome(r: &mut Lcg) -> Outcome {
     Outcome { outcome_type: t, verdict: "done".into(), artifacts: vec!["tests/it.rs".into()], completed: vec!["a".into()], failed: vec![], reason: None, error_details: None }
 }
 
-fn load(store: &MemoryStore, r: &mut Lcg, episodes: usize, steps: u32) {
+fn load(store: &EpisodeStore, r: &mut Lcg, episodes: usize, steps: u32) {
     for _ in 0..episodes {
         let id = store.create_episode(new_episode(r)).expect("create");
         for n in 1..=steps {
@@ -118,7 +118,7 @@ fn queries(r: &mut Lcg, n: usize) -> Vec<Query> {
 }
 
 fn in_process_writes(dir: &Path) {
-    let store = MemoryStore::open(dir).expect("open");
+    let store = EpisodeStore::open(dir).expect("open");
     let mut r = Lcg(7);
     let (mut c, mut s, mut done) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2000 {
@@ -147,7 +147,7 @@ fn growth(base: &Path, sizes: &[usize]) -> Vec<(usize, std::path::PathBuf)> {
         let dir = base.join(format!("n{n}"));
         let t = Instant::now();
         {
-            let store = MemoryStore::open_with(&dir, StoreOptions { sync_on_complete: false }).expect("open");
+            let store = EpisodeStore::open_with(&dir, StoreOptions { sync_on_complete: false }).expect("open");
             load(&store, &mut Lcg(n as u64), n, 10);
             store.flush_to_tables().expect("flush");
             let per = store.table_bytes() as f64 / n as f64;
@@ -176,7 +176,7 @@ fn growth(base: &Path, sizes: &[usize]) -> Vec<(usize, std::path::PathBuf)> {
             eprintln!("loaded {n} episodes in {:.1} s", loaded.as_secs_f64());
         }
         let t = Instant::now();
-        drop(MemoryStore::open(&dir).expect("reopen"));
+        drop(EpisodeStore::open(&dir).expect("reopen"));
         println!("| {n} episodes × 10 steps | reopen (rebuilds the search index) | {} | |", fmt(t.elapsed()));
         dirs.push((n, dir));
     }

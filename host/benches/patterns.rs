@@ -22,9 +22,9 @@ use memory_mcp::learning::convert::episode_to_wit;
 use memory_mcp::learning::rank::{self, RankQuery};
 use memory_mcp::learning::worker::analyse;
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
-use memory_mcp::memory::MemoryStore;
+use memory_mcp::memory::EpisodeStore;
 use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
-use memory_mcp::memory::store::{NewEpisode, NewStep, StoreOptions};
+use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
 use memory_mcp::sandbox::artifacts::ArtifactCache;
 use memory_mcp::world::types as w;
 use pattern_analyzer::model as m;
@@ -99,7 +99,7 @@ fn synthetic(r: &mut Lcg) -> Synthetic {
     }
 }
 
-fn store_episode(store: &MemoryStore, s: Synthetic) -> anyhow::Result<()> {
+fn store_episode(store: &EpisodeStore, s: Synthetic) -> anyhow::Result<()> {
     let id = store.create_episode(s.new)?;
     for st in s.steps {
         store.add_step(id, st)?;
@@ -211,7 +211,7 @@ async fn boundary(set: &AnalyzerSet, wit: &[w::Episode], quick: bool) -> anyhow:
 
 async fn at_size(cache: &ArtifactCache, n: usize) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(MemoryStore::open_with(dir.path(), StoreOptions { sync_on_complete: false })?);
+    let store = Arc::new(EpisodeStore::open_with(dir.path(), StoreOptions { sync_on_complete: false })?);
     let mut r = Lcg(n as u64);
     let t = Instant::now();
     for _ in 0..n {
@@ -263,7 +263,7 @@ fn main() -> anyhow::Result<()> {
         let cache = ArtifactCache::new(cache_dir.path());
         // Episodes for the boundary benchmark, as the worker reads them.
         let dir = tempfile::tempdir()?;
-        let store = Arc::new(MemoryStore::open_with(dir.path(), StoreOptions { sync_on_complete: false })?);
+        let store = Arc::new(EpisodeStore::open_with(dir.path(), StoreOptions { sync_on_complete: false })?);
         let mut r = Lcg(42);
         let count = if quick { 2_000 } else { 20_000 };
         for _ in 0..count {

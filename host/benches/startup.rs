@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use memory_mcp::memory::MemoryStore;
+use memory_mcp::memory::EpisodeStore;
 use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
-use memory_mcp::memory::store::{NewEpisode, NewStep, StoreOptions};
+use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -54,7 +54,7 @@ fn seed(dir: &Path, n: usize) {
     }
     let _ = std::fs::remove_dir_all(dir);
     let started = Instant::now();
-    let store = MemoryStore::open_with(dir, StoreOptions { sync_on_complete: false }).expect("open");
+    let store = EpisodeStore::open_with(dir, StoreOptions { sync_on_complete: false }).expect("open");
     let mut r = Lcg(n as u64);
     for _ in 0..n {
         let new = NewEpisode {
@@ -249,7 +249,7 @@ fn main() {
     // The store's own part in-process: the search index and the summaries.
     let self_rss = || rss_kb(std::process::id());
     let before = self_rss();
-    let store = MemoryStore::open(&data).expect("open");
+    let store = EpisodeStore::open(&data).expect("open");
     let indexed = self_rss();
     drop(store);
     let store_part = indexed.saturating_sub(before) as f64 * 1024.0;

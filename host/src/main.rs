@@ -13,8 +13,8 @@ use memory_mcp::embeddings::Embeddings;
 use memory_mcp::gateway::Gateway;
 use memory_mcp::gateway::audit::{Audit, AuditFilter};
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
-use memory_mcp::mcp::{self, MemoryServer, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
-use memory_mcp::memory::MemoryStore;
+use memory_mcp::mcp::{self, Server, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
+use memory_mcp::memory::EpisodeStore;
 use memory_mcp::memory::lock::DataDirLock;
 use memory_mcp::metrics::Metrics;
 use memory_mcp::plugins::dir::PluginDir;
@@ -271,7 +271,7 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
     if let Err(e) = prepared {
         tracing::error!(dir = %settings.plugins_dir.display(), error = %e, "the plugins directory could not be prepared");
     }
-    let tools = MemoryServer::tool_list();
+    let tools = Server::tool_list();
     let names = tools.iter().map(|t| t.name.to_string()).collect();
     let plugins = Arc::new(Registry::new(PluginDir::new(&settings.plugins_dir), policy.clone(), names));
     // The plugins are listed from their verified manifests at once; their
@@ -299,13 +299,13 @@ async fn open_core(
     policy: Arc<CompiledPolicy>,
     plugins: Arc<Registry>,
     metrics: Arc<Metrics>,
-) -> Result<MemoryServer> {
+) -> Result<Server> {
     let data_dir = settings.data_dir.clone();
     let list_all_tools = settings.list_all_tools;
     // The search index is rebuilt in the background: the server answers at
     // once, and queries state how much of the store they cover meanwhile.
-    let options = memory_mcp::memory::store::StoreOptions::default();
-    let store = tokio::task::spawn_blocking(move || MemoryStore::open_background(&data_dir, options))
+    let options = memory_mcp::memory::episode_store::StoreOptions::default();
+    let store = tokio::task::spawn_blocking(move || EpisodeStore::open_background(&data_dir, options))
         .await
         .context("opening the episode store")?
         .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
@@ -376,5 +376,5 @@ async fn open_core(
         };
         let _ = tx.send(state);
     });
-    Ok(MemoryServer::new(rx, metrics, learning, embeddings, gateway, plugins).with_all_tools_listed(list_all_tools))
+    Ok(Server::new(rx, metrics, learning, embeddings, gateway, plugins).with_all_tools_listed(list_all_tools))
 }

@@ -9,11 +9,11 @@ wit_bindgen::generate!({
     world: "pure-plugin",
 });
 
-js_engine::plugin_component!(no_tools);
+js_interpreter::plugin_component!(no_tools);
 
 fn no_tools(server: &str, name: &str, _args: &str) -> Result<String, (String, String)> {
     Err((
-        js_engine::engine::SECURITY_VIOLATION.to_string(),
+        js_interpreter::engine::SECURITY_VIOLATION.to_string(),
         format!("`{server}.{name}`: this plugin's policy grants no tool calls"),
     ))
 }

@@ -10,5 +10,5 @@ wit_bindgen::generate!({
     world: "tool-plugin",
 });
 
-js_engine::tools_glue!();
-js_engine::plugin_component!(call_tool_import);
+js_interpreter::tools_glue!();
+js_interpreter::plugin_component!(call_tool_import);

@@ -16,20 +16,20 @@ wit_bindgen::generate!({
 
 use exports::memory_mcp::tool_call::runner::{Guest as Runner, RunOutcome, RunRequest};
 
-js_engine::outcome_glue!(exports::memory_mcp::tool_call::runner);
-js_engine::tools_glue!();
+js_interpreter::outcome_glue!(exports::memory_mcp::tool_call::runner);
+js_interpreter::tools_glue!();
 
 struct Component;
 
 impl Guest for Component {
     fn initialize() {
-        js_engine::engine::init(call_tool_import);
+        js_interpreter::engine::init(call_tool_import);
     }
 }
 
 impl Runner for Component {
     fn run(request: RunRequest) -> RunOutcome {
-        outcome(js_engine::engine::run(call_tool_import, &request.source, &request.context_json))
+        outcome(js_interpreter::engine::run(call_tool_import, &request.source, &request.context_json))
     }
 }
 

@@ -11,8 +11,8 @@ use memory_mcp::gateway::Gateway;
 use memory_mcp::gateway::audit::Audit;
 use memory_mcp::gateway::servers::UpstreamConfig;
 use memory_mcp::learning::{AnalyzersState, Learning, PatternStore};
-use memory_mcp::mcp::{self, MemoryServer, RuntimeState};
-use memory_mcp::memory::MemoryStore;
+use memory_mcp::mcp::{self, Server, RuntimeState};
+use memory_mcp::memory::EpisodeStore;
 use memory_mcp::metrics::Metrics;
 use memory_mcp::plugins::dir::PluginDir;
 use memory_mcp::plugins::registry::Registry;
@@ -52,7 +52,7 @@ impl Options {
 
 /// The parts of a wired server, not yet serving.
 pub struct Wired {
-    pub server: MemoryServer,
+    pub server: Server,
     pub sandbox: Arc<Sandbox>,
     pub gateway: Arc<Gateway>,
     pub plugins: Arc<Registry>,
@@ -64,7 +64,7 @@ pub struct Wired {
 pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
     let dir = tempfile::tempdir()?;
     let cache = ArtifactCache::new(opts.cache.clone().unwrap_or_else(|| dir.path().join("cache")));
-    let store = Arc::new(MemoryStore::open(dir.path())?);
+    let store = Arc::new(EpisodeStore::open(dir.path())?);
     let patterns = Arc::new(PatternStore::open(&store)?);
     let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone(), Default::default())?;
     embeddings.spawn();
@@ -87,9 +87,9 @@ pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
     let plugins = Arc::new(Registry::new(
         PluginDir::new(dir.path().join("plugins")),
         gateway.policy().clone(),
-        MemoryServer::tool_names(),
+        Server::tool_names(),
     ));
-    let server = MemoryServer::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins.clone());
+    let server = Server::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins.clone());
     Ok(Wired { server, sandbox, gateway, plugins, dir })
 }
 

@@ -22,7 +22,7 @@ use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
 use crate::sandbox::http::{HttpGrant, Origin};
 use crate::sandbox::output::CappedPipe;
-use crate::sandbox::store::{Stop, StoreData, metered, why_stopped};
+use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
 use crate::world::embedder::{self, EmbedError, EmbedderConfig};
 
 /// CPU budget of one call (the local embedder needs about 10⁸ for 4,096
@@ -103,7 +103,7 @@ pub struct ModelInfo {
 /// The model embedder's one instance, kept between calls so the weights
 /// are read and parsed once (see [`Embedder::call`]).
 struct Resident {
-    store: Store<StoreData>,
+    store: Store<GuestState>,
     instance: wasmtime::component::Instance,
     stderr: CappedPipe,
 }
@@ -113,7 +113,7 @@ pub struct Embedder {
     pub info: ModelInfo,
     pub space: Space,
     engine: Engine,
-    pre: InstancePre<StoreData>,
+    pre: InstancePre<GuestState>,
     indices: embedder::GuestIndices,
     origin: Option<Origin>,
     secret: Option<String>,
@@ -288,7 +288,7 @@ impl Embedder {
     async fn call<T>(
         &self,
         f: impl AsyncFnOnce(
-            &mut Store<StoreData>,
+            &mut Store<GuestState>,
             &wasmtime::component::Instance,
             &embedder::GuestIndices,
         ) -> wasmtime::Result<Result<T, EmbedError>>,
@@ -303,7 +303,7 @@ impl Embedder {
         &self,
         dir: &std::path::Path,
         f: impl AsyncFnOnce(
-            &mut Store<StoreData>,
+            &mut Store<GuestState>,
             &wasmtime::component::Instance,
             &embedder::GuestIndices,
         ) -> wasmtime::Result<Result<T, EmbedError>>,
@@ -314,7 +314,7 @@ impl Embedder {
         let deadline = Instant::now() + budget;
         if slot.is_none() {
             let stderr = CappedPipe::new(STDERR_BYTES);
-            let data = StoreData::for_model_embedder(stderr.clone(), MODEL_MEMORY_BYTES, dir, MODEL_GUEST_DIR, deadline)
+            let data = GuestState::for_model_embedder(stderr.clone(), MODEL_MEMORY_BYTES, dir, MODEL_GUEST_DIR, deadline)
                 .map_err(|e| EmbedFailure::Unavailable(format!("opening the model directory {}: {e}", dir.display())))?;
             let mut store = metered(&self.engine, data, MODEL_FUEL);
             let instance = match tokio::time::timeout(budget, self.pre.instantiate_async(&mut store)).await {
@@ -349,7 +349,7 @@ impl Embedder {
     async fn call_fresh<T>(
         &self,
         f: impl AsyncFnOnce(
-            &mut Store<StoreData>,
+            &mut Store<GuestState>,
             &wasmtime::component::Instance,
             &embedder::GuestIndices,
         ) -> wasmtime::Result<Result<T, EmbedError>>,
@@ -361,7 +361,7 @@ impl Embedder {
             Some(o) => HttpGrant::to(o.clone()),
             None => HttpGrant::none(),
         };
-        let data = StoreData::for_embedder(stderr.clone(), MEMORY_BYTES, grant, deadline);
+        let data = GuestState::for_embedder(stderr.clone(), MEMORY_BYTES, grant, deadline);
         let mut store = metered(&self.engine, data, FUEL);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -383,7 +383,7 @@ impl Embedder {
         result.map_err(|f| self.scrub(f))
     }
 
-    fn classify(&self, e: &wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe, ms: u64) -> EmbedFailure {
+    fn classify(&self, e: &wasmtime::Error, store: &Store<GuestState>, stderr: &CappedPipe, ms: u64) -> EmbedFailure {
         match why_stopped(e, store, stderr) {
             Stop::OutOfFuel => EmbedFailure::Trap(format!("ran out of fuel ({} units)", if self.model_dir.is_some() { MODEL_FUEL } else { FUEL })),
             Stop::Timeout => EmbedFailure::Timeout(ms),

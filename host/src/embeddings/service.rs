@@ -31,7 +31,7 @@ use super::providers::Providers;
 use super::settings::EmbeddingSettings;
 use crate::learning::PatternStore;
 use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
-use crate::memory::{MemoryStore, StoreError};
+use crate::memory::{EpisodeStore, StoreError};
 use crate::sandbox::artifacts::ArtifactCache;
 
 /// The space whose vectors are indexed and searched.
@@ -94,7 +94,7 @@ pub(super) enum Provider {
 }
 
 pub struct Embeddings {
-    pub(super) memory: Arc<MemoryStore>,
+    pub(super) memory: Arc<EpisodeStore>,
     pub(super) patterns: Arc<PatternStore>,
     pub(super) engine: Engine,
     pub(super) cache: ArtifactCache,
@@ -173,7 +173,7 @@ impl Embeddings {
     /// indexes from stored vectors (and the saved graph). The provider is
     /// loaded by [`Embeddings::spawn`].
     pub fn open(
-        memory: Arc<MemoryStore>,
+        memory: Arc<EpisodeStore>,
         patterns: Arc<PatternStore>,
         data_dir: &std::path::Path,
         cache: ArtifactCache,

@@ -12,7 +12,7 @@ use rmcp::service::{Peer, RequestContext};
 use rmcp::RoleServer;
 use serde_json::{Map, Value};
 
-use crate::mcp::MemoryServer;
+use crate::mcp::Server;
 use crate::sandbox::tools::DispatchError;
 
 /// Tools sandboxed code may call under `memory` (when its policy allows):
@@ -65,17 +65,17 @@ pub fn sandbox_callable(tool: &str) -> bool {
 /// once, not on every search.
 pub fn tools() -> &'static [Tool] {
     static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
-    TOOLS.get_or_init(|| MemoryServer::tool_list().into_iter().filter(|t| sandbox_callable(&t.name)).collect())
+    TOOLS.get_or_init(|| Server::tool_list().into_iter().filter(|t| sandbox_callable(&t.name)).collect())
 }
 
 /// The live server and the session it serves.
 pub struct LocalTools {
-    server: MemoryServer,
+    server: Server,
     peer: Peer<RoleServer>,
 }
 
 impl LocalTools {
-    pub fn new(server: MemoryServer, peer: Peer<RoleServer>) -> Self {
+    pub fn new(server: Server, peer: Peer<RoleServer>) -> Self {
         Self { server, peer }
     }
 
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn every_built_in_tool_is_classified_exactly_once() {
-        let names = MemoryServer::tool_names();
+        let names = Server::tool_names();
         for name in &names {
             let (code, operator) = (SANDBOX_CALLABLE.contains(&name.as_str()), OPERATOR_ONLY.contains(&name.as_str()));
             assert!(

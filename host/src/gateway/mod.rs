@@ -27,7 +27,7 @@ use rmcp::RoleServer;
 use rmcp::service::Peer;
 use serde_json::Value;
 
-use crate::mcp::MemoryServer;
+use crate::mcp::Server;
 use crate::sandbox::policy::CompiledPolicy;
 use crate::sandbox::tools::{DispatchError, DispatchFuture, ResolveFuture, ToolCallRecord, ToolDispatcher};
 use audit::Audit;
@@ -59,7 +59,7 @@ impl Gateway {
     }
 
     /// Makes `memory.*` callable: the live server and its session.
-    pub fn attach_local(&self, server: MemoryServer, peer: Peer<RoleServer>) {
+    pub fn attach_local(&self, server: Server, peer: Peer<RoleServer>) {
         if self.local.set(LocalTools::new(server, peer)).is_err() {
             tracing::warn!("the local tools were attached twice; keeping the first");
         }
@@ -118,7 +118,7 @@ impl Gateway {
         let known = if server == LOCAL_SERVER {
             let callable = local::tools().iter().any(|t| t.name == tool);
             static ALL: OnceLock<Vec<String>> = OnceLock::new();
-            if !callable && ALL.get_or_init(MemoryServer::tool_names).iter().any(|t| t == tool) {
+            if !callable && ALL.get_or_init(Server::tool_names).iter().any(|t| t == tool) {
                 return Err(DispatchError::Unavailable(format!(
                     "`memory.{tool}` cannot be called from inside the sandbox"
                 )));

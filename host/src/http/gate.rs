@@ -29,7 +29,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::auth::{Principals, bearer};
 use super::sessions::BoundedSessions;
-use crate::mcp::MemoryServer;
+use crate::mcp::Server;
 use crate::principal::{HangUp, Principal};
 
 /// The MCP endpoint's path.
@@ -56,7 +56,7 @@ pub struct GateConfig {
 
 pub struct Gate {
     config: GateConfig,
-    service: StreamableHttpService<MemoryServer, BoundedSessions>,
+    service: StreamableHttpService<Server, BoundedSessions>,
     sessions: Arc<BoundedSessions>,
     /// Each principal's concurrent-request slots.
     slots: Mutex<HashMap<Principal, Arc<Semaphore>>>,
@@ -119,7 +119,7 @@ impl Drop for Held {
 impl Gate {
     pub fn new(
         config: GateConfig,
-        service: StreamableHttpService<MemoryServer, BoundedSessions>,
+        service: StreamableHttpService<Server, BoundedSessions>,
         sessions: Arc<BoundedSessions>,
     ) -> Self {
         Self {

@@ -1,6 +1,6 @@
 //! MCP over Streamable HTTP: `memory-mcp serve --http ADDR`, at `/mcp`.
 //!
-//! The same [`MemoryServer`] the stdio transport serves (same tools,
+//! The same [`Server`] the stdio transport serves (same tools,
 //! policy and store) behind rmcp's Streamable HTTP service, with rmcp's
 //! session manager bounded ([`sessions`]), and a [`gate`] in front that
 //! authenticates bearer tokens ([`auth`]), names the request's
@@ -26,7 +26,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::mcp::MemoryServer;
+use crate::mcp::Server;
 use auth::Principals;
 use gate::{Gate, GateConfig, MCP_PATH};
 use sessions::BoundedSessions;
@@ -202,7 +202,7 @@ fn parse_addr(s: &str) -> Result<SocketAddr> {
 
 /// Serves `server` over Streamable HTTP until SIGTERM or Ctrl-C, then
 /// drains requests in flight and returns.
-pub async fn serve(server: MemoryServer, options: HttpOptions) -> Result<()> {
+pub async fn serve(server: Server, options: HttpOptions) -> Result<()> {
     // Code run over HTTP reaches this server's own tools (`memory.*`)
     // through one in-process session, whichever HTTP session ran it.
     let (a, b) = tokio::io::duplex(1 << 16);

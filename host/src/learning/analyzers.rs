@@ -14,7 +14,7 @@
 //!
 //! Each call's store caps the memory of all the component's memories
 //! together and how many instances, memories and tables it makes
-//! ([`crate::sandbox::store::MemoryGuard`]), and how many bytes the host
+//! ([`crate::sandbox::guest::MemoryGuard`]), and how many bytes the host
 //! copies out of its result ([`AnalyzerLimits::copy_budget`]), checked
 //! string by string before each is copied.
 
@@ -30,14 +30,14 @@ use wasmtime::{Engine, Store};
 
 use super::model::Provenance;
 use super::policy::{AnalyzerLimits, AnalyzerPolicy};
-use super::store_host::EpisodesCtx;
-use crate::memory::MemoryStore;
+use super::episodes_host::EpisodesCtx;
+use crate::memory::EpisodeStore;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, unmanifested_reason};
 use crate::plugins::layout;
 use crate::sandbox::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
 use crate::sandbox::output::CappedPipe;
-use crate::sandbox::store::{Stop, StoreData, metered, why_stopped};
+use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
 use crate::world::{analyzer, statistics, types};
 
 /// The interface an analyzer component exports.
@@ -100,7 +100,7 @@ pub struct Analyzer {
     pub description: String,
     pub source: Source,
     pub policy: AnalyzerPolicy,
-    pre: InstancePre<StoreData>,
+    pre: InstancePre<GuestState>,
     analyzer: analyzer::GuestIndices,
     statistics: Option<statistics::GuestIndices>,
     health: Mutex<Health>,
@@ -133,7 +133,7 @@ impl Analyzer {
         source: Source,
         policy: AnalyzerPolicy,
         blake3: String,
-        memory: &Arc<MemoryStore>,
+        memory: &Arc<EpisodeStore>,
     ) -> Result<Self> {
         let grants = Grants { store: policy.grants.store, ..Grants::NONE };
         let linker = capabilities::linker(engine, component, grants).map_err(|e| anyhow!("linking: {e}"))?;
@@ -170,12 +170,12 @@ impl Analyzer {
         &self.provenance.analyzer
     }
 
-    fn store(&self, engine: &Engine, memory: &Arc<MemoryStore>) -> (Store<StoreData>, CappedPipe) {
+    fn store(&self, engine: &Engine, memory: &Arc<EpisodeStore>) -> (Store<GuestState>, CappedPipe) {
         let limits = &self.policy.limits;
         let stderr = CappedPipe::new(STDERR_BYTES);
         let episodes = if self.policy.grants.store { EpisodesCtx::granted(memory.clone()) } else { EpisodesCtx::none() };
         let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
-        let data = StoreData::for_analyzer(stderr.clone(), limits.memory_mb << 20, episodes, deadline);
+        let data = GuestState::for_analyzer(stderr.clone(), limits.memory_mb << 20, episodes, deadline);
         let mut store = metered(engine, data, limits.fuel);
         // The most the host copies out of one result (or takes in from one
         // import call): checked as each string and list is lifted, before
@@ -184,7 +184,7 @@ impl Analyzer {
         (store, stderr)
     }
 
-    fn classify(&self, err: wasmtime::Error, store: &Store<StoreData>, stderr: &CappedPipe) -> Failure {
+    fn classify(&self, err: wasmtime::Error, store: &Store<GuestState>, stderr: &CappedPipe) -> Failure {
         let limits = &self.policy.limits;
         if format!("{err:#}").contains(COPY_BUDGET_EXHAUSTED) {
             return Failure::Output(super::convert::OutputError::TooLarge(format!(
@@ -205,8 +205,8 @@ impl Analyzer {
     async fn call<T>(
         &self,
         engine: &Engine,
-        memory: &Arc<MemoryStore>,
-        f: impl AsyncFnOnce(&mut Store<StoreData>, &wasmtime::component::Instance) -> wasmtime::Result<T>,
+        memory: &Arc<EpisodeStore>,
+        f: impl AsyncFnOnce(&mut Store<GuestState>, &wasmtime::component::Instance) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
         if crate::sync::lock(&self.health).status == "quarantined" {
             return Err(Failure::Quarantined);
@@ -233,7 +233,7 @@ impl Analyzer {
 
     /// Extracts patterns from `episodes`. The caller checks the output and
     /// reports the outcome with [`Analyzer::record`].
-    pub async fn extract(&self, engine: &Engine, memory: &Arc<MemoryStore>, episodes: &[types::Episode]) -> Result<analyzer::Analysis, Failure> {
+    pub async fn extract(&self, engine: &Engine, memory: &Arc<EpisodeStore>, episodes: &[types::Episode]) -> Result<analyzer::Analysis, Failure> {
         let out = self
             .call(engine, memory, async |store, instance| {
                 self.analyzer.load(&mut *store, instance)?.call_extract(&mut *store, episodes).await
@@ -251,7 +251,7 @@ impl Analyzer {
     pub async fn analyze_series(
         &self,
         engine: &Engine,
-        memory: &Arc<MemoryStore>,
+        memory: &Arc<EpisodeStore>,
         kind: statistics::AnalysisType,
         config: statistics::AnalysisConfig,
         data: &[statistics::Series],
@@ -321,7 +321,7 @@ fn check_name(name: &str) -> Result<()> {
 /// Every loaded analyzer, the built-in first, and the plugins refused.
 pub struct AnalyzerSet {
     engine: Engine,
-    memory: Arc<MemoryStore>,
+    memory: Arc<EpisodeStore>,
     pub builtin: Analyzer,
     pub plugins: Vec<Analyzer>,
     pub rejected: Vec<Rejected>,
@@ -330,7 +330,7 @@ pub struct AnalyzerSet {
 impl AnalyzerSet {
     /// Loads the built-in analyzer from `builtin_wasm` and every analyzer
     /// plugin in `plugins_dir` (when it exists).
-    pub async fn load(cache: &ArtifactCache, builtin_wasm: &[u8], plugins_dir: Option<&Path>, memory: Arc<MemoryStore>) -> Result<Self> {
+    pub async fn load(cache: &ArtifactCache, builtin_wasm: &[u8], plugins_dir: Option<&Path>, memory: Arc<EpisodeStore>) -> Result<Self> {
         let engine = crate::sandbox::engine::build_metered()?;
         let (component, load) = cache.load(&engine, "pattern-analyzer", builtin_wasm, None).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, "built-in pattern analyzer ready");
@@ -400,7 +400,7 @@ impl AnalyzerSet {
         &self.engine
     }
 
-    pub fn memory(&self) -> &Arc<MemoryStore> {
+    pub fn memory(&self) -> &Arc<EpisodeStore> {
         &self.memory
     }
 

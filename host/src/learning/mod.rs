@@ -14,7 +14,7 @@ pub mod patterns;
 pub mod policy;
 pub mod rank;
 pub mod series;
-pub mod store_host;
+pub mod episodes_host;
 pub mod worker;
 
 pub use analyzers::{Analyzer, AnalyzerSet};

@@ -19,7 +19,7 @@ use super::model::{PatternKind, StoredPattern};
 use crate::memory::model::{OutcomeType, TaskType};
 use crate::memory::keys::{PATTERN_ITEM, item_key};
 use crate::memory::text::{Filter, TextIndex};
-use crate::memory::{MemoryStore, StoreError};
+use crate::memory::{EpisodeStore, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -72,7 +72,7 @@ fn encode(p: &StoredPattern) -> Vec<u8> {
 impl PatternStore {
     /// Opens the `patterns` keyspace in the episode store's database and
     /// loads it.
-    pub fn open(memory: &MemoryStore) -> Result<Self> {
+    pub fn open(memory: &EpisodeStore) -> Result<Self> {
         let store = Self::unloaded(memory)?;
         store.load()?;
         Ok(store)
@@ -83,7 +83,7 @@ impl PatternStore {
     /// waits for the load (a few hundred milliseconds at most at start-up);
     /// if it failed, reads see no records and writes are refused with the
     /// reason, so nothing stored is overwritten by what was not read.
-    pub fn open_background(memory: &MemoryStore) -> Result<Arc<Self>> {
+    pub fn open_background(memory: &EpisodeStore) -> Result<Arc<Self>> {
         let store = Arc::new(Self::unloaded(memory)?);
         let s = store.clone();
         let spawned = std::thread::Builder::new().name("patterns-load".into()).spawn(move || {
@@ -97,7 +97,7 @@ impl PatternStore {
         Ok(store)
     }
 
-    fn unloaded(memory: &MemoryStore) -> Result<Self> {
+    fn unloaded(memory: &EpisodeStore) -> Result<Self> {
         let db = memory.database().clone();
         let patterns = db.keyspace("patterns", KeyspaceCreateOptions::default)?;
         Ok(Self {

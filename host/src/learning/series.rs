@@ -2,7 +2,7 @@
 //! completed episodes in completion order, grouped into equal-count
 //! buckets, each bucket one point per metric (its mean).
 
-use crate::memory::MemoryStore;
+use crate::memory::EpisodeStore;
 use crate::memory::model::{OutcomeType, TaskType};
 use crate::world::statistics::Series;
 
@@ -14,7 +14,7 @@ const TARGET_POINTS: usize = 100;
 /// One series per metric in `metrics`, over completed episodes in `domain`
 /// and of `task_type` (each when given).
 pub fn from_episodes(
-    store: &MemoryStore,
+    store: &EpisodeStore,
     domain: Option<&str>,
     task_type: Option<TaskType>,
     metrics: &[String],

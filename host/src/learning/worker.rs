@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::analyzers::AnalyzerSet;
 use super::convert::{accept, episode_to_wit};
 use super::patterns::PatternStore;
-use crate::memory::{MemoryStore, StoreError};
+use crate::memory::{EpisodeStore, StoreError};
 
 /// Episodes handed to the analyzers at once.
 pub const BATCH: usize = 256;
@@ -45,7 +45,7 @@ pub struct WorkerStatus {
 
 /// Learning: the analyzers, the pattern store, and the worker between.
 pub struct Learning {
-    pub memory: Arc<MemoryStore>,
+    pub memory: Arc<EpisodeStore>,
     pub patterns: Arc<PatternStore>,
     analyzers: watch::Receiver<AnalyzersState>,
     wake: Notify,
@@ -53,7 +53,7 @@ pub struct Learning {
 }
 
 impl Learning {
-    pub fn new(memory: Arc<MemoryStore>, patterns: Arc<PatternStore>, analyzers: watch::Receiver<AnalyzersState>) -> Arc<Self> {
+    pub fn new(memory: Arc<EpisodeStore>, patterns: Arc<PatternStore>, analyzers: watch::Receiver<AnalyzersState>) -> Arc<Self> {
         Arc::new(Self { memory, patterns, analyzers, wake: Notify::new(), status: Mutex::new(WorkerStatus::default()) })
     }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::memory_tools::{store_error, structured};
 use super::params::{Parameters, input_error, params_or_return};
-use super::server::MemoryServer;
+use super::server::Server;
 use crate::embeddings::{EmbedFailure, EmbeddingSettings};
 use crate::memory::StoreError;
 use crate::memory::model::TaskType;
@@ -106,7 +106,7 @@ fn failure(f: EmbedFailure) -> CallToolResult {
 }
 
 #[tool_router(router = embedding_router, vis = "pub(crate)")]
-impl MemoryServer {
+impl Server {
     #[tool(description = "Choose the embedding provider for semantic search: local (default; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background (progress in health_check); search meanwhile covers what is re-embedded.")]
     async fn configure_embeddings(
         &self,
@@ -268,7 +268,7 @@ impl MemoryServer {
     }
 }
 
-impl MemoryServer {
+impl Server {
     /// Waits until the re-embedding of `queued` items has drained (or
     /// [`REEMBED_WAIT`], or `cancel`), reporting progress when asked;
     /// returns how many items are left.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::params::{Parameters, input_error, params_or_return};
-use super::server::MemoryServer;
+use super::server::Server;
 use crate::gateway::audit::AuditFilter;
 use crate::gateway::catalog::{Catalog, ToolInfo, one_line};
 use crate::gateway::dts;
@@ -86,7 +86,7 @@ pub fn resource_uri(t: &ToolInfo) -> String {
 }
 
 #[tool_router(router = gateway_router, vis = "pub(crate)")]
-impl MemoryServer {
+impl Server {
     #[tool(
         description = "Find tools code can call: this server's (`memory`: episodes, patterns, analytics, audit, health) and configured upstream servers'. Give the task in words; get `server.tool` names, one-line descriptions, whether the policy allows each, and call counts. Then describe_tools."
     )]
@@ -203,7 +203,7 @@ fn unavailable_note(catalog: &Catalog) -> String {
     if down.is_empty() { String::new() } else { format!(" (unavailable now: {})", down.join(", ")) }
 }
 
-impl MemoryServer {
+impl Server {
     /// One resource per callable tool, most used first.
     pub(crate) async fn tool_resources(&self) -> ListResourcesResult {
         let catalog = self.gateway().catalog().await;

@@ -8,7 +8,7 @@ use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTempla
 use rmcp::ErrorData;
 use uuid::Uuid;
 
-use super::server::MemoryServer;
+use super::server::Server;
 
 const EPISODES: &str = "memory://episodes/";
 const PATTERNS: &str = "memory://patterns/";
@@ -55,7 +55,7 @@ pub fn templates() -> Vec<ResourceTemplate> {
     ]
 }
 
-impl MemoryServer {
+impl Server {
     /// One page of episode and pattern resources, and the cursor of the
     /// next (`None` after the last).
     pub(crate) async fn memory_resources(&self, cursor: Option<&str>) -> Result<(Vec<Resource>, Option<String>), ErrorData> {

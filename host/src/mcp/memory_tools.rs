@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::params::{Parameters, input_error, params_or_return};
-use super::server::MemoryServer;
+use super::server::Server;
 use crate::memory::model::{Outcome, StepResult, TaskContext, TaskType, parse_id};
 use crate::memory::quality::{self, TimeRange};
 use crate::memory::query::{self, Hit, Query, SortBy};
-use crate::memory::store::{NewEpisode, NewStep, StoreError};
-use crate::memory::MemoryStore;
+use crate::memory::episode_store::{NewEpisode, NewStep, StoreError};
+use crate::memory::EpisodeStore;
 
 /// Most ids one `bulk_episodes` call may ask for.
 pub const MAX_BULK_IDS: usize = 100;
@@ -179,8 +179,8 @@ pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ErrorData> {
 
 /// Runs a blocking store call off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
-    store: &Arc<MemoryStore>,
-    f: impl FnOnce(&MemoryStore) -> Result<T, StoreError> + Send + 'static,
+    store: &Arc<EpisodeStore>,
+    f: impl FnOnce(&EpisodeStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<Result<T, StoreError>, ErrorData> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || f(&store))
@@ -191,7 +191,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// A hit and, when ranked with embeddings, its word and meaning parts.
 type BlendedHit = (Hit, Option<(f64, Option<f32>)>);
 
-impl MemoryServer {
+impl Server {
     /// Blends word relevance (relative to the best word match) with
     /// similarity to `vector`, over the word matches plus the nearest
     /// episodes by meaning; returns the best `limit` with their parts.
@@ -221,7 +221,7 @@ impl MemoryServer {
 }
 
 #[tool_router(router = memory_router, vis = "pub(crate)")]
-impl MemoryServer {
+impl Server {
     #[tool(description = "Start an episode: a task an agent is about to work on. Returns {episode_id}. Record its steps with add_episode_step and finish it with complete_episode.")]
     async fn create_episode(&self, params: Parameters<CreateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);

@@ -19,7 +19,7 @@ pub mod starting;
 pub mod surface;
 pub mod unwind;
 
-pub use server::{MemoryServer, RuntimeState};
+pub use server::{Server, RuntimeState};
 
 use anyhow::{Context as _, Result};
 use rmcp::service::RunningService;
@@ -28,7 +28,7 @@ use rmcp::{RoleServer, ServiceExt as _};
 /// Serves MCP on this process's stdin/stdout until the client goes away.
 /// A client that leaves before its first request is a normal end, not an
 /// error.
-pub async fn serve_stdio(server: MemoryServer, max_frame: usize) -> Result<()> {
+pub async fn serve_stdio(server: Server, max_frame: usize) -> Result<()> {
     let (input, output) = framing::filtered(tokio::io::stdin(), tokio::io::stdout(), max_frame);
     let running = match serve(server, (input, output)).await {
         Ok(r) => r,
@@ -51,7 +51,7 @@ fn closed_before_start(e: &anyhow::Error) -> bool {
 
 /// Starts a session on `transport` and makes this server's own tools
 /// callable from sandboxed code under `memory`, within that session.
-pub async fn serve<T, E, A>(server: MemoryServer, transport: T) -> Result<RunningService<RoleServer, MemoryServer>>
+pub async fn serve<T, E, A>(server: Server, transport: T) -> Result<RunningService<RoleServer, Server>>
 where
     T: rmcp::transport::IntoTransport<RoleServer, E, A>,
     E: std::error::Error + Send + Sync + 'static,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::memory_tools::{store_error, structured, to_value};
 use super::params::{Parameters, input_error, params_or_return};
-use super::server::MemoryServer;
+use super::server::Server;
 use crate::learning::model::{PatternKind, StoredPattern};
 use crate::learning::rank::{self, RankQuery, WEIGHTS};
 use crate::learning::series;
@@ -239,7 +239,7 @@ fn with_text(v: Value, text: String) -> Result<CallToolResult, ErrorData> {
 /// in practice (the pattern index is searched exactly below 20k).
 const SEMANTIC_CANDIDATES: usize = 1_000;
 
-impl MemoryServer {
+impl Server {
     /// Similarity of `text` to the learned records with embeddings, when
     /// embeddings are available (else words alone rank).
     async fn pattern_similarity(&self, text: &str) -> Option<std::collections::HashMap<uuid::Uuid, f32>> {
@@ -254,7 +254,7 @@ impl MemoryServer {
 }
 
 #[tool_router(router = pattern_router, vis = "pub(crate)")]
-impl MemoryServer {
+impl Server {
     #[tool(description = "Patterns learned from completed episodes of a task type (tool sequences, decision points, error recoveries, context patterns, and third-party analyzers' patterns), with the heuristics (condition → action) learned beside them, each with its evidence (episode ids, success rate, sample size), confidence and provenance, best-supported first.")]
     async fn analyze_patterns(&self, params: Parameters<AnalyzePatternsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::params::{Parameters, input_error, params_or_return};
-use super::server::MemoryServer;
+use super::server::Server;
 use crate::plugins::builder::{BuildRequest, Builder, Stage};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::policy::{PluginLimits, PluginPolicy};
@@ -129,7 +129,7 @@ pub fn describe(m: &Manifest, allow: &[String]) -> Value {
     })
 }
 
-impl MemoryServer {
+impl Server {
     /// Plugins are shared by every principal (one tool namespace, served to
     /// all), but an existing plugin may be replaced or removed only by the
     /// principal that saved it, or by the operator (`local`: stdio, or
@@ -157,7 +157,7 @@ impl MemoryServer {
 }
 
 #[tool_router(router = plugin_router, vis = "pub(crate)")]
-impl MemoryServer {
+impl Server {
     #[tool(
         description = "Save code that ran successfully through execute_agent_code (by its execution_id) as a plugin: a named MCP tool, compiled ahead of time to a standalone WebAssembly component. The tool's arguments reach the code as `context.input`, exactly as in execute_agent_code. By default it may call only the tools that execution called. Other MCP clients see it after notifications/tools/list_changed."
     )]
@@ -211,7 +211,7 @@ impl MemoryServer {
     }
 }
 
-impl MemoryServer {
+impl Server {
     async fn save_plugin_reporting(
         &self,
         p: SavePluginParams,

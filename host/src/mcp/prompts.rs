@@ -19,7 +19,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Map, Value, json};
 
-use super::server::MemoryServer;
+use super::server::Server;
 
 /// Most characters of an argument a prompt takes.
 const MAX_ARGUMENT_CHARS: usize = 10_000;
@@ -57,7 +57,7 @@ pub fn list() -> ListPromptsResult {
 
 /// `prompts/get`.
 pub async fn get(
-    server: &MemoryServer,
+    server: &Server,
     request: GetPromptRequestParams,
     context: RequestContext<RoleServer>,
 ) -> Result<GetPromptResult, ErrorData> {
@@ -94,7 +94,7 @@ fn text_arg(args: &Map<String, Value>, name: &str, required: bool) -> Result<Opt
 
 /// Calls one of the server's tools in-process; its structured result, or
 /// its error text.
-async fn call(server: &MemoryServer, context: &RequestContext<RoleServer>, tool: &str, args: Value) -> Result<Value, String> {
+async fn call(server: &Server, context: &RequestContext<RoleServer>, tool: &str, args: Value) -> Result<Value, String> {
     let Value::Object(args) = args else { return Err("arguments are not an object".into()) };
     let mut ctx = RequestContext::new(context.id.clone(), context.peer.clone());
     ctx.ct = context.ct.clone();
@@ -118,7 +118,7 @@ fn shown(r: Result<Value, String>) -> String {
 }
 
 async fn start_task(
-    server: &MemoryServer,
+    server: &Server,
     args: &Map<String, Value>,
     context: RequestContext<RoleServer>,
 ) -> Result<GetPromptResult, ErrorData> {

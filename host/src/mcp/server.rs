@@ -26,7 +26,7 @@ use super::unwind::caught;
 use crate::embeddings::Embeddings;
 use crate::gateway::Gateway;
 use crate::learning::{AnalyzersState, Learning, PatternStore};
-use crate::memory::MemoryStore;
+use crate::memory::EpisodeStore;
 use crate::metrics::Metrics;
 use crate::plugins::registry::Registry;
 use crate::principal::Principal;
@@ -47,10 +47,10 @@ pub enum RuntimeState {
 const PRELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
-pub struct MemoryServer {
+pub struct Server {
     runtime: watch::Receiver<RuntimeState>,
     metrics: Arc<Metrics>,
-    store: Arc<MemoryStore>,
+    store: Arc<EpisodeStore>,
     learning: Arc<Learning>,
     embeddings: Arc<Embeddings>,
     gateway: Arc<Gateway>,
@@ -60,13 +60,13 @@ pub struct MemoryServer {
     recent: Arc<PrincipalExecutions>,
     /// The least severe `notifications/message` level this session's client
     /// asked for (`logging/setLevel`); one per session, fresh in
-    /// [`MemoryServer::for_session`]. (SEP-2577 deprecates logging; the
+    /// [`Server::for_session`]. (SEP-2577 deprecates logging; the
     /// protocol versions before 2026-07-28 still have it.)
     #[allow(deprecated)]
     log_level: Arc<std::sync::Mutex<Option<rmcp::model::LoggingLevel>>>,
     /// Every session's resource subscriptions (shared).
     subscriptions: Arc<super::subscriptions::Subscriptions>,
-    /// This session's subscribed URIs; fresh in [`MemoryServer::for_session`].
+    /// This session's subscribed URIs; fresh in [`Server::for_session`].
     subscribed: super::subscriptions::SessionUris,
     /// `tools/list` shows every tool, not only the core (see `surface`).
     list_all: bool,
@@ -116,7 +116,7 @@ pub struct ExecuteAgentCodeParams {
 pub struct NoParams {}
 
 #[tool_router]
-impl MemoryServer {
+impl Server {
     pub fn new(
         runtime: watch::Receiver<RuntimeState>,
         metrics: Arc<Metrics>,
@@ -258,11 +258,11 @@ impl MemoryServer {
         })
     }
 
-    pub(crate) fn store(&self) -> &MemoryStore {
+    pub(crate) fn store(&self) -> &EpisodeStore {
         &self.store
     }
 
-    pub(crate) fn store_arc(&self) -> &Arc<MemoryStore> {
+    pub(crate) fn store_arc(&self) -> &Arc<EpisodeStore> {
         &self.store
     }
 
@@ -380,7 +380,7 @@ impl MemoryServer {
     }
 }
 
-impl MemoryServer {
+impl Server {
     /// What `initialize` tells a client; the same before the store is open
     /// (`starting`).
     #[allow(deprecated)] // enable_logging: see `set_level`
@@ -407,7 +407,7 @@ impl MemoryServer {
 }
 
 #[tool_handler(router = self.tool_router)]
-impl ServerHandler for MemoryServer {
+impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         Self::config()
     }
@@ -613,8 +613,8 @@ mod tests {
     use crate::sandbox::policy::CompiledPolicy;
 
     /// A server whose JS runtime never loads, over files in `dir`.
-    fn server(dir: &std::path::Path) -> MemoryServer {
-        let store = Arc::new(MemoryStore::open(dir).unwrap());
+    fn server(dir: &std::path::Path) -> Server {
+        let store = Arc::new(EpisodeStore::open(dir).unwrap());
         let patterns = Arc::new(PatternStore::open(&store).unwrap());
         let providers = crate::embeddings::providers::Providers::new(BTreeMap::new()).unwrap();
         let embeddings =
@@ -623,9 +623,9 @@ mod tests {
         let learning = Learning::new(store, patterns, analyzers);
         let policy = Arc::new(CompiledPolicy::deny_all());
         let gateway = Arc::new(Gateway::new(&BTreeMap::new(), policy.clone(), None).unwrap());
-        let plugins = Arc::new(Registry::new(PluginDir::new(dir.join("plugins")), policy, MemoryServer::tool_names()));
+        let plugins = Arc::new(Registry::new(PluginDir::new(dir.join("plugins")), policy, Server::tool_names()));
         let (_rtx, runtime) = watch::channel(RuntimeState::Loading);
-        MemoryServer::new(runtime, Arc::new(Metrics::new()), learning, embeddings, gateway, plugins)
+        Server::new(runtime, Arc::new(Metrics::new()), learning, embeddings, gateway, plugins)
     }
 
     /// A hook compiled only into this test: a tool whose handler panics.

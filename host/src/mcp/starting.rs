@@ -31,7 +31,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::MemoryServer;
+use super::Server;
 use crate::metrics::Metrics;
 use crate::plugins::registry::Registry;
 
@@ -47,7 +47,7 @@ const PRELOAD_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 enum Core {
     Opening,
-    Ready(MemoryServer),
+    Ready(Server),
     Failed(String),
 }
 
@@ -68,7 +68,7 @@ struct Front {
 
 impl ServerHandler for Front {
     fn get_info(&self) -> ServerConfig {
-        MemoryServer::config()
+        Server::config()
     }
 
     async fn list_tools(
@@ -76,7 +76,7 @@ impl ServerHandler for Front {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
-        // As the server lists them (`MemoryServer::list_tools`): the
+        // As the server lists them (`Server::list_tools`): the
         // built-in tools, then the plugins from their verified manifests.
         let mut tools = self.builtin.as_ref().clone();
         self.plugins.preloaded(PRELOAD_WAIT).await;
@@ -118,7 +118,7 @@ impl Starting {
         (Self { core: rx, front, started: Instant::now() }, tx)
     }
 
-    fn ready(&self) -> Option<MemoryServer> {
+    fn ready(&self) -> Option<Server> {
         match &*self.core.borrow() {
             Core::Ready(s) => Some(s.clone()),
             _ => None,
@@ -126,7 +126,7 @@ impl Starting {
     }
 
     /// The server, once built: within [`CORE_WAIT`], unless `cancel` fires.
-    async fn wait(&self, cancel: &CancellationToken) -> Result<MemoryServer, String> {
+    async fn wait(&self, cancel: &CancellationToken) -> Result<Server, String> {
         let mut rx = self.core.clone();
         let waited = tokio::select! {
             r = tokio::time::timeout(CORE_WAIT, rx.wait_for(|c| !matches!(c, Core::Opening))) => r,
@@ -196,7 +196,7 @@ impl Service<RoleServer> for Starting {
     }
 
     fn get_info(&self) -> ServerConfig {
-        MemoryServer::config()
+        Server::config()
     }
 }
 
@@ -211,7 +211,7 @@ pub async fn serve_stdio<F>(
     max_frame: usize,
 ) -> Result<()>
 where
-    F: Future<Output = Result<MemoryServer>> + Send + 'static,
+    F: Future<Output = Result<Server>> + Send + 'static,
 {
     let (starting, state) = Starting::new(builtin, plugins, metrics);
     let peer: Arc<OnceLock<Peer<RoleServer>>> = Arc::default();

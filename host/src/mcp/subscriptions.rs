@@ -15,7 +15,7 @@ use rmcp::{ErrorData, RoleServer};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use crate::memory::MemoryStore;
+use crate::memory::EpisodeStore;
 
 const EPISODES: &str = "memory://episodes/";
 /// Most URIs one session may be subscribed to at once.
@@ -59,7 +59,7 @@ impl Subscriptions {
     /// starting the notifier) on its first subscription.
     pub fn subscribe(
         self: &Arc<Self>,
-        store: &Arc<MemoryStore>,
+        store: &Arc<EpisodeStore>,
         session: &SessionUris,
         peer: Peer<RoleServer>,
         uri: String,
@@ -93,7 +93,7 @@ impl Subscriptions {
         Ok(())
     }
 
-    fn start(self: &Arc<Self>, store: &Arc<MemoryStore>) {
+    fn start(self: &Arc<Self>, store: &Arc<EpisodeStore>) {
         if self.started.set(()).is_err() {
             return;
         }

@@ -231,11 +231,11 @@ pub fn listed_by_default(tool: &Tool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::MemoryServer;
+    use crate::mcp::Server;
 
     #[test]
     fn every_tool_has_metadata_and_every_entry_a_tool() {
-        let names = MemoryServer::tool_names();
+        let names = Server::tool_names();
         for n in &names {
             assert!(meta(n).is_some(), "`{n}` has no entry in mcp/surface.rs TOOLS");
         }
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn every_listed_schema_is_portable_and_complete() {
-        for tool in MemoryServer::tool_list() {
+        for tool in Server::tool_list() {
             assert!(tool.title.is_some() && tool.annotations.is_some(), "{}", tool.name);
             let input = Value::Object((*tool.input_schema).clone());
             let output = Value::Object((*tool.output_schema.clone().expect("output schema")).clone());

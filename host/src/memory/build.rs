@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::documents::{StepWords, completion_text, header_text};
 use super::keys::id_key;
 use super::model::EpisodeHeader;
-use super::store::{ANALYSIS_BACKFILL_KEY, MemoryStore, Result, StoreError, Summary, decode, summary};
+use super::episode_store::{ANALYSIS_BACKFILL_KEY, EpisodeStore, Result, StoreError, Summary, decode, summary};
 use super::text::tokenize;
 
 /// Episodes read between two applications to the live index.
@@ -125,7 +125,7 @@ struct Prepared {
     summary: Summary,
 }
 
-impl MemoryStore {
+impl EpisodeStore {
     /// Rebuilds the search index and summaries (see the module docs), and
     /// queues for analysis, once, the completed episodes of a store from
     /// before the analysis queue existed.
@@ -142,7 +142,7 @@ impl MemoryStore {
         self.db.snapshot()
     }
 
-    /// [`MemoryStore::build_index`] over `snap`.
+    /// [`EpisodeStore::build_index`] over `snap`.
     pub(super) fn build_index_from(&self, snap: fjall::Snapshot) -> Result<()> {
         let started = Instant::now();
         // An estimate at once, then the exact count.

@@ -1,4 +1,4 @@
-//! Key encodings of the fjall keyspaces (layout in `store.rs`).
+//! Key encodings of the fjall keyspaces (layout in `episode_store.rs`).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

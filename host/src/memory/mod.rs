@@ -13,7 +13,7 @@ pub mod query;
 pub mod reads;
 pub mod reflection;
 pub mod reward;
-pub mod store;
+pub mod episode_store;
 pub mod text;
 
-pub use store::{MemoryStore, StoreError};
+pub use episode_store::{EpisodeStore, StoreError};

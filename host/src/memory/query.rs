@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::model::TaskType;
-use super::store::{MemoryStore, Result, Summary};
+use super::episode_store::{EpisodeStore, Result, Summary};
 use super::text::Filter;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -45,7 +45,7 @@ pub struct Hit {
 
 /// Sorts by an optional key (ascending, or descending when `desc`), those
 /// without a key last, ties newest first.
-fn sort_by_key(store: &MemoryStore, scored: &mut Vec<(Uuid, f32)>, key: impl Fn(&Summary) -> Option<f64>, desc: bool) {
+fn sort_by_key(store: &EpisodeStore, scored: &mut Vec<(Uuid, f32)>, key: impl Fn(&Summary) -> Option<f64>, desc: bool) {
     let ids: Vec<Uuid> = scored.iter().map(|(id, _)| *id).collect();
     let keys = store.summary_keys(&ids, key);
     let mut with: Vec<_> = scored.drain(..).zip(keys).map(|((id, s), k)| (k.flatten(), id, s)).collect();
@@ -61,7 +61,7 @@ fn sort_by_key(store: &MemoryStore, scored: &mut Vec<(Uuid, f32)>, key: impl Fn(
     scored.extend(with.into_iter().map(|(_, id, s)| (id, s)));
 }
 
-pub fn run(store: &MemoryStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
+pub fn run(store: &EpisodeStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
     let has_words = !super::text::tokenize(&q.text).is_empty();
     let mut scored: Vec<(Uuid, f32)>;
     let total;

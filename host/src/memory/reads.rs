@@ -1,6 +1,6 @@
 //! Reads over the episode store: the domain and task-type indexes, time
 //! ranges, word search, summaries, the analysis queue, and storage figures.
-//! Writes and the store's life cycle are in `store.rs`.
+//! Writes and the store's life cycle are in `episode_store.rs`.
 
 use chrono::{DateTime, Utc};
 use fjall::{Database, Keyspace, PersistMode};
@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::keys::{id_from_suffix, id_key, uuid_floor};
 use super::model::{EpisodeHeader, TaskType};
-use super::store::{MemoryStore, Result, SCHEMA_VERSION, StoreStats, Summary, decode};
+use super::episode_store::{EpisodeStore, Result, SCHEMA_VERSION, StoreStats, Summary, decode};
 
-impl MemoryStore {
+impl EpisodeStore {
     /// Episode ids in a domain, oldest first (from the `by_domain` index).
     pub fn ids_in_domain(&self, domain: &str) -> Result<Vec<Uuid>> {
         let mut prefix = domain.as_bytes().to_vec();

@@ -9,7 +9,7 @@
 //!
 //! None of the script runs while it is built: the template compiles it as
 //! the body of a function that it cannot close (see
-//! `components/js-engine/src/engine.rs`, `wrap`), so a script that tries
+//! `components/js-interpreter/src/engine.rs`, `wrap`), so a script that tries
 //! to run code at build time does not compile. What does run (stripping
 //! types, compiling) runs under the plugin's own limits (its policy's,
 //! within the server's): one deadline for the whole build, its memory
@@ -32,7 +32,7 @@ use crate::sandbox::artifacts::{ArtifactCache, Instrumented, SnapshotError, snap
 use crate::sandbox::capabilities::Grants;
 use crate::sandbox::limits::Limits;
 use crate::sandbox::output::CappedPipe;
-use crate::sandbox::store::{MemoryGuard, StoreData};
+use crate::sandbox::guest::{MemoryGuard, GuestState};
 use crate::sandbox::typescript::{StripError, TypeStripper};
 use crate::sandbox::{Language, RUNTIME_INIT_FUNC, Sandbox};
 
@@ -45,7 +45,7 @@ pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 pub const MAX_DESCRIPTION_BYTES: usize = 8 * 1024;
 
 /// The marker the template writes before a compile error (see
-/// `components/js-engine/src/plugin.rs`).
+/// `components/js-interpreter/src/plugin.rs`).
 const BUILD_ERROR_PREFIX: &str = "memory-mcp-plugin-build-error: ";
 
 /// What to build.
@@ -227,7 +227,7 @@ impl Builder<'_> {
             "source": js,
         });
         let stderr = CappedPipe::new(64 * 1024);
-        let mut data = StoreData::for_plugin_build(payload.to_string().into_bytes(), stderr.clone());
+        let mut data = GuestState::for_plugin_build(payload.to_string().into_bytes(), stderr.clone());
         data.deadline = deadline;
         data.guard = MemoryGuard::new(limits.memory_bytes);
         let grants = match world {

@@ -154,7 +154,7 @@ fn request(
     schema: Option<&Path>,
     policy: Option<&Path>,
 ) -> Result<BuildRequest> {
-    if crate::mcp::MemoryServer::tool_names().contains(&name) {
+    if crate::mcp::Server::tool_names().contains(&name) {
         return Err(PluginError::from(NameError::Reserved(name)).into());
     }
     let language = match file.extension().and_then(|e| e.to_str()) {

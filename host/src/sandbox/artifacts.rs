@@ -19,7 +19,7 @@ use wasmtime::component::Component;
 use wasmtime_wizer::{ComponentContext, WasmtimeWizerComponent, Wizer};
 
 use super::capabilities::{self, Grants};
-use super::store::{self, StoreData};
+use super::guest::{self, GuestState};
 
 /// Bump when the snapshot procedure changes.
 const SNAPSHOT_FORMAT: &str = "wizer-initialize-v1";
@@ -274,7 +274,7 @@ pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result
     tokio::task::spawn_blocking(move || {
         let (cx, instrumented) = wizer(&init_func).instrument_component(&source).map_err(|e| anyhow!("instrumenting: {e:?}"))?;
         let component = Component::new(&engine, &instrumented).map_err(|e| anyhow!("compiling: {e:?}"))?;
-        let data = StoreData::for_snapshot();
+        let data = GuestState::for_snapshot();
         let (store, instance) = handle
             .block_on(initialise(&engine, &component, &init_func, data, Grants::TOOLS))
             .map_err(|e| anyhow!("{e}"))?;
@@ -293,7 +293,7 @@ pub async fn snapshot_with(
     engine: &Engine,
     inst: &Arc<Instrumented>,
     init_func: &str,
-    data: StoreData,
+    data: GuestState,
     grants: Grants,
 ) -> Result<Vec<u8>, SnapshotError> {
     let (store, instance) = initialise(engine, &inst.component, init_func, data, grants).await?;
@@ -309,11 +309,11 @@ async fn initialise(
     engine: &Engine,
     component: &Component,
     init_func: &str,
-    data: StoreData,
+    data: GuestState,
     grants: Grants,
-) -> Result<(wasmtime::Store<StoreData>, wasmtime::component::Instance), SnapshotError> {
+) -> Result<(wasmtime::Store<GuestState>, wasmtime::component::Instance), SnapshotError> {
     let deadline = data.deadline;
-    let mut store = store::bounded(engine, data);
+    let mut store = guest::bounded(engine, data);
     let linker = capabilities::linker(engine, component, grants).map_err(|e| SnapshotError::Internal(format!("linking: {e}")))?;
     let init = async {
         let instance = linker.instantiate_async(&mut store, component).await?;
@@ -348,7 +348,7 @@ async fn initialise(
 /// the store only yields from here on.
 fn read_out(
     cx: &ComponentContext<'_>,
-    mut store: wasmtime::Store<StoreData>,
+    mut store: wasmtime::Store<GuestState>,
     instance: wasmtime::component::Instance,
     init_func: &str,
 ) -> Result<Vec<u8>, SnapshotError> {

@@ -20,7 +20,7 @@ use wasmtime_wasi::clocks::WasiClocks;
 use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
 use wasmtime_wasi::random::WasiRandom;
 
-use super::store::StoreData;
+use super::guest::GuestState;
 use super::tools;
 
 /// What a component is granted beyond the always-granted base.
@@ -67,42 +67,42 @@ impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-pub fn cli_view(t: &mut StoreData) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
+pub fn cli_view(t: &mut GuestState) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
     wasmtime_wasi::cli::WasiCliView::cli(t)
 }
 
-fn clocks_view(t: &mut StoreData) -> wasmtime_wasi::clocks::WasiClocksCtxView<'_> {
+fn clocks_view(t: &mut GuestState) -> wasmtime_wasi::clocks::WasiClocksCtxView<'_> {
     wasmtime_wasi::clocks::WasiClocksView::clocks(t)
 }
 
 /// Builds the linker for `component` under `grants`.
-pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtime::Result<Linker<StoreData>> {
-    let mut l = Linker::<StoreData>::new(engine);
-    io::error::add_to_linker::<StoreData, HasIo>(&mut l, |t| &mut t.table)?;
-    io::poll::add_to_linker::<StoreData, HasIo>(&mut l, |t| &mut t.table)?;
-    io::streams::add_to_linker::<StoreData, HasIo>(&mut l, |t| &mut t.table)?;
-    clocks::wall_clock::add_to_linker::<StoreData, WasiClocks>(&mut l, clocks_view)?;
-    clocks::monotonic_clock::add_to_linker::<StoreData, WasiClocks>(&mut l, clocks_view)?;
-    random::random::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| t.wasi.random())?;
-    random::insecure::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| t.wasi.random())?;
-    random::insecure_seed::add_to_linker::<StoreData, WasiRandom>(&mut l, |t| t.wasi.random())?;
-    cli::exit::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::environment::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::stdin::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::stdout::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::stderr::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::terminal_input::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::terminal_output::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::terminal_stdin::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::terminal_stdout::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
-    cli::terminal_stderr::add_to_linker::<StoreData, WasiCli>(&mut l, cli_view)?;
+pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtime::Result<Linker<GuestState>> {
+    let mut l = Linker::<GuestState>::new(engine);
+    io::error::add_to_linker::<GuestState, HasIo>(&mut l, |t| &mut t.table)?;
+    io::poll::add_to_linker::<GuestState, HasIo>(&mut l, |t| &mut t.table)?;
+    io::streams::add_to_linker::<GuestState, HasIo>(&mut l, |t| &mut t.table)?;
+    clocks::wall_clock::add_to_linker::<GuestState, WasiClocks>(&mut l, clocks_view)?;
+    clocks::monotonic_clock::add_to_linker::<GuestState, WasiClocks>(&mut l, clocks_view)?;
+    random::random::add_to_linker::<GuestState, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    random::insecure::add_to_linker::<GuestState, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    random::insecure_seed::add_to_linker::<GuestState, WasiRandom>(&mut l, |t| t.wasi.random())?;
+    cli::exit::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::environment::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::stdin::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::stdout::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::stderr::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_input::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_output::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_stdin::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_stdout::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_stderr::add_to_linker::<GuestState, WasiCli>(&mut l, cli_view)?;
     let mut granted: Vec<&str> = ALWAYS_GRANTED.to_vec();
     if grants.tools {
-        tools::add_to_linker(&mut l, StoreData::tools)?;
+        tools::add_to_linker(&mut l, GuestState::tools)?;
         granted.push(TOOLS_INTERFACE);
     }
     if grants.store {
-        crate::learning::store_host::add_to_linker(&mut l, StoreData::episodes)?;
+        crate::learning::episodes_host::add_to_linker(&mut l, GuestState::episodes)?;
         granted.push(STORE_INTERFACE);
     }
     if grants.http {
@@ -111,10 +111,10 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
     }
     if grants.filesystem {
         use wasmtime_wasi::filesystem::WasiFilesystem;
-        wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<StoreData, WasiFilesystem>(&mut l, |t| {
+        wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<GuestState, WasiFilesystem>(&mut l, |t| {
             wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(t)
         })?;
-        wasmtime_wasi::p2::bindings::filesystem::preopens::add_to_linker::<StoreData, WasiFilesystem>(&mut l, |t| {
+        wasmtime_wasi::p2::bindings::filesystem::preopens::add_to_linker::<GuestState, WasiFilesystem>(&mut l, |t| {
             wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(t)
         })?;
         granted.extend(FILESYSTEM_INTERFACES);
@@ -177,7 +177,7 @@ fn granted_resource(interface: &str, name: &str) -> Option<wasmtime::component::
 /// Resources a denied interface borrows from a granted one keep their real
 /// type; its own resources get an inert one.
 fn deny_the_rest(
-    l: &mut Linker<StoreData>,
+    l: &mut Linker<GuestState>,
     engine: &Engine,
     component: &Component,
     granted: &[&str],

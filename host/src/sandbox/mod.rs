@@ -19,7 +19,7 @@ pub mod outcome;
 pub mod output;
 pub mod plugin;
 pub mod policy;
-pub mod store;
+pub mod guest;
 pub mod tool_names;
 pub mod tools;
 pub mod typescript;
@@ -42,7 +42,7 @@ use limits::Limits;
 use outcome::{ErrorType, ExecutionResult, LimitKind};
 use output::CappedPipe;
 use policy::CompiledPolicy;
-use store::StoreData;
+use guest::GuestState;
 use tools::{CallSummary, RateLimiter, ToolDispatcher, ToolsCtx};
 use typescript::{StripError, TypeStripper};
 
@@ -64,7 +64,7 @@ pub struct SandboxConfig {
 /// A loaded, ready-to-run JS runtime.
 pub struct Sandbox {
     engine: Engine,
-    pre: InstancePre<StoreData>,
+    pre: InstancePre<GuestState>,
     runner: GuestIndices,
     permits: Arc<Semaphore>,
     /// Each principal's share of `permits`, when several share them
@@ -303,13 +303,13 @@ impl Sandbox {
         limits: &Limits,
         started: Instant,
         cancel: &CancellationToken,
-        call: impl AsyncFnOnce(&mut wasmtime::Store<StoreData>) -> wasmtime::Result<RunOutcome>,
+        call: impl AsyncFnOnce(&mut wasmtime::Store<GuestState>) -> wasmtime::Result<RunOutcome>,
     ) -> (ExecutionResult, CallSummary) {
         let stdout = CappedPipe::new(limits.max_output_bytes);
         let stderr = CappedPipe::new(limits.max_output_bytes);
         let deadline = started + limits.timeout;
-        let data = StoreData::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
-        let mut store = store::bounded(&self.engine, data);
+        let data = GuestState::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
+        let mut store = guest::bounded(&self.engine, data);
         let ran = tokio::select! {
             ran = tokio::time::timeout(limits.timeout, call(&mut store)) => Some(ran),
             () = cancel.cancelled() => None,
@@ -325,7 +325,7 @@ impl Sandbox {
     /// How a guest call ended, as a result.
     fn ended(
         ran: Result<wasmtime::Result<RunOutcome>, tokio::time::error::Elapsed>,
-        data: &StoreData,
+        data: &GuestState,
         limits: &Limits,
         started: Instant,
         stdout: &CappedPipe,
@@ -468,7 +468,7 @@ fn memory_limit(limits: &Limits, stdout: String, stderr: String) -> ExecutionRes
 
 fn classify_trap(
     err: wasmtime::Error,
-    data: &StoreData,
+    data: &GuestState,
     limits: &Limits,
     ms: f64,
     stdout: String,

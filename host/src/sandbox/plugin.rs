@@ -16,7 +16,7 @@ use super::capabilities::{self, Grants};
 use super::limits::Limits;
 use super::outcome::{ErrorType, ExecutionResult};
 use super::policy::CompiledPolicy;
-use super::store::StoreData;
+use super::guest::GuestState;
 use super::tools::ToolsCtx;
 use tokio_util::sync::CancellationToken;
 use super::Sandbox;
@@ -28,7 +28,7 @@ const SECURITY_VIOLATION: &str = "SecurityViolation:";
 
 /// A plugin component, compiled and linked, ready to instantiate.
 pub struct PluginCode {
-    pre: InstancePre<StoreData>,
+    pre: InstancePre<GuestState>,
     indices: GuestIndices,
     /// Whether the `tools` interface is linked.
     pub tools_linked: bool,

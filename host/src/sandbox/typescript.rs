@@ -12,12 +12,12 @@ use wasmtime::component::InstancePre;
 use super::artifacts::{ArtifactCache, LoadReport};
 use super::capabilities::{self, Grants};
 use super::output::CappedPipe;
-use super::store::{Stop, StoreData, bounded, deny_all_tools, why_stopped};
+use super::guest::{Stop, GuestState, bounded, deny_all_tools, why_stopped};
 use crate::world::stripper::{Diagnostic, GuestIndices};
 
 /// A loaded stripper: its `InstancePre`, built once.
 pub struct TypeStripper {
-    pre: InstancePre<StoreData>,
+    pre: InstancePre<GuestState>,
     indices: GuestIndices,
     pub load: LoadReport,
 }
@@ -54,7 +54,7 @@ impl TypeStripper {
     /// `deadline`.
     pub async fn strip(&self, source: &str, memory_bytes: u64, deadline: Instant) -> Result<String, StripError> {
         let stderr = CappedPipe::new(4096);
-        let data = StoreData::new(CappedPipe::new(0), stderr.clone(), memory_bytes, deny_all_tools(), deadline);
+        let data = GuestState::new(CappedPipe::new(0), stderr.clone(), memory_bytes, deny_all_tools(), deadline);
         let mut store = bounded(self.pre.engine(), data);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;

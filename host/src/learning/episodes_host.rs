@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 use super::convert::{episode_to_wit, task_type_from_wit};
-use crate::memory::{MemoryStore, StoreError as MemError};
+use crate::memory::{EpisodeStore, StoreError as MemError};
 use crate::world::episode_store::{EpisodeFilter, Host, StoreError, add_to_linker as add_generated};
 use crate::world::types;
 
@@ -18,7 +18,7 @@ pub const MAX_LIST: u32 = 1_000;
 /// The owned state: the store, when reads are granted.
 #[derive(Clone, Default)]
 pub struct EpisodesCtx {
-    store: Option<Arc<MemoryStore>>,
+    store: Option<Arc<EpisodeStore>>,
 }
 
 impl EpisodesCtx {
@@ -27,7 +27,7 @@ impl EpisodesCtx {
         Self { store: None }
     }
 
-    pub fn granted(store: Arc<MemoryStore>) -> Self {
+    pub fn granted(store: Arc<EpisodeStore>) -> Self {
         Self { store: Some(store) }
     }
 }
@@ -47,12 +47,12 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) 
 }
 
 impl EpisodesView<'_> {
-    fn store(&self) -> Result<Arc<MemoryStore>, StoreError> {
+    fn store(&self) -> Result<Arc<EpisodeStore>, StoreError> {
         self.ctx.store.clone().ok_or_else(|| StoreError::Denied("this analyzer's policy does not grant store access".into()))
     }
 
     /// Ids matching `filter`, newest first, at most `cap`.
-    fn matching(store: &MemoryStore, filter: &EpisodeFilter, cap: usize) -> Result<Vec<uuid::Uuid>, StoreError> {
+    fn matching(store: &EpisodeStore, filter: &EpisodeFilter, cap: usize) -> Result<Vec<uuid::Uuid>, StoreError> {
         let unavailable = |e: MemError| StoreError::Unavailable(e.to_string());
         let mut ids = match (&filter.domain, filter.task_type) {
             (Some(d), _) => store.ids_in_domain(d).map_err(unavailable)?,

@@ -6,8 +6,8 @@
 //!
 //! ```ignore
 //! // In a component's `run` export:
-//! let outcome = js_engine::engine::run(call_tool, "return 1 + 1", r#"{"task":"","input":null}"#);
-//! assert_eq!(outcome, js_engine::Outcome::Success(Some("2".into())));
+//! let outcome = js_interpreter::engine::run(call_tool, "return 1 + 1", r#"{"task":"","input":null}"#);
+//! assert_eq!(outcome, js_interpreter::Outcome::Success(Some("2".into())));
 //! ```
 
 pub mod engine;

@@ -119,7 +119,7 @@ pub struct NewStep {
 /// What sorting and filtering need, kept in memory per episode.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    /// Shared by every episode of the domain ([`MemoryStore::intern`]).
+    /// Shared by every episode of the domain ([`EpisodeStore::intern`]).
     pub domain: Arc<str>,
     pub task_type: TaskType,
     pub duration_ms: Option<i64>,
@@ -157,7 +157,7 @@ impl Default for StoreOptions {
     }
 }
 
-pub struct MemoryStore {
+pub struct EpisodeStore {
     pub(super) options: StoreOptions,
     pub(super) path: PathBuf,
     pub(super) db: Database,
@@ -190,7 +190,7 @@ pub struct MemoryStore {
 }
 
 /// How many changed episode ids wait for a slow reader of
-/// [`MemoryStore::changes`] before the oldest are dropped.
+/// [`EpisodeStore::changes`] before the oldest are dropped.
 const CHANGES_QUEUED: usize = 1024;
 
 pub(super) fn summary(h: &EpisodeHeader, domain: Arc<str>) -> Summary {
@@ -203,7 +203,7 @@ pub(super) fn summary(h: &EpisodeHeader, domain: Arc<str>) -> Summary {
     }
 }
 
-impl MemoryStore {
+impl EpisodeStore {
     /// Opens (or creates) the store under `data_dir`, checks its schema and
     /// rebuilds the in-memory search index before returning.
     pub fn open(data_dir: &Path) -> Result<Self> {
@@ -218,7 +218,7 @@ impl MemoryStore {
 
     /// Opens the store and rebuilds the search index on a background
     /// thread, newest episodes first: the store serves at once, and
-    /// queries cover what is indexed so far ([`MemoryStore::index_coverage`]).
+    /// queries cover what is indexed so far ([`EpisodeStore::index_coverage`]).
     pub fn open_background(data_dir: &Path, options: StoreOptions) -> Result<Arc<Self>> {
         let store = Arc::new(Self::open_unindexed(data_dir, options)?);
         let s = store.clone();
@@ -425,7 +425,7 @@ impl MemoryStore {
         self.changed.subscribe()
     }
 
-    /// Tells readers of [`MemoryStore::changes`] (none: nothing to do).
+    /// Tells readers of [`EpisodeStore::changes`] (none: nothing to do).
     fn tell_changed(&self, id: Uuid) {
         let _ = self.changed.send(id);
     }

@@ -3,7 +3,7 @@
 //! Rust types for the same WIT, so the mapping is written once here and
 //! instantiated there.
 
-/// Defines `outcome(js_engine::Outcome) -> RunOutcome`, where the `runner`
+/// Defines `outcome(js_interpreter::Outcome) -> RunOutcome`, where the `runner`
 /// types live at the given module path (exported by `agent-runtime`,
 /// imported for their types by the plugin worlds).
 #[macro_export]

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::http::HttpGrant;
 use super::tools::{ToolsCtx, ToolsView};
-use crate::learning::store_host::{EpisodesCtx, EpisodesView};
+use crate::learning::episodes_host::{EpisodesCtx, EpisodesView};
 
 /// The store's resource limiter: caps the linear memory of all the
 /// store's memories together (a component of many core instances, each
@@ -121,7 +121,7 @@ impl ResourceLimiter for MemoryGuard {
     }
 }
 
-pub struct StoreData {
+pub struct GuestState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub guard: MemoryGuard,
@@ -135,13 +135,13 @@ pub struct StoreData {
     pub http: HttpGrant,
 }
 
-impl WasiHttpView for StoreData {
+impl WasiHttpView for GuestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http_ctx, table: &mut self.table, hooks: &mut self.http }
     }
 }
 
-impl WasiView for StoreData {
+impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -150,7 +150,7 @@ impl WasiView for StoreData {
     }
 }
 
-impl StoreData {
+impl GuestState {
     pub fn tools(&mut self) -> ToolsView<'_> {
         ToolsView { ctx: &mut self.tools }
     }
@@ -163,7 +163,7 @@ impl StoreData {
 /// Interrupts the store's guest once its data's deadline passes, yielding
 /// to the async runtime every epoch tick until then. Call after the store
 /// is made.
-pub fn arm_deadline(store: &mut wasmtime::Store<StoreData>) {
+pub fn arm_deadline(store: &mut wasmtime::Store<GuestState>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {
         if Instant::now() >= ctx.data().deadline {
@@ -174,7 +174,7 @@ pub fn arm_deadline(store: &mut wasmtime::Store<StoreData>) {
     });
 }
 
-impl StoreData {
+impl GuestState {
     /// A store for a fresh execution, with output captured into `stdout`
     /// and `stderr` and nothing else granted by WASI: no environment, no
     /// arguments, no preopened directories, no sockets.
@@ -281,7 +281,7 @@ impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
     }
 }
 
-impl StoreData {
+impl GuestState {
     /// The store a plugin is snapshotted in: `stdin` as its only input,
     /// stderr captured, no tools, and stopped clocks and seeded randomness,
     /// so the same input always gives the same snapshot (the bytes of a
@@ -317,7 +317,7 @@ pub fn deny_all_tools() -> ToolsCtx {
 
 /// A store for one call: its data's memory limit and its deadline (epoch
 /// interruption).
-pub fn bounded(engine: &wasmtime::Engine, data: StoreData) -> wasmtime::Store<StoreData> {
+pub fn bounded(engine: &wasmtime::Engine, data: GuestState) -> wasmtime::Store<GuestState> {
     let mut store = wasmtime::Store::new(engine, data);
     store.limiter(|d| &mut d.guard);
     arm_deadline(&mut store);
@@ -326,7 +326,7 @@ pub fn bounded(engine: &wasmtime::Engine, data: StoreData) -> wasmtime::Store<St
 
 /// A store for one metered call: its data's memory limit, its deadline
 /// (epoch interruption) and `fuel`.
-pub fn metered(engine: &wasmtime::Engine, data: StoreData, fuel: u64) -> wasmtime::Store<StoreData> {
+pub fn metered(engine: &wasmtime::Engine, data: GuestState, fuel: u64) -> wasmtime::Store<GuestState> {
     let mut store = bounded(engine, data);
     // Fuel is set before anything runs, so it cannot fail.
     let _ = store.set_fuel(fuel);
@@ -346,7 +346,7 @@ pub enum Stop {
 }
 
 /// Classifies `err` from a call in `store`, whose stderr is `stderr`.
-pub fn why_stopped(err: &wasmtime::Error, store: &wasmtime::Store<StoreData>, stderr: &super::output::CappedPipe) -> Stop {
+pub fn why_stopped(err: &wasmtime::Error, store: &wasmtime::Store<GuestState>, stderr: &super::output::CappedPipe) -> Stop {
     let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     if trap == Some(wasmtime::Trap::OutOfFuel) {
         return Stop::OutOfFuel;
