@@ -2,13 +2,15 @@
 //! and [`crate::stats`] types, moving strings rather than copying them.
 
 wit_bindgen::generate!({
-    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0"],
-    world: "memory-mcp:patterns/builtin-analyzer@0.1.0",
+    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0", "../../wit/patterns/0.2.0"],
+    world: "memory-mcp:patterns/builtin-analyzer@0.2.0",
     generate_all,
 });
 
-use exports::memory_mcp::patterns::analyzer::{self, AnalyzeError, AnalyzerInfo};
-use exports::memory_mcp::patterns::statistics::{self as wstats, AnalysisConfig, AnalysisType};
+mod episodes;
+
+use exports::memory_mcp::patterns0_1_0::analyzer::{self, AnalyzeError, AnalyzerInfo};
+use exports::memory_mcp::patterns0_1_0::statistics::{self as wstats, AnalysisConfig, AnalysisType};
 use memory_mcp::memory::types as w;
 
 use crate::model as m;
@@ -54,7 +56,7 @@ impl wstats::Guest for Component {
 
 export!(Component);
 
-fn episode(e: w::Episode) -> m::Episode {
+pub(crate) fn episode(e: w::Episode) -> m::Episode {
     m::Episode {
         id: e.id,
         task_description: e.task_description,
@@ -72,6 +74,7 @@ fn episode(e: w::Episode) -> m::Episode {
             .steps
             .into_iter()
             .map(|s| m::Step {
+                number: s.step_number,
                 tool: s.tool,
                 action: s.action,
                 parameters_json: s.parameters_json,

@@ -1,5 +1,5 @@
 //! The built-in pattern analyzer, a WebAssembly component implementing
-//! `memory-mcp:patterns/builtin-analyzer@0.1.0`.
+//! `memory-mcp:patterns/builtin-analyzer@0.2.0`.
 //!
 //! - [`extract`] learns tool sequences, decision points, error recoveries
 //!   and context patterns, plus condition → action heuristics, from
@@ -8,6 +8,10 @@
 //! - [`stats`] analyses metric time series: descriptive statistics, trend
 //!   with a significance test, change points, anomalies, forecasts and
 //!   correlations, with distributions from `statrs`.
+//! - [`judge`] computes an episode's reward and reflection on completion;
+//!   [`quality`] the quality report and [`series`] the metric time series
+//!   over stored episodes. [`recovery`] is the one error → recovery
+//!   definition the reflection and the patterns share.
 //!
 //! The logic is plain Rust over [`model`] types; the component bindings
 //! (built only for wasm32) map WIT records onto them. So the same code runs
@@ -16,7 +20,7 @@
 //! ```
 //! use pattern_analyzer::{extract::extract, model::*};
 //! let step = |tool: &str| Step {
-//!     tool: tool.into(), action: "run".into(), parameters_json: "{}".into(),
+//!     number: 1, tool: tool.into(), action: "run".into(), parameters_json: "{}".into(),
 //!     status: StepStatus::Success, message: None, latency_ms: 5,
 //! };
 //! let episode = Episode {
@@ -30,7 +34,11 @@
 //! ```
 
 pub mod extract;
+pub mod judge;
 pub mod model;
+pub mod quality;
+pub mod recovery;
+pub mod series;
 pub mod stats;
 
 #[cfg(target_arch = "wasm32")]

@@ -69,6 +69,8 @@ impl OutcomeType {
 
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// 1 for the first step, in order.
+    pub number: u32,
     pub tool: String,
     pub action: String,
     pub parameters_json: String,
@@ -90,6 +92,41 @@ pub struct Episode {
     pub steps: Vec<Step>,
     pub outcome: Option<OutcomeType>,
     pub reward: Option<f64>,
+}
+
+/// How an episode ended, in full: what the reward and the reflection read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Success, partial success or failure.
+    pub kind: OutcomeType,
+    /// A one-line verdict.
+    pub verdict: String,
+    /// Files or results produced.
+    pub artifacts: Vec<String>,
+    /// Sub-goals completed.
+    pub completed: Vec<String>,
+    /// Sub-goals that failed.
+    pub failed: Vec<String>,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
+    /// Error details, when it failed.
+    pub error_details: Option<String>,
+}
+
+/// One stored episode as the quality report and the series read it; times
+/// in nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeSummary {
+    /// When it started.
+    pub started_at_ns: i64,
+    /// When it completed; none while in progress.
+    pub completed_at_ns: Option<i64>,
+    /// How it ended, once completed.
+    pub outcome: Option<OutcomeType>,
+    /// The reward's total, once completed.
+    pub reward: Option<f64>,
+    /// How many steps it has.
+    pub step_count: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,13 @@
-//! `error_recovery`: a step that failed, then the step that fixed it (the
-//! next successful step within a short window), keyed by the failing tool,
+//! `error_recovery`: a step that failed, then the step that fixed it (as
+//! [`crate::recovery`] defines it, the one definition the reflection uses
+//! too), keyed by the failing tool,
 //! the kind of error and the fixing tool. Also the heuristic "when this
 //! fails this way, do that".
 
 use super::accumulator::Accumulator;
 use super::text::normalize;
 use crate::model::{Episode, Pattern, PatternKind, Step, StepStatus};
-
-/// How many steps after a failure a fix may come.
-const RECOVERY_WINDOW: usize = 3;
+use crate::recovery::{Recovery, recoveries};
 
 /// Error kinds, from the first match in the message (lower-cased).
 const KINDS: &[(&str, &[&str])] = &[
@@ -40,18 +39,8 @@ pub fn error_kind(step: &Step) -> &'static str {
 
 pub fn observe(e: &Episode, weight: f64, acc: &mut Accumulator) {
     let steps = &e.steps;
-    let mut i = 0;
-    while i < steps.len() {
-        if steps[i].status == StepStatus::Success {
-            i += 1;
-            continue;
-        }
+    for Recovery { failed: i, fix: j } in recoveries(steps) {
         let failed = &steps[i];
-        let end = (i + 1 + RECOVERY_WINDOW).min(steps.len());
-        let Some(j) = (i + 1..end).find(|&j| steps[j].status == StepStatus::Success) else {
-            i += 1;
-            continue;
-        };
         let fix = &steps[j];
         let kind = error_kind(failed);
         let fix_action = normalize(&fix.action);
@@ -92,6 +81,5 @@ pub fn observe(e: &Episode, weight: f64, acc: &mut Accumulator) {
                 Some(e.domain.clone()),
             )
         });
-        i = j + 1;
     }
 }

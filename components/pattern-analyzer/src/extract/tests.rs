@@ -3,6 +3,7 @@ use crate::model::*;
 
 fn step(tool: &str, action: &str, status: StepStatus, message: Option<&str>) -> Step {
     Step {
+        number: 1,
         tool: tool.into(),
         action: action.into(),
         parameters_json: "{}".into(),

@@ -13,7 +13,7 @@ pub use anomalies::anomalies;
 pub use changepoints::change_points;
 pub use correlation::correlations;
 pub use descriptive::describe;
-pub use regression::{forecast, trend};
+pub use regression::{forecast, slope, trend};
 
 /// Most points one series may have.
 pub const MAX_POINTS: usize = 100_000;

@@ -16,12 +16,18 @@ struct Fit {
     sst: f64,
 }
 
-fn fit(values: &[f64]) -> Option<Fit> {
-    let n = values.len();
-    if n < 3 {
-        return None;
-    }
-    let nf = n as f64;
+/// The centred sums of an index → value line: x̄, Sxx, Sxy and SST (with
+/// ȳ), over `values` against their index.
+struct Sums {
+    x_mean: f64,
+    y_mean: f64,
+    sxx: f64,
+    sxy: f64,
+    sst: f64,
+}
+
+fn sums(values: &[f64]) -> Sums {
+    let nf = values.len() as f64;
     let x_mean = (nf - 1.0) / 2.0;
     let y_mean = values.iter().sum::<f64>() / nf;
     let (mut sxx, mut sxy, mut sst) = (0.0, 0.0, 0.0);
@@ -32,6 +38,25 @@ fn fit(values: &[f64]) -> Option<Fit> {
         sxy += dx * dy;
         sst += dy * dy;
     }
+    Sums { x_mean, y_mean, sxx, sxy, sst }
+}
+
+/// The least-squares slope of `values` against their index (change per
+/// point), the slope [`trend`] reports; none with fewer than 2 points.
+pub fn slope(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let s = sums(values);
+    Some(s.sxy / s.sxx)
+}
+
+fn fit(values: &[f64]) -> Option<Fit> {
+    let n = values.len();
+    if n < 3 {
+        return None;
+    }
+    let Sums { x_mean, y_mean, sxx, sxy, sst } = sums(values);
     let slope = sxy / sxx;
     let intercept = y_mean - slope * x_mean;
     let sse = values
@@ -42,7 +67,7 @@ fn fit(values: &[f64]) -> Option<Fit> {
             r * r
         })
         .sum();
-    Some(Fit { n: nf, slope, intercept, x_mean, sxx, sse, sst })
+    Some(Fit { n: n as f64, slope, intercept, x_mean, sxx, sse, sst })
 }
 
 fn t_dist(freedom: f64) -> Option<StudentsT> {
