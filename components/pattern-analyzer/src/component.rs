@@ -8,6 +8,7 @@ wit_bindgen::generate!({
 });
 
 mod episodes;
+mod scorer;
 
 use exports::memory_mcp::patterns0_1_0::analyzer::{self, AnalyzeError, AnalyzerInfo};
 use exports::memory_mcp::patterns0_1_0::statistics::{self as wstats, AnalysisConfig, AnalysisType};

@@ -37,6 +37,7 @@ pub mod extract;
 pub mod judge;
 pub mod model;
 pub mod quality;
+pub mod rank;
 pub mod recovery;
 pub mod series;
 pub mod stats;
