@@ -9,7 +9,16 @@
 //! `GuestIndices`, the way spin's `crates/world` does.
 
 wasmtime::component::bindgen!({
+    // The WASI packages the embedder-remote world imports are vendored once,
+    // in wit/deps/, and pushed first, in dependency order.
     path: [
+        "../wit/deps/io.wit",
+        "../wit/deps/clocks.wit",
+        "../wit/deps/random.wit",
+        "../wit/deps/filesystem.wit",
+        "../wit/deps/sockets.wit",
+        "../wit/deps/cli.wit",
+        "../wit/deps/http.wit",
         "../wit/memory/0.1.0",
         "../wit/patterns/0.1.0",
         "../wit/embeddings/0.2.0",

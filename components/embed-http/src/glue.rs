@@ -12,7 +12,9 @@ macro_rules! export_provider {
         mod component {
         use super::$provider;
         wit_bindgen::generate!({
-            path: "../../wit/embeddings/0.2.0",
+            // The WASI packages the embedder-remote world imports, vendored once in
+            // wit/deps/, in dependency order, then the package.
+            path: ["../../wit/deps/io.wit", "../../wit/deps/clocks.wit", "../../wit/deps/random.wit", "../../wit/deps/filesystem.wit", "../../wit/deps/sockets.wit", "../../wit/deps/cli.wit", "../../wit/deps/http.wit", "../../wit/embeddings/0.2.0"],
             world: "memory-mcp:embeddings/embedder-remote@0.2.0",
             with: {
                 "wasi:http/types@0.2.12": wasip2::http::types,

@@ -1,7 +1,9 @@
 //! The component face: `memory-mcp:embeddings/embedder@0.2.0`.
 
 wit_bindgen::generate!({
-    path: "../../wit/embeddings/0.2.0",
+    // The WASI packages the embedder-remote world imports, vendored once in
+    // wit/deps/, in dependency order, then the package.
+    path: ["../../wit/deps/io.wit", "../../wit/deps/clocks.wit", "../../wit/deps/random.wit", "../../wit/deps/filesystem.wit", "../../wit/deps/sockets.wit", "../../wit/deps/cli.wit", "../../wit/deps/http.wit", "../../wit/embeddings/0.2.0"],
     world: "memory-mcp:embeddings/embedder-local@0.2.0",
 });
 
