@@ -445,3 +445,63 @@ async fn oversized_schemas_and_descriptions_never_reach_tools_list() {
     let bytes = serde_json::to_string(&listed).map(|t| t.len()).unwrap_or(usize::MAX);
     assert!(bytes < 100_000, "tools/list is {bytes} bytes");
 }
+
+/// An installed analyzer is held to its manifest as a JS plugin is: a
+/// component or policy changed after `analyzer install` is refused at the
+/// server's start and by `analyzer verify`, with the file and the reason,
+/// and a component without a manifest is refused with the command that
+/// installs it. Installing again (`--force`) is the fix, and it loads.
+#[tokio::test]
+async fn an_analyzer_changed_after_install_is_refused_until_installed_again() {
+    let plugins = tempfile::tempdir().expect("plugins");
+    let policy = include_str!("../plugins/slow-steps/slow-steps.policy.toml");
+    install(plugins.path(), "slow_steps.wasm", "slow-steps", Some(policy));
+    install(plugins.path(), "slow_steps.wasm", "slow-copy", Some(policy));
+    let analyzers = plugins.path().join("analyzers");
+    let mut wasm = std::fs::read(analyzers.join("slow-steps.wasm")).expect("wasm");
+    wasm.push(0);
+    std::fs::write(analyzers.join("slow-steps.wasm"), &wasm).expect("tamper with the component");
+    std::fs::write(analyzers.join("slow-copy.policy.toml"), policy.replace("version = 1", "version = 1\n[grants]\nstore = true"))
+        .expect("tamper with the policy");
+    std::fs::copy(component("slow_steps.wasm"), analyzers.join("dropped.wasm")).expect("drop one in");
+
+    let o = cli(plugins.path(), &["analyzer", "verify"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(!o.status.success(), "verify passed: {out}");
+    for (name, file) in [("slow-steps", "slow-steps.wasm"), ("slow-copy", "slow-copy.policy.toml")] {
+        let line = out.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("{name} not verified: {out}"));
+        assert!(line.contains("refused") && line.contains(file) && line.contains("checksum"), "{line}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("dropped:") && l.contains("memory-mcp analyzer install")), "{out}");
+
+    let dir = plugins.path().display().to_string();
+    let s = spawn(&["--plugins-dir", &dir]).await;
+    let h = analysed(&s, 0).await;
+    assert_eq!(h["learning"]["analyzers"].as_array().expect("analyzers").len(), 1, "only the built-in loads: {h}");
+    let rejected = h["learning"]["rejected_plugins"].as_array().expect("rejected").clone();
+    let reason = |file: &str| {
+        rejected
+            .iter()
+            .find(|r| r["file"].as_str().is_some_and(|f| f.ends_with(file)))
+            .and_then(|r| r["reason"].as_str())
+            .unwrap_or_else(|| panic!("{file} was not refused: {rejected:?}"))
+            .to_string()
+    };
+    assert!(reason("slow-steps.wasm").contains("slow-steps.wasm does not match its checksum"), "{}", reason("slow-steps.wasm"));
+    assert!(reason("slow-copy.wasm").contains("slow-copy.policy.toml does not match its checksum"), "{}", reason("slow-copy.wasm"));
+    assert!(reason("dropped.wasm").contains("memory-mcp analyzer install"), "{}", reason("dropped.wasm"));
+
+    // The fix: install it again.
+    let data = s.data_dir;
+    drop(s.client);
+    let file = component("slow_steps.wasm").display().to_string();
+    let policy_file = tempfile::NamedTempFile::new().expect("policy file");
+    std::fs::write(policy_file.path(), policy).expect("policy");
+    let p = policy_file.path().display().to_string();
+    let o = cli(plugins.path(), &["analyzer", "install", &file, "--name", "slow-steps", "--policy", &p, "--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(cli(plugins.path(), &["analyzer", "verify", "slow-steps"]).status.success());
+    let s = spawn_in(data, &["--plugins-dir", &dir]).await;
+    let h = analysed(&s, 0).await;
+    assert!(analyzer(&h, "slow-steps").is_some(), "slow-steps did not load after a new install: {h}");
+}
