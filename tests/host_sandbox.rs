@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memory_mcp::metrics::Metrics;
-use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::wasm::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::limits::Profile;
 use memory_mcp::sandbox::policy::CompiledPolicy;

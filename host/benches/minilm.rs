@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use memory_mcp::embeddings::{Embedder, EmbeddingSettings, ProviderKind};
-use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::wasm::artifacts::ArtifactCache;
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -34,7 +34,7 @@ fn main() {
         .expect("link");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
-        let engine = memory_mcp::sandbox::engine::build_metered().expect("engine");
+        let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
         let cache_dir = tempfile::tempdir().expect("tmp");
         let cache = ArtifactCache::new(cache_dir.path());
         let settings = EmbeddingSettings { provider: ProviderKind::LocalMinilm, ..EmbeddingSettings::default() };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use memory_mcp::plugins::builder::{BuildRequest, Builder};
 use memory_mcp::plugins::policy::PluginPolicy;
 use memory_mcp::sandbox::Language;
-use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::wasm::artifacts::ArtifactCache;
 use memory_mcp::sandbox::policy::ToolPolicy;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};

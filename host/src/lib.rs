@@ -10,7 +10,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig, artifacts::ArtifactCache, capabilities::Grants, limits::Profile, policy::CompiledPolicy, tools::NoServers};
+//! use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig, capabilities::Grants, limits::Profile, policy::CompiledPolicy, tools::NoServers};
+//! use memory_mcp::wasm::artifacts::ArtifactCache;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = SandboxConfig {
@@ -54,4 +55,5 @@ pub mod principal;
 pub mod sandbox;
 pub mod shutdown;
 pub mod sync;
+pub mod wasm;
 pub mod world;

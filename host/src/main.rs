@@ -19,7 +19,7 @@ use memory_mcp::memory::lock::DataDirLock;
 use memory_mcp::metrics::Metrics;
 use memory_mcp::plugins::dir::PluginDir;
 use memory_mcp::plugins::registry::Registry;
-use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::wasm::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::policy::CompiledPolicy;
 use memory_mcp::sandbox::{Sandbox, SandboxConfig};
@@ -151,7 +151,7 @@ fn run(cli: Cli) -> Result<()> {
                 memory_mcp::plugins::builder::Builder::in_sandbox(&sandbox).warm().await?;
                 eprintln!("plugin templates ready in {} ms", started.elapsed().as_millis());
                 let cache = ArtifactCache::new(&settings.cache_dir);
-                let engine = memory_mcp::sandbox::engine::build_metered()?;
+                let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel)?;
                 let (_, r) = cache.load(&engine, "pattern-analyzer", memory_mcp::components::PATTERN_ANALYZER, None).await?;
                 eprintln!("pattern-analyzer ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
                 use memory_mcp::components::{EMBEDDER_LOCAL, EMBEDDER_OLLAMA, EMBEDDER_OPENAI};

@@ -16,7 +16,7 @@ use memory_mcp::memory::EpisodeStore;
 use memory_mcp::metrics::Metrics;
 use memory_mcp::plugins::dir::PluginDir;
 use memory_mcp::plugins::registry::Registry;
-use memory_mcp::sandbox::artifacts::ArtifactCache;
+use memory_mcp::wasm::artifacts::ArtifactCache;
 use memory_mcp::sandbox::capabilities::Grants;
 use memory_mcp::sandbox::limits::Profile;
 use memory_mcp::sandbox::policy::{CompiledPolicy, ToolPolicy};

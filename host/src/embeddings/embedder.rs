@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use wasmtime::component::InstancePre;
+use wasmtime::component::Instance;
 use wasmtime::{Engine, Store};
 
 use super::settings::{EmbeddingSettings, ProviderKind};
-use crate::sandbox::artifacts::ArtifactCache;
-use crate::sandbox::capabilities::{self, Grants};
-use crate::sandbox::http::{HttpGrant, Origin};
-use crate::sandbox::output::CappedPipe;
-use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
+use crate::wasm::artifacts::ArtifactCache;
+use crate::wasm::http::{HttpGrant, Origin};
+use crate::wasm::output::CappedPipe;
+use crate::wasm::guest::GuestError;
+use crate::wasm::{Budget, Grants, GuestOptions, GuestState, Resident, Runner, Stop, linker};
 use crate::world::embedder::{self, EmbedError, EmbedderConfig};
 
 /// CPU budget of one call (the local embedder needs about 10⁸ for 4,096
@@ -102,9 +102,8 @@ pub struct ModelInfo {
 
 /// The model embedder's one instance, kept between calls so the weights
 /// are read and parsed once (see [`Embedder::call`]).
-struct Resident {
-    store: Store<GuestState>,
-    instance: wasmtime::component::Instance,
+struct Model {
+    instance: Resident<()>,
     stderr: CappedPipe,
 }
 
@@ -112,15 +111,13 @@ pub struct Embedder {
     pub settings: EmbeddingSettings,
     pub info: ModelInfo,
     pub space: Space,
-    engine: Engine,
-    pre: InstancePre<GuestState>,
-    indices: embedder::GuestIndices,
+    runner: Runner<(), embedder::GuestIndices>,
     origin: Option<Origin>,
     secret: Option<String>,
     /// The model directory preopened (read-only) for the model embedder.
     model_dir: Option<std::path::PathBuf>,
     /// The model embedder's instance, when one is alive.
-    resident: tokio::sync::Mutex<Option<Resident>>,
+    resident: tokio::sync::Mutex<Option<Model>>,
 }
 
 /// What the component reported, cut to what a caller may see: `HTTP 503`
@@ -205,17 +202,17 @@ impl Embedder {
             .load(engine, name, bytes, None)
             .await
             .map_err(|e| internal("compiling", &format!("{e:#}")))?;
-        let grants = Grants { http: settings.provider.is_remote(), filesystem: model_dir.is_some(), ..Grants::NONE };
-        let linker = capabilities::linker(engine, &component, grants).map_err(|e| internal("linking", &e))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| internal("pre-instantiating", &e))?;
-        let indices = embedder::GuestIndices::new(&pre).map_err(|e| internal("exports", &e))?;
+        let grants = Grants { http: settings.provider.is_remote(), filesystem: model_dir.is_some() };
+        let linker = linker::linker(engine, &component, grants, &[]).map_err(|e| internal("linking", &e))?;
+        let runner = Runner::new(&linker, &component, |pre| {
+            embedder::GuestIndices::new(pre).map_err(|e| wasmtime::format_err!("exports: {e}"))
+        })
+        .map_err(|e| internal("pre-instantiating", &e))?;
         let mut e = Self {
             info: ModelInfo { provider: String::new(), model: String::new(), dimensions: 0, max_batch: 0 },
             space: Space(0),
             settings,
-            engine: engine.clone(),
-            pre,
-            indices,
+            runner,
             origin,
             secret,
             model_dir,
@@ -304,39 +301,39 @@ impl Embedder {
         dir: &std::path::Path,
         f: impl AsyncFnOnce(
             &mut Store<GuestState>,
-            &wasmtime::component::Instance,
+            &Instance,
             &embedder::GuestIndices,
         ) -> wasmtime::Result<Result<T, EmbedError>>,
     ) -> Result<T, EmbedFailure> {
         let budget = self.budget();
         let ms = budget.as_millis() as u64;
+        let fuel = Budget { fuel: Some(MODEL_FUEL), copy_bytes: None };
         let mut slot = self.resident.lock().await;
         let deadline = Instant::now() + budget;
         if slot.is_none() {
             let stderr = CappedPipe::new(STDERR_BYTES);
-            let data = GuestState::for_model_embedder(stderr.clone(), MODEL_MEMORY_BYTES, dir, MODEL_GUEST_DIR, deadline)
-                .map_err(|e| EmbedFailure::Unavailable(format!("opening the model directory {}: {e}", dir.display())))?;
-            let mut store = metered(&self.engine, data, MODEL_FUEL);
-            let instance = match tokio::time::timeout(budget, self.pre.instantiate_async(&mut store)).await {
-                Err(_) => return Err(EmbedFailure::Timeout(ms)),
-                Ok(Err(e)) => return Err(self.classify(&e, &store, &stderr, ms)),
-                Ok(Ok(i)) => i,
-            };
-            *slot = Some(Resident { store, instance, stderr });
+            let options = GuestOptions::new(MODEL_MEMORY_BYTES, deadline)
+                .stderr(stderr.clone())
+                .preopen_read_only(dir, MODEL_GUEST_DIR);
+            let state = GuestState::new(options, ()).map_err(|e| match e {
+                GuestError::Preopen { dir, message } => {
+                    EmbedFailure::Unavailable(format!("opening the model directory {}: {message}", dir.display()))
+                }
+            })?;
+            let instance = self.runner.resident(state, fuel).await.map_err(|stop| self.classify(stop, ms))?;
+            *slot = Some(Model { instance, stderr });
         }
-        let Some(r) = slot.as_mut() else {
+        let Some(model) = slot.as_mut() else {
             return Err(EmbedFailure::Trap("no instance".into()));
         };
-        r.store.data_mut().deadline = deadline;
-        let _ = r.store.set_fuel(MODEL_FUEL);
-        let result = match tokio::time::timeout(budget, f(&mut r.store, &r.instance, &self.indices)).await {
-            Err(_) => Err(EmbedFailure::Timeout(ms)),
-            Ok(Err(e)) => Err(self.classify(&e, &r.store, &r.stderr, ms)),
-            Ok(Ok(Err(e))) => Err(self.reported(e)),
-            Ok(Ok(Ok(t))) => Ok(t),
+        let indices = self.runner.indices();
+        let result = match model.instance.call(deadline, fuel, async |store, instance| f(store, instance, indices).await).await {
+            Err(stop) => Err(self.classify(stop, ms)),
+            Ok(Err(e)) => Err(self.reported(e)),
+            Ok(Ok(t)) => Ok(t),
         };
         if result.is_err() {
-            let said = r.stderr.text();
+            let said = model.stderr.text();
             if !said.trim().is_empty() {
                 tracing::warn!(provider = self.settings.provider.name(), detail = %said.trim(), "the embedder reported");
             }
@@ -350,29 +347,28 @@ impl Embedder {
         &self,
         f: impl AsyncFnOnce(
             &mut Store<GuestState>,
-            &wasmtime::component::Instance,
+            &Instance,
             &embedder::GuestIndices,
         ) -> wasmtime::Result<Result<T, EmbedError>>,
     ) -> Result<T, EmbedFailure> {
         let budget = self.budget();
-        let deadline = Instant::now() + budget;
         let stderr = CappedPipe::new(STDERR_BYTES);
         let grant = match &self.origin {
             Some(o) => HttpGrant::to(o.clone()),
             None => HttpGrant::none(),
         };
-        let data = GuestState::for_embedder(stderr.clone(), MEMORY_BYTES, grant, deadline);
-        let mut store = metered(&self.engine, data, FUEL);
-        let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            f(&mut store, &instance, &self.indices).await
-        };
+        let options = GuestOptions::new(MEMORY_BYTES, Instant::now() + budget).stderr(stderr.clone()).http(grant);
         let ms = budget.as_millis() as u64;
-        let result = match tokio::time::timeout(budget, run).await {
-            Err(_) => Err(EmbedFailure::Timeout(ms)),
-            Ok(Err(e)) => Err(self.classify(&e, &store, &stderr, ms)),
-            Ok(Ok(Err(e))) => Err(self.reported(e)),
-            Ok(Ok(Ok(t))) => Ok(t),
+        let result = match GuestState::new(options, ()) {
+            Err(e) => Err(EmbedFailure::Trap(e.to_string())),
+            Ok(state) => {
+                let fuel = Budget { fuel: Some(FUEL), copy_bytes: None };
+                match self.runner.call(state, fuel, None, f).await.result {
+                    Err(stop) => Err(self.classify(stop, ms)),
+                    Ok(Err(e)) => Err(self.reported(e)),
+                    Ok(Ok(t)) => Ok(t),
+                }
+            }
         };
         if result.is_err() {
             let said = stderr.text();
@@ -383,18 +379,18 @@ impl Embedder {
         result.map_err(|f| self.scrub(f))
     }
 
-    fn classify(&self, e: &wasmtime::Error, store: &Store<GuestState>, stderr: &CappedPipe, ms: u64) -> EmbedFailure {
-        match why_stopped(e, store, stderr) {
+    fn classify(&self, stop: Stop, ms: u64) -> EmbedFailure {
+        match stop {
             Stop::OutOfFuel => EmbedFailure::Trap(format!("ran out of fuel ({} units)", if self.model_dir.is_some() { MODEL_FUEL } else { FUEL })),
-            Stop::Timeout => EmbedFailure::Timeout(ms),
+            Stop::Deadline => EmbedFailure::Timeout(ms),
             Stop::Memory => EmbedFailure::Trap(format!(
                 "exceeded its memory limit of {} MiB",
                 if self.model_dir.is_some() { MODEL_MEMORY_BYTES } else { MEMORY_BYTES } >> 20
             )),
-            Stop::Denied(line) => EmbedFailure::Denied(line),
-            // The component's stderr (appended after `; stderr:`) is logged
-            // by the caller, not passed on.
-            Stop::Trap(what) => EmbedFailure::Trap(summary(what.split("; stderr:").next().unwrap_or_default())),
+            Stop::Denied(denied) => EmbedFailure::Denied(denied.to_string()),
+            // What trapped only: the component's stderr is logged by the
+            // caller, not passed on.
+            other => EmbedFailure::Trap(summary(&other.what())),
         }
     }
 

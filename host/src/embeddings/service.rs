@@ -32,7 +32,7 @@ use super::settings::EmbeddingSettings;
 use crate::learning::PatternStore;
 use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
 use crate::memory::{EpisodeStore, StoreError};
-use crate::sandbox::artifacts::ArtifactCache;
+use crate::wasm::artifacts::ArtifactCache;
 
 /// The space whose vectors are indexed and searched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -213,7 +213,7 @@ impl Embeddings {
                 (fallback, Some(refused))
             }
         };
-        let engine = crate::sandbox::engine::build_metered()?;
+        let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
         let me = Arc::new(Self {
             memory,
             patterns,

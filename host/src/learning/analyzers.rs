@@ -34,9 +34,9 @@ use super::episodes_host::EpisodesCtx;
 use crate::memory::EpisodeStore;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, unmanifested_reason};
 use crate::plugins::layout;
-use crate::sandbox::artifacts::ArtifactCache;
+use crate::wasm::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
-use crate::sandbox::output::CappedPipe;
+use crate::wasm::output::CappedPipe;
 use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
 use crate::world::{analyzer, statistics, types};
 
@@ -331,7 +331,7 @@ impl AnalyzerSet {
     /// Loads the built-in analyzer from `builtin_wasm` and every analyzer
     /// plugin in `plugins_dir` (when it exists).
     pub async fn load(cache: &ArtifactCache, builtin_wasm: &[u8], plugins_dir: Option<&Path>, memory: Arc<EpisodeStore>) -> Result<Self> {
-        let engine = crate::sandbox::engine::build_metered()?;
+        let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
         let (component, load) = cache.load(&engine, "pattern-analyzer", builtin_wasm, None).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, "built-in pattern analyzer ready");
         let hash = blake3::hash(builtin_wasm).to_hex().to_string();

@@ -609,7 +609,7 @@ mod tests {
     use super::*;
     use crate::learning::AnalyzersState;
     use crate::plugins::dir::PluginDir;
-    use crate::sandbox::artifacts::ArtifactCache;
+    use crate::wasm::artifacts::ArtifactCache;
     use crate::sandbox::policy::CompiledPolicy;
 
     /// A server whose JS runtime never loads, over files in `dir`.

@@ -28,13 +28,13 @@ use wasmtime::Engine;
 use super::manifest::{FileSum, MANIFEST_FORMAT, Manifest, PluginWorld};
 use super::policy::PluginPolicy;
 use super::{Built, PluginError, inspect, name};
-use crate::sandbox::artifacts::{ArtifactCache, Instrumented, SnapshotError, snapshot_with};
-use crate::sandbox::capabilities::Grants;
+use crate::sandbox::capabilities::{Grants, deny_all_tools};
 use crate::sandbox::limits::Limits;
-use crate::sandbox::output::CappedPipe;
-use crate::sandbox::guest::{MemoryGuard, GuestState};
 use crate::sandbox::typescript::{StripError, TypeStripper};
-use crate::sandbox::{Language, RUNTIME_INIT_FUNC, Sandbox};
+use crate::sandbox::{Language, Sandbox};
+use crate::wasm::artifacts::{ArtifactCache, INIT_FUNC, Instrumented, SnapshotError, snapshot_with};
+use crate::wasm::output::CappedPipe;
+use crate::wasm::{GuestOptions, GuestState};
 
 /// The most source a plugin may be built from.
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
@@ -227,14 +227,18 @@ impl Builder<'_> {
             "source": js,
         });
         let stderr = CappedPipe::new(64 * 1024);
-        let mut data = GuestState::for_plugin_build(payload.to_string().into_bytes(), stderr.clone());
-        data.deadline = deadline;
-        data.guard = MemoryGuard::new(limits.memory_bytes);
+        // Stopped clocks and seeded randomness: the snapshot's bytes depend
+        // on the payload alone.
+        let options = GuestOptions::new(limits.memory_bytes, deadline)
+            .stdin(payload.to_string().into_bytes())
+            .stderr(stderr.clone())
+            .deterministic();
+        let state = GuestState::new(options, deny_all_tools()).map_err(|e| PluginError::Internal(e.to_string()))?;
         let grants = match world {
             PluginWorld::ToolPlugin => Grants::TOOLS,
             PluginWorld::PurePlugin => Grants::NONE,
         };
-        let wasm = snapshot_with(self.engine, &template, RUNTIME_INIT_FUNC, data, grants)
+        let wasm = snapshot_with(self.engine, &template, INIT_FUNC, state, grants.interfaces())
             .await
             .map_err(|e| snapshot_error(&stderr.text(), e, &limits))?;
 

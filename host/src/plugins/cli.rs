@@ -15,7 +15,7 @@ use super::policy::PluginPolicy;
 use super::{PluginError, inspect};
 use crate::config::Settings;
 use crate::sandbox::Language;
-use crate::sandbox::artifacts::ArtifactCache;
+use crate::wasm::artifacts::ArtifactCache;
 
 /// `println!` that stops quietly when stdout is closed (`… | head`).
 macro_rules! say {
@@ -182,7 +182,7 @@ async fn build(settings: &Settings, dir: &PluginDir, request: BuildRequest) -> R
     let started = Instant::now();
     // The server's engine settings, so the precompiled artifact is the one
     // a server loads.
-    let engine = crate::sandbox::engine::build(settings.max_concurrency, settings.limits.memory_bytes)?;
+    let engine = crate::wasm::engine::build(crate::wasm::Metering::Epoch { max_concurrency: settings.max_concurrency, max_memory_bytes: settings.limits.memory_bytes })?;
     let cache = ArtifactCache::new(&settings.cache_dir);
     let bar = indicatif::ProgressBar::new(Stage::COUNT + 2);
     bar.set_style(

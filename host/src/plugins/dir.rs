@@ -14,7 +14,7 @@ use super::manifest::{MANIFEST_FORMAT, Manifest};
 use super::{layout, name};
 use super::policy::PluginPolicy;
 use super::{Built, PluginError};
-use crate::sandbox::artifacts::write_atomic;
+use crate::wasm::artifacts::write_atomic;
 
 /// The manifest's suffix.
 pub const MANIFEST_SUFFIX: &str = ".plugin.json";

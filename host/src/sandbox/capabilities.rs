@@ -11,7 +11,7 @@
 //! Never granted by default: filesystem, sockets, HTTP. There is no WASI
 //! interface for subprocesses at all.
 //!
-//! [`HttpGrant`]: super::http::HttpGrant
+//! [`HttpGrant`]: crate::wasm::http::HttpGrant
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasData, Linker, ResourceTable};
@@ -21,7 +21,8 @@ use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
 use wasmtime_wasi::random::WasiRandom;
 
 use super::guest::GuestState;
-use super::tools;
+use super::tools::{self, NoServers, RateLimiter, ToolsCtx, ToolsView};
+use crate::wasm::HostInterface;
 
 /// What a component is granted beyond the always-granted base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +46,35 @@ impl Grants {
     pub const NONE: Grants = Grants { tools: false, store: false, http: false, filesystem: false };
     /// The `tools` import, as code mode's JS runtime gets it.
     pub const TOOLS: Grants = Grants { tools: true, store: false, http: false, filesystem: false };
+
+    /// The host interfaces these grants link for code mode and plugins
+    /// (only `tools` applies to them).
+    pub fn interfaces(self) -> &'static [HostInterface<ToolsCtx>] {
+        if self.tools { &WITH_TOOLS } else { &[] }
+    }
+}
+
+/// The `tools` interface, reading its state from the guest's host state.
+pub const TOOLS_INTERFACE: HostInterface<ToolsCtx> = HostInterface { name: TOOLS_INTERFACE_NAME, add: add_tools };
+
+static WITH_TOOLS: [HostInterface<ToolsCtx>; 1] = [TOOLS_INTERFACE];
+
+fn add_tools(linker: &mut Linker<crate::wasm::GuestState<ToolsCtx>>) -> wasmtime::Result<()> {
+    tools::add_to_linker(linker, tools_view)
+}
+
+fn tools_view(state: &mut crate::wasm::GuestState<ToolsCtx>) -> ToolsView<'_> {
+    ToolsView { ctx: &mut state.host }
+}
+
+/// Tools state for a component that may call none.
+pub fn deny_all_tools() -> ToolsCtx {
+    ToolsCtx::new(
+        uuid::Uuid::nil(),
+        std::sync::Arc::new(super::policy::CompiledPolicy::deny_all()),
+        std::sync::Arc::new(NoServers),
+        std::sync::Arc::new(RateLimiter::default()),
+    )
 }
 
 /// What a denied capability traps with: the import it named. Execution
@@ -99,7 +129,7 @@ pub fn linker(engine: &Engine, component: &Component, grants: Grants) -> wasmtim
     let mut granted: Vec<&str> = ALWAYS_GRANTED.to_vec();
     if grants.tools {
         tools::add_to_linker(&mut l, GuestState::tools)?;
-        granted.push(TOOLS_INTERFACE);
+        granted.push(TOOLS_INTERFACE_NAME);
     }
     if grants.store {
         crate::learning::episodes_host::add_to_linker(&mut l, GuestState::episodes)?;
@@ -145,7 +175,7 @@ const ALWAYS_GRANTED: &[&str] = &[
     "wasi:cli/terminal-stderr",
 ];
 
-const TOOLS_INTERFACE: &str = "memory-mcp:tool-call/tools";
+const TOOLS_INTERFACE_NAME: &str = "memory-mcp:tool-call/tools";
 const STORE_INTERFACE: &str = "memory-mcp:memory/store";
 const HTTP_INTERFACES: [&str; 2] = ["wasi:http/types", "wasi:http/outgoing-handler"];
 const FILESYSTEM_INTERFACES: [&str; 2] = ["wasi:filesystem/types", "wasi:filesystem/preopens"];

@@ -10,16 +10,12 @@
 //! - output: stdout/stderr captured up to a cap, with a marker;
 //! - capabilities: only what [`capabilities::Grants`] links.
 
-pub mod artifacts;
 pub mod capabilities;
-pub mod engine;
-pub mod http;
+pub mod guest;
 pub mod limits;
 pub mod outcome;
-pub mod output;
 pub mod plugin;
 pub mod policy;
-pub mod guest;
 pub mod tool_names;
 pub mod tools;
 pub mod typescript;
@@ -31,23 +27,20 @@ use anyhow::{Context as _, Result};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Trap};
+use wasmtime::{Engine, Store, Trap};
+use wasmtime::component::Instance;
 
 use crate::metrics::Metrics;
+use crate::wasm::artifacts::{ArtifactCache, INIT_FUNC, LoadReport};
+use crate::wasm::output::CappedPipe;
+use crate::wasm::{Budget, GuestOptions, GuestState, Metering, Runner, Stop, linker};
 use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
-use artifacts::{ArtifactCache, LoadReport};
-use capabilities::{DeniedImport, Grants};
+use capabilities::Grants;
 use limits::Limits;
 use outcome::{ErrorType, ExecutionResult, LimitKind};
-use output::CappedPipe;
 use policy::CompiledPolicy;
-use guest::GuestState;
 use tools::{CallSummary, RateLimiter, ToolDispatcher, ToolsCtx};
 use typescript::{StripError, TypeStripper};
-
-/// The exported function the snapshotter runs before taking the snapshot.
-pub const RUNTIME_INIT_FUNC: &str = "initialize";
 
 /// Everything an execution needs that is fixed at start-up.
 pub struct SandboxConfig {
@@ -64,8 +57,8 @@ pub struct SandboxConfig {
 /// A loaded, ready-to-run JS runtime.
 pub struct Sandbox {
     engine: Engine,
-    pre: InstancePre<GuestState>,
-    runner: GuestIndices,
+    /// The JS runtime, pre-instantiated once.
+    runtime: Runner<ToolsCtx, GuestIndices>,
     permits: Arc<Semaphore>,
     /// Each principal's share of `permits`, when several share them
     /// ([`crate::principal::fair_share`]).
@@ -110,23 +103,20 @@ impl Sandbox {
     /// Builds the engine and loads the runtime component (from the artifact
     /// cache when possible).
     pub async fn load(config: SandboxConfig, cache: &ArtifactCache, runtime_wasm: &[u8], metrics: Arc<Metrics>) -> Result<Self> {
-        let engine = engine::build(config.max_concurrency, config.limits.memory_bytes)?;
-        let (component, load) = cache
-            .load(&engine, "js-runtime", runtime_wasm, Some(RUNTIME_INIT_FUNC))
-            .await?;
+        let metering = Metering::Epoch { max_concurrency: config.max_concurrency, max_memory_bytes: config.limits.memory_bytes };
+        let engine = crate::wasm::engine::build(metering)?;
+        let (component, load) = cache.load(&engine, "js-runtime", runtime_wasm, Some(INIT_FUNC)).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, key = %load.key, "JS runtime ready");
-        let linker = capabilities::linker(&engine, &component, config.grants)
+        let linker = linker::linker(&engine, &component, linker::Grants::NONE, config.grants.interfaces())
             .map_err(|e| anyhow::anyhow!("linking the JS runtime: {e}"))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("pre-instantiating the JS runtime: {e}"))?;
-        let runner = GuestIndices::new(&pre)
-            .map_err(|e| anyhow::anyhow!("the JS runtime does not export the runner interface: {e}"))
-            .context("checking the JS runtime's exports")?;
+        let runtime = Runner::new(&linker, &component, |pre| {
+            GuestIndices::new(pre).map_err(|e| wasmtime::format_err!("the JS runtime does not export the runner interface: {e}"))
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("pre-instantiating the JS runtime")?;
         Ok(Self {
             engine,
-            pre,
-            runner,
+            runtime,
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
             shares: Default::default(),
             max_concurrency: config.max_concurrency,
@@ -230,12 +220,9 @@ impl Sandbox {
             source: code,
             context_json: exec.context.to_string(),
         };
-        let (pre, runner) = (&self.pre, &self.runner);
         let tools = ToolsCtx::new(exec.id, self.policy.clone(), self.dispatcher.clone(), self.rate.clone());
-        self.run_guest(tools, &limits, started, cancel, async |store| {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            let runner = runner.load(&mut *store, &instance)?;
-            runner.call_run(store, &request).await
+        self.run_guest(&self.runtime, tools, &limits, started, cancel, async |store, instance, indices| {
+            indices.load(&mut *store, instance)?.call_run(&mut *store, &request).await
         })
         .await
     }
@@ -295,78 +282,55 @@ impl Sandbox {
         (typical * rounds).as_millis().clamp(100, 60_000) as u64
     }
 
-    /// Runs `call` in a fresh store under `limits`, with `tools` as the
-    /// tool-call state, and turns how it ended into a result.
-    async fn run_guest(
+    /// Runs `call` against a fresh instance of `runner` in a fresh store
+    /// under `limits`, with `tools` as the tool-call state, and turns how it
+    /// ended into a result.
+    async fn run_guest<I>(
         &self,
+        runner: &Runner<ToolsCtx, I>,
         tools: ToolsCtx,
         limits: &Limits,
         started: Instant,
         cancel: &CancellationToken,
-        call: impl AsyncFnOnce(&mut wasmtime::Store<GuestState>) -> wasmtime::Result<RunOutcome>,
+        call: impl AsyncFnOnce(&mut Store<GuestState<ToolsCtx>>, &Instance, &I) -> wasmtime::Result<RunOutcome>,
     ) -> (ExecutionResult, CallSummary) {
         let stdout = CappedPipe::new(limits.max_output_bytes);
         let stderr = CappedPipe::new(limits.max_output_bytes);
-        let deadline = started + limits.timeout;
-        let data = GuestState::new(stdout.clone(), stderr.clone(), limits.memory_bytes, tools, deadline);
-        let mut store = guest::bounded(&self.engine, data);
-        let ran = tokio::select! {
-            ran = tokio::time::timeout(limits.timeout, call(&mut store)) => Some(ran),
-            () = cancel.cancelled() => None,
+        let options = GuestOptions::new(limits.memory_bytes, started + limits.timeout)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        let state = match GuestState::new(options, tools) {
+            Ok(state) => state,
+            Err(e) => return (internal_error(&e.to_string()), CallSummary::default()),
         };
-        let calls = store.data_mut().tools.finish();
-        let Some(ran) = ran else {
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            return (ExecutionResult::Cancelled { elapsed_ms: ms, stdout: stdout.text(), stderr: stderr.text() }, calls);
-        };
-        (Self::ended(ran, store.data(), limits, started, &stdout, &stderr), calls)
+        let mut ended = runner.call(state, Budget::default(), Some(cancel), call).await;
+        let calls = ended.state.host.finish();
+        (Self::ended(ended.result, &ended.state, limits, started, &stdout, &stderr), calls)
     }
 
     /// How a guest call ended, as a result.
     fn ended(
-        ran: Result<wasmtime::Result<RunOutcome>, tokio::time::error::Elapsed>,
-        data: &GuestState,
+        ran: Result<RunOutcome, Stop>,
+        state: &GuestState<ToolsCtx>,
         limits: &Limits,
         started: Instant,
         stdout: &CappedPipe,
         stderr: &CappedPipe,
     ) -> ExecutionResult {
-        let elapsed = started.elapsed();
-        let ms = elapsed.as_secs_f64() * 1000.0;
-        let out = || (stdout.text(), stderr.text());
-
-        let Ok(ran) = ran else {
-            let (stdout, stderr) = out();
-            return ExecutionResult::Timeout { elapsed_ms: ms, stdout, stderr };
-        };
-        if let Some(reason) = &data.tools.violation {
-            let (stdout, stderr) = out();
-            return ExecutionResult::SecurityViolation {
-                reason: reason.clone(),
-                stdout,
-                stderr,
-            };
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (stdout, stderr) = (stdout.text(), stderr.text());
+        if let Err(Stop::Cancelled) = ran {
+            return ExecutionResult::Cancelled { elapsed_ms: ms, stdout, stderr };
+        }
+        if let Some(reason) = &state.host.violation {
+            return ExecutionResult::SecurityViolation { reason: reason.clone(), stdout, stderr };
         }
         match ran {
-            Err(trap) => {
-                let (stdout, stderr) = out();
-                classify_trap(trap, data, limits, ms, stdout, stderr)
-            }
-            Ok(RunOutcome::Success(json)) => {
-                let (stdout, stderr) = out();
-                success(json, limits, ms, stdout, stderr)
-            }
-            Ok(RunOutcome::SyntaxError(e)) => {
-                let (stdout, stderr) = out();
-                js_error(ErrorType::Syntax, e, ms, stdout, stderr)
-            }
-            Ok(RunOutcome::RuntimeError(e)) => {
-                let (stdout, stderr) = out();
-                if data.guard.memory_denied {
-                    return memory_limit(limits, stdout, stderr);
-                }
-                js_error(ErrorType::Runtime, e, ms, stdout, stderr)
-            }
+            Err(stop) => stopped(stop, limits, ms, stdout, stderr),
+            Ok(RunOutcome::Success(json)) => success(json, limits, ms, stdout, stderr),
+            Ok(RunOutcome::SyntaxError(e)) => js_error(ErrorType::Syntax, e, ms, stdout, stderr),
+            Ok(RunOutcome::RuntimeError(_)) if state.guard.memory_denied => memory_limit(limits, stdout, stderr),
+            Ok(RunOutcome::RuntimeError(e)) => js_error(ErrorType::Runtime, e, ms, stdout, stderr),
         }
     }
 }
@@ -466,33 +430,25 @@ fn memory_limit(limits: &Limits, stdout: String, stderr: String) -> ExecutionRes
     }
 }
 
-fn classify_trap(
-    err: wasmtime::Error,
-    data: &GuestState,
-    limits: &Limits,
-    ms: f64,
-    stdout: String,
-    stderr: String,
-) -> ExecutionResult {
-    let trap = err.downcast_ref::<Trap>().copied();
-    if trap == Some(Trap::Interrupt) || Instant::now() >= data.deadline {
-        return ExecutionResult::Timeout { elapsed_ms: ms, stdout, stderr };
-    }
-    if data.guard.memory_denied {
-        return memory_limit(limits, stdout, stderr);
-    }
-    let text = format!("{err:#}");
-    if let Some(denied) = DeniedImport::in_error(&err) {
-        return ExecutionResult::SecurityViolation {
-            reason: format!("the sandbox used a capability it was not granted: {denied}"),
-            stdout,
-            stderr,
-        };
-    }
-    let message = match trap {
-        Some(Trap::StackOverflow) => "RangeError: Maximum call stack size exceeded (wasm stack exhausted)".to_string(),
-        Some(t) => format!("InternalError: the sandbox trapped: {t}"),
-        None => format!("InternalError: {text}"),
+/// The result of a guest call that stopped without returning.
+fn stopped(stop: Stop, limits: &Limits, ms: f64, stdout: String, stderr: String) -> ExecutionResult {
+    let message = match stop {
+        Stop::Cancelled => return ExecutionResult::Cancelled { elapsed_ms: ms, stdout, stderr },
+        Stop::Deadline => return ExecutionResult::Timeout { elapsed_ms: ms, stdout, stderr },
+        Stop::Memory => return memory_limit(limits, stdout, stderr),
+        Stop::Denied(denied) => {
+            return ExecutionResult::SecurityViolation {
+                reason: format!("the sandbox used a capability it was not granted: {denied}"),
+                stdout,
+                stderr,
+            };
+        }
+        Stop::Trap { trap: Some(Trap::StackOverflow), .. } => {
+            "RangeError: Maximum call stack size exceeded (wasm stack exhausted)".to_string()
+        }
+        Stop::Trap { trap: Some(t), .. } => format!("InternalError: the sandbox trapped: {t}"),
+        Stop::Trap { trap: None, detail } => format!("InternalError: {detail}"),
+        other => format!("InternalError: {other}"),
     };
     ExecutionResult::Error {
         error_type: ErrorType::Runtime,

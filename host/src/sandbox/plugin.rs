@@ -9,17 +9,16 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use serde_json::Value;
-use wasmtime::component::InstancePre;
+use tokio_util::sync::CancellationToken;
 
-use super::artifacts::LoadReport;
-use super::capabilities::{self, Grants};
+use super::Sandbox;
+use super::capabilities::Grants;
 use super::limits::Limits;
 use super::outcome::{ErrorType, ExecutionResult};
 use super::policy::CompiledPolicy;
-use super::guest::GuestState;
 use super::tools::ToolsCtx;
-use tokio_util::sync::CancellationToken;
-use super::Sandbox;
+use crate::wasm::artifacts::LoadReport;
+use crate::wasm::{Runner, linker};
 use crate::world::plugin::GuestIndices;
 
 /// The error name a plugin reports when its script called a tool with no
@@ -28,10 +27,10 @@ const SECURITY_VIOLATION: &str = "SecurityViolation:";
 
 /// A plugin component, compiled and linked, ready to instantiate.
 pub struct PluginCode {
-    pre: InstancePre<GuestState>,
-    indices: GuestIndices,
+    runner: Runner<ToolsCtx, GuestIndices>,
     /// Whether the `tools` interface is linked.
     pub tools_linked: bool,
+    /// How the component was loaded.
     pub load: LoadReport,
 }
 
@@ -41,6 +40,7 @@ pub struct PluginCall {
     pub id: uuid::Uuid,
     /// Becomes `context.input`.
     pub input: Value,
+    /// The limits the call runs under.
     pub limits: Limits,
     /// The plugin's policy, within the server's. Rate limits are the
     /// sandbox's, shared with code mode and every other plugin.
@@ -59,11 +59,14 @@ impl Sandbox {
         let (component, load) = self.cache.load(&self.engine, &format!("plugin-{name}"), wasm, None).await?;
         let tools_linked = policy.allows_any();
         let grants = if tools_linked { Grants::TOOLS } else { Grants::NONE };
-        let linker = capabilities::linker(&self.engine, &component, grants).map_err(|e| anyhow!("linking: {e}"))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("pre-instantiating: {e}"))?;
-        let indices = GuestIndices::new(&pre)
-            .map_err(|e| anyhow!("the component does not export memory-mcp:tool-call/plugin: {e}"))?;
-        Ok(PluginCode { pre, indices, tools_linked, load })
+        let linker = linker::linker(&self.engine, &component, linker::Grants::NONE, grants.interfaces())
+            .map_err(|e| anyhow!("linking: {e}"))?;
+        let runner = Runner::new(&linker, &component, |pre| {
+            GuestIndices::new(pre)
+                .map_err(|e| wasmtime::format_err!("the component does not export memory-mcp:tool-call/plugin: {e}"))
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+        Ok(PluginCode { runner, tools_linked, load })
     }
 
     /// Calls a plugin once. Like [`Sandbox::execute`], every way the guest
@@ -84,10 +87,8 @@ impl Sandbox {
         let input = call.input.to_string();
         let tools = ToolsCtx::new(call.id, call.policy, self.dispatcher.clone(), self.rate.clone());
         let (result, _) = self
-            .run_guest(tools, &call.limits, started, &call.cancel, async |store| {
-                let instance = code.pre.instantiate_async(&mut *store).await?;
-                let plugin = code.indices.load(&mut *store, &instance)?;
-                plugin.call_call(store, &input).await
+            .run_guest(&code.runner, tools, &call.limits, started, &call.cancel, async |store, instance, indices| {
+                indices.load(&mut *store, instance)?.call_call(&mut *store, &input).await
             })
             .await;
         match result {

@@ -7,18 +7,19 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use wasmtime::Engine;
-use wasmtime::component::InstancePre;
 
-use super::artifacts::{ArtifactCache, LoadReport};
-use super::capabilities::{self, Grants};
-use super::output::CappedPipe;
-use super::guest::{Stop, GuestState, bounded, deny_all_tools, why_stopped};
+use crate::wasm::artifacts::{ArtifactCache, LoadReport};
+use crate::wasm::output::CappedPipe;
+use crate::wasm::{Budget, Grants, GuestOptions, GuestState, Runner, Stop, linker};
 use crate::world::stripper::{Diagnostic, GuestIndices};
+
+/// Most stderr kept from a run (a panic message explains a trap).
+const STDERR_BYTES: usize = 4096;
 
 /// A loaded stripper: its `InstancePre`, built once.
 pub struct TypeStripper {
-    pre: InstancePre<GuestState>,
-    indices: GuestIndices,
+    runner: Runner<(), GuestIndices>,
+    /// How the component was loaded.
     pub load: LoadReport,
 }
 
@@ -41,37 +42,34 @@ pub enum StripError {
 }
 
 impl TypeStripper {
+    /// Compiles (or reads from `cache`) and links the stripper in `engine`.
     pub async fn load(engine: &Engine, cache: &ArtifactCache, wasm: &[u8]) -> Result<Self> {
         let (component, load) = cache.load(engine, "ts-strip", wasm, None).await?;
-        let linker = capabilities::linker(engine, &component, Grants::NONE)
+        let linker = linker::linker(engine, &component, Grants::NONE, &[])
             .map_err(|e| anyhow!("linking the TypeScript stripper: {e}"))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| anyhow!("pre-instantiating the TypeScript stripper: {e}"))?;
-        let indices = GuestIndices::new(&pre).map_err(|e| anyhow!("the TypeScript stripper's exports: {e}"))?;
-        Ok(Self { pre, indices, load })
+        let runner = Runner::new(&linker, &component, |pre| GuestIndices::new(pre))
+            .map_err(|e| anyhow!("the TypeScript stripper: {e}"))?;
+        Ok(Self { runner, load })
     }
 
     /// Strips `source` in a fresh store limited to `memory_bytes` and
     /// `deadline`.
     pub async fn strip(&self, source: &str, memory_bytes: u64, deadline: Instant) -> Result<String, StripError> {
-        let stderr = CappedPipe::new(4096);
-        let data = GuestState::new(CappedPipe::new(0), stderr.clone(), memory_bytes, deny_all_tools(), deadline);
-        let mut store = bounded(self.pre.engine(), data);
-        let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let stripper = self.indices.load(&mut store, &instance)?;
-            stripper.call_strip(&mut store, source).await
-        };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, run).await {
-            Err(_) => Err(StripError::Timeout),
-            Ok(Ok(Ok(js))) => Ok(js),
-            Ok(Ok(Err(diagnostics))) => Err(StripError::Syntax(diagnostics)),
-            Ok(Err(e)) => Err(match why_stopped(&e, &store, &stderr) {
-                Stop::Timeout => StripError::Timeout,
-                Stop::Memory => StripError::Memory,
-                Stop::OutOfFuel => StripError::Internal("out of fuel".into()),
-                Stop::Denied(what) | Stop::Trap(what) => StripError::Internal(what),
-            }),
+        let stderr = CappedPipe::new(STDERR_BYTES);
+        let options = GuestOptions::new(memory_bytes, deadline).stderr(stderr.clone());
+        let state = GuestState::new(options, ()).map_err(|e| StripError::Internal(e.to_string()))?;
+        let ended = self
+            .runner
+            .call(state, Budget::default(), None, async |store, instance, indices| {
+                indices.load(&mut *store, instance)?.call_strip(&mut *store, source).await
+            })
+            .await;
+        match ended.result {
+            Ok(Ok(js)) => Ok(js),
+            Ok(Err(diagnostics)) => Err(StripError::Syntax(diagnostics)),
+            Err(Stop::Deadline) => Err(StripError::Timeout),
+            Err(Stop::Memory) => Err(StripError::Memory),
+            Err(stop) => Err(StripError::Internal(stop.with_stderr(&stderr))),
         }
     }
 }

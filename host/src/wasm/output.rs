@@ -33,6 +33,7 @@ pub struct CappedPipe {
 }
 
 impl CappedPipe {
+    /// A pipe keeping at most `cap` bytes (0: a sink).
     pub fn new(cap: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Captured {

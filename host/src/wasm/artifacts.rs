@@ -18,8 +18,13 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wizer::{ComponentContext, WasmtimeWizerComponent, Wizer};
 
-use super::capabilities::{self, Grants};
-use super::guest::{self, GuestState};
+use super::guest::{GuestOptions, GuestState};
+use super::linker::{self, Grants, HostInterface};
+use super::runner;
+use super::stop::Stop;
+
+/// The exported function the snapshotter runs before taking the snapshot.
+pub const INIT_FUNC: &str = "initialize";
 
 /// Bump when the snapshot procedure changes.
 const SNAPSHOT_FORMAT: &str = "wizer-initialize-v1";
@@ -54,15 +59,20 @@ pub fn cache_key(engine: &Engine, source: &[u8], snapshot: bool) -> String {
 /// How an artifact was obtained, for logs and `health_check`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadReport {
+    /// The component's name in the cache.
     pub name: String,
+    /// Its cache key.
     pub key: String,
+    /// Whether it was read from the cache (else compiled now).
     pub cache_hit: bool,
+    /// How long loading took.
     pub millis: u64,
 }
 
 /// One component's preparation for snapshotting, shared by its waiters.
 type Prepared = Arc<tokio::sync::OnceCell<Arc<Instrumented>>>;
 
+/// Compiled components on disk, keyed by source, build and engine.
 #[derive(Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
@@ -77,10 +87,12 @@ impl std::fmt::Debug for ArtifactCache {
 }
 
 impl ArtifactCache {
+    /// A cache in `dir` (created when first written).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into(), instrumented: Arc::default() }
     }
 
+    /// The cache's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -256,7 +268,7 @@ impl ArtifactCache {
 /// Instruments `source` for wizer (on a blocking thread) and compiles the
 /// result (through the disk cache).
 async fn instrument(cache: &ArtifactCache, engine: &Engine, name: &str, source: &'static [u8]) -> Result<Instrumented> {
-    let (cx, instrumented) = tokio::task::spawn_blocking(move || wizer(super::RUNTIME_INIT_FUNC).instrument_component(source))
+    let (cx, instrumented) = tokio::task::spawn_blocking(move || wizer(INIT_FUNC).instrument_component(source))
         .await
         .map_err(|e| anyhow!("instrumenting {name}: {e}"))?
         .map_err(|e| anyhow!("instrumenting {name}: {e:?}"))?;
@@ -274,9 +286,11 @@ pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result
     tokio::task::spawn_blocking(move || {
         let (cx, instrumented) = wizer(&init_func).instrument_component(&source).map_err(|e| anyhow!("instrumenting: {e:?}"))?;
         let component = Component::new(&engine, &instrumented).map_err(|e| anyhow!("compiling: {e:?}"))?;
-        let data = GuestState::for_snapshot();
+        // The embedder's interfaces are not linked: initialisation calls
+        // none, and one it did call would trap as denied.
+        let state = GuestState::new(GuestOptions::for_snapshot(), ()).map_err(|e| anyhow!("{e}"))?;
         let (store, instance) = handle
-            .block_on(initialise(&engine, &component, &init_func, data, Grants::TOOLS))
+            .block_on(initialise(&engine, &component, &init_func, state, &[]))
             .map_err(|e| anyhow!("{e}"))?;
         read_out(&cx, store, instance, &init_func).map_err(|e| anyhow!("{e}"))
     })
@@ -284,71 +298,63 @@ pub async fn snapshot(engine: &Engine, source: &[u8], init_func: &str) -> Result
     .map_err(|e| anyhow!("snapshot task: {e}"))?
 }
 
-/// Snapshots `inst` after running `init_func` in a store made from `data`,
-/// linked under `grants`: `data`'s memory limit holds and its deadline
+/// Snapshots `inst` after running `init_func` in a store made from `state`,
+/// linked with `interfaces`: `state`'s memory limit holds and its deadline
 /// ends initialisation, which yields to the async runtime every epoch
 /// tick as every other guest call does. The read-out and rewrite of the
 /// instance's state, CPU-bound host work, run on a blocking thread.
-pub async fn snapshot_with(
+pub async fn snapshot_with<H: Send + 'static>(
     engine: &Engine,
     inst: &Arc<Instrumented>,
     init_func: &str,
-    data: GuestState,
-    grants: Grants,
+    state: GuestState<H>,
+    interfaces: &[HostInterface<H>],
 ) -> Result<Vec<u8>, SnapshotError> {
-    let (store, instance) = initialise(engine, &inst.component, init_func, data, grants).await?;
+    let (store, instance) = initialise(engine, &inst.component, init_func, state, interfaces).await?;
     let (inst, init_func) = (inst.clone(), init_func.to_string());
     tokio::task::spawn_blocking(move || read_out(&inst.cx, store, instance, &init_func))
         .await
         .map_err(|e| SnapshotError::Internal(format!("snapshot task: {e}")))?
 }
 
-/// Instantiates `component` in a bounded store made from `data` and runs
-/// `init_func` there, within the data's deadline and memory limit.
-async fn initialise(
+/// Instantiates `component` in a bounded store made from `state` and runs
+/// `init_func` there, within the state's deadline and memory limit.
+async fn initialise<H: Send + 'static>(
     engine: &Engine,
     component: &Component,
     init_func: &str,
-    data: GuestState,
-    grants: Grants,
-) -> Result<(wasmtime::Store<GuestState>, wasmtime::component::Instance), SnapshotError> {
-    let deadline = data.deadline;
-    let mut store = guest::bounded(engine, data);
-    let linker = capabilities::linker(engine, component, grants).map_err(|e| SnapshotError::Internal(format!("linking: {e}")))?;
-    let init = async {
+    state: GuestState<H>,
+    interfaces: &[HostInterface<H>],
+) -> Result<(wasmtime::Store<GuestState<H>>, wasmtime::component::Instance), SnapshotError> {
+    let mut store = runner::store(engine, state, runner::Budget::default());
+    let linker = linker::linker(engine, component, Grants::NONE, interfaces)
+        .map_err(|e| SnapshotError::Internal(format!("linking: {e}")))?;
+    let deadline = store.data().deadline;
+    let ran = runner::race(deadline, None, async {
         let instance = linker.instantiate_async(&mut store, component).await?;
         let func = instance
             .get_func(&mut store, init_func)
             .ok_or_else(|| wasmtime::format_err!("the component does not export `{init_func}`"))?;
         func.call_async(&mut store, &[], &mut []).await?;
         wasmtime::Result::Ok(instance)
-    };
-    let ran = tokio::time::timeout_at(deadline.into(), init).await;
-    let e: wasmtime::Error = match ran {
-        Err(_) => return Err(SnapshotError::Timeout),
-        Ok(Ok(instance)) => return Ok((store, instance)),
-        Ok(Err(e)) => e,
-    };
-    let trap = e.downcast_ref::<wasmtime::Trap>().copied();
-    if trap == Some(wasmtime::Trap::Interrupt) || Instant::now() >= store.data().deadline {
-        return Err(SnapshotError::Timeout);
+    })
+    .await;
+    let ran = runner::ended(ran, &store);
+    match ran {
+        Ok(instance) => Ok((store, instance)),
+        Err(Stop::Deadline) => Err(SnapshotError::Timeout),
+        Err(Stop::Memory) => Err(SnapshotError::Memory),
+        Err(stop) => Err(SnapshotError::Trap(stop.what())),
     }
-    if store.data().guard.memory_denied {
-        return Err(SnapshotError::Memory);
-    }
-    Err(SnapshotError::Trap(match trap {
-        Some(t) => t.to_string(),
-        None => format!("{e:#}").lines().next().unwrap_or_default().to_string(),
-    }))
 }
 
 /// Reads an initialised instance's state out and rewrites it into the
 /// snapshot component. The guest's part is over: wizer's own accessors
 /// run now, and must not be interrupted (wizer unwraps their results), so
 /// the store only yields from here on.
-fn read_out(
+fn read_out<H: Send + 'static>(
     cx: &ComponentContext<'_>,
-    mut store: wasmtime::Store<GuestState>,
+    mut store: wasmtime::Store<GuestState<H>>,
     instance: wasmtime::component::Instance,
     init_func: &str,
 ) -> Result<Vec<u8>, SnapshotError> {

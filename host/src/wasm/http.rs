@@ -15,7 +15,9 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 /// One origin: `https` or not, and `host:port` (lower case, port explicit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// Whether the scheme is `https`.
     pub https: bool,
+    /// `host:port`, lower case, port explicit.
     pub authority: String,
 }
 
@@ -54,10 +56,12 @@ pub struct HttpGrant {
 }
 
 impl HttpGrant {
+    /// Requests to `origin` only.
     pub fn to(origin: Origin) -> Self {
         Self { allowed: Some(origin), denied: Arc::default() }
     }
 
+    /// No request at all.
     pub fn none() -> Self {
         Self::default()
     }

@@ -1,0 +1,86 @@
+//! Wasmtime engines: one configuration per metering mode. Every engine
+//! has Cranelift, async support and epoch interruption, driven by the one
+//! ticker thread ([`EPOCH_TICK`]).
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; the granularity of deadlines and of
+/// cooperative yields back to the async runtime.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How calls in an engine are metered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// Wall clock only (the epoch deadline), with the pooling instance
+    /// allocator sized for at most `max_concurrency` calls of components
+    /// with at most `max_memory_bytes` of linear memory each: code mode,
+    /// the TypeScript stripper and plugins, where instantiation speed
+    /// matters.
+    Epoch {
+        /// Calls that run at once.
+        max_concurrency: usize,
+        /// The most linear memory one call may have.
+        max_memory_bytes: u64,
+    },
+    /// Fuel (a deterministic CPU budget per call) on top of the epoch
+    /// deadline, and on-demand allocation: pattern analyzers and
+    /// embedders, whose calls are few and each has its own limits.
+    Fuel,
+}
+
+/// The engine could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("creating the {mode} wasmtime engine: {message}")]
+pub struct EngineError {
+    mode: &'static str,
+    message: String,
+}
+
+/// An engine metered as `metering` says, registered with the epoch ticker.
+pub fn build(metering: Metering) -> Result<Engine, EngineError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(2 << 20);
+    config.async_stack_size(4 << 20);
+    let mode = match metering {
+        Metering::Epoch { max_concurrency, max_memory_bytes } => {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(max_concurrency, max_memory_bytes)));
+            "pooled"
+        }
+        Metering::Fuel => {
+            config.consume_fuel(true);
+            "metered"
+        }
+    };
+    let engine = Engine::new(&config).map_err(|e| EngineError { mode, message: e.to_string() })?;
+    super::ticker::register(&engine);
+    Ok(engine)
+}
+
+/// The pooling allocator for `max_concurrency` calls of at most
+/// `max_memory_bytes` each.
+fn pool(max_concurrency: usize, max_memory_bytes: u64) -> PoolingAllocationConfig {
+    // Room for the executions, the snapshotter and other components
+    // (the TypeScript stripper, plugins) running beside them.
+    let slots = u32::try_from(max_concurrency).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(16);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(4))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(4))
+        .total_stacks(slots)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .table_elements(100_000)
+        // Keep a little of each slot's memory resident to speed reuse.
+        .linear_memory_keep_resident(16 << 20)
+        .table_keep_resident(64 << 10);
+    pool
+}

@@ -1,0 +1,33 @@
+//! The wasmtime embedding every component of this server runs through:
+//! code mode's JS runtime, the TypeScript stripper, plugins, pattern
+//! analyzers and embedders.
+//!
+//! One shape for all of them, in the style of `wasmtime serve`: a
+//! component is compiled once (or read from the [`artifacts`] cache),
+//! linked once under its grants ([`linker`]), and pre-instantiated once
+//! with its typed export indices ([`Runner`]); every call then gets a
+//! fresh [`wasmtime::Store`] whose data is one [`GuestState`], made from
+//! [`GuestOptions`], under a memory limit, a wall-clock deadline and (in a
+//! fuel-metered engine) a CPU budget. How a call stopped is a typed
+//! [`Stop`], never a matched string.
+//!
+//! Engines come in one configuration per metering mode ([`engine`]), and
+//! one epoch ticker thread drives every engine in the process.
+
+pub mod artifacts;
+mod clock;
+pub mod engine;
+pub mod guard;
+pub mod guest;
+pub mod http;
+pub mod linker;
+pub mod output;
+pub mod runner;
+pub mod stop;
+mod ticker;
+
+pub use engine::Metering;
+pub use guest::{GuestOptions, GuestState};
+pub use linker::{DeniedImport, Grants, HostInterface};
+pub use runner::{Budget, Ended, Resident, Runner};
+pub use stop::Stop;
