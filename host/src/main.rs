@@ -239,7 +239,7 @@ async fn tools_command(settings: &Settings, command: ToolsCommand) -> Result<()>
 
 fn gateway(settings: &Settings, audit: Option<Arc<Audit>>) -> Result<Arc<Gateway>> {
     let policy = CompiledPolicy::new(settings.tool_policy.clone()).context("the [sandbox.tools] policy")?;
-    Ok(Arc::new(Gateway::new(&settings.servers, Arc::new(policy), audit)?))
+    Ok(Arc::new(Gateway::new(&settings.servers, Arc::new(policy), audit, Server::tool_list())?))
 }
 
 async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<Metrics>) -> Result<Sandbox> {
@@ -319,7 +319,7 @@ async fn open_core(
         .context("opening the vector index")??;
     embeddings.spawn();
     let audit = Arc::new(Audit::open(store.database(), settings.audit_max_records).context("opening the tool-call audit")?);
-    let gateway = Arc::new(Gateway::new(&settings.servers, policy, Some(audit))?);
+    let gateway = Arc::new(Gateway::new(&settings.servers, policy, Some(audit), Server::tool_list())?);
     let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
     let learning = Learning::new(store.clone(), patterns, analyzers_rx);
     learning.spawn();

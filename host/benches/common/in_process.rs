@@ -72,7 +72,7 @@ pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
     let learning = Learning::new(store.clone(), patterns, analyzers);
     let audit = Arc::new(Audit::open(store.database(), 1_000_000)?);
     let compiled = CompiledPolicy::new(opts.policy)?;
-    let gateway = Arc::new(Gateway::new(&opts.servers, Arc::new(compiled.clone()), Some(audit))?);
+    let gateway = Arc::new(Gateway::new(&opts.servers, Arc::new(compiled.clone()), Some(audit), Server::tool_list())?);
     let config = SandboxConfig {
         limits: opts.profile.limits(),
         max_concurrency: opts.max_concurrency,

@@ -20,49 +20,58 @@ pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use anyhow::{Context as _, Result};
-use rmcp::RoleServer;
-use rmcp::service::Peer;
+use rmcp::model::Tool;
 use serde_json::Value;
 
-use crate::mcp::Server;
 use crate::sandbox::policy::CompiledPolicy;
 use crate::sandbox::tools::{DispatchError, DispatchFuture, ResolveFuture, ToolCallRecord, ToolDispatcher};
 use audit::Audit;
 use catalog::{Catalog, ToolInfo};
-use local::LocalTools;
+use local::{OPERATOR_ONLY, OwnToolError, OwnTools};
 use servers::{LOCAL_SERVER, UpstreamConfig};
 use upstream::Upstream;
 
 pub struct Gateway {
     upstreams: BTreeMap<String, Arc<Upstream>>,
-    local: OnceLock<LocalTools>,
+    /// This server's tools, once the server is built (held weakly: the
+    /// server holds this gateway).
+    own: RwLock<Option<Weak<dyn OwnTools>>>,
+    /// The built-in tools code may call (`local::SANDBOX_CALLABLE`), with
+    /// their schemas, for the catalog.
+    callable: Vec<Tool>,
+    /// Every built-in tool's name, to tell "not from code" from "no such tool".
+    builtin: Vec<String>,
     policy: Arc<CompiledPolicy>,
     audit: Option<Arc<Audit>>,
 }
 
 impl Gateway {
     /// Checks every `[servers.*]` table; connects to none of them yet.
+    /// `builtin` is this server's own tools (`mcp::Server::tool_list`),
+    /// callable once the server attaches itself ([`Gateway::attach_own`]).
     pub fn new(
         servers: &BTreeMap<String, UpstreamConfig>,
         policy: Arc<CompiledPolicy>,
         audit: Option<Arc<Audit>>,
+        builtin: Vec<Tool>,
     ) -> Result<Self> {
         let mut upstreams = BTreeMap::new();
         for (name, config) in servers {
             let transport = config.transport(name).context("the [servers] config")?;
             upstreams.insert(name.clone(), Arc::new(Upstream::new(name.clone(), config.clone(), transport)));
         }
-        Ok(Self { upstreams, local: OnceLock::new(), policy, audit })
+        let names = builtin.iter().map(|t| t.name.to_string()).collect();
+        let callable = builtin.into_iter().filter(|t| local::sandbox_callable(&t.name)).collect();
+        Ok(Self { upstreams, own: RwLock::new(None), callable, builtin: names, policy, audit })
     }
 
-    /// Makes `memory.*` callable: the live server and its session.
-    pub fn attach_local(&self, server: Server, peer: Peer<RoleServer>) {
-        if self.local.set(LocalTools::new(server, peer)).is_err() {
-            tracing::warn!("the local tools were attached twice; keeping the first");
-        }
+    /// Makes `memory.*` callable from code: this server's own tools. The
+    /// gateway keeps only a weak reference; the server keeps it alive.
+    pub fn attach_own(&self, own: Weak<dyn OwnTools>) {
+        *crate::sync::write(&self.own) = Some(own);
     }
 
     /// The sandbox's tool policy (for telling agents what they may call).
@@ -93,7 +102,7 @@ impl Gateway {
     /// those that are down are listed in `servers` with their error.
     pub async fn catalog(&self) -> Catalog {
         let mut tools: Vec<ToolInfo> =
-            local::tools().iter().map(|tool| ToolInfo { server: LOCAL_SERVER.to_string(), tool: tool.clone() }).collect();
+            self.callable.iter().map(|tool| ToolInfo { server: LOCAL_SERVER.to_string(), tool: tool.clone() }).collect();
         let lists = futures::future::join_all(self.upstreams.values().map(|u| {
             let u = u.clone();
             async move { (u.name.clone(), u.tools().await) }
@@ -116,9 +125,8 @@ impl Gateway {
     /// upstream's from its tool list (connecting first if need be).
     async fn find(&self, server: &str, tool: &str) -> Result<(), DispatchError> {
         let known = if server == LOCAL_SERVER {
-            let callable = local::tools().iter().any(|t| t.name == tool);
-            static ALL: OnceLock<Vec<String>> = OnceLock::new();
-            if !callable && ALL.get_or_init(Server::tool_names).iter().any(|t| t == tool) {
+            let callable = self.callable.iter().any(|t| t.name == tool);
+            if !callable && self.builtin.iter().any(|t| t == tool) {
                 return Err(DispatchError::Unavailable(format!(
                     "`memory.{tool}` cannot be called from inside the sandbox"
                 )));
@@ -138,15 +146,36 @@ impl Gateway {
             return Err(DispatchError::Unavailable("arguments must be a JSON object".into()));
         };
         if server == LOCAL_SERVER {
-            return match self.local.get() {
-                Some(local) => local.call(tool, args).await,
-                None => Err(DispatchError::Unavailable("this server's tools are not attached yet".into())),
-            };
+            return self.call_own(tool, args).await;
         }
         let Some(upstream) = self.upstreams.get(server) else {
             return Err(DispatchError::Unavailable(format!("no MCP server named `{server}` is configured")));
         };
         result::into_value(upstream.call(tool, args).await?)
+    }
+}
+
+impl Gateway {
+    /// Calls `memory.<tool>`: refused for operator-only tools and tools
+    /// code may not reach, before their handler.
+    async fn call_own(&self, tool: &str, args: serde_json::Map<String, Value>) -> Result<Value, DispatchError> {
+        if OPERATOR_ONLY.contains(&tool) {
+            return Err(DispatchError::Unavailable(format!(
+                "`memory.{tool}` is for the operator's MCP client only and cannot be called from inside the sandbox"
+            )));
+        }
+        if !local::sandbox_callable(tool) {
+            return Err(DispatchError::Unavailable(format!("this server has no tool `{tool}` that code may call")));
+        }
+        let own = crate::sync::read(&self.own).as_ref().and_then(Weak::upgrade);
+        let Some(own) = own else {
+            return Err(DispatchError::Unavailable("this server's tools are not available (not started, or shutting down)".into()));
+        };
+        match own.call_own(tool, args).await {
+            Ok(result) => result::into_value(result),
+            Err(e @ OwnToolError::NotFound(_)) => Err(DispatchError::Unavailable(e.to_string())),
+            Err(e) => Err(DispatchError::Failed(e.to_string())),
+        }
     }
 }
 

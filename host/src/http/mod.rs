@@ -203,15 +203,6 @@ fn parse_addr(s: &str) -> Result<SocketAddr> {
 /// Serves `server` over Streamable HTTP until SIGTERM or Ctrl-C, then
 /// drains requests in flight and returns.
 pub async fn serve(server: Server, options: HttpOptions) -> Result<()> {
-    // Code run over HTTP reaches this server's own tools (`memory.*`)
-    // through one in-process session, whichever HTTP session ran it.
-    let (a, b) = tokio::io::duplex(1 << 16);
-    let internal_client = rmcp::ServiceExt::serve((), b);
-    let internal = crate::mcp::serve(server.clone(), a);
-    let (internal, internal_client) = tokio::join!(internal, internal_client);
-    let _internal = internal.context("starting the in-process session for memory.* calls")?;
-    let _internal_client = internal_client.context("starting the in-process session for memory.* calls")?;
-
     // With several principals, each gets a fair share of the execution
     // pool, so that one cannot fill it for the others.
     crate::principal::set_sharing(options.principals.as_ref().map_or(1, |p| p.len()));

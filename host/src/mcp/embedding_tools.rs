@@ -212,7 +212,7 @@ impl Server {
     }
 
     #[tool(description = "Search past episodes by meaning: the query is embedded and compared with every completed episode's embedding (cosine similarity). Returns episodes at or above the similarity threshold, most similar first.")]
-    async fn query_semantic_memory(&self, params: Parameters<QuerySemanticMemoryParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn query_semantic_memory(&self, params: Parameters<QuerySemanticMemoryParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(1..=MAX_LIMIT).contains(&p.limit) {
             return Ok(input_error(format!("limit must be between 1 and {MAX_LIMIT}, got {}", p.limit)));

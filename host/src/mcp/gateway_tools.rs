@@ -90,7 +90,7 @@ impl Server {
     #[tool(
         description = "Find tools code can call: this server's (`memory`: episodes, patterns, analytics, audit, health) and configured upstream servers'. Give the task in words; get `server.tool` names, one-line descriptions, whether the policy allows each, and call counts. Then describe_tools."
     )]
-    async fn search_tools(&self, params: Parameters<SearchToolsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn search_tools(&self, params: Parameters<SearchToolsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(1..=100).contains(&p.limit) {
             return Ok(input_error("limit must be between 1 and 100"));
@@ -118,7 +118,7 @@ impl Server {
     #[tool(
         description = "TypeScript declarations of tools by `server.tool` name (arguments with their docs, result type), for code that calls `await tools.<server>.<tool>(args)`."
     )]
-    async fn describe_tools(&self, params: Parameters<DescribeToolsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn describe_tools(&self, params: Parameters<DescribeToolsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if p.names.is_empty() || p.names.len() > MAX_DESCRIBE {
             return Ok(input_error(format!("names must list 1 to {MAX_DESCRIBE} `server.tool` names")));
@@ -153,7 +153,7 @@ impl Server {
     #[tool(
         description = "The audit of tool calls made by your sandboxed code (your principal's only), newest first: time, execution_id, server and tool, argument size and blake3 hash, outcome (ok, tool_error, unavailable, invalid_arguments, denied; omitted counts an execution's calls past the first 64), latency, error and principal. Filter by execution_id, server, tool or outcome. Paged: pass `next_cursor` back as `cursor` for older records."
     )]
-    async fn get_tool_audit(
+    pub(super) async fn get_tool_audit(
         &self,
         params: Parameters<ToolAuditParams>,
         extensions: rmcp::model::Extensions,

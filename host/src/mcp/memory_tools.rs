@@ -223,7 +223,7 @@ impl Server {
 #[tool_router(router = memory_router, vis = "pub(crate)")]
 impl Server {
     #[tool(description = "Start an episode: a task an agent is about to work on. Returns {episode_id}. Record its steps with add_episode_step and finish it with complete_episode.")]
-    async fn create_episode(&self, params: Parameters<CreateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn create_episode(&self, params: Parameters<CreateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let new = NewEpisode {
             task_description: p.task_description,
@@ -239,7 +239,7 @@ impl Server {
     }
 
     #[tool(description = "Append the next step to an in-progress episode. Steps must come in order: step_number 1, 2, 3...")]
-    async fn add_episode_step(&self, params: Parameters<AddEpisodeStepParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn add_episode_step(&self, params: Parameters<AddEpisodeStepParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         let step = NewStep {
@@ -259,7 +259,7 @@ impl Server {
     }
 
     #[tool(description = "Finish an episode with its outcome. Returns {reward, reflection} once the episode is durable on disk. Completing twice is an error.")]
-    async fn complete_episode(&self, params: Parameters<CompleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn complete_episode(&self, params: Parameters<CompleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         match blocking(self.store_arc(), move |s| s.complete_episode(id, p.outcome)).await? {
@@ -279,7 +279,7 @@ impl Server {
     }
 
     #[tool(description = "Get an episode with its steps, outcome, reward and reflection.")]
-    async fn get_episode(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn get_episode(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         match self.store().get_episode(id) {
@@ -289,7 +289,7 @@ impl Server {
     }
 
     #[tool(description = "An episode's steps in time order, with each step's latency, its offset from the start and the gap since the previous step ended.")]
-    async fn get_episode_timeline(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn get_episode_timeline(&self, params: Parameters<EpisodeIdParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         let ep = match self.store().get_episode(id) {
@@ -323,7 +323,7 @@ impl Server {
     }
 
     #[tool(description = "Replace an episode's tags and/or merge into its metadata (an empty value removes a key).")]
-    async fn update_episode(&self, params: Parameters<UpdateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn update_episode(&self, params: Parameters<UpdateEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         if p.tags.is_none() && p.metadata.is_none() {
@@ -336,7 +336,7 @@ impl Server {
     }
 
     #[tool(description = "Delete an episode and its steps. Requires confirm: true; cannot be undone.")]
-    async fn delete_episode(&self, params: Parameters<DeleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn delete_episode(&self, params: Parameters<DeleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
         if !p.confirm {
@@ -349,7 +349,7 @@ impl Server {
     }
 
     #[tool(description = "Get up to 100 episodes by id. Ids that do not exist are listed under `missing`; malformed ones under `invalid`.")]
-    async fn bulk_episodes(&self, params: Parameters<BulkEpisodesParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn bulk_episodes(&self, params: Parameters<BulkEpisodesParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if p.episode_ids.len() > MAX_BULK_IDS {
             return Ok(input_error(format!("episode_ids has {} ids; the limit is {MAX_BULK_IDS}", p.episode_ids.len())));
@@ -369,7 +369,7 @@ impl Server {
     }
 
     #[tool(description = "Search past episodes by words (BM25 over descriptions, steps and reflections), filtered by domain and task type, sorted by relevance, newest, oldest, duration or success. With embeddings, relevance blends in similarity of meaning.")]
-    async fn query_memory(&self, params: Parameters<QueryMemoryParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn query_memory(&self, params: Parameters<QueryMemoryParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(1..=1000).contains(&p.limit) {
             return Ok(input_error(format!("limit must be between 1 and 1000, got {}", p.limit)));
@@ -429,7 +429,7 @@ impl Server {
     }
 
     #[tool(description = "Quality of recorded work over a time range: success rates, average reward, the reward distribution, and optionally its trend.")]
-    async fn quality_metrics(&self, params: Parameters<QualityMetricsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn quality_metrics(&self, params: Parameters<QualityMetricsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         if !(0.0..=2.0).contains(&p.quality_threshold) {
             return Ok(input_error("quality_threshold must be between 0 and 2"));

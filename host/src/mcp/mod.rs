@@ -7,6 +7,7 @@ mod embedding_tools;
 mod gateway_tools;
 mod memory_resources;
 mod memory_tools;
+mod own_tools;
 pub mod params;
 mod pattern_tools;
 mod plugin_tools;
@@ -49,18 +50,13 @@ fn closed_before_start(e: &anyhow::Error) -> bool {
     e.chain().any(|c| matches!(c.downcast_ref::<E>(), Some(E::ConnectionClosed(_) | E::Cancelled)))
 }
 
-/// Starts a session on `transport` and makes this server's own tools
-/// callable from sandboxed code under `memory`, within that session.
+/// Starts a session on `transport`. (The plugins registry learns of the
+/// session when it is initialized, `on_initialized`, as every HTTP
+/// session's does.)
 pub async fn serve<T, E, A>(server: Server, transport: T) -> Result<RunningService<RoleServer, Server>>
 where
     T: rmcp::transport::IntoTransport<RoleServer, E, A>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let gateway = server.gateway().clone();
-    let local = server.clone();
-    let running = server.serve(transport).await.context("starting the MCP session")?;
-    gateway.attach_local(local, running.peer().clone());
-    // The plugins registry learns of the session when it is initialized
-    // (`on_initialized`), as every HTTP session's does.
-    Ok(running)
+    server.serve(transport).await.context("starting the MCP session")
 }

@@ -27,12 +27,19 @@ impl<T: JsonSchema> JsonSchema for Parameters<T> {
     }
 }
 
+impl<T: DeserializeOwned> Parameters<T> {
+    /// The arguments `args` of a call to `tool`.
+    pub fn parse(tool: &str, args: serde_json::Map<String, serde_json::Value>) -> Self {
+        let parsed = serde_json::from_value(serde_json::Value::Object(args))
+            .map_err(|e| format!("invalid arguments for `{tool}`: {e}"));
+        Parameters(parsed)
+    }
+}
+
 impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Parameters<T> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, rmcp::ErrorData> {
         let args = context.arguments.take().unwrap_or_default();
-        let parsed = serde_json::from_value(serde_json::Value::Object(args))
-            .map_err(|e| format!("invalid arguments for `{}`: {e}", context.name));
-        Ok(Parameters(parsed))
+        Ok(Self::parse(&context.name, args))
     }
 }
 

@@ -256,7 +256,7 @@ impl Server {
 #[tool_router(router = pattern_router, vis = "pub(crate)")]
 impl Server {
     #[tool(description = "Patterns learned from completed episodes of a task type (tool sequences, decision points, error recoveries, context patterns, and third-party analyzers' patterns), with the heuristics (condition → action) learned beside them, each with its evidence (episode ids, success rate, sample size), confidence and provenance, best-supported first.")]
-    async fn analyze_patterns(&self, params: Parameters<AnalyzePatternsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn analyze_patterns(&self, params: Parameters<AnalyzePatternsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         or_return!(check_limit(p.limit));
         or_return!(check_unit("min_success_rate", p.min_success_rate));
@@ -291,7 +291,7 @@ impl Server {
     }
 
     #[tool(description = "Search learned patterns and heuristics by words, ranked by a blend of relevance, domain and tag match, effectiveness when applied, recency and success rate.")]
-    async fn search_patterns(&self, params: Parameters<SearchPatternsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn search_patterns(&self, params: Parameters<SearchPatternsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         or_return!(check_limit(p.limit));
         or_return!(check_unit("min_relevance", p.min_relevance));
@@ -310,7 +310,7 @@ impl Server {
     }
 
     #[tool(description = "Recommend learned patterns for a new task, ranked by relevance, context match, effectiveness when applied, recency and success rate; each says why it was chosen. Also returns the best matching heuristics. Report back with record_pattern_feedback so recommendations improve.")]
-    async fn recommend_patterns(&self, params: Parameters<RecommendPatternsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn recommend_patterns(&self, params: Parameters<RecommendPatternsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         or_return!(check_limit(p.limit));
         if p.task_description.trim().is_empty() {
@@ -331,7 +331,7 @@ impl Server {
     }
 
     #[tool(description = "Report whether a recommended pattern was applied and how the task went. Updates its effectiveness (times applied, success when applied, and, given the episode, its reward against comparable episodes), which moves future rankings.")]
-    async fn record_pattern_feedback(&self, params: Parameters<RecordPatternFeedbackParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn record_pattern_feedback(&self, params: Parameters<RecordPatternFeedbackParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = match parse_id(&p.pattern_id) {
             Ok(id) => id,
@@ -366,7 +366,7 @@ impl Server {
     }
 
     #[tool(description = "Time-series analysis of episode metrics (reward, duration_ms, success_rate, step_count over time, per domain or task type) or of series you pass in time_series_data. statistical: descriptive statistics, linear trend with a t-test, change points, anomalies. predictive: forecasts with prediction intervals. comprehensive: both, plus Pearson correlations with p-values.")]
-    async fn advanced_pattern_analysis(&self, params: Parameters<AdvancedPatternAnalysisParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn advanced_pattern_analysis(&self, params: Parameters<AdvancedPatternAnalysisParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let opts = p.config.unwrap_or_default();
         let data: Vec<Series> = match p.time_series_data {

@@ -179,7 +179,7 @@ impl Server {
     }
 
     #[tool(description = "List the plugins this server serves as tools (name, description, world, the tools each may call, sizes and checksums), and any refused at load with the reason.")]
-    async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn list_plugins(&self, params: Parameters<ListPluginsParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         // As tools/list shows them: loaded, or verified and still compiling.
         let plugins: Vec<Value> = self.plugins().listed(|m, p, _| describe(m, &p.tools.allow));

@@ -10,9 +10,8 @@
 //! The tools run through the server's own router (with their checks), so
 //! a prompt shows exactly what a client calling them would get.
 
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResult, ListPromptsResult, Prompt,
+    GetPromptRequestParams, GetPromptResult, ListPromptsResult, Prompt,
     PromptArgument, PromptMessage, Role,
 };
 use rmcp::service::RequestContext;
@@ -20,6 +19,7 @@ use rmcp::{ErrorData, RoleServer};
 use serde_json::{Map, Value, json};
 
 use super::server::Server;
+use crate::gateway::local::OwnTools as _;
 
 /// Most characters of an argument a prompt takes.
 const MAX_ARGUMENT_CHARS: usize = 10_000;
@@ -92,21 +92,15 @@ fn text_arg(args: &Map<String, Value>, name: &str, required: bool) -> Result<Opt
     Ok(value)
 }
 
-/// Calls one of the server's tools in-process; its structured result, or
-/// its error text.
+/// Calls one of the server's tools in-process, as the prompt's caller;
+/// its structured result, or its error text.
 async fn call(server: &Server, context: &RequestContext<RoleServer>, tool: &str, args: Value) -> Result<Value, String> {
     let Value::Object(args) = args else { return Err("arguments are not an object".into()) };
-    let mut ctx = RequestContext::new(context.id.clone(), context.peer.clone());
-    ctx.ct = context.ct.clone();
-    ctx.extensions = context.extensions.clone();
-    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
-    match server.route(ToolCallContext::new(server, params, ctx)).await {
-        Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true) => Ok(r.structured_content.unwrap_or(Value::Null)),
-        Ok(CallToolResponse::Complete(r)) => {
-            Err(r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join(" "))
-        }
-        Ok(_) => Err(format!("{tool} asked for input")),
-        Err(e) => Err(e.message.to_string()),
+    let caller = crate::principal::Principal::of(&context.extensions);
+    match caller.scope(server.call_own(tool, args)).await {
+        Ok(r) if r.is_error != Some(true) => Ok(r.structured_content.unwrap_or(Value::Null)),
+        Ok(r) => Err(r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join(" ")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

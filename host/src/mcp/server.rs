@@ -71,6 +71,10 @@ pub struct Server {
     /// `tools/list` shows every tool, not only the core (see `surface`).
     list_all: bool,
     tool_router: ToolRouter<Self>,
+    /// The copy of this server the gateway calls for `memory.*` from code
+    /// (it holds it weakly): alive while any clone of this server is.
+    /// `None` in that copy itself.
+    own_tools: Option<Arc<Server>>,
 }
 
 /// `{task, input}`, visible to the code as the global `context`.
@@ -125,7 +129,7 @@ impl Server {
         gateway: Arc<Gateway>,
         plugins: Arc<Registry>,
     ) -> Self {
-        Self {
+        let mut server = Self {
             runtime,
             metrics,
             store: learning.memory.clone(),
@@ -139,7 +143,15 @@ impl Server {
             subscribed: Arc::default(),
             list_all: false,
             tool_router: Self::all_tools(),
-        }
+            own_tools: None,
+        };
+        // Code reaches this server's tools through the gateway, which
+        // holds them weakly: no reference cycle through the gateway.
+        let own = Arc::new(server.clone());
+        let weak: std::sync::Weak<dyn crate::gateway::local::OwnTools> = Arc::downgrade(&own) as _;
+        server.gateway.attach_own(weak);
+        server.own_tools = Some(own);
+        server
     }
 
     /// Lists every built-in tool in `tools/list`, not only the core ones.
@@ -197,12 +209,6 @@ impl Server {
         Self { log_level: Arc::default(), subscribed: Arc::default(), ..self.clone() }
     }
 
-    /// Calls one of this server's tools in-process, through the same
-    /// router (and parameter checks) as an MCP client's call.
-    pub(crate) async fn route(&self, call: ToolCallContext<'_, Self>) -> Result<CallToolResponse, ErrorData> {
-        self.tool_router.call(call).await
-    }
-
     pub(crate) fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
     }
@@ -220,15 +226,18 @@ impl Server {
     }
 
     /// The learning section of `health_check`: the analysis backlog, the
-    /// worker, each analyzer's health, and plugins refused at start-up.
+    /// worker, each analyzer's and scorer's health, and plugins refused at
+    /// start-up.
     fn learning_health(&self) -> Value {
-        let (state, analyzers, rejected) = match self.learning.state() {
-            AnalyzersState::Loading => ("loading", Value::Null, Value::Null),
-            AnalyzersState::Failed(e) => ("failed", json!({"error": e}), Value::Null),
+        let (state, analyzers, rejected, scorers) = match self.learning.state() {
+            AnalyzersState::Loading => ("loading", Value::Null, Value::Null, Value::Null),
+            AnalyzersState::Failed(e) => ("failed", json!({"error": e}), Value::Null, Value::Null),
             AnalyzersState::Ready(set) => (
                 "ready",
                 serde_json::to_value(set.all().map(|a| a.report()).collect::<Vec<_>>()).unwrap_or(Value::Null),
                 serde_json::to_value(&set.rejected).unwrap_or(Value::Null),
+                // The scorer in use first (a plugin, when installed), then the built-in one.
+                serde_json::to_value(set.scorers().map(|a| a.report()).collect::<Vec<_>>()).unwrap_or(Value::Null),
             ),
         };
         let counts: serde_json::Map<String, Value> = self
@@ -245,6 +254,7 @@ impl Server {
             "records_by_kind": counts,
             "analyzers": analyzers,
             "rejected_plugins": rejected,
+            "scorers": scorers,
         })
     }
 
@@ -322,7 +332,7 @@ impl Server {
     }
 
     #[tool(description = "Server health: whether the JS runtime is loaded, sandbox pool occupancy, executions by status, storage (episode counts, disk size, last sync), learning (analysis backlog, each pattern analyzer's health, refused plugins), embeddings, upstream MCP servers (idle, connected or down), tool-audit size, plugins (loaded and refused) and uptime.")]
-    async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn health_check(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let (status, runtime) = match &*self.runtime.borrow() {
             RuntimeState::Loading => ("starting", json!({"state": "loading"})),
@@ -362,7 +372,7 @@ impl Server {
     }
 
     #[tool(description = "Metrics: executions by status, latency p50/p95/p99, pool occupancy, storage figures and uptime.")]
-    async fn get_metrics(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn get_metrics(&self, params: Parameters<NoParams>) -> Result<CallToolResult, ErrorData> {
         let _ = params_or_return!(params);
         let pool = match &*self.runtime.borrow() {
             RuntimeState::Ready(s) => self.pool(s),
@@ -622,7 +632,7 @@ mod tests {
         let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
         let learning = Learning::new(store, patterns, analyzers);
         let policy = Arc::new(CompiledPolicy::deny_all());
-        let gateway = Arc::new(Gateway::new(&BTreeMap::new(), policy.clone(), None).unwrap());
+        let gateway = Arc::new(Gateway::new(&BTreeMap::new(), policy.clone(), None, Server::tool_list()).unwrap());
         let plugins = Arc::new(Registry::new(PluginDir::new(dir.join("plugins")), policy, Server::tool_names()));
         let (_rtx, runtime) = watch::channel(RuntimeState::Loading);
         Server::new(runtime, Arc::new(Metrics::new()), learning, embeddings, gateway, plugins)

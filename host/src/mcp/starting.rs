@@ -17,7 +17,7 @@
 //! second server on it is still refused at once.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -25,7 +25,7 @@ use rmcp::model::{
     CallToolResult, ClientNotification, ClientRequest, ContentBlock, ListToolsResult, PaginatedRequestParams,
     ServerConfig, ServerResult, Tool,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, Service, ServiceExt as _};
 use serde_json::json;
 use tokio::sync::watch;
@@ -214,9 +214,6 @@ where
     F: Future<Output = Result<Server>> + Send + 'static,
 {
     let (starting, state) = Starting::new(builtin, plugins, metrics);
-    let peer: Arc<OnceLock<Peer<RoleServer>>> = Arc::default();
-    let (peer_set, mut peer_ready) = watch::channel(false);
-    let session = peer.clone();
     let started = Instant::now();
     tokio::spawn(async move {
         let built = match core.await {
@@ -228,14 +225,6 @@ where
             }
         };
         tracing::info!(millis = started.elapsed().as_millis() as u64, "episode store open; serving every request");
-        // Code run in the sandbox calls this server's tools within the
-        // session, so the session is attached before anything is handed on.
-        if peer_ready.wait_for(|set| *set).await.is_err() {
-            return;
-        }
-        if let Some(p) = session.get() {
-            built.gateway().attach_local(built.clone(), p.clone());
-        }
         let _ = state.send(Core::Ready(built));
     });
     let (input, output) = super::framing::filtered(tokio::io::stdin(), tokio::io::stdout(), max_frame);
@@ -247,8 +236,6 @@ where
         }
         Err(e) => return Err(e),
     };
-    let _ = peer.set(running.peer().clone());
-    let _ = peer_set.send(true);
     let reason = running.waiting().await.context("MCP session failed")?;
     tracing::info!(?reason, "MCP session ended");
     Ok(())
