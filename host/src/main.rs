@@ -330,7 +330,7 @@ async fn open_core(
         let loaded = AnalyzerSet::load(&cache, memory_mcp::components::PATTERN_ANALYZER, Some(&plugins_dir), memory).await;
         let state = match loaded {
             Ok(set) => {
-                tracing::info!(plugins = set.plugins.len(), refused = set.rejected.len(), "pattern analyzers ready");
+                tracing::info!(installed = set.installed.len(), refused = set.rejected.len(), "pattern analyzers ready");
                 AnalyzersState::Ready(Arc::new(set))
             }
             Err(e) => {

@@ -3,13 +3,13 @@
 //! `InstancePre` built once, a fresh `Store` per call, fuel, memory and
 //! wall-clock limits from its policy, and its own health record.
 //!
-//! A plugin is an analyzer installed in `PLUGINS_DIR/analyzers/` (see
+//! An installed analyzer lives in `PLUGINS_DIR/analyzers/` (see
 //! [`crate::plugins::analyzer_dir`]): `<name>.wasm`, exporting
 //! `memory-mcp:patterns/analyzer@0.1.0`, its policy `<name>.policy.toml`
 //! (clamped to the server's ceilings) and `<name>.analyzer.json`, whose
-//! checksums both files must match. A plugin that fails to load (no
+//! checksums both files must match. An analyzer that fails to load (no
 //! manifest, a changed file, a bad policy, not an analyzer) is listed with
-//! the reason and the others load. A plugin whose calls fail five times in
+//! the reason and the others load. An installed analyzer whose calls fail five times in
 //! a row is quarantined until restart.
 //!
 //! Each call's store caps the memory of all the component's memories
@@ -42,7 +42,7 @@ use crate::world::{analyzer, statistics, types};
 
 /// The interface an analyzer component exports.
 pub const ANALYZER_EXPORT: &str = "memory-mcp:patterns/analyzer@0.1.0";
-/// Consecutive failed calls after which a plugin is quarantined.
+/// Consecutive failed calls after which an installed analyzer is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 /// The name the built-in analyzer goes by.
 pub const BUILTIN: &str = "builtin";
@@ -78,7 +78,10 @@ pub enum Failure {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
     Builtin,
-    Plugin { path: PathBuf },
+    /// Installed in the plugins directory's `analyzers/` (the wire name
+    /// `plugin` is kept: `health_check` has always shown it).
+    #[serde(rename = "plugin")]
+    Installed { path: PathBuf },
 }
 
 /// An analyzer's record since start-up, for `health_check`.
@@ -106,7 +109,7 @@ pub struct Analyzer {
     health: Mutex<Health>,
 }
 
-/// A plugin file that did not load, and why.
+/// An analyzer file that did not load, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rejected {
     pub file: PathBuf,
@@ -318,12 +321,12 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every loaded analyzer, the built-in first, and the plugins refused.
+/// Every loaded analyzer, the built-in first, and the installed ones refused.
 pub struct AnalyzerSet {
     engine: Engine,
     memory: Arc<EpisodeStore>,
     pub builtin: Analyzer,
-    pub plugins: Vec<Analyzer>,
+    pub installed: Vec<Analyzer>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -338,15 +341,15 @@ impl AnalyzerSet {
         let builtin = Analyzer::new(&engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash, &memory)
             .await
             .context("starting the built-in pattern analyzer")?;
-        let mut set = Self { engine, memory, builtin, plugins: Vec::new(), rejected: Vec::new() };
+        let mut set = Self { engine, memory, builtin, installed: Vec::new(), rejected: Vec::new() };
         if let Some(dir) = plugins_dir {
-            set.load_plugins(cache, dir).await;
+            set.load_installed(cache, dir).await;
         }
         Ok(set)
     }
 
     /// Loads every analyzer installed in `root/analyzers`.
-    async fn load_plugins(&mut self, cache: &ArtifactCache, root: &Path) {
+    async fn load_installed(&mut self, cache: &ArtifactCache, root: &Path) {
         let dir = AnalyzerDir::new(layout::analyzers_dir(root));
         let entries = match dir.entries() {
             Ok(e) => e,
@@ -358,16 +361,16 @@ impl AnalyzerSet {
         for entry in entries {
             let (file, loaded) = match entry {
                 Entry::Unmanifested(n) => (dir.wasm_path(&n), Err(anyhow!(unmanifested_reason(&dir, &n)))),
-                Entry::Installed(n) => (dir.wasm_path(&n), self.load_plugin(cache, &dir, &n).await),
+                Entry::Installed(n) => (dir.wasm_path(&n), self.load_one(cache, &dir, &n).await),
             };
             match loaded {
                 Ok(a) => {
-                    tracing::info!(analyzer = %a.name(), file = %file.display(), "analyzer plugin loaded");
-                    self.plugins.push(a);
+                    tracing::info!(analyzer = %a.name(), file = %file.display(), "installed analyzer loaded");
+                    self.installed.push(a);
                 }
                 Err(e) => {
                     let reason = format!("{e:#}");
-                    tracing::error!(file = %file.display(), %reason, "analyzer plugin refused");
+                    tracing::error!(file = %file.display(), %reason, "installed analyzer refused");
                     self.rejected.push(Rejected { file, reason });
                 }
             }
@@ -375,7 +378,7 @@ impl AnalyzerSet {
     }
 
     /// Verifies analyzer `name` against its manifest and loads it.
-    async fn load_plugin(&self, cache: &ArtifactCache, dir: &AnalyzerDir, name: &str) -> Result<Analyzer> {
+    async fn load_one(&self, cache: &ArtifactCache, dir: &AnalyzerDir, name: &str) -> Result<Analyzer> {
         let owned = (dir.clone(), name.to_string());
         let v = tokio::task::spawn_blocking(move || owned.0.verify(&owned.1)).await.context("verify task")??;
         for note in &v.clamped {
@@ -387,9 +390,9 @@ impl AnalyzerSet {
         if !exports_analyzer {
             anyhow::bail!("it does not export {ANALYZER_EXPORT}, so it is not a pattern analyzer");
         }
-        let source = Source::Plugin { path: dir.wasm_path(name) };
+        let source = Source::Installed { path: dir.wasm_path(name) };
         let a = Analyzer::new(&self.engine, &component, source, v.policy, v.manifest.wasm.blake3.clone(), &self.memory).await?;
-        let taken = a.name() == BUILTIN || self.plugins.iter().any(|p| p.name() == a.name());
+        let taken = a.name() == BUILTIN || self.installed.iter().any(|p| p.name() == a.name());
         if taken {
             anyhow::bail!("another analyzer is already named {:?}", a.name());
         }
@@ -404,8 +407,8 @@ impl AnalyzerSet {
         &self.memory
     }
 
-    /// The built-in analyzer, then the plugins.
+    /// The built-in analyzer, then the installed ones.
     pub fn all(&self) -> impl Iterator<Item = &Analyzer> {
-        std::iter::once(&self.builtin).chain(&self.plugins)
+        std::iter::once(&self.builtin).chain(&self.installed)
     }
 }

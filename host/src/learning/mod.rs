@@ -1,5 +1,5 @@
 //! Learning from episodes: pattern analyzers run as sandboxed components
-//! (the built-in one and third-party plugins), a worker that feeds them
+//! (the built-in one and third-party ones installed in `analyzers/`), a worker that feeds them
 //! completed episodes off the acknowledgement path, the store of what they
 //! learned, and the ranking that recommends it.
 //!

@@ -1,4 +1,4 @@
-//! An analyzer plugin's policy: what it is granted and the limits it runs
+//! An installed analyzer's policy: what it is granted and the limits it runs
 //! under, read from `analyzers/<name>.policy.toml` beside `<name>.wasm`
 //! (its manifest, `<name>.analyzer.json`, holds the file's checksum).
 //! `memory-mcp analyzer install` without `--policy` writes the defaults,

@@ -172,15 +172,7 @@ impl AnalyzerDir {
         if sum.file != format!("{name}{suffix}") {
             return Err(PluginError::Manifest(format!("file {:?} is not this analyzer's {name}{suffix}", sum.file)));
         }
-        let bytes = read_untrusted(&self.path.join(&sum.file), cap)?;
-        if !sum.matches(&bytes) {
-            return Err(PluginError::Checksum {
-                file: sum.file.clone(),
-                want: sum.blake3.clone(),
-                got: blake3::hash(&bytes).to_hex().to_string(),
-            });
-        }
-        Ok(bytes)
+        sum.read_checked(&self.path, cap)
     }
 
     /// Writes analyzer `name`: the component, its policy, then the

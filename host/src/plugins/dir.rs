@@ -186,15 +186,7 @@ impl PluginDir {
             if !sum.file.starts_with(name) || sum.file.contains(['/', '\\']) || sum.file.contains("..") {
                 return Err(PluginError::Manifest(format!("file {:?} is not one of this plugin's", sum.file)));
             }
-            let bytes = read_untrusted(&self.path.join(&sum.file), cap)?;
-            if !sum.matches(&bytes) {
-                return Err(PluginError::Checksum {
-                    file: sum.file.clone(),
-                    want: sum.blake3.clone(),
-                    got: blake3::hash(&bytes).to_hex().to_string(),
-                });
-            }
-            files.push(bytes);
+            files.push(sum.read_checked(&self.path, cap)?);
         }
         let [wasm, policy, source]: [Vec<u8>; 3] =
             files.try_into().map_err(|_| PluginError::Manifest("internal: file count".into()))?;

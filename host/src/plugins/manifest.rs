@@ -1,10 +1,17 @@
 //! A plugin's manifest, `NAME.plugin.json`: what the plugin is and the
 //! blake3 of each of its files. It is written last, so a plugin exists only
 //! once all its files are in place, and a file that no longer matches its
-//! checksum refuses the plugin.
+//! checksum refuses the plugin. [`FileSum`] and its check,
+//! [`FileSum::read_checked`], are shared with the analyzers' manifests
+//! ([`super::analyzer_dir`]): both kinds are held to their files the same way.
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::PluginError;
+use super::file::read_untrusted;
 
 use crate::sandbox::Language;
 
@@ -48,6 +55,21 @@ impl FileSum {
     /// Whether `contents` are what this records.
     pub fn matches(&self, contents: &[u8]) -> bool {
         contents.len() as u64 == self.bytes && blake3::hash(contents).to_hex().as_str() == self.blake3
+    }
+
+    /// Reads this file from `dir` as untrusted input (at most `cap` bytes)
+    /// and checks it against the recorded size and blake3; a mismatch is
+    /// [`PluginError::Checksum`], naming the file and both digests.
+    pub fn read_checked(&self, dir: &Path, cap: u64) -> Result<Vec<u8>, PluginError> {
+        let bytes = read_untrusted(&dir.join(&self.file), cap)?;
+        if !self.matches(&bytes) {
+            return Err(PluginError::Checksum {
+                file: self.file.clone(),
+                want: self.blake3.clone(),
+                got: blake3::hash(&bytes).to_hex().to_string(),
+            });
+        }
+        Ok(bytes)
     }
 }
 

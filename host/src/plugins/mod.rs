@@ -62,7 +62,8 @@ pub struct Built {
     pub source: String,
 }
 
-/// Why a plugin could not be built, read, loaded or removed.
+/// Why a plugin (or, for reading, installing and removing, an analyzer)
+/// could not be built, read, loaded or removed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
