@@ -132,17 +132,8 @@ fn meta_err(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt { keyspace: "embedding", detail: e.to_string() }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(super) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(super) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
+pub(super) use crate::sync::{read, write};
 
 /// The settings used when none are stored: the model provider
 /// (`local-minilm`) when its model is installed in `data_dir` or when the

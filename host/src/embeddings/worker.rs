@@ -90,7 +90,7 @@ impl Embeddings {
                 Ok(n) => unsaved += n,
                 Err(f) => {
                     let failures = {
-                        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut s = crate::sync::lock(&self.status);
                         s.failed_batches += 1;
                         s.consecutive_failures += 1;
                         s.last_error = Some(f.to_string());
@@ -189,7 +189,7 @@ impl Embeddings {
         let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed(&texts).await? };
         // Store under the space the batch was embedded in, unless the
         // space changed meanwhile (then the items stay queued for the new).
-        let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        let _switch = crate::sync::lock(&self.switch);
         if self.active().map(|a| a.space) != Some(embedder.space) {
             return Ok(0);
         }
@@ -210,7 +210,7 @@ impl Embeddings {
                 tracing::warn!(%id, error = %e, "a vector was stored but not indexed");
             }
         }
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&self.status);
         s.embedded += items.len() as u64;
         s.batches += 1;
         s.consecutive_failures = 0;

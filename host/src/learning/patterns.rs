@@ -114,7 +114,7 @@ impl PatternStore {
     /// Reads every record into memory (the write lock is held meanwhile).
     fn load(&self) -> Result<()> {
         let started = std::time::Instant::now();
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut inner = crate::sync::write(&self.inner);
         let read = (|| -> Result<()> {
             for kv in self.patterns.iter() {
                 let (_, v) = kv.into_inner()?;
@@ -143,17 +143,17 @@ impl PatternStore {
     }
 
     fn finish(&self, result: std::result::Result<(), String>) {
-        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        *crate::sync::lock(&self.loaded) = Some(result);
         self.load_done.notify_all();
     }
 
     /// Waits for the load; `Err` with the reason when it failed.
     fn wait_loaded(&self) -> std::result::Result<(), String> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let mut loaded = crate::sync::lock(&self.loaded);
         loop {
             match &*loaded {
                 Some(r) => return r.clone(),
-                None => loaded = self.load_done.wait(loaded).unwrap_or_else(|p| p.into_inner()),
+                None => loaded = crate::sync::wait(&self.load_done, loaded),
             }
         }
     }
@@ -161,18 +161,18 @@ impl PatternStore {
     /// Whether the records are in memory (`None` while loading, else the
     /// load's outcome).
     pub fn load_state(&self) -> Option<std::result::Result<(), String>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.loaded).clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         let _ = self.wait_loaded();
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.inner)
     }
 
     /// The records for writing; refused when they could not be loaded.
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Inner>> {
         self.wait_loaded().map_err(|detail| StoreError::Corrupt { keyspace: "patterns", detail })?;
-        Ok(self.inner.write().unwrap_or_else(|p| p.into_inner()))
+        Ok(crate::sync::write(&self.inner))
     }
 
     /// Merges `learned` into the stored records (same id: evidence adds up)

@@ -54,7 +54,7 @@ pub struct Build {
 
 impl Build {
     fn lock_done(&self) -> std::sync::MutexGuard<'_, Option<std::result::Result<(), String>>> {
-        self.done.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.done)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -64,7 +64,7 @@ impl Build {
     /// Tells a running rebuild to leave `id` alone.
     pub fn skip(&self, id: Uuid) {
         if self.lock_done().is_none() {
-            self.skip.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+            crate::sync::lock(&self.skip).insert(id);
         }
     }
 
@@ -75,7 +75,7 @@ impl Build {
 
     fn finish(&self) {
         *self.lock_done() = Some(Ok(()));
-        self.skip.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        crate::sync::lock(&self.skip).clear();
         self.finished.notify_all();
     }
 
@@ -103,7 +103,7 @@ impl Build {
             if left.is_zero() {
                 return;
             }
-            done = self.finished.wait_timeout(done, left).unwrap_or_else(|p| p.into_inner()).0;
+            done = crate::sync::wait_timeout(&self.finished, done, left).0;
         }
     }
 
@@ -111,7 +111,7 @@ impl Build {
     pub fn wait(&self) {
         let mut done = self.lock_done();
         while done.is_none() {
-            done = self.finished.wait(done).unwrap_or_else(|p| p.into_inner());
+            done = crate::sync::wait(&self.finished, done);
         }
     }
 }
@@ -200,8 +200,8 @@ impl EpisodeStore {
             queue.commit()?;
             self.sync()?;
         }
-        self.text.write().unwrap_or_else(|p| p.into_inner()).shrink_to_fit();
-        self.summaries.write().unwrap_or_else(|p| p.into_inner()).shrink_to_fit();
+        crate::sync::write(&self.text).shrink_to_fit();
+        crate::sync::write(&self.summaries).shrink_to_fit();
         self.build.finish();
         // The snapshot's blocks and the chunks' token lists are freed.
         super::heap::release_free_memory();
@@ -212,9 +212,9 @@ impl EpisodeStore {
     fn apply(&self, chunk: Vec<Prepared>) {
         let n = chunk.len() as u64;
         {
-            let skip = self.build.skip.lock().unwrap_or_else(|p| p.into_inner());
-            let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
-            let mut sums = self.summaries.write().unwrap_or_else(|p| p.into_inner());
+            let skip = crate::sync::lock(&self.build.skip);
+            let mut text = crate::sync::write(&self.text);
+            let mut sums = crate::sync::write(&self.summaries);
             for p in chunk {
                 if skip.contains(&p.id) {
                     continue;

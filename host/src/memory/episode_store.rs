@@ -297,12 +297,12 @@ impl EpisodeStore {
     pub(super) fn sync(&self) -> Result<()> {
         let mode = if self.options.sync_on_complete { PersistMode::SyncAll } else { PersistMode::Buffer };
         self.db.persist(mode).map_err(StoreError::NotDurable)?;
-        *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
+        *crate::sync::lock(&self.last_sync) = Some(Utc::now());
         Ok(())
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.write)
     }
 
     /// The header as stored (its step count is exact only once complete).
@@ -331,7 +331,7 @@ impl EpisodeStore {
     /// An in-progress episode's step count: cached, or the number of its
     /// last stored step.
     fn open_step_count(&self, id: &Uuid) -> Result<u32> {
-        if let Some(n) = self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+        if let Some(n) = crate::sync::lock(&self.open_steps).get(id) {
             return Ok(n);
         }
         match self.steps.prefix(id_key(id)).next_back() {
@@ -347,24 +347,24 @@ impl EpisodeStore {
     }
 
     fn set_open_steps(&self, id: Uuid, n: u32) {
-        self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).set(id, n);
+        crate::sync::lock(&self.open_steps).set(id, n);
     }
 
     fn forget_open(&self, id: &Uuid) {
-        self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        crate::sync::lock(&self.open_steps).remove(id);
     }
 
     fn index_text(&self, id: Uuid, text: &str) {
         let tokens = super::text::tokenize(text);
-        self.text.write().unwrap_or_else(|p| p.into_inner()).add_tokens(id, tokens);
+        crate::sync::write(&self.text).add_tokens(id, tokens);
     }
 
     /// The shared copy of domain name `d`.
     pub(super) fn intern(&self, d: &str) -> Arc<str> {
-        if let Some(x) = self.domains.read().unwrap_or_else(|p| p.into_inner()).get(d) {
+        if let Some(x) = crate::sync::read(&self.domains).get(d) {
             return x.clone();
         }
-        let mut set = self.domains.write().unwrap_or_else(|p| p.into_inner());
+        let mut set = crate::sync::write(&self.domains);
         match set.get(d) {
             Some(x) => x.clone(),
             None => {
@@ -377,7 +377,7 @@ impl EpisodeStore {
 
     fn set_summary(&self, h: &EpisodeHeader) {
         let s = summary(h, self.intern(&h.domain));
-        self.summaries.write().unwrap_or_else(|p| p.into_inner()).insert(h.episode_id, s);
+        crate::sync::write(&self.summaries).insert(h.episode_id, s);
     }
 
     pub fn create_episode(&self, new: NewEpisode) -> Result<Uuid> {
@@ -411,7 +411,7 @@ impl EpisodeStore {
         b.commit()?;
         let tokens = super::text::tokenize(&header_text(&h));
         {
-            let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
+            let mut text = crate::sync::write(&self.text);
             text.set_attributes(id, &h.domain, h.task_type.code());
             text.add_tokens(id, tokens);
         }
@@ -446,7 +446,7 @@ impl EpisodeStore {
         let _w = self.lock();
         // Only the step is written: the header is read (and checked) when
         // the count is not cached, and never rewritten.
-        let cached = self.open_steps.lock().unwrap_or_else(|p| p.into_inner()).get(&id);
+        let cached = crate::sync::lock(&self.open_steps).get(&id);
         let count = match cached {
             Some(n) => n,
             None => {
@@ -569,7 +569,7 @@ impl EpisodeStore {
         let steps = self.steps_of(&h.episode_id)?;
         // A rebuild still running must not add this episode's old words.
         self.build.skip(h.episode_id);
-        let mut text = self.text.write().unwrap_or_else(|p| p.into_inner());
+        let mut text = crate::sync::write(&self.text);
         text.remove(h.episode_id);
         text.set_attributes(h.episode_id, &h.domain, h.task_type.code());
         text.add(h.episode_id, &header_text(h));
@@ -597,8 +597,8 @@ impl EpisodeStore {
         self.forget_open(&id);
         self.build.skip(id);
         self.sync()?;
-        self.text.write().unwrap_or_else(|p| p.into_inner()).remove(id);
-        self.summaries.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        crate::sync::write(&self.text).remove(id);
+        crate::sync::write(&self.summaries).remove(&id);
         self.tell_changed(id);
         Ok(h.step_count)
     }

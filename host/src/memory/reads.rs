@@ -53,7 +53,7 @@ impl EpisodeStore {
     /// BM25 matches, best first: the top `limit` (all when `None`) and the
     /// number of matches.
     pub fn search_text(&self, query: &str, filter: super::text::Filter<'_>, limit: Option<usize>) -> (Vec<(Uuid, f32)>, usize) {
-        self.text.read().unwrap_or_else(|p| p.into_inner()).search(query, filter, limit)
+        crate::sync::read(&self.text).search(query, filter, limit)
     }
 
     /// Every stored episode's id (from the tree while the start-up
@@ -62,13 +62,13 @@ impl EpisodeStore {
         if !self.build.is_ready() {
             return self.episodes.iter().filter_map(|kv| kv.key().ok().and_then(|k| Uuid::from_slice(&k).ok())).collect();
         }
-        self.summaries.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+        crate::sync::read(&self.summaries).keys().copied().collect()
     }
 
     /// `f` of each id's summary (`None` for an id no longer stored), under
     /// one read lock.
     pub fn summary_keys<T>(&self, ids: &[Uuid], f: impl Fn(&Summary) -> T) -> Vec<Option<T>> {
-        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let s = crate::sync::read(&self.summaries);
         ids.iter().map(|id| s.get(id).map(&f)).collect()
     }
 
@@ -101,25 +101,25 @@ impl EpisodeStore {
                 .map(|h| h.episode_id)
                 .collect();
         }
-        self.summaries.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(_, s)| s.outcome.is_some()).map(|(id, _)| *id).collect()
+        crate::sync::read(&self.summaries).iter().filter(|(_, s)| s.outcome.is_some()).map(|(id, _)| *id).collect()
     }
 
     /// How many episodes are completed (no disk figures, unlike `stats`).
     pub fn completed_count(&self) -> u64 {
-        self.summaries.read().unwrap_or_else(|p| p.into_inner()).values().filter(|x| x.outcome.is_some()).count() as u64
+        crate::sync::read(&self.summaries).values().filter(|x| x.outcome.is_some()).count() as u64
     }
 
     /// Whether `id` is a stored episode in `domain` (when given) of
     /// `task_type` (when given).
     pub fn summary_matches(&self, id: &Uuid, domain: Option<&str>, task_type: Option<TaskType>) -> bool {
-        self.summaries.read().unwrap_or_else(|p| p.into_inner()).get(id).is_some_and(|s| {
+        crate::sync::read(&self.summaries).get(id).is_some_and(|s| {
             domain.is_none_or(|d| &*s.domain == d) && task_type.is_none_or(|t| s.task_type == t)
         })
     }
 
     /// Whether `id` is a stored episode.
     pub fn contains(&self, id: &Uuid) -> bool {
-        self.summaries.read().unwrap_or_else(|p| p.into_inner()).contains_key(id)
+        crate::sync::read(&self.summaries).contains_key(id)
     }
 
     /// The queue of completed episodes awaiting analysis.
@@ -148,7 +148,7 @@ impl EpisodeStore {
     /// Mean reward of completed episodes in `domain` of `task_type`, other
     /// than `except`: the baseline a reward is compared against.
     pub fn mean_reward(&self, domain: &str, task_type: TaskType, except: Uuid) -> Option<f64> {
-        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let s = crate::sync::read(&self.summaries);
         let (sum, n) = s
             .iter()
             .filter(|(id, x)| **id != except && x.task_type == task_type && &*x.domain == domain)
@@ -176,7 +176,7 @@ impl EpisodeStore {
     }
 
     pub fn stats(&self) -> StoreStats {
-        let s = self.summaries.read().unwrap_or_else(|p| p.into_inner());
+        let s = crate::sync::read(&self.summaries);
         let completed = s.values().filter(|x| x.outcome.is_some()).count() as u64;
         let index = self.index_coverage();
         // While the rebuild runs, those not yet read count as stored.
@@ -186,7 +186,7 @@ impl EpisodeStore {
             completed,
             in_progress: s.len() as u64 - completed,
             disk_bytes: self.db.disk_space().unwrap_or(0),
-            last_sync: *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()),
+            last_sync: *crate::sync::lock(&self.last_sync),
             schema_version: SCHEMA_VERSION,
             path: self.path.display().to_string(),
             index,

@@ -148,7 +148,7 @@ impl Registry {
                 }
             }
             tracing::info!(listed = pending.len(), refused = refused.len(), "plugins listed from their manifests");
-            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut s = crate::sync::write(&self.state);
             s.pending = pending;
             s.refused = refused;
         }
@@ -194,7 +194,7 @@ impl Registry {
     /// A session to tell when the tool list changes. Sessions that have
     /// ended are forgotten here, so the list stays as long as the open ones.
     pub fn attach_peer(&self, peer: Peer<RoleServer>) {
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut peers = crate::sync::lock(&self.peers);
         peers.retain(|p| !p.is_transport_closed());
         peers.push(peer);
     }
@@ -203,7 +203,7 @@ impl Registry {
     /// until it closes.
     /// Refused (false) when [`MAX_SUBSCRIPTIONS`] are open.
     pub fn attach_sink(&self, sink: SubscriptionSink) -> bool {
-        let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sinks = crate::sync::lock(&self.sinks);
         if sinks.len() >= MAX_SUBSCRIPTIONS {
             return false;
         }
@@ -213,12 +213,12 @@ impl Registry {
 
     /// Forgets the stream answering request `id` (it ended).
     pub fn detach_sink(&self, id: &rmcp::model::RequestId) {
-        let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sinks = crate::sync::lock(&self.sinks);
         sinks.retain(|s| s.id() != id);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.state)
     }
 
     /// The loaded plugins' tools, by name.
@@ -316,7 +316,7 @@ impl Registry {
         let changed = shown.len() != loaded.len()
             || shown.iter().zip(&loaded).any(|((a, ma), (b, pb))| a != b || *ma != pb.manifest);
         {
-            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let mut s = crate::sync::write(&self.state);
             *s = State { loaded, pending: BTreeMap::new(), refused, seen };
         }
         // A sync lists everything a preload would have.
@@ -369,7 +369,7 @@ impl Registry {
     /// on every open `subscriptions/listen` stream that asked for it.
     pub async fn notify_changed(&self) {
         let peers: Vec<Peer<RoleServer>> = {
-            let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut peers = crate::sync::lock(&self.peers);
             peers.retain(|p| !p.is_transport_closed());
             peers.clone()
         };
@@ -378,7 +378,7 @@ impl Registry {
                 tracing::debug!(error = %e, "could not send tools/list_changed");
             }
         }
-        let sinks: Vec<SubscriptionSink> = self.sinks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sinks: Vec<SubscriptionSink> = crate::sync::lock(&self.sinks).clone();
         for sink in sinks {
             match sink.notify_tool_list_changed().await {
                 Ok(()) => {}
