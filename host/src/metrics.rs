@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::sandbox::outcome::Status;
-
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
@@ -97,6 +95,53 @@ impl Metrics {
             p95_ms: ms(h.value_at_quantile(0.95)),
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// How an execution ended, for the counters: the `status` of its result
+/// (`sandbox::outcome::ExecutionResult`), which re-exports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// It returned.
+    Success,
+    /// It did not compile, threw, or trapped.
+    Error,
+    /// Its wall clock ran out.
+    Timeout,
+    /// It hit a memory, output or code-size limit.
+    ResourceLimit,
+    /// It used something it was not granted.
+    SecurityViolation,
+    /// The client cancelled it.
+    Cancelled,
+    /// No slot was free and the queue was full.
+    Busy,
+}
+
+impl Status {
+    /// Every status, in report order.
+    pub const ALL: [Status; 7] = [
+        Status::Success,
+        Status::Error,
+        Status::Timeout,
+        Status::ResourceLimit,
+        Status::SecurityViolation,
+        Status::Cancelled,
+        Status::Busy,
+    ];
+
+    /// The status as it appears in results and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+            Status::ResourceLimit => "resource_limit",
+            Status::SecurityViolation => "security_violation",
+            Status::Cancelled => "cancelled",
+            Status::Busy => "busy",
         }
     }
 }

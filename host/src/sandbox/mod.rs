@@ -113,7 +113,7 @@ impl Sandbox {
             GuestIndices::new(pre).map_err(|e| wasmtime::format_err!("the JS runtime does not export the runner interface: {e}"))
         })
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("pre-instantiating the JS runtime")?;
+        .context("loading the JS runtime")?;
         Ok(Self {
             engine,
             runtime,

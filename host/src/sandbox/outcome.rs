@@ -4,6 +4,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::metrics::Status;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
@@ -134,41 +136,4 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// The status alone, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Success,
-    Error,
-    Timeout,
-    ResourceLimit,
-    SecurityViolation,
-    Cancelled,
-    Busy,
-}
-
-impl Status {
-    pub const ALL: [Status; 7] = [
-        Status::Success,
-        Status::Error,
-        Status::Timeout,
-        Status::ResourceLimit,
-        Status::SecurityViolation,
-        Status::Cancelled,
-        Status::Busy,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Success => "success",
-            Status::Error => "error",
-            Status::Timeout => "timeout",
-            Status::ResourceLimit => "resource_limit",
-            Status::SecurityViolation => "security_violation",
-            Status::Cancelled => "cancelled",
-            Status::Busy => "busy",
-        }
-    }
 }

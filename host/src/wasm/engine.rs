@@ -2,13 +2,9 @@
 //! has Cranelift, async support and epoch interruption, driven by the one
 //! ticker thread ([`EPOCH_TICK`]).
 
-use std::time::Duration;
-
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances; the granularity of deadlines and of
-/// cooperative yields back to the async runtime.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub use super::ticker::EPOCH_TICK;
 
 /// How calls in an engine are metered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,7 +54,7 @@ impl<H: Send + 'static, I> Runner<H, I> {
         component: &Component,
         indices: impl FnOnce(&InstancePre<GuestState<H>>) -> wasmtime::Result<I>,
     ) -> wasmtime::Result<Self> {
-        let pre = linker.instantiate_pre(component)?;
+        let pre = linker.instantiate_pre(component).map_err(|e| wasmtime::format_err!("pre-instantiating: {e}"))?;
         let indices = indices(&pre)?;
         Ok(Self { pre, indices })
     }
@@ -67,6 +67,12 @@ impl<H: Send + 'static, I> Runner<H, I> {
     /// The component's export indices.
     pub fn indices(&self) -> &I {
         &self.indices
+    }
+
+    /// The pre-instantiated component, to find exports beyond `I` with
+    /// (optional ones a caller probes for).
+    pub fn pre(&self) -> &InstancePre<GuestState<H>> {
+        &self.pre
     }
 
     /// Runs `f` against a fresh instance in a fresh store made of `state`,

@@ -1,11 +1,16 @@
 //! The one epoch ticker: a thread that advances the epoch of every live
-//! engine each [`EPOCH_TICK`](super::engine::EPOCH_TICK), so deadlines
+//! engine each [`EPOCH_TICK`], so deadlines
 //! fire and guests yield to the async runtime. Engines register when they
 //! are built and are forgotten once dropped.
 
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use wasmtime::{Engine, EngineWeak};
+
+/// How often the epoch advances; the granularity of deadlines and of
+/// cooperative yields back to the async runtime.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The engines the ticker drives.
 static ENGINES: Mutex<Vec<EngineWeak>> = Mutex::new(Vec::new());
@@ -22,7 +27,7 @@ pub(super) fn register(engine: &Engine) {
 fn start() -> bool {
     let spawned = std::thread::Builder::new().name("epoch-ticker".into()).spawn(|| {
         loop {
-            std::thread::sleep(super::engine::EPOCH_TICK);
+            std::thread::sleep(EPOCH_TICK);
             crate::sync::lock(&ENGINES).retain(|weak| match weak.upgrade() {
                 Some(engine) => {
                     engine.increment_epoch();
