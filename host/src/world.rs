@@ -4,7 +4,7 @@
 //!
 //! The world below is the union of what the host provides to components
 //! (`tools`, `store`) and what it calls in them (runner, plugin, analyzer,
-//! statistics, embedder, TypeScript stripper). No single component implements all of it: each
+//! statistics, episode analysis, embedder, TypeScript stripper). No single component implements all of it: each
 //! call site loads only the export it needs through that interface's
 //! `GuestIndices`, the way spin's `crates/world` does.
 
@@ -21,6 +21,7 @@ wasmtime::component::bindgen!({
         "../wit/deps/http.wit",
         "../wit/memory/0.1.0",
         "../wit/patterns/0.1.0",
+        "../wit/patterns/0.2.0",
         "../wit/embeddings/0.2.0",
         "../wit/tool-call/0.1.0",
         "../wit/typescript/0.1.0",
@@ -36,6 +37,7 @@ wasmtime::component::bindgen!({
             export memory-mcp:tool-call/plugin@0.1.0;
             export memory-mcp:patterns/analyzer@0.1.0;
             export memory-mcp:patterns/statistics@0.1.0;
+            export memory-mcp:patterns/episode-analysis@0.2.0;
             export memory-mcp:embeddings/embedder@0.2.0;
             export memory-mcp:typescript/stripper@0.1.0;
         }
@@ -49,7 +51,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::exports::memory_mcp::patterns::{analyzer, statistics};
+pub use self::exports::memory_mcp::patterns0_1_0::{analyzer, statistics};
+pub use self::exports::memory_mcp::patterns0_2_0::episode_analysis;
 pub use self::exports::memory_mcp::tool_call::{plugin, runner};
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;

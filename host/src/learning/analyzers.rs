@@ -38,7 +38,7 @@ use crate::wasm::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
 use crate::wasm::output::CappedPipe;
 use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
-use crate::world::{analyzer, statistics, types};
+use crate::world::{analyzer, episode_analysis, statistics, types};
 
 /// The interface an analyzer component exports.
 pub const ANALYZER_EXPORT: &str = "memory-mcp:patterns/analyzer@0.1.0";
@@ -106,6 +106,9 @@ pub struct Analyzer {
     pre: InstancePre<GuestState>,
     analyzer: analyzer::GuestIndices,
     statistics: Option<statistics::GuestIndices>,
+    /// `episode-analysis@0.2.0`, exported by the built-in analyzer (see
+    /// [`super::analysis`]).
+    pub(super) episode_analysis: Option<episode_analysis::GuestIndices>,
     health: Mutex<Health>,
 }
 
@@ -143,6 +146,7 @@ impl Analyzer {
         let pre = linker.instantiate_pre(component).map_err(|e| anyhow!("pre-instantiating: {e}"))?;
         let indices = analyzer::GuestIndices::new(&pre).map_err(|e| anyhow!("it does not export {ANALYZER_EXPORT}: {e}"))?;
         let statistics = statistics::GuestIndices::new(&pre).ok();
+        let episode_analysis = episode_analysis::GuestIndices::new(&pre).ok();
         let mut a = Self {
             provenance: Provenance { analyzer: String::new(), analyzer_version: String::new(), component_blake3: blake3 },
             description: String::new(),
@@ -151,6 +155,7 @@ impl Analyzer {
             pre,
             analyzer: indices,
             statistics,
+            episode_analysis,
             health: Mutex::new(Health { status: "ok", ..Default::default() }),
         };
         let (mut store, _) = a.store(engine, memory);
@@ -205,7 +210,7 @@ impl Analyzer {
     }
 
     /// Runs `f` against a fresh instance under this analyzer's limits.
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         engine: &Engine,
         memory: &Arc<EpisodeStore>,

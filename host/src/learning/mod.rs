@@ -7,13 +7,13 @@
 //! boundary, checks what comes back against the contract, merges equal
 //! keys, and ranks records for retrieval.
 
+pub mod analysis;
 pub mod analyzers;
 pub mod convert;
 pub mod model;
 pub mod patterns;
 pub mod policy;
 pub mod rank;
-pub mod series;
 pub mod episodes_host;
 pub mod worker;
 

@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
 use crate::memory::model::{Outcome, StepResult, TaskContext, TaskType, parse_id};
-use crate::memory::quality::{self, TimeRange};
+use super::quality_report::{QualityReport, TimeRange};
+use crate::learning::analysis::{self, CompleteError};
+use crate::world::episode_analysis::QualityRequest;
 use crate::memory::query::{self, Hit, Query, SortBy};
 use crate::memory::episode_store::{NewEpisode, NewStep, StoreError};
 use crate::memory::EpisodeStore;
@@ -262,7 +264,11 @@ impl Server {
     pub(super) async fn complete_episode(&self, params: Parameters<CompleteEpisodeParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let id = id_or_return!(p.episode_id);
-        match blocking(self.store_arc(), move |s| s.complete_episode(id, p.outcome)).await? {
+        let set = match self.learning().ready().await {
+            Ok(s) => s,
+            Err(e) => return Ok(input_error(format!("episode {id} was not completed: the pattern analyzer is unavailable ({e}); it is still in progress")))
+        };
+        match analysis::complete_episode(&set, id, p.outcome).await {
             Ok(h) => {
                 // Learning happens off this path; the worker is only told.
                 self.learning().wake();
@@ -274,7 +280,8 @@ impl Server {
                 "duration_ms": h.duration_ms(),
                 }))
             }
-            Err(e) => Ok(store_error(e)),
+            Err(CompleteError::Store(e)) => Ok(store_error(e)),
+            Err(e) => Ok(input_error(e.to_string())),
         }
     }
 
@@ -435,11 +442,25 @@ impl Server {
             return Ok(input_error("quality_threshold must be between 0 and 2"));
         }
         let now = Utc::now();
-        let headers = match self.store().headers_since(p.time_range.since(now)) {
-            Ok(h) => h,
+        let since = p.time_range.since(now);
+        let rows: Vec<_> = match self.store().headers_since(since) {
+            Ok(h) => h.iter().map(analysis::summary).collect(),
             Err(e) => return Ok(store_error(e)),
         };
-        let r = quality::report(&headers, p.quality_threshold, p.include_trends, p.time_range, now);
+        let set = match self.learning().ready().await {
+            Ok(s) => s,
+            Err(e) => return Ok(input_error(format!("the pattern analyzer is unavailable: {e}"))),
+        };
+        let request = QualityRequest {
+            threshold: p.quality_threshold,
+            trends: p.include_trends,
+            since_ns: since.map(analysis::nanos),
+            now_ns: analysis::nanos(now),
+        };
+        let r: QualityReport = match set.builtin.report_quality(&set, &rows, request).await {
+            Ok(r) => r.into(),
+            Err(f) => return Ok(input_error(format!("the quality report failed: {f}"))),
+        };
         let mut v = to_value(&r)?;
         v["time_range"] = to_value(&p.time_range)?;
         let mut out = CallToolResult::structured(v);

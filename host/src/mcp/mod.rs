@@ -14,6 +14,7 @@ mod plugin_tools;
 pub mod portable;
 mod progress;
 mod prompts;
+mod quality_report;
 mod server;
 mod subscriptions;
 pub mod starting;

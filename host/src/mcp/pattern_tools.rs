@@ -15,7 +15,7 @@ use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
 use crate::learning::model::{PatternKind, StoredPattern};
 use crate::learning::rank::{self, RankQuery, WEIGHTS};
-use crate::learning::series;
+use crate::learning::analysis;
 use crate::memory::model::{OutcomeType, TaskType, parse_id};
 use crate::world::statistics::{self as wstats, AnalysisConfig, AnalysisType, Series};
 
@@ -378,13 +378,23 @@ impl Server {
             }
             None => {
                 let store = self.store_arc().clone();
-                let (domain, task_type, metrics, bucket) = (opts.domain.clone(), opts.task_type, opts.metrics.clone(), opts.bucket_size);
-                let built = tokio::task::spawn_blocking(move || series::from_episodes(&store, domain.as_deref(), task_type, &metrics, bucket))
+                let (domain, task_type) = (opts.domain.clone(), opts.task_type);
+                let rows = tokio::task::spawn_blocking(move || analysis::series_rows(&store, domain.as_deref(), task_type))
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-                match built {
-                    Ok(d) => d,
-                    Err(e) => return Ok(input_error(e)),
+                let rows = match rows {
+                    Ok(r) => r,
+                    Err(e) => return Ok(store_error(e)),
+                };
+                let set = match self.learning().ready().await {
+                    Ok(s) => s,
+                    Err(e) => return Ok(input_error(format!("the pattern analyzer is unavailable: {e}"))),
+                };
+                let bucket = opts.bucket_size.map(|b| u32::try_from(b).unwrap_or(u32::MAX));
+                match set.builtin.episode_series(&set, &rows, &opts.metrics, bucket).await {
+                    Ok(Ok(d)) => d,
+                    Ok(Err(e)) => return Ok(input_error(e)),
+                    Err(f) => return Ok(input_error(format!("the analysis failed: {f}"))),
                 }
             }
         };

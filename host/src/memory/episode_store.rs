@@ -50,7 +50,7 @@ use super::build::{Build, IndexCoverage};
 use super::keys::{EPISODE_ITEM, domain_key, id_key, item_key, step_key, type_key};
 use super::open::OpenSteps;
 use super::text::TextIndex;
-use super::{reflection, reward};
+use super::completion::Completion;
 
 /// The on-disk layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -73,6 +73,8 @@ pub enum StoreError {
     NotFound(Uuid),
     #[error("episode {0} is already completed")]
     Completed(Uuid),
+    #[error("episode {episode} got a step while it was being completed (the analysis saw {judged} steps, it has {now}); nothing was stored: complete it again")]
+    StepsChanged { episode: Uuid, judged: u32, now: u32 },
     #[error("step_number {got} is out of order: episode {episode} expects step {expected}")]
     StepOrder { episode: Uuid, expected: u32, got: u32 },
     #[error("episode {0} has reached the limit of {MAX_STEPS} steps")]
@@ -483,23 +485,47 @@ impl EpisodeStore {
         Ok(expected)
     }
 
-    /// Completes an episode: computes reward and reflection, writes them,
-    /// and returns only once the episode is fsynced.
-    pub fn complete_episode(&self, id: Uuid, outcome: Outcome) -> Result<EpisodeHeader> {
+    /// What the analysis of completing episode `id` with `outcome` reads:
+    /// its header and all its steps. Checks what completing checks first
+    /// (a valid outcome, an episode that exists and is not completed).
+    pub fn completion_input(&self, id: Uuid, outcome: &Outcome) -> Result<(EpisodeHeader, Vec<Step>)> {
+        check_outcome(outcome)?;
+        // Under the write lock only so the header and steps agree.
+        let _w = self.lock();
+        let h = self.header(&id)?;
+        if h.is_complete() {
+            return Err(StoreError::Completed(id));
+        }
+        let steps = self.steps_of(&id)?;
+        Ok((h, steps))
+    }
+
+    /// Completes an episode with its outcome and the analysis it was given
+    /// (see [`Completion`]), and returns only once the episode is fsynced.
+    /// An analysis of fewer steps than the episode now has (a step was
+    /// added meanwhile) is refused with [`StoreError::StepsChanged`], and
+    /// nothing is written.
+    pub fn complete_episode(&self, id: Uuid, completion: impl Into<Completion>) -> Result<EpisodeHeader> {
+        let Completion { outcome, judged } = completion.into();
         check_outcome(&outcome)?;
         let _w = self.lock();
         let mut h = self.header(&id)?;
         if h.is_complete() {
             return Err(StoreError::Completed(id));
         }
-        let steps = self.steps_of(&id)?;
-        h.step_count = steps.len() as u32;
-        let now = Utc::now();
-        let duration = (now - h.started_at).num_milliseconds();
-        h.reward = Some(reward::compute(&h, &steps, &outcome, duration));
-        h.reflection = Some(reflection::derive(&steps, &outcome));
+        let completed_at = match judged {
+            Some(j) => {
+                if j.steps != h.step_count {
+                    return Err(StoreError::StepsChanged { episode: id, judged: j.steps, now: h.step_count });
+                }
+                h.reward = Some(j.reward);
+                h.reflection = Some(j.reflection);
+                j.completed_at
+            }
+            None => Utc::now(),
+        };
         h.outcome = Some(outcome);
-        h.completed_at = Some(now);
+        h.completed_at = Some(completed_at);
         let mut b = self.db.batch();
         b.insert(&self.episodes, id_key(&id), encode(&h));
         b.insert(&self.analysis_queue, id_key(&id), []);
