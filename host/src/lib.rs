@@ -40,6 +40,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod app;
 pub mod components;
 pub mod config;
 pub mod embeddings;

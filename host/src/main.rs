@@ -8,22 +8,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use memory_mcp::app::App;
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
-use memory_mcp::embeddings::Embeddings;
-use memory_mcp::gateway::Gateway;
 use memory_mcp::gateway::audit::{Audit, AuditFilter};
-use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
-use memory_mcp::mcp::{self, Server, RuntimeState, framing::DEFAULT_MAX_FRAME_BYTES};
-use memory_mcp::memory::EpisodeStore;
+use memory_mcp::mcp::{self, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::lock::DataDirLock;
 use memory_mcp::metrics::Metrics;
-use memory_mcp::plugins::dir::PluginDir;
-use memory_mcp::plugins::registry::Registry;
 use memory_mcp::wasm::artifacts::ArtifactCache;
-use memory_mcp::sandbox::capabilities::Grants;
-use memory_mcp::sandbox::policy::CompiledPolicy;
-use memory_mcp::sandbox::{Sandbox, SandboxConfig};
-use tokio::sync::watch;
 
 /// MCP server over stdio: episodic memory, learning, and sandboxed code
 /// execution (QuickJS in wasmtime).
@@ -142,7 +133,7 @@ fn run(cli: Cli) -> Result<()> {
                 serve(settings, cli.max_frame_bytes, http).await
             }
             Command::Warm => {
-                let sandbox = load_sandbox(&settings, gateway(&settings, None)?, Arc::new(Metrics::new())).await?;
+                let sandbox = App::load_sandbox(&settings, App::gateway(&settings, None)?, Arc::new(Metrics::new())).await?;
                 let r = sandbox.load_report();
                 eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
                 let ts = sandbox.typescript().await.map_err(anyhow::Error::msg)?;
@@ -212,7 +203,7 @@ async fn tools_command(settings: &Settings, command: ToolsCommand) -> Result<()>
                     None
                 }
             };
-            let gateway = gateway(settings, audit)?;
+            let gateway = App::gateway(settings, audit)?;
             let catalog = gateway.catalog().await;
             for s in catalog.servers.iter().filter(|s| s.state == "down") {
                 eprintln!("warning: server `{}` is unavailable: {}", s.server, s.error.as_deref().unwrap_or(""));
@@ -237,144 +228,19 @@ async fn tools_command(settings: &Settings, command: ToolsCommand) -> Result<()>
     }
 }
 
-fn gateway(settings: &Settings, audit: Option<Arc<Audit>>) -> Result<Arc<Gateway>> {
-    let policy = CompiledPolicy::new(settings.tool_policy.clone()).context("the [sandbox.tools] policy")?;
-    Ok(Arc::new(Gateway::new(&settings.servers, Arc::new(policy), audit, Server::tool_list())?))
-}
-
-async fn load_sandbox(settings: &Settings, gateway: Arc<Gateway>, metrics: Arc<Metrics>) -> Result<Sandbox> {
-    let config = SandboxConfig {
-        limits: settings.limits,
-        max_concurrency: settings.max_concurrency,
-        max_queued: settings.max_queued,
-        policy: gateway.policy().as_ref().clone(),
-        dispatcher: gateway,
-        grants: Grants::TOOLS,
-    };
-    let cache = ArtifactCache::new(&settings.cache_dir);
-    Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics).await
-}
-
 async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::http::HttpOptions>) -> Result<()> {
     // The data dir is claimed first (a second server is refused at once);
     // over stdio the store then opens in the background while `initialize`
     // and `tools/list` are answered (`mcp::starting`).
     let _claimed = DataDirLock::acquire(&settings.data_dir)
         .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
-    let policy = Arc::new(CompiledPolicy::new(settings.tool_policy.clone()).context("the [sandbox.tools] policy")?);
-    // The plugins directory: tools/ and analyzers/, migrated once from the
-    // old flat layout, before either kind is read.
-    let root = settings.plugins_dir.clone();
-    let prepared = tokio::task::spawn_blocking(move || memory_mcp::plugins::layout::prepare(&root, true))
-        .await
-        .context("preparing the plugins directory")?;
-    if let Err(e) = prepared {
-        tracing::error!(dir = %settings.plugins_dir.display(), error = %e, "the plugins directory could not be prepared");
-    }
-    let tools = Server::tool_list();
-    let names = tools.iter().map(|t| t.name.to_string()).collect();
-    let plugins = Arc::new(Registry::new(PluginDir::new(&settings.plugins_dir), policy.clone(), names));
-    // The plugins are listed from their verified manifests at once; their
-    // components compile once the runtime has loaded (a call waits for it).
-    let preload = plugins.clone();
-    tokio::spawn(async move { preload.preload().await });
-    let metrics = Arc::new(Metrics::new());
-    let listed = if settings.list_all_tools {
-        tools
-    } else {
-        tools.into_iter().filter(mcp::surface::listed_by_default).collect()
-    };
-    let core = open_core(settings, policy, plugins.clone(), metrics.clone());
+    let prepared = App::prepare(&settings).await?;
     match http {
-        Some(options) => memory_mcp::http::serve(core.await?, options).await,
-        None => mcp::starting::serve_stdio(core, listed, plugins, metrics, max_frame).await,
+        Some(options) => memory_mcp::http::serve(App::open(settings, prepared).await?.server, options).await,
+        None => {
+            let (listed, plugins, metrics) = (prepared.listed.clone(), prepared.plugins.clone(), prepared.metrics.clone());
+            let core = async move { App::open(settings, prepared).await.map(|app| app.server) };
+            mcp::starting::serve_stdio(core, listed, plugins, metrics, max_frame).await
+        }
     }
-}
-
-/// Opens the episode store and builds everything on it: patterns, vectors,
-/// the audit, the gateway, learning, and the server; the JS runtime, the
-/// analyzers and the plugins load in the background from here.
-async fn open_core(
-    settings: Settings,
-    policy: Arc<CompiledPolicy>,
-    plugins: Arc<Registry>,
-    metrics: Arc<Metrics>,
-) -> Result<Server> {
-    let data_dir = settings.data_dir.clone();
-    let list_all_tools = settings.list_all_tools;
-    // The search index is rebuilt in the background: the server answers at
-    // once, and queries state how much of the store they cover meanwhile.
-    let options = memory_mcp::memory::episode_store::StoreOptions::default();
-    let store = tokio::task::spawn_blocking(move || EpisodeStore::open_background(&data_dir, options))
-        .await
-        .context("opening the episode store")?
-        .with_context(|| format!("opening the episode store in {}", settings.data_dir.display()))?;
-    // The learned patterns load in the background too; what uses them waits.
-    let patterns = PatternStore::open_background(&store).context("opening the pattern store")?;
-    let (memory, pats, dir, cache) =
-        (store.clone(), patterns.clone(), settings.data_dir.clone(), ArtifactCache::new(&settings.cache_dir));
-    let providers = settings.embedding_providers.clone();
-    let embeddings = tokio::task::spawn_blocking(move || Embeddings::open(memory, pats, &dir, cache, providers))
-        .await
-        .context("opening the vector index")??;
-    embeddings.spawn();
-    let audit = Arc::new(Audit::open(store.database(), settings.audit_max_records).context("opening the tool-call audit")?);
-    let gateway = Arc::new(Gateway::new(&settings.servers, policy, Some(audit), Server::tool_list())?);
-    let (analyzers_tx, analyzers_rx) = watch::channel(AnalyzersState::Loading);
-    let learning = Learning::new(store.clone(), patterns, analyzers_rx);
-    learning.spawn();
-    let cache = ArtifactCache::new(&settings.cache_dir);
-    let plugins_dir = settings.plugins_dir.clone();
-    let memory = store.clone();
-    tokio::spawn(async move {
-        let loaded = AnalyzerSet::load(&cache, memory_mcp::components::PATTERN_ANALYZER, Some(&plugins_dir), memory).await;
-        let state = match loaded {
-            Ok(set) => {
-                tracing::info!(installed = set.installed.len(), refused = set.rejected.len(), "pattern analyzers ready");
-                AnalyzersState::Ready(Arc::new(set))
-            }
-            Err(e) => {
-                memory_mcp::shutdown::failed("the pattern analyzers failed to load", &format!("{e:#}"));
-                AnalyzersState::Failed(format!("{e:#}"))
-            }
-        };
-        let _ = analyzers_tx.send(state);
-    });
-    let loader_plugins = plugins.clone();
-    let (tx, rx) = watch::channel(RuntimeState::Loading);
-    let loader_metrics = metrics.clone();
-    let loader_gateway = gateway.clone();
-    // Load in the background so `initialize` is answered at once; tool
-    // calls wait for the runtime.
-    tokio::spawn(async move {
-        let state = match load_sandbox(&settings, loader_gateway, loader_metrics).await {
-            Ok(s) => {
-                let s = Arc::new(s);
-                // TypeScript support loads after JavaScript is ready.
-                let ts = s.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = ts.typescript().await {
-                        memory_mcp::shutdown::failed("the TypeScript stripper failed to load", &e.to_string());
-                    }
-                    // And the plugin templates, so a build does not wait for them.
-                    if let Err(e) = memory_mcp::plugins::builder::Builder::in_sandbox(&ts).warm().await {
-                        memory_mcp::shutdown::failed("the plugin templates failed to load", &format!("{e:#}"));
-                    }
-                });
-                // Then the plugins, which are served as tools once loaded.
-                let sandbox = s.clone();
-                tokio::spawn(async move {
-                    loader_plugins.sync(&sandbox).await;
-                    loader_plugins.spawn_watcher(sandbox);
-                });
-                RuntimeState::Ready(s)
-            }
-            Err(e) => {
-                memory_mcp::shutdown::failed("the JS runtime failed to load", &format!("{e:#}"));
-                RuntimeState::Failed(format!("{e:#}"))
-            }
-        };
-        let _ = tx.send(state);
-    });
-    Ok(Server::new(rx, metrics, learning, embeddings, gateway, plugins).with_all_tools_listed(list_all_tools))
 }

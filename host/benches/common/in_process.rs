@@ -1,28 +1,23 @@
-//! The server, in-process, serving one rmcp client over an in-memory pipe:
-//! the full MCP path without process start-up, shared by the benches.
+//! The server, in-process, serving one rmcp client over an in-memory pipe
+//! (`tokio::io::duplex`, as rmcp's examples do): the full MCP path without
+//! process start-up, built by the same composition root as `main`. Shared
+//! by the benches and `tests/e2e_in_process.rs`.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use memory_mcp::embeddings::Embeddings;
+use memory_mcp::app::App;
+use memory_mcp::config::Settings;
 use memory_mcp::gateway::Gateway;
-use memory_mcp::gateway::audit::Audit;
 use memory_mcp::gateway::servers::UpstreamConfig;
-use memory_mcp::learning::{AnalyzersState, Learning, PatternStore};
-use memory_mcp::mcp::{self, Server, RuntimeState};
-use memory_mcp::memory::EpisodeStore;
-use memory_mcp::metrics::Metrics;
-use memory_mcp::plugins::dir::PluginDir;
+use memory_mcp::mcp::{self, Server};
 use memory_mcp::plugins::registry::Registry;
-use memory_mcp::wasm::artifacts::ArtifactCache;
-use memory_mcp::sandbox::capabilities::Grants;
+use memory_mcp::sandbox::Sandbox;
 use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::{CompiledPolicy, ToolPolicy};
-use memory_mcp::sandbox::{Sandbox, SandboxConfig};
+use memory_mcp::sandbox::policy::ToolPolicy;
 use rmcp::{RoleClient, ServiceExt, service::RunningService};
-use tokio::sync::watch;
 
 pub struct InProcess {
     pub sandbox: Arc<Sandbox>,
@@ -59,38 +54,27 @@ pub struct Wired {
     pub dir: tempfile::TempDir,
 }
 
-/// Wires a server as `opts` says; data and plugins in a temporary
-/// directory.
+/// Builds a server as `opts` says, with the composition root `main`
+/// uses ([`App::build`]); data and plugins in a temporary directory. The
+/// JS runtime has loaded when this returns.
 pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
     let dir = tempfile::tempdir()?;
-    let cache = ArtifactCache::new(opts.cache.clone().unwrap_or_else(|| dir.path().join("cache")));
-    let store = Arc::new(EpisodeStore::open(dir.path())?);
-    let patterns = Arc::new(PatternStore::open(&store)?);
-    let embeddings = Embeddings::open(store.clone(), patterns.clone(), dir.path(), cache.clone(), Default::default())?;
-    embeddings.spawn();
-    let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
-    let learning = Learning::new(store.clone(), patterns, analyzers);
-    let audit = Arc::new(Audit::open(store.database(), 1_000_000)?);
-    let compiled = CompiledPolicy::new(opts.policy)?;
-    let gateway = Arc::new(Gateway::new(&opts.servers, Arc::new(compiled.clone()), Some(audit), Server::tool_list())?);
-    let config = SandboxConfig {
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        cache_dir: opts.cache.clone().unwrap_or_else(|| dir.path().join("cache")),
+        plugins_dir: dir.path().join("plugins"),
         limits: opts.profile.limits(),
         max_concurrency: opts.max_concurrency,
         max_queued: 1024,
-        policy: compiled,
-        dispatcher: gateway.clone(),
-        grants: Grants::TOOLS,
+        tool_policy: opts.policy,
+        servers: opts.servers,
+        audit_max_records: 1_000_000,
+        embedding_providers: Default::default(),
+        list_all_tools: false,
     };
-    let metrics = Arc::new(Metrics::new());
-    let sandbox = Arc::new(Sandbox::load(config, &cache, memory_mcp::components::JS_RUNTIME, metrics.clone()).await?);
-    let (_rtx, runtime) = watch::channel(RuntimeState::Ready(sandbox.clone()));
-    let plugins = Arc::new(Registry::new(
-        PluginDir::new(dir.path().join("plugins")),
-        gateway.policy().clone(),
-        Server::tool_names(),
-    ));
-    let server = Server::new(runtime, metrics, learning, embeddings, gateway.clone(), plugins.clone());
-    Ok(Wired { server, sandbox, gateway, plugins, dir })
+    let app = App::build(settings).await?;
+    let sandbox = app.sandbox().await?;
+    Ok(Wired { server: app.server, sandbox, gateway: app.gateway, plugins: app.plugins, dir })
 }
 
 /// A server with the permissive profile, 4 executions at once, `policy`
