@@ -91,10 +91,8 @@ const MODULE_EDGES_BEING_REMOVED: &[(&str, &str)] = &[
     ("config", "gateway"),
     ("config", "sandbox"),
     ("embeddings", "learning"),
-    ("embeddings", "sandbox"),
     ("learning", "plugins"),
     ("learning", "sandbox"),
-    ("metrics", "sandbox"),
     ("plugins", "mcp"),
 ];
 
