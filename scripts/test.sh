@@ -16,4 +16,8 @@ cd "$ROOT"
 CACHE="$ROOT/target/tmp/artifact-cache"
 mkdir -p "$CACHE"
 "$ROOT/target/release/memory-mcp" --data-dir "$ROOT/target/test-data" --cache-dir "$CACHE" warm
+# Lints first (the workspace's [workspace.lints], deny level, for the crates
+# that opt in; clippy's defaults for the others listed). The host and
+# pattern-analyzer join once they pass (see Cargo.toml).
+cargo clippy --release -p backoff -p js-interpreter -p embedder-local -p embed-http -p ts-strip --all-targets -- -D warnings
 cargo test --release -p memory-mcp -p pattern-analyzer -p embedder-local -p embed-http -p ts-strip -p js-interpreter -p backoff -- --test-threads 2 "$@"

@@ -22,11 +22,17 @@ pub use vectors::{check_batch, normalise, parse_vector};
 /// Why a call failed, mapped one to one onto the WIT `embed-error`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
+    /// The configuration cannot be used (e.g. a bad base URL).
     InvalidConfig(String),
+    /// The provider could not be reached or answered 5xx.
     Unavailable(String),
+    /// The destination is not granted by the host's policy.
     Denied(String),
+    /// An attempt ran past its timeout.
     Timeout,
+    /// The provider's answer could not be used.
     BadResponse(String),
+    /// The request or the answer is over a size limit.
     TooLarge(String),
 }
 

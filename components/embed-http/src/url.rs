@@ -2,6 +2,7 @@
 
 use super::Failure;
 
+/// A parsed base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// `http` or `https`.

@@ -101,6 +101,11 @@ thread_local! {
     static DENIED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// Builds the QuickJS runtime with the tool bridge, the bounded JSON and
+/// the prelude. Each step runs fixed code of this crate on a fresh runtime,
+/// so a failure is a bug here, not bad input; it traps the component
+/// (caught by the host as a crash of this run), hence `expect`.
+#[allow(clippy::expect_used)]
 fn build_runtime() -> Runtime {
     let mut config = Config::default();
     config
@@ -200,7 +205,7 @@ fn throw(ctx: &Ctx<'_>, name: &str, message: &str) -> javy::quickjs::Error {
 pub fn with_context<R>(call_tool: CallTool, f: impl FnOnce(&Ctx<'_>) -> R) -> R {
     init(call_tool);
     RUNTIME.with(|r| {
-        let runtime = r.get().expect("initialised above");
+        let runtime = r.get_or_init(build_runtime);
         runtime.context().with(|ctx| f(&ctx))
     })
 }
@@ -382,6 +387,10 @@ fn escapes_unfenced(ctx: &Ctx<'_>, source: &str) -> bool {
 
 /// Compiles without running, so syntax errors are told apart from runtime
 /// errors (a `SyntaxError` thrown by `eval` at run time is a runtime error).
+/// Compiles `wrapped` without running it, through QuickJS's C API (rquickjs
+/// has no compile-only call). One of js-interpreter's two audited unsafe
+/// functions, with [`evaluate`].
+#[allow(unsafe_code)]
 fn compile<'js>(ctx: &Ctx<'js>, wrapped: &str) -> Result<Value<'js>, JsError> {
     let Ok(src) = CString::new(wrapped) else {
         return Err(plain("SyntaxError: source contains a NUL character"));
@@ -409,6 +418,9 @@ fn compile<'js>(ctx: &Ctx<'js>, wrapped: &str) -> Result<Value<'js>, JsError> {
     Ok(value)
 }
 
+/// Runs a value [`compile`] made, through QuickJS's C API. Audited unsafe,
+/// as [`compile`].
+#[allow(unsafe_code)]
 fn evaluate<'js>(ctx: &Ctx<'js>, compiled: Value<'js>) -> Result<Value<'js>, JsError> {
     // SAFETY: `JS_EvalFunction` consumes its argument, so ownership is handed
     // over with `into_raw`-style forgetting of our handle.

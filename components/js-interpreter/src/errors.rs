@@ -11,8 +11,11 @@ use crate::engine::AGENT_FILE;
 pub struct JsError {
     /// `Name: message`.
     pub message: String,
+    /// 1-based line in the caller's source, when known.
     pub line: Option<u32>,
+    /// 1-based column in the caller's source, when known.
     pub column: Option<u32>,
+    /// The JavaScript stack, when there is one.
     pub stack: Option<String>,
 }
 

@@ -24,6 +24,8 @@ pub use errors::JsError;
 pub enum Outcome {
     /// The settled result as JSON text; `None` for `undefined`.
     Success(Option<String>),
+    /// The script does not compile.
     SyntaxError(JsError),
+    /// The script threw, or its promise rejected.
     RuntimeError(JsError),
 }

@@ -24,7 +24,9 @@ pub const BUILD_ERROR_PREFIX: &str = "memory-mcp-plugin-build-error: ";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Payload {
+    /// The plugin's name (its MCP tool name).
     pub name: String,
+    /// The tool's description.
     pub description: String,
     /// JSON Schema of the input, as JSON text.
     pub input_schema_json: String,

@@ -19,8 +19,11 @@ use swc_ts_fast_strip::{ErrorCode, Mode, Options, operate};
 /// A problem at a 1-based line and column of the caller's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// What is wrong, in the parser's words.
     pub message: String,
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column.
     pub column: u32,
 }
 
