@@ -38,6 +38,7 @@ wasmtime::component::bindgen!({
             export memory-mcp:patterns/analyzer@0.1.0;
             export memory-mcp:patterns/statistics@0.1.0;
             export memory-mcp:patterns/episode-analysis@0.2.0;
+            export memory-mcp:patterns/scorer@0.2.0;
             export memory-mcp:embeddings/embedder@0.2.0;
             export memory-mcp:typescript/stripper@0.1.0;
         }
@@ -52,7 +53,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::memory_mcp::patterns0_1_0::{analyzer, statistics};
-pub use self::exports::memory_mcp::patterns0_2_0::episode_analysis;
+pub use self::exports::memory_mcp::patterns0_2_0::{episode_analysis, scorer};
 pub use self::exports::memory_mcp::tool_call::{plugin, runner};
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;

@@ -3,10 +3,10 @@
 //! host persists settings (among the providers the operator declared:
 //! [`providers`]) and vectors, indexes them ([`index`]), embeds
 //! completed episodes and learned patterns in the background ([`worker`]),
-//! and blends similarity into ranking ([`hybrid`]).
+//! and measures similarity for the scorer component, which blends it into
+//! ranking (called from the learning module).
 
 pub mod embedder;
-pub mod hybrid;
 pub mod index;
 pub mod providers;
 mod query_cache;

@@ -38,10 +38,12 @@ use crate::wasm::artifacts::ArtifactCache;
 use crate::sandbox::capabilities::{self, Grants};
 use crate::wasm::output::CappedPipe;
 use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
-use crate::world::{analyzer, episode_analysis, statistics, types};
+use crate::world::{analyzer, episode_analysis, scorer, statistics, types};
 
 /// The interface an analyzer component exports.
 pub const ANALYZER_EXPORT: &str = "memory-mcp:patterns/analyzer@0.1.0";
+/// The interface a scorer component exports (called from learning/scorer.rs).
+pub const SCORER_EXPORT: &str = "memory-mcp:patterns/scorer@0.2.0";
 /// Consecutive failed calls after which an installed analyzer is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 /// The name the built-in analyzer goes by.
@@ -104,7 +106,12 @@ pub struct Analyzer {
     pub source: Source,
     pub policy: AnalyzerPolicy,
     pre: InstancePre<GuestState>,
-    analyzer: analyzer::GuestIndices,
+    /// `analyzer@0.1.0`; a third-party scorer has none.
+    analyzer: Option<analyzer::GuestIndices>,
+    /// `scorer@0.2.0` (called from learning/scorer.rs).
+    pub(super) scorer: Option<scorer::GuestIndices>,
+    /// The scorer's weights, from its `info`, reported beside rankings.
+    pub(super) weights: Vec<(String, f64)>,
     statistics: Option<statistics::GuestIndices>,
     /// `episode-analysis@0.2.0`, exported by the built-in analyzer (see
     /// [`super::analysis`]).
@@ -144,7 +151,11 @@ impl Analyzer {
         let grants = Grants { store: policy.grants.store, ..Grants::NONE };
         let linker = capabilities::linker(engine, component, grants).map_err(|e| anyhow!("linking: {e}"))?;
         let pre = linker.instantiate_pre(component).map_err(|e| anyhow!("pre-instantiating: {e}"))?;
-        let indices = analyzer::GuestIndices::new(&pre).map_err(|e| anyhow!("it does not export {ANALYZER_EXPORT}: {e}"))?;
+        let indices = analyzer::GuestIndices::new(&pre).ok();
+        let scorer = scorer::GuestIndices::new(&pre).ok();
+        if indices.is_none() && scorer.is_none() {
+            anyhow::bail!("it exports neither {ANALYZER_EXPORT} nor {SCORER_EXPORT}");
+        }
         let statistics = statistics::GuestIndices::new(&pre).ok();
         let episode_analysis = episode_analysis::GuestIndices::new(&pre).ok();
         let mut a = Self {
@@ -154,6 +165,8 @@ impl Analyzer {
             policy,
             pre,
             analyzer: indices,
+            scorer,
+            weights: Vec::new(),
             statistics,
             episode_analysis,
             health: Mutex::new(Health { status: "ok", ..Default::default() }),
@@ -161,13 +174,27 @@ impl Analyzer {
         let (mut store, _) = a.store(engine, memory);
         let info = async {
             let instance = a.pre.instantiate_async(&mut store).await?;
-            a.analyzer.load(&mut store, &instance)?.call_info(&mut store).await
+            let mut scored = None;
+            if let Some(s) = &a.scorer {
+                scored = Some(s.load(&mut store, &instance)?.call_info(&mut store).await?);
+            }
+            match (&a.analyzer, scored) {
+                (Some(an), scored) => Ok((an.load(&mut store, &instance)?.call_info(&mut store).await?, scored)),
+                (None, Some(s)) => Ok((
+                    analyzer::AnalyzerInfo { name: s.name.clone(), version: s.version.clone(), description: s.description.clone() },
+                    Some(s),
+                )),
+                (None, None) => Err(wasmtime::Error::msg("no analyzer or scorer export")),
+            }
         };
-        let info = tokio::time::timeout(Duration::from_millis(a.policy.limits.timeout_ms), info)
+        let (info, scored) = tokio::time::timeout(Duration::from_millis(a.policy.limits.timeout_ms), info)
             .await
             .map_err(|_| anyhow!("`info` did not return within {} ms", a.policy.limits.timeout_ms))?
             .map_err(|e| anyhow!("`info` failed: {e}"))?;
         check_name(&info.name)?;
+        if let Some(s) = scored {
+            a.weights = scorer_weights(s.weights)?;
+        }
         a.provenance.analyzer = info.name;
         a.provenance.analyzer_version = info.version.chars().take(64).collect();
         a.description = info.description.chars().take(1000).collect();
@@ -242,10 +269,11 @@ impl Analyzer {
     /// Extracts patterns from `episodes`. The caller checks the output and
     /// reports the outcome with [`Analyzer::record`].
     pub async fn extract(&self, engine: &Engine, memory: &Arc<EpisodeStore>, episodes: &[types::Episode]) -> Result<analyzer::Analysis, Failure> {
+        let Some(indices) = &self.analyzer else {
+            return Err(Failure::Reported(format!("{} does not export {ANALYZER_EXPORT}", self.name())));
+        };
         let out = self
-            .call(engine, memory, async |store, instance| {
-                self.analyzer.load(&mut *store, instance)?.call_extract(&mut *store, episodes).await
-            })
+            .call(engine, memory, async |store, instance| indices.load(&mut *store, instance)?.call_extract(&mut *store, episodes).await)
             .await?;
         out.map_err(|e| {
             Failure::Reported(match e {
@@ -333,6 +361,12 @@ pub struct AnalyzerSet {
     pub builtin: Analyzer,
     pub installed: Vec<Analyzer>,
     pub rejected: Vec<Rejected>,
+    /// The built-in scorer: the built-in component's `scorer` export, with
+    /// its own health and no store grant.
+    pub scorer: Analyzer,
+    /// A third-party scorer from the analyzers directory, which replaces
+    /// the built-in one (called from learning/scorer.rs).
+    pub installed_scorer: Option<Analyzer>,
 }
 
 impl AnalyzerSet {
@@ -343,10 +377,16 @@ impl AnalyzerSet {
         let (component, load) = cache.load(&engine, "pattern-analyzer", builtin_wasm, None).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, "built-in pattern analyzer ready");
         let hash = blake3::hash(builtin_wasm).to_hex().to_string();
-        let builtin = Analyzer::new(&engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash, &memory)
+        let builtin = Analyzer::new(&engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash.clone(), &memory)
             .await
             .context("starting the built-in pattern analyzer")?;
-        let mut set = Self { engine, memory, builtin, installed: Vec::new(), rejected: Vec::new() };
+        let scorer = Analyzer::new(&engine, &component, Source::Builtin, scorer_policy(AnalyzerPolicy::builtin()), hash, &memory)
+            .await
+            .context("starting the built-in scorer")?;
+        if scorer.scorer.is_none() {
+            anyhow::bail!("the built-in pattern analyzer does not export {SCORER_EXPORT}");
+        }
+        let mut set = Self { engine, memory, builtin, installed: Vec::new(), rejected: Vec::new(), scorer, installed_scorer: None };
         if let Some(dir) = plugins_dir {
             set.load_installed(cache, dir).await;
         }
@@ -369,6 +409,10 @@ impl AnalyzerSet {
                 Entry::Installed(n) => (dir.wasm_path(&n), self.load_one(cache, &dir, &n).await),
             };
             match loaded {
+                Ok(a) if a.scorer.is_some() => {
+                    tracing::info!(scorer = %a.name(), file = %file.display(), "installed scorer loaded; it replaces the built-in scorer");
+                    self.installed_scorer = Some(a);
+                }
                 Ok(a) => {
                     tracing::info!(analyzer = %a.name(), file = %file.display(), "installed analyzer loaded");
                     self.installed.push(a);
@@ -391,13 +435,21 @@ impl AnalyzerSet {
         }
         let cache_name = format!("analyzer-{name}");
         let (component, _) = cache.load(&self.engine, &cache_name, &v.wasm, None).await.context("compiling")?;
-        let exports_analyzer = component.component_type().exports(&self.engine).any(|(n, _)| n == ANALYZER_EXPORT);
-        if !exports_analyzer {
-            anyhow::bail!("it does not export {ANALYZER_EXPORT}, so it is not a pattern analyzer");
-        }
+        let exports = |export: &str| component.component_type().exports(&self.engine).any(|(n, _)| n == export);
+        let policy = match (exports(ANALYZER_EXPORT), exports(SCORER_EXPORT)) {
+            (false, false) => anyhow::bail!("it does not export {ANALYZER_EXPORT}, so it is not a pattern analyzer (nor {SCORER_EXPORT}, a scorer)"),
+            (true, true) => anyhow::bail!("it exports both {ANALYZER_EXPORT} and {SCORER_EXPORT}: install the analyzer and the scorer as two components"),
+            (false, true) => {
+                if let Some(other) = &self.installed_scorer {
+                    anyhow::bail!("the scorer {:?} is already installed; only one scorer replaces the built-in one", other.name());
+                }
+                scorer_policy(v.policy)
+            }
+            (true, false) => v.policy,
+        };
         let source = Source::Installed { path: dir.wasm_path(name) };
-        let a = Analyzer::new(&self.engine, &component, source, v.policy, v.manifest.wasm.blake3.clone(), &self.memory).await?;
-        let taken = a.name() == BUILTIN || self.installed.iter().any(|p| p.name() == a.name());
+        let a = Analyzer::new(&self.engine, &component, source, policy, v.manifest.wasm.blake3.clone(), &self.memory).await?;
+        let taken = a.name() == BUILTIN || self.installed.iter().chain(&self.installed_scorer).any(|p| p.name() == a.name());
         if taken {
             anyhow::bail!("another analyzer is already named {:?}", a.name());
         }
@@ -416,4 +468,29 @@ impl AnalyzerSet {
     pub fn all(&self) -> impl Iterator<Item = &Analyzer> {
         std::iter::once(&self.builtin).chain(&self.installed)
     }
+}
+
+/// Most weights a scorer may report.
+const MAX_WEIGHTS: usize = 16;
+
+/// The policy a scorer runs under: its own limits, and never the episode
+/// store (a scorer computes from its arguments alone).
+pub fn scorer_policy(mut p: AnalyzerPolicy) -> AnalyzerPolicy {
+    p.grants.store = false;
+    p
+}
+
+/// A scorer's weights from its `info`, checked.
+pub fn scorer_weights(ws: Vec<scorer::Weight>) -> Result<Vec<(String, f64)>> {
+    if ws.len() > MAX_WEIGHTS {
+        anyhow::bail!("its info reports {} weights; at most {MAX_WEIGHTS}", ws.len());
+    }
+    ws.into_iter()
+        .map(|x| {
+            if x.name.is_empty() || x.name.len() > 64 || !x.value.is_finite() {
+                anyhow::bail!("its info reports a weight {:?} = {}; names are 1-64 bytes, values finite", x.name, x.value);
+            }
+            Ok((x.name, x.value))
+        })
+        .collect()
 }

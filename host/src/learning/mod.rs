@@ -1,11 +1,12 @@
 //! Learning from episodes: pattern analyzers run as sandboxed components
 //! (the built-in one and third-party ones installed in `analyzers/`), a worker that feeds them
 //! completed episodes off the acknowledgement path, the store of what they
-//! learned, and the ranking that recommends it.
+//! learned, and the call that has the scorer component rank it
+//! ([`scorer`]).
 //!
 //! The host does no analysis: it moves episodes across the component
 //! boundary, checks what comes back against the contract, merges equal
-//! keys, and ranks records for retrieval.
+//! keys, and retrieves candidates for the scorer to rank.
 
 pub mod analysis;
 pub mod analyzers;
@@ -13,7 +14,7 @@ pub mod convert;
 pub mod model;
 pub mod patterns;
 pub mod policy;
-pub mod rank;
+pub mod scorer;
 pub mod episodes_host;
 pub mod worker;
 

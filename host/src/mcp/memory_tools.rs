@@ -15,6 +15,7 @@ use super::server::Server;
 use crate::memory::model::{Outcome, StepResult, TaskContext, TaskType, parse_id};
 use super::quality_report::{QualityReport, TimeRange};
 use crate::learning::analysis::{self, CompleteError};
+use crate::learning::scorer::EpisodeCandidate;
 use crate::world::episode_analysis::QualityRequest;
 use crate::memory::query::{self, Hit, Query, SortBy};
 use crate::memory::episode_store::{NewEpisode, NewStep, StoreError};
@@ -194,31 +195,25 @@ pub(crate) async fn blocking<T: Send + 'static>(
 type BlendedHit = (Hit, Option<(f64, Option<f32>)>);
 
 impl Server {
-    /// Blends word relevance (relative to the best word match) with
-    /// similarity to `vector`, over the word matches plus the nearest
-    /// episodes by meaning; returns the best `limit` with their parts.
-    fn blend(&self, vector: &[f32], p: &QueryMemoryParams, hits: Vec<Hit>, limit: usize) -> Vec<BlendedHit> {
+    /// The word matches plus the nearest episodes by meaning, with their
+    /// BM25 scores and similarity to `vector`, ordered by the scorer (one
+    /// call): the best `limit` with their parts, and the scorer's note.
+    async fn blend(&self, vector: &[f32], p: &QueryMemoryParams, hits: &[Hit], limit: usize) -> Result<(Vec<BlendedHit>, Option<String>), String> {
         let best = hits.iter().map(|h| h.score).fold(0.0f32, f32::max);
-        let mut lexical: std::collections::HashMap<uuid::Uuid, f64> =
-            hits.iter().map(|h| (h.episode_id, if best > 0.0 { f64::from(h.score / best) } else { 0.0 })).collect();
+        let mut bm25: std::collections::HashMap<uuid::Uuid, f32> = hits.iter().map(|h| (h.episode_id, h.score)).collect();
         let store = self.store();
         let keep = |id: &uuid::Uuid| store.summary_matches(id, p.domain.as_deref(), p.task_type);
         let near = self.embeddings().search_episodes(vector, (limit * 4).max(50), 0.0, &keep);
         for n in &near {
-            lexical.entry(n.id).or_insert(0.0);
+            bm25.entry(n.id).or_insert(0.0);
         }
-        let semantic = self.embeddings().episode_scores(vector, lexical.keys().copied());
-        let mut scored: Vec<BlendedHit> = lexical
-            .into_iter()
-            .map(|(id, lex)| {
-                let sem = semantic.get(&id).copied();
-                let score = crate::embeddings::hybrid::blend(lex, sem);
-                (Hit { episode_id: id, score: score as f32 }, Some((lex, sem)))
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(b.0.episode_id.cmp(&a.0.episode_id)));
-        scored.truncate(limit);
-        scored
+        let semantic = self.embeddings().episode_scores(vector, bm25.keys().copied());
+        let candidates: Vec<EpisodeCandidate> =
+            bm25.into_iter().map(|(id, bm25)| EpisodeCandidate { id, bm25, semantic: semantic.get(&id).copied() }).collect();
+        let set = self.learning().ready().await.map_err(|e| format!("the scorer is unavailable: {e}"))?;
+        let scored = set.blend_episodes(best, limit, &candidates).await.map_err(|f| format!("the built-in scorer failed: {f}"))?;
+        let hits = scored.value.into_iter().map(|b| (Hit { episode_id: b.id, score: b.score as f32 }, Some((b.lexical, b.semantic)))).collect();
+        Ok((hits, scored.note))
     }
 }
 
@@ -387,10 +382,18 @@ impl Server {
         let limit = if hybrid { (wanted * 4).max(50) } else { wanted };
         let q = Query { text: p.query.clone(), domain: p.domain.clone(), task_type: p.task_type, limit, sort: p.sort };
         let mut semantic_note = if hybrid || p.sort != SortBy::Relevance { None } else { self.embeddings().lexical_note() };
+        let mut scorer_note = None;
         let ran = match query::run(self.store(), &q) {
             Ok((hits, total)) if hybrid && !crate::memory::text::tokenize(&p.query).is_empty() => {
-                match self.embeddings().embed_query(&p.query).await {
-                    Ok(v) => Ok((self.blend(&v, &p, hits, wanted), total)),
+                let blended = match self.embeddings().embed_query(&p.query).await {
+                    Ok(v) => Box::pin(self.blend(&v, &p, &hits, wanted)).await,
+                    Err(f) => Err(f.to_string()),
+                };
+                match blended {
+                    Ok((blended, note)) => {
+                        scorer_note = note;
+                        Ok((blended, total))
+                    }
                     Err(f) => {
                         semantic_note = Some(format!("lexical only: {f}"));
                         Ok((hits.into_iter().take(wanted).map(|h| (h, None)).collect(), total))
@@ -429,7 +432,11 @@ impl Server {
                     }
                 }
                 let ranking = if hybrid && semantic_note.is_none() { "hybrid" } else { "lexical" };
-                structured(json!({"results": out, "total_matches": total, "ranking": ranking, "note": semantic_note, "index": self.store().index_coverage()}))
+                let mut v = json!({"results": out, "total_matches": total, "ranking": ranking, "note": semantic_note, "index": self.store().index_coverage()});
+                if let Some(note) = scorer_note {
+                    v["scorer_note"] = json!(note);
+                }
+                structured(v)
             }
             Err(e) => Ok(store_error(e)),
         }

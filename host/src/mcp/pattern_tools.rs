@@ -14,7 +14,7 @@ use super::memory_tools::{store_error, structured, to_value};
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
 use crate::learning::model::{PatternKind, StoredPattern};
-use crate::learning::rank::{self, RankQuery, WEIGHTS};
+use crate::learning::scorer::{PatternQuery, Scored};
 use crate::learning::analysis;
 use crate::memory::model::{OutcomeType, TaskType, parse_id};
 use crate::world::statistics::{self as wstats, AnalysisConfig, AnalysisType, Series};
@@ -212,10 +212,16 @@ macro_rules! or_return {
     };
 }
 
-/// Best-supported first: Wilson lower bound, then sample size.
-fn by_support(a: &StoredPattern, b: &StoredPattern) -> std::cmp::Ordering {
-    let w = |p: &StoredPattern| rank::wilson_lower(p.evidence.success_rate, p.evidence.sample_size);
-    w(b).total_cmp(&w(a)).then(b.evidence.sample_size.cmp(&a.evidence.sample_size)).then(a.pattern_id.cmp(&b.pattern_id))
+/// `v` with the scorer's weights (when `weights`) and, when a third-party
+/// scorer failed and the built-in one ranked instead, its note.
+fn with_scorer<T>(mut v: Value, scored: &Scored<T>, weights: bool) -> Value {
+    if weights {
+        v["weights"] = Value::Object(scored.weights.clone());
+    }
+    if let Some(note) = &scored.note {
+        v["scorer_note"] = json!(note);
+    }
+    v
 }
 
 fn one_line(p: &StoredPattern) -> String {
@@ -240,6 +246,11 @@ fn with_text(v: Value, text: String) -> Result<CallToolResult, ErrorData> {
 const SEMANTIC_CANDIDATES: usize = 1_000;
 
 impl Server {
+    /// The analyzers, whose scorers rank; waits while they load.
+    async fn scorer(&self) -> Result<std::sync::Arc<crate::learning::AnalyzerSet>, CallToolResult> {
+        self.learning().ready().await.map_err(|e| input_error(format!("the scorer is unavailable: {e}")))
+    }
+
     /// Similarity of `text` to the learned records with embeddings, when
     /// embeddings are available (else words alone rank).
     async fn pattern_similarity(&self, text: &str) -> Option<std::collections::HashMap<uuid::Uuid, f32>> {
@@ -261,16 +272,19 @@ impl Server {
         or_return!(check_limit(p.limit));
         or_return!(check_unit("min_success_rate", p.min_success_rate));
         let domain_ok = |x: &StoredPattern| p.domain.is_none() || x.domain.is_none() || x.domain == p.domain;
-        let mut patterns = self.patterns().select(|x| {
-            x.kind != PatternKind::Heuristic
-                && x.task_type.is_none_or(|t| t == p.task_type)
-                && x.evidence.success_rate >= p.min_success_rate
+        let selected = self.patterns().select(|x| {
+            x.evidence.success_rate >= p.min_success_rate
                 && domain_ok(x)
+                && (x.kind == PatternKind::Heuristic || x.task_type.is_none_or(|t| t == p.task_type))
         });
-        let mut heuristics =
-            self.patterns().select(|x| x.kind == PatternKind::Heuristic && x.evidence.success_rate >= p.min_success_rate && domain_ok(x));
-        patterns.sort_by(by_support);
-        heuristics.sort_by(by_support);
+        // Best-supported first, as the scorer orders them.
+        let set = or_return!(self.scorer().await);
+        let mut ordered = match Box::pin(set.order_by_support(selected)).await {
+            Ok(o) => o,
+            Err(f) => return Ok(input_error(format!("the built-in scorer failed: {f}"))),
+        };
+        let (mut heuristics, mut patterns): (Vec<StoredPattern>, Vec<StoredPattern>) =
+            std::mem::take(&mut ordered.value).into_iter().partition(|x| x.kind == PatternKind::Heuristic);
         let total = patterns.len();
         patterns.truncate(p.limit);
         heuristics.truncate(p.limit);
@@ -279,15 +293,13 @@ impl Server {
             None => "no pattern meets the criteria yet".to_string(),
         };
         let backlog = self.store().analysis_backlog().unwrap_or(0);
-        with_text(
-            json!({
-                "patterns": to_value(&patterns)?,
-                "heuristics": to_value(&heuristics)?,
-                "total_matching": total,
-                "analysis_backlog": backlog,
-            }),
-            text,
-        )
+        let v = json!({
+            "patterns": to_value(&patterns)?,
+            "heuristics": to_value(&heuristics)?,
+            "total_matching": total,
+            "analysis_backlog": backlog,
+        });
+        with_text(with_scorer(v, &ordered, false), text)
     }
 
     #[tool(description = "Search learned patterns and heuristics by words, ranked by a blend of relevance, domain and tag match, effectiveness when applied, recency and success rate.")]
@@ -299,14 +311,20 @@ impl Server {
             return Ok(input_error("query must not be empty"));
         }
         let semantic = self.pattern_similarity(&p.query).await;
-        let q = RankQuery { text: &p.query, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
-        let ranked = rank::rank(self.patterns(), &q, p.limit, p.min_relevance, |_| true);
+        let q = PatternQuery { text: &p.query, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
+        let set = or_return!(self.scorer().await);
+        let mut scored = match Box::pin(set.rank_patterns(self.patterns(), &q, 1, p.limit, p.min_relevance, |_| Some(0))).await {
+            Ok(s) => s,
+            Err(f) => return Ok(input_error(format!("the built-in scorer failed: {f}"))),
+        };
+        let ranked = std::mem::take(&mut scored.value[0]);
         let ids: Vec<_> = ranked.iter().map(|r| r.pattern.pattern_id).collect();
         if let Err(e) = self.patterns().mark_retrieved(&ids) {
             tracing::warn!(error = %e, "could not count retrievals");
         }
         let text = ranked.iter().map(|r| format!("{:.2} {}", r.score, one_line(&r.pattern))).collect::<Vec<_>>().join("\n");
-        with_text(json!({"results": to_value(&ranked)?, "weights": to_value(&WEIGHTS)?}), if text.is_empty() { "no matching pattern".into() } else { text })
+        let v = with_scorer(json!({"results": to_value(&ranked)?}), &scored, true);
+        with_text(v, if text.is_empty() { "no matching pattern".into() } else { text })
     }
 
     #[tool(description = "Recommend learned patterns for a new task, ranked by relevance, context match, effectiveness when applied, recency and success rate; each says why it was chosen. Also returns the best matching heuristics. Report back with record_pattern_feedback so recommendations improve.")]
@@ -317,8 +335,21 @@ impl Server {
             return Ok(input_error("task_description must not be empty"));
         }
         let semantic = self.pattern_similarity(&p.task_description).await;
-        let q = RankQuery { text: &p.task_description, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
-        let (recs, heur) = rank::recommend(self.patterns(), &q, p.limit);
+        let q = PatternQuery { text: &p.task_description, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
+        let set = or_return!(self.scorer().await);
+        // Actionable patterns and heuristics, ranked in one call.
+        let group = |x: &StoredPattern| {
+            if x.kind.is_recommendable() {
+                Some(0)
+            } else {
+                (x.kind == PatternKind::Heuristic).then_some(1)
+            }
+        };
+        let mut scored = match Box::pin(set.rank_patterns(self.patterns(), &q, 2, p.limit, 0.0, group)).await {
+            Ok(s) => s,
+            Err(f) => return Ok(input_error(format!("the built-in scorer failed: {f}"))),
+        };
+        let (recs, heur) = (std::mem::take(&mut scored.value[0]), std::mem::take(&mut scored.value[1]));
         let ids: Vec<_> = recs.iter().chain(&heur).map(|r| r.pattern.pattern_id).collect();
         if let Err(e) = self.patterns().mark_retrieved(&ids) {
             tracing::warn!(error = %e, "could not count retrievals");
@@ -327,7 +358,7 @@ impl Server {
             Some(r) => format!("{} recommendations; first: {} because {}", recs.len(), one_line(&r.pattern), r.reasons.join("; ")),
             None => "nothing learned yet matches this task".into(),
         };
-        with_text(json!({"recommendations": to_value(&recs)?, "heuristics": to_value(&heur)?, "weights": to_value(&WEIGHTS)?}), text)
+        with_text(with_scorer(json!({"recommendations": to_value(&recs)?, "heuristics": to_value(&heur)?}), &scored, true), text)
     }
 
     #[tool(description = "Report whether a recommended pattern was applied and how the task went. Updates its effectiveness (times applied, success when applied, and, given the episode, its reward against comparable episodes), which moves future rankings.")]
