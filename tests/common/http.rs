@@ -90,10 +90,10 @@ impl HttpServer {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        use rustix::process::{Pid, Signal, kill_process};
         let pid = self.child.id().expect("running") as i32;
-        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill -TERM {pid}");
+        let rc = kill_process(Pid::from_raw(pid).expect("a child's pid is positive"), Signal::TERM);
+        assert!(rc.is_ok(), "kill -TERM {pid}: {rc:?}");
     }
 
     /// Waits for the process to exit (at most `within`).

@@ -90,21 +90,16 @@ pub const FD_RESERVE: u64 = 256;
 pub fn raise_nofile_limit() -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit/setrlimit only read and write `lim`.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-            return None;
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        // rustix's safe wrappers; `None` is RLIM_INFINITY.
+        let soft = |l: Option<u64>| l.unwrap_or(u64::MAX);
+        let lim = getrlimit(Resource::Nofile);
+        let before = soft(lim.current);
+        let mut after = before;
+        if before < soft(lim.maximum) && setrlimit(Resource::Nofile, Rlimit { current: lim.maximum, maximum: lim.maximum }).is_ok() {
+            after = soft(lim.maximum);
         }
-        let before = lim.rlim_cur;
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-            // SAFETY: as above.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
-        #[allow(clippy::unnecessary_cast)]
-        Some((lim.rlim_cur as u64, before as u64))
+        Some((after, before))
     }
     #[cfg(not(unix))]
     {

@@ -130,9 +130,8 @@ impl ArtifactCache {
             if let Err(e) = cache.store(&path, &compiled) {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component; it will be recompiled next start");
             }
-            // SAFETY: these bytes were produced just now by
-            // `precompile_component` on this very engine.
-            unsafe { Component::deserialize(&engine2, &compiled) }.map_err(|e| anyhow!("loading compiled {owned}: {e}"))
+            // Produced just now by `precompile_component` on this very engine.
+            load_own_artifact(&engine2, &compiled).map_err(|e| anyhow!("loading compiled {owned}: {e}"))
         })
         .await
         .map_err(|e| anyhow!("compile task failed: {e}"))??;
@@ -147,6 +146,24 @@ impl ArtifactCache {
     }
 }
 
+/// Loads a component this host compiled itself: the one place the host
+/// runs unsafe code to load wasm (the workspace denies `unsafe_code`).
+///
+/// `bytes` must be `precompile_component` output of an engine with this
+/// engine's compatibility hash: made in this process, or read from the
+/// artifact cache, whose file names carry that hash and whose contents
+/// are checked against their blake3 sidecar before they get here. Never
+/// pass bytes from anywhere else (a plugin directory, a client).
+#[allow(unsafe_code)]
+fn load_own_artifact(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `Component::deserialize` trusts its input to be wasmtime's own
+    // compiled code. The callers pass only artifacts this host produced with
+    // `precompile_component` (see above); wasmtime also re-checks the
+    // engine header and compatibility hash on load, so a stale artifact is
+    // an error, not undefined behaviour.
+    unsafe { Component::deserialize(engine, bytes) }
+}
+
 /// The cached artifact at `path`, if it is intact and `engine` accepts it.
 fn try_cached(engine: &Engine, path: &Path) -> Option<Component> {
     let bytes = std::fs::read(path).ok()?;
@@ -155,11 +172,10 @@ fn try_cached(engine: &Engine, path: &Path) -> Option<Component> {
         tracing::warn!(path = %path.display(), "cached artifact does not match its checksum; rebuilding");
         return None;
     }
-    // SAFETY: the artifact was written by `store` from
-    // `precompile_component` output for an engine with the same
-    // compatibility hash (it is in the file name), and its checksum was
-    // just verified. Wasmtime re-checks the engine header on load.
-    match unsafe { Component::deserialize(engine, &bytes) } {
+    // Written by `store` from `precompile_component` output for an engine
+    // with the same compatibility hash (it is in the file name), and its
+    // checksum was just verified.
+    match load_own_artifact(engine, &bytes) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cached artifact rejected; rebuilding");
