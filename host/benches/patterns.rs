@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memory_mcp::learning::convert::episode_to_wit;
-use memory_mcp::learning::rank::{self, RankQuery};
+use memory_mcp::learning::model::{PatternKind, StoredPattern};
+use memory_mcp::learning::scorer::PatternQuery;
 use memory_mcp::learning::worker::analyse;
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::memory::EpisodeStore;
@@ -130,6 +131,7 @@ fn native(e: &w::Episode) -> m::Episode {
             .steps
             .iter()
             .map(|s| m::Step {
+                number: s.step_number,
                 tool: s.tool.clone(),
                 action: s.action.clone(),
                 parameters_json: s.parameters_json.clone(),
@@ -225,21 +227,50 @@ async fn at_size(cache: &ArtifactCache, n: usize) -> anyhow::Result<String> {
     let t = Instant::now();
     while learning.step(&set).await? {}
     let learn = t.elapsed();
-    let mut times = Vec::new();
+    // As `recommend_patterns` ranks: patterns and heuristics in one call
+    // of the scorer component.
+    let group = |p: &StoredPattern| {
+        if p.kind.is_recommendable() {
+            Some(0)
+        } else {
+            (p.kind == PatternKind::Heuristic).then_some(1)
+        }
+    };
+    // A similarity for every record, as with embeddings.
+    let mut sim = Lcg(13);
+    let semantic: std::collections::HashMap<uuid::Uuid, f32> =
+        patterns.ids().into_iter().map(|id| (id, (sim.next() % 110) as f32 / 100.0 - 0.2)).collect();
+    let (mut times, mut search, mut meaning) = (Vec::new(), Vec::new(), Vec::new());
     let mut q = Lcg(7);
     for _ in 0..300 {
         let text = format!("{} the {} endpoint", q.pick(&VERBS), q.pick(&NOUNS));
         let domain = q.pick(&DOMAINS);
         let tags = vec![q.pick(&NOUNS).to_string()];
-        let query = RankQuery { text: &text, domain: Some(domain), tags: &tags, semantic: None };
+        let query = PatternQuery { text: &text, domain: Some(domain), tags: &tags, semantic: None };
         let t = Instant::now();
-        // As `recommend_patterns` ranks: patterns and heuristics in one pass.
-        let ranked = rank::recommend(&patterns, &query, 3);
+        let ranked = set.rank_patterns(&patterns, &query, 2, 3, 0.0, group).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(t.elapsed());
         std::hint::black_box(ranked);
+        // As `search_patterns` ranks (limit 5, minimum 0.3).
+        let t = Instant::now();
+        std::hint::black_box(set.rank_patterns(&patterns, &query, 1, 5, 0.3, |_| Some(0)).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        search.push(t.elapsed());
+        let query = PatternQuery { text: &text, domain: Some(domain), tags: &tags, semantic: Some(&semantic) };
+        let t = Instant::now();
+        std::hint::black_box(set.rank_patterns(&patterns, &query, 2, 3, 0.0, group).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        meaning.push(t.elapsed());
     }
     let p50 = pct(&mut times, 0.5);
     let p99 = pct(&mut times, 0.99);
+    eprintln!(
+        "RANKING {n}: recommend {} / {}; search {} / {}; recommend with meaning {} / {}",
+        fmt(p50),
+        fmt(p99),
+        fmt(pct(&mut search, 0.5)),
+        fmt(pct(&mut search, 0.99)),
+        fmt(pct(&mut meaning, 0.5)),
+        fmt(pct(&mut meaning, 0.99))
+    );
     Ok(format!(
         "| {n} | {:.1} s | {:.0} episodes/s | {} | {} | {} |",
         load.as_secs_f64(),
