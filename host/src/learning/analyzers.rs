@@ -14,7 +14,7 @@
 //!
 //! Each call's store caps the memory of all the component's memories
 //! together and how many instances, memories and tables it makes
-//! ([`crate::sandbox::guest::MemoryGuard`]), and how many bytes the host
+//! ([`crate::wasm::guard::MemoryGuard`]), and how many bytes the host
 //! copies out of its result ([`AnalyzerLimits::copy_budget`]), checked
 //! string by string before each is copied.
 
@@ -25,19 +25,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::{Component, Instance, Linker};
 use wasmtime::{Engine, Store};
 
 use super::model::Provenance;
 use super::policy::{AnalyzerLimits, AnalyzerPolicy};
-use super::episodes_host::EpisodesCtx;
+use super::episodes_host::{self, EpisodesCtx, EpisodesView};
 use crate::memory::EpisodeStore;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, unmanifested_reason};
 use crate::plugins::layout;
 use crate::wasm::artifacts::ArtifactCache;
-use crate::sandbox::capabilities::{self, Grants};
 use crate::wasm::output::CappedPipe;
-use crate::sandbox::guest::{Stop, GuestState, metered, why_stopped};
+use crate::wasm::{Budget, Grants, GuestOptions, GuestState, HostInterface, Runner, Stop, linker};
 use crate::world::{analyzer, episode_analysis, scorer, statistics, types};
 
 /// The interface an analyzer component exports.
@@ -50,8 +49,19 @@ pub const QUARANTINE_AFTER: u32 = 5;
 pub const BUILTIN: &str = "builtin";
 /// Most stderr kept from a call (a panic message explains a trap).
 const STDERR_BYTES: usize = 4096;
-/// What wasmtime says when a result is over the store's hostcall fuel.
-const COPY_BUDGET_EXHAUSTED: &str = "too much data is being copied between the host and the guest";
+/// The read-only episode `store` interface, for analyzers whose policy
+/// grants it.
+const EPISODES: HostInterface<EpisodesCtx> = HostInterface { name: "memory-mcp:memory/store", add: add_episodes };
+
+static WITH_EPISODES: [HostInterface<EpisodesCtx>; 1] = [EPISODES];
+
+fn add_episodes(linker: &mut Linker<GuestState<EpisodesCtx>>) -> wasmtime::Result<()> {
+    episodes_host::add_to_linker(linker, episodes_view)
+}
+
+fn episodes_view(state: &mut GuestState<EpisodesCtx>) -> EpisodesView<'_> {
+    EpisodesView { ctx: &mut state.host }
+}
 
 /// How an analyzer call failed. Each is contained: the call's store is
 /// dropped and nothing it returned is kept.
@@ -105,14 +115,15 @@ pub struct Analyzer {
     pub description: String,
     pub source: Source,
     pub policy: AnalyzerPolicy,
-    pre: InstancePre<GuestState>,
+    /// The component, pre-instantiated once.
+    runner: Runner<EpisodesCtx, ()>,
     /// `analyzer@0.1.0`; a third-party scorer has none.
     analyzer: Option<analyzer::GuestIndices>,
+    statistics: Option<statistics::GuestIndices>,
     /// `scorer@0.2.0` (called from learning/scorer.rs).
     pub(super) scorer: Option<scorer::GuestIndices>,
     /// The scorer's weights, from its `info`, reported beside rankings.
     pub(super) weights: Vec<(String, f64)>,
-    statistics: Option<statistics::GuestIndices>,
     /// `episode-analysis@0.2.0`, exported by the built-in analyzer (see
     /// [`super::analysis`]).
     pub(super) episode_analysis: Option<episode_analysis::GuestIndices>,
@@ -148,49 +159,49 @@ impl Analyzer {
         blake3: String,
         memory: &Arc<EpisodeStore>,
     ) -> Result<Self> {
-        let grants = Grants { store: policy.grants.store, ..Grants::NONE };
-        let linker = capabilities::linker(engine, component, grants).map_err(|e| anyhow!("linking: {e}"))?;
-        let pre = linker.instantiate_pre(component).map_err(|e| anyhow!("pre-instantiating: {e}"))?;
-        let indices = analyzer::GuestIndices::new(&pre).ok();
-        let scorer = scorer::GuestIndices::new(&pre).ok();
+        let interfaces: &[HostInterface<EpisodesCtx>] = if policy.grants.store { &WITH_EPISODES } else { &[] };
+        let linker = linker::linker(engine, component, Grants::NONE, interfaces).map_err(|e| anyhow!("linking: {e}"))?;
+        let runner = Runner::new(&linker, component, |_| Ok(())).map_err(|e| anyhow!("{e}"))?;
+        let pre = runner.pre();
+        let indices = analyzer::GuestIndices::new(pre).ok();
+        let scorer = scorer::GuestIndices::new(pre).ok();
         if indices.is_none() && scorer.is_none() {
             anyhow::bail!("it exports neither {ANALYZER_EXPORT} nor {SCORER_EXPORT}");
         }
-        let statistics = statistics::GuestIndices::new(&pre).ok();
-        let episode_analysis = episode_analysis::GuestIndices::new(&pre).ok();
+        let statistics = statistics::GuestIndices::new(pre).ok();
+        let episode_analysis = episode_analysis::GuestIndices::new(pre).ok();
         let mut a = Self {
             provenance: Provenance { analyzer: String::new(), analyzer_version: String::new(), component_blake3: blake3 },
             description: String::new(),
             source,
             policy,
-            pre,
+            runner,
             analyzer: indices,
+            statistics,
             scorer,
             weights: Vec::new(),
-            statistics,
             episode_analysis,
             health: Mutex::new(Health { status: "ok", ..Default::default() }),
         };
-        let (mut store, _) = a.store(engine, memory);
-        let info = async {
-            let instance = a.pre.instantiate_async(&mut store).await?;
+        let limit = a.policy.limits.timeout_ms;
+        let info = a.call(engine, memory, async |store, instance| {
             let mut scored = None;
             if let Some(s) = &a.scorer {
-                scored = Some(s.load(&mut store, &instance)?.call_info(&mut store).await?);
+                scored = Some(s.load(&mut *store, instance)?.call_info(&mut *store).await?);
             }
             match (&a.analyzer, scored) {
-                (Some(an), scored) => Ok((an.load(&mut store, &instance)?.call_info(&mut store).await?, scored)),
+                (Some(an), scored) => Ok((an.load(&mut *store, instance)?.call_info(&mut *store).await?, scored)),
                 (None, Some(s)) => Ok((
                     analyzer::AnalyzerInfo { name: s.name.clone(), version: s.version.clone(), description: s.description.clone() },
                     Some(s),
                 )),
                 (None, None) => Err(wasmtime::Error::msg("no analyzer or scorer export")),
             }
-        };
-        let (info, scored) = tokio::time::timeout(Duration::from_millis(a.policy.limits.timeout_ms), info)
-            .await
-            .map_err(|_| anyhow!("`info` did not return within {} ms", a.policy.limits.timeout_ms))?
-            .map_err(|e| anyhow!("`info` failed: {e}"))?;
+        });
+        let (info, scored) = info.await.map_err(|f| match f {
+            Failure::Timeout(_) => anyhow!("`info` did not return within {limit} ms"),
+            other => anyhow!("`info` failed: {other}"),
+        })?;
         check_name(&info.name)?;
         if let Some(s) = scored {
             a.weights = scorer_weights(s.weights)?;
@@ -205,64 +216,49 @@ impl Analyzer {
         &self.provenance.analyzer
     }
 
-    fn store(&self, engine: &Engine, memory: &Arc<EpisodeStore>) -> (Store<GuestState>, CappedPipe) {
+    /// Why a call stopped, in this analyzer's terms.
+    fn failure(&self, stop: Stop, stderr: &CappedPipe) -> Failure {
         let limits = &self.policy.limits;
-        let stderr = CappedPipe::new(STDERR_BYTES);
-        let episodes = if self.policy.grants.store { EpisodesCtx::granted(memory.clone()) } else { EpisodesCtx::none() };
-        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
-        let data = GuestState::for_analyzer(stderr.clone(), limits.memory_mb << 20, episodes, deadline);
-        let mut store = metered(engine, data, limits.fuel);
-        // The most the host copies out of one result (or takes in from one
-        // import call): checked as each string and list is lifted, before
-        // it is copied.
-        store.set_hostcall_fuel(limits.copy_budget());
-        (store, stderr)
-    }
-
-    fn classify(&self, err: wasmtime::Error, store: &Store<GuestState>, stderr: &CappedPipe) -> Failure {
-        let limits = &self.policy.limits;
-        if format!("{err:#}").contains(COPY_BUDGET_EXHAUSTED) {
-            return Failure::Output(super::convert::OutputError::TooLarge(format!(
+        match stop {
+            Stop::CopyBudget => Failure::Output(super::convert::OutputError::TooLarge(format!(
                 "the result is over the {} bytes the host copies from one call (max_output_bytes plus the records' fixed parts); refused before copying",
                 limits.copy_budget()
-            )));
-        }
-        match why_stopped(&err, store, stderr) {
+            ))),
             Stop::OutOfFuel => Failure::OutOfFuel(limits.fuel),
-            Stop::Timeout => Failure::Timeout(limits.timeout_ms),
+            Stop::Deadline => Failure::Timeout(limits.timeout_ms),
             Stop::Memory => Failure::Memory(limits.memory_mb),
-            Stop::Denied(line) => Failure::Denied(line),
-            Stop::Trap(what) => Failure::Trap(what),
+            Stop::Denied(denied) => Failure::Denied(denied.to_string()),
+            other => Failure::Trap(other.with_stderr(stderr)),
         }
     }
 
-    /// Runs `f` against a fresh instance under this analyzer's limits.
+    /// Runs `f` against a fresh instance under this analyzer's limits:
+    /// its fuel, memory and wall clock, and the most bytes the host copies
+    /// out of one result (or takes in from one import call), checked as
+    /// each string and list is lifted, before it is copied.
     pub(super) async fn call<T>(
         &self,
         engine: &Engine,
         memory: &Arc<EpisodeStore>,
-        f: impl AsyncFnOnce(&mut Store<GuestState>, &wasmtime::component::Instance) -> wasmtime::Result<T>,
+        f: impl AsyncFnOnce(&mut Store<GuestState<EpisodesCtx>>, &Instance) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
+        // The set's one engine, which this analyzer's runner was built in.
+        debug_assert!(Engine::same(engine, self.runner.engine()));
         if crate::sync::lock(&self.health).status == "quarantined" {
             return Err(Failure::Quarantined);
         }
         let started = Instant::now();
-        let (mut store, stderr) = self.store(engine, memory);
-        let timeout = Duration::from_millis(self.policy.limits.timeout_ms);
-        let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            f(&mut store, &instance).await
-        };
-        let ran = tokio::time::timeout(timeout, run).await;
-        let fuel_used = self.policy.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let result = match ran {
-            Err(_) => Err(Failure::Timeout(self.policy.limits.timeout_ms)),
-            Ok(Err(e)) => Err(self.classify(e, &store, &stderr)),
-            Ok(Ok(t)) => Ok(t),
-        };
+        let limits = &self.policy.limits;
+        let stderr = CappedPipe::new(STDERR_BYTES);
+        let episodes = if self.policy.grants.store { EpisodesCtx::granted(memory.clone()) } else { EpisodesCtx::none() };
+        let options = GuestOptions::new(limits.memory_mb << 20, started + Duration::from_millis(limits.timeout_ms)).stderr(stderr.clone());
+        let state = GuestState::new(options, episodes).map_err(|e| Failure::Trap(e.to_string()))?;
+        let budget = Budget { fuel: Some(limits.fuel), copy_bytes: Some(limits.copy_budget()) };
+        let ended = self.runner.call(state, budget, None, async |store, instance, ()| f(store, instance).await).await;
+        let result = ended.result.map_err(|stop| self.failure(stop, &stderr));
         let mut h = crate::sync::lock(&self.health);
         h.last_call_ms = started.elapsed().as_secs_f64() * 1000.0;
-        h.last_fuel_used = fuel_used;
+        h.last_fuel_used = ended.fuel_used.unwrap_or(0);
         result
     }
 

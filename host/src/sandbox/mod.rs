@@ -11,7 +11,6 @@
 //! - capabilities: only what [`capabilities::Grants`] links.
 
 pub mod capabilities;
-pub mod guest;
 pub mod limits;
 pub mod outcome;
 pub mod plugin;
