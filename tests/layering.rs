@@ -92,7 +92,6 @@ const MODULE_EDGES_BEING_REMOVED: &[(&str, &str)] = &[
     ("config", "sandbox"),
     ("embeddings", "learning"),
     ("learning", "plugins"),
-    ("learning", "sandbox"),
     ("plugins", "mcp"),
 ];
 
@@ -100,7 +99,6 @@ const MODULE_EDGES_BEING_REMOVED: &[(&str, &str)] = &[
 /// [`MODULE_EDGES_BEING_REMOVED`].
 const FILE_EDGES_BEING_REMOVED: &[(&str, &str, &str)] = &[
     ("memory-mcp (lib)", "host/src/memory/build.rs", "host/src/memory/episode_store.rs"),
-    ("memory-mcp (lib)", "host/src/sandbox/guest.rs", "host/src/sandbox/capabilities.rs"),
     ("memory-mcp (lib)", "host/src/plugins/layout.rs", "host/src/plugins/dir.rs"),
     ("memory-mcp (lib)", "host/src/mcp/server.rs", "host/src/mcp/memory_resources.rs"),
     ("memory-mcp (lib)", "host/src/mcp/server.rs", "host/src/mcp/plugin_tools.rs"),

@@ -36,8 +36,9 @@ use crate::wasm::artifacts::{ArtifactCache, INIT_FUNC, Instrumented, SnapshotErr
 use crate::wasm::output::CappedPipe;
 use crate::wasm::{GuestOptions, GuestState};
 
-/// The most source a plugin may be built from.
-pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
+/// The most source a plugin may be built from (the plugins directory
+/// reads no more either).
+pub const MAX_SOURCE_BYTES: usize = super::file::MAX_SOURCE_BYTES as usize;
 /// The largest input schema a plugin may have, as JSON text: every
 /// session's `tools/list` carries it.
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;

@@ -30,7 +30,7 @@ pub const MAX_POLICY_BYTES: u64 = 64 << 10;
 /// The largest manifest read (it holds the tool's input schema).
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// The largest plugin source read (what the builder accepts).
-pub const MAX_SOURCE_BYTES: u64 = super::builder::MAX_SOURCE_BYTES as u64;
+pub const MAX_SOURCE_BYTES: u64 = 1024 * 1024;
 
 /// Why a file was not read.
 #[derive(Debug, Clone, thiserror::Error)]
