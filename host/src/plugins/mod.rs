@@ -5,9 +5,10 @@
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
 //! use memory_mcp::plugins::{builder::{BuildRequest, Builder}, dir::PluginDir, policy::PluginPolicy};
-//! use memory_mcp::sandbox::{Language, artifacts::ArtifactCache, engine, limits::Profile};
+//! use memory_mcp::sandbox::{Language, limits::Profile};
+//! use memory_mcp::wasm::{Metering, artifacts::ArtifactCache, engine};
 //!
-//! let engine = engine::build(2, 256 << 20)?;
+//! let engine = engine::build(Metering::Epoch { max_concurrency: 2, max_memory_bytes: 256 << 20 })?;
 //! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
 //! let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
 //! let built = Builder::embedded(&engine, &cache, Profile::Default.limits())
