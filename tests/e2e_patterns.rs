@@ -278,17 +278,29 @@ async fn an_analyzer_granted_the_store_reads_it() {
     assert_eq!(counted["pattern"]["data"]["count"], 3);
 }
 
-/// `wasm-tools component wit` of the example plugin, kept in the repo.
-/// Refresh with `UPDATE_GOLDEN=1 ./scripts/test.sh plugin_wit`.
+/// `wasm-tools component wit` of the example third-party analyzer, kept
+/// in the repo. Refresh with `UPDATE_GOLDEN=1 ./scripts/test.sh plugin_wit`.
 #[test]
 fn example_analyzer_plugin_wit_matches_golden() {
-    let bytes = std::fs::read(components_dir().join("slow_steps.wasm")).expect("slow_steps.wasm (build the components first)");
+    matches_golden("slow_steps.wasm", "slow-steps/slow-steps.wit", "export memory-mcp:patterns/analyzer@0.1.0;");
+}
+
+/// The same for the example third-party scorer.
+#[test]
+fn example_scorer_plugin_wit_matches_golden() {
+    matches_golden("recency_scorer.wasm", "recency-scorer/recency-scorer.wit", "export memory-mcp:patterns/scorer@0.2.0;");
+}
+
+/// Prints the WIT of a built example component (`wasm` in the components
+/// directory) and compares it with `plugins/<golden>`.
+fn matches_golden(wasm: &str, golden: &str, export: &str) {
+    let bytes = std::fs::read(components_dir().join(wasm)).unwrap_or_else(|e| panic!("{wasm} (build the components first): {e}"));
     let decoded = wit_component::decode(&bytes).expect("a component");
     let mut printer = wit_component::WitPrinter::default();
     printer.print(decoded.resolve(), decoded.package(), &[]).expect("print");
     let wit = printer.output.to_string();
-    assert!(wit.contains("export memory-mcp:patterns/analyzer@0.1.0;"), "{wit}");
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/slow-steps/slow-steps.wit");
+    assert!(wit.contains(export), "{wit}");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(golden);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &wit).expect("write golden");
     }
