@@ -20,4 +20,7 @@ mkdir -p "$CACHE"
 # that opt in; clippy's defaults for the others listed). The host and
 # pattern-analyzer join once they pass (see Cargo.toml).
 cargo clippy --release -p backoff -p js-interpreter -p embedder-local -p embed-http -p ts-strip --all-targets -- -D warnings
+# The same crates' component code (cfg wasm32) and the remote embedders,
+# as the components are built.
+cargo clippy --release --target wasm32-wasip2 -p embedder-local -p embed-http -p embedder-ollama -p embedder-openai -p ts-strip -- -D warnings
 cargo test --release -p memory-mcp -p pattern-analyzer -p embedder-local -p embed-http -p ts-strip -p js-interpreter -p backoff -- --test-threads 2 "$@"

@@ -9,6 +9,7 @@
 #[macro_export]
 macro_rules! export_provider {
     ($provider:ident) => {
+        #[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue
         mod component {
         use super::$provider;
         wit_bindgen::generate!({

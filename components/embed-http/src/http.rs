@@ -16,13 +16,17 @@ use super::{Endpoint, Failure, excerpt};
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
 const MAX_REDIRECTS: usize = 3;
 
+/// One POST: where it goes, what it carries and how long it may take.
 pub struct Request<'a> {
+    /// The provider's base URL, as the operator configured it.
     pub endpoint: &'a Endpoint,
     /// Appended to the endpoint's base path.
     pub path: &'a str,
     /// Sent only to the endpoint's own origin.
     pub authorization: Option<String>,
+    /// The JSON body, already serialized.
     pub body: &'a [u8],
+    /// The limit for each hop: connecting, and the first and every later byte.
     pub timeout: Duration,
 }
 

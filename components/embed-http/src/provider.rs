@@ -7,26 +7,39 @@ use super::{Endpoint, Failure, check_batch};
 
 /// The WIT `embedder-config`, as plain Rust.
 pub struct Config {
+    /// The model to ask for; the provider's default when absent or empty.
     pub model: Option<String>,
+    /// The provider's base URL; the provider's default when absent.
     pub base_url: Option<String>,
+    /// The credential, sent only to the base URL's own origin.
     pub api_key: Option<String>,
+    /// The vector size to ask for, where the provider can shorten vectors.
     pub dimensions: Option<u32>,
+    /// The limit for each request, in milliseconds; 0 is refused.
     pub timeout_ms: u32,
+    /// How often a failed request is retried (with backoff).
     pub max_retries: u32,
 }
 
+/// What differs between remote providers: the request and answer shapes.
 pub trait Provider {
     /// The provider's name in `model-info`.
     const NAME: &'static str;
+    /// The base URL used when the configuration names none (`None`: one
+    /// must be configured).
     const DEFAULT_BASE_URL: Option<&'static str>;
+    /// The model used when the configuration names none.
     const DEFAULT_MODEL: &'static str;
     /// The most texts one request carries.
     const MAX_BATCH: u32;
     /// Appended to the base URL.
     fn path(endpoint: &Endpoint) -> &'static str;
+    /// The request body for one batch of texts.
     fn body(model: &str, dimensions: Option<u32>, texts: &[String]) -> serde_json::Value;
     /// The vectors in input order.
     fn parse(answer: serde_json::Value) -> Result<Vec<Vec<f32>>, Failure>;
+    /// The `authorization` header for a credential (a bearer token by
+    /// default).
     fn authorization(api_key: Option<&str>) -> Option<String> {
         api_key.map(|k| format!("Bearer {k}"))
     }
@@ -44,6 +57,8 @@ fn model<P: Provider>(config: &Config) -> String {
     config.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| P::DEFAULT_MODEL.to_string())
 }
 
+/// Embeds `texts` (at most `P::MAX_BATCH`) in one request, retried as
+/// configured; the vectors come back in input order, checked.
 pub fn embed<P: Provider>(config: &Config, texts: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
     if texts.len() > P::MAX_BATCH as usize {
         return Err(Failure::TooLarge(format!("{} texts; at most {} per call", texts.len(), P::MAX_BATCH)));

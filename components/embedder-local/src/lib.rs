@@ -18,6 +18,7 @@
 mod features;
 
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue
 mod component;
 
 pub use features::{MODEL, embed, embed_into};

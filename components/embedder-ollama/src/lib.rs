@@ -9,6 +9,7 @@ use embed_http::provider::Provider;
 use embed_http::{Endpoint, Failure, parse_vector};
 use serde_json::{Value, json};
 
+/// The Ollama request and answer shapes.
 pub struct Ollama;
 
 impl Provider for Ollama {

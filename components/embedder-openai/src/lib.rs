@@ -10,6 +10,7 @@ use embed_http::provider::Provider;
 use embed_http::{Endpoint, Failure, parse_vector};
 use serde_json::{Value, json};
 
+/// The OpenAI-compatible request and answer shapes.
 pub struct OpenAi;
 
 impl Provider for OpenAi {

@@ -90,6 +90,7 @@ pub fn strip(body: &str) -> Result<String, Vec<Diagnostic>> {
 }
 
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue
 mod component {
     wit_bindgen::generate!({
         path: "../../wit/typescript/0.1.0",
