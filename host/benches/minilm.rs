@@ -1,15 +1,27 @@
 //! The all-MiniLM-L6-v2 component's cost, through the host's real
-//! `Embedder` (metered store, read-only preopen of the model directory):
-//! the first call (instantiation plus reading and parsing the weights),
-//! one short query text (p50/p99), batches of 32 (texts/s), and the
-//! process's added RSS. `scripts/bench-minilm.sh` runs it beside the same
-//! candle code compiled natively, both with `RAYON_NUM_THREADS=1`.
+//! `Embedder` (fuel-metered store, read-only preopen of the model
+//! directory, one resident instance): the load with a cold artifact cache
+//! (compile, verify, instantiate, read and parse the weights) and with a
+//! warm one, one short query text (11 tokens with `[CLS]`/`[SEP]`;
+//! p50/p99), batches of 32 (texts/s), and the RSS the warm-cache load and
+//! these calls add. `scripts/bench-minilm.sh` runs it alternately with
+//! the same candle code compiled natively
+//! (`components/embedder-minilm/benches/native.rs`, the same texts), both
+//! with `RAYON_NUM_THREADS=1`, and prints the medians.
+//!
 //! The model comes from `MINILM_DIR` (an installed model directory).
+//! `MINILM_WASM=label=path,...` adds other builds of the component (e.g.
+//! `nosimd=target/minilm-nosimd/wasm32-wasip2/release/embedder_minilm.wasm`),
+//! timed in the same process after the embedded one, for the SIMD A/B.
+//! Every figure is printed as `component[<label>] <what>: <value>`.
 
 use std::time::Instant;
 
 use memory_mcp::embeddings::{Embedder, EmbeddingSettings, ProviderKind};
 use memory_mcp::wasm::artifacts::ArtifactCache;
+
+#[path = "shared/minilm_texts.rs"]
+mod minilm_texts;
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -19,6 +31,53 @@ fn rss_mib() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Times one build of the component (`bytes`) under `label`.
+async fn run(label: &str, bytes: &[u8], data: &std::path::Path, report_rss: bool) {
+    let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
+    let cache_dir = tempfile::tempdir().expect("tmp");
+    let cache = ArtifactCache::new(cache_dir.path());
+    let settings = EmbeddingSettings { provider: ProviderKind::LocalMinilm, ..EmbeddingSettings::default() };
+    let name = format!("embedder-minilm-{label}");
+    let t = Instant::now();
+    let cold = Embedder::load_component(&engine, &cache, settings.clone(), data, &name, bytes).await.expect("load");
+    println!("component[{label}] load, cold artifact cache (compile + verify + instantiate + weights), ms: {:.0}", ms(t));
+    drop(cold);
+    // The compiler's freed memory goes back to the OS first, so the added
+    // RSS is what a server starting with a warm artifact cache pays.
+    memory_mcp::memory::heap::release_free_memory();
+    let before = rss_mib();
+    let t = Instant::now();
+    let e = Embedder::load_component(&engine, &cache, settings, data, &name, bytes).await.expect("load");
+    println!("component[{label}] load, artifact cached, ms: {:.0}", ms(t));
+    let short = minilm_texts::SHORT.to_string();
+    let mut lat = Vec::new();
+    for i in 0..minilm_texts::WARM + minilm_texts::CALLS {
+        let t = Instant::now();
+        e.embed(std::slice::from_ref(&short)).await.expect("embed");
+        if i >= minilm_texts::WARM {
+            lat.push(ms(t));
+        }
+    }
+    let (p50, p99) = minilm_texts::p50_p99(&mut lat);
+    println!("component[{label}] one short text p50 ms: {p50:.1}");
+    println!("component[{label}] one short text p99 ms: {p99:.1}");
+    let texts = minilm_texts::batch();
+    e.embed(&texts).await.expect("warm");
+    let t = Instant::now();
+    for _ in 0..minilm_texts::ROUNDS {
+        e.embed(&texts).await.expect("embed");
+    }
+    let per_s = (minilm_texts::ROUNDS * texts.len()) as f64 / t.elapsed().as_secs_f64();
+    println!("component[{label}] batches of 32 texts/s: {per_s:.1}");
+    if report_rss {
+        println!("component[{label}] added RSS (instance with the model, after these calls), MiB: {:.0}", rss_mib() - before);
+    }
 }
 
 fn main() {
@@ -32,42 +91,17 @@ fn main() {
     std::fs::create_dir_all(&models).expect("mkdir");
     std::os::unix::fs::symlink(std::path::Path::new(&dir).canonicalize().expect("MINILM_DIR"), models.join("all-minilm-l6-v2"))
         .expect("link");
+    let others: Vec<(String, Vec<u8>)> = std::env::var("MINILM_WASM")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(label, path)| (label.to_string(), std::fs::read(path).expect("MINILM_WASM file")))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
-        let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
-        let cache_dir = tempfile::tempdir().expect("tmp");
-        let cache = ArtifactCache::new(cache_dir.path());
-        let settings = EmbeddingSettings { provider: ProviderKind::LocalMinilm, ..EmbeddingSettings::default() };
-        let before = rss_mib();
-        let t = Instant::now();
-        let e = Embedder::load(&engine, &cache, settings.clone(), data.path()).await.expect("load");
-        println!("component compile + verify + instantiate + load weights (cold cache): {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        let e2 = Embedder::load(&engine, &cache, settings, data.path()).await.expect("load");
-        println!("the same with the compiled artifact cached: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
-        drop(e2);
-        let short = "Fix the failing login test in the authentication service".to_string();
-        let mut lat = Vec::new();
-        for i in 0..110 {
-            let t = Instant::now();
-            e.embed(std::slice::from_ref(&short)).await.expect("embed");
-            if i >= 10 {
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
+        run("simd", memory_mcp::components::EMBEDDER_MINILM, data.path(), true).await;
+        for (label, bytes) in &others {
+            run(label, bytes, data.path(), false).await;
         }
-        lat.sort_by(f64::total_cmp);
-        println!("component one short text (12 tokens): p50 {:.1} ms, p99 {:.1} ms", lat[lat.len() / 2], lat[lat.len() * 99 / 100]);
-        let texts: Vec<String> = (0..32)
-            .map(|i| format!("{short} number {i} with a few more words to vary the length {}", "x ".repeat(i % 7)))
-            .collect();
-        e.embed(&texts).await.expect("warm");
-        let t = Instant::now();
-        let rounds = 5;
-        for _ in 0..rounds {
-            e.embed(&texts).await.expect("embed");
-        }
-        let s = t.elapsed().as_secs_f64();
-        println!("component batches of 32: {:.0} texts/s", (rounds * 32) as f64 / s);
-        println!("added RSS with the model loaded: {:.0} MiB", rss_mib() - before);
     });
 }
