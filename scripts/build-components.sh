@@ -8,7 +8,7 @@ cargo build --release --target wasm32-wasip2 \
   -p js-runtime -p js-plugin -p js-plugin-pure -p pattern-analyzer \
   -p embedder-local -p embedder-ollama -p embedder-openai -p ts-strip \
   -p slow-steps -p recency-scorer \
-  -p hostile-analyzer -p fs-probe -p broken-scorer
+  -p hostile-analyzer -p fs-probe -p broken-scorer -p legacy-plugin -p legacy-pure-plugin
 # The model embedder (candle) is built with wasm SIMD (whether it pays is
 # not yet measured: see the README's Embeddings figures), in its own target
 # dir so the flag does not rebuild the other components.

@@ -374,8 +374,8 @@ fn example_js_plugin_wit_matches_golden() {
         let mut printer = wit_component::WitPrinter::default();
         printer.print(decoded.resolve(), decoded.package(), &[]).expect("print");
         let wit = printer.output.to_string();
-        assert!(wit.contains("export memory-mcp:tool-call/plugin@0.1.0;"), "{wit}");
-        assert_eq!(wit.contains("import memory-mcp:tool-call/tools@0.1.0;"), tools, "imports follow the policy: {wit}");
+        assert!(wit.contains("export memory-mcp:tool-call/plugin@0.2.0;"), "{wit}");
+        assert_eq!(wit.contains("import memory-mcp:tool-call/tools@0.2.0;"), tools, "imports follow the policy: {wit}");
         let golden = repo().join("plugins").join(dir).join(format!("{dir}.wit"));
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&golden, &wit).expect("write golden");

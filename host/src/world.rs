@@ -24,6 +24,7 @@ wasmtime::component::bindgen!({
         "../wit/patterns/0.2.0",
         "../wit/embeddings/0.2.0",
         "../wit/tool-call/0.1.0",
+        "../wit/tool-call/0.2.0",
         "../wit/typescript/0.1.0",
     ],
     inline: "
@@ -31,10 +32,13 @@ wasmtime::component::bindgen!({
 
         world host {
             import memory-mcp:tool-call/tools@0.1.0;
+            import memory-mcp:tool-call/tools@0.2.0;
             import memory-mcp:memory/store@0.1.0;
 
             export memory-mcp:tool-call/runner@0.1.0;
             export memory-mcp:tool-call/plugin@0.1.0;
+            export memory-mcp:tool-call/runner@0.2.0;
+            export memory-mcp:tool-call/plugin@0.2.0;
             export memory-mcp:patterns/analyzer@0.1.0;
             export memory-mcp:patterns/statistics@0.1.0;
             export memory-mcp:patterns/episode-analysis@0.2.0;
@@ -45,7 +49,8 @@ wasmtime::component::bindgen!({
     ",
     world: "host",
     imports: {
-        // A tool call traps when the execution is over its refusal budget.
+        // A tool call traps when the execution is over its refusal budget
+        // (both versions: the key has no version).
         "memory-mcp:tool-call/tools.call-tool": async | trappable,
         default: async,
     },
@@ -54,8 +59,17 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::memory_mcp::patterns0_1_0::{analyzer, statistics};
 pub use self::exports::memory_mcp::patterns0_2_0::{episode_analysis, scorer};
-pub use self::exports::memory_mcp::tool_call::{plugin, runner};
+pub use self::exports::memory_mcp::tool_call0_2_0::{plugin, runner};
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;
 pub use self::exports::memory_mcp::typescript::stripper;
-pub use self::memory_mcp::tool_call::tools;
+pub use self::memory_mcp::tool_call0_2_0::tools;
+
+/// `memory-mcp:tool-call@0.1.0`, kept so plugins saved (and third-party
+/// components built) against it still load: its `tools` import is linked
+/// beside 0.2.0's, and its `plugin` export is adapted onto 0.2.0's types
+/// in `sandbox::legacy`.
+pub mod tool_call_0_1_0 {
+    pub use super::exports::memory_mcp::tool_call0_1_0::{plugin, runner};
+    pub use super::memory_mcp::tool_call0_1_0::tools;
+}

@@ -12,8 +12,24 @@ use crate::Outcome;
 use crate::errors::{JsError, from_caught, from_value, plain};
 
 /// The host's tool-call import: `(server, tool, args-json)` → result JSON, or
-/// `(error name, message)`.
-pub type CallTool = fn(&str, &str, &str) -> Result<String, (String, String)>;
+/// why there is none.
+pub type CallTool = fn(&str, &str, &str) -> Result<String, ToolFailure>;
+
+/// Why a tool call gave no result, as the component's import reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolFailure {
+    /// Refused (by the host's policy, or because the component was granted
+    /// no tools). The script sees an error named [`SECURITY_VIOLATION`],
+    /// and the run ends [`Outcome::Denied`] even if the script caught it.
+    Denied(String),
+    /// Any other failure, thrown in the script as an error named `name`.
+    Thrown {
+        /// The JS error name (`ToolError`, `ToolUnavailable`, `TypeError`).
+        name: &'static str,
+        /// The error's message.
+        message: String,
+    },
+}
 
 /// How deep tool arguments may nest: what the host's JSON reader accepts
 /// (serde_json's recursion limit of 128 admits 127 levels; the same limit
@@ -171,17 +187,18 @@ fn call_tool_native<'js>(
     let Some(call) = call else {
         return Err(throw(&ctx, "Error", "tool calls are not available"));
     };
-    call(&server, &tool, &args).map_err(|(name, message)| {
-        if name == SECURITY_VIOLATION {
+    call(&server, &tool, &args).map_err(|failure| match failure {
+        ToolFailure::Denied(message) => {
             DENIED.with(|d| {
                 d.borrow_mut().get_or_insert_with(|| message.clone());
             });
+            throw(&ctx, SECURITY_VIOLATION, &message)
         }
-        throw(&ctx, &name, &message)
+        ToolFailure::Thrown { name, message } => throw(&ctx, name, &message),
     })
 }
 
-/// The error name of a call refused by policy.
+/// The JS error name a script sees for a refused tool call.
 pub const SECURITY_VIOLATION: &str = "SecurityViolation";
 
 /// The first tool call refused since the last [`take_denied`], if any;
@@ -211,9 +228,16 @@ pub fn with_context<R>(call_tool: CallTool, f: impl FnOnce(&Ctx<'_>) -> R) -> R 
 }
 
 /// Compiles `source` as the body of an async function and runs it to
-/// completion, driving the job queue until its promise settles.
+/// completion, driving the job queue until its promise settles. A tool
+/// call refused on the way makes it [`Outcome::Denied`], whatever the
+/// script did with the error.
 pub fn run(call_tool: CallTool, source: &str, context_json: &str) -> Outcome {
-    with_context(call_tool, |ctx| run_in(ctx, source, context_json))
+    take_denied();
+    let outcome = with_context(call_tool, |ctx| run_in(ctx, source, context_json));
+    match take_denied() {
+        Some(reason) => Outcome::Denied(reason),
+        None => outcome,
+    }
 }
 
 /// Sets the global `context` from JSON text.
@@ -445,8 +469,8 @@ mod tests {
 
     use super::*;
 
-    fn no_tools(_: &str, _: &str, _: &str) -> Result<String, (String, String)> {
-        Err(("Error".into(), "no tools here".into()))
+    fn no_tools(_: &str, _: &str, _: &str) -> Result<String, ToolFailure> {
+        Err(ToolFailure::Thrown { name: "Error", message: "no tools here".into() })
     }
 
     const CTX: &str = r#"{"task":"t","input":null}"#;
@@ -529,8 +553,21 @@ mod tests {
         }
     }
 
-    fn echo(_: &str, _: &str, args: &str) -> Result<String, (String, String)> {
+    fn echo(_: &str, _: &str, args: &str) -> Result<String, ToolFailure> {
         Ok(args.to_string())
+    }
+
+    fn refuse(server: &str, tool: &str, _: &str) -> Result<String, ToolFailure> {
+        Err(ToolFailure::Denied(format!("`{server}.{tool}` is not allowed")))
+    }
+
+    #[test]
+    fn a_refused_call_is_denied_even_when_caught_and_other_failures_are_thrown() {
+        let caught = "try { await tools.x.y({}); } catch (e) { return e.name; } return 'not thrown';";
+        assert_eq!(run(refuse, caught, CTX), Outcome::Denied("`x.y` is not allowed".into()));
+        let name = "try { await tools.x.y({}); } catch (e) { return e.name + ': ' + e.message; }";
+        assert_eq!(run(no_tools, name, CTX), Outcome::Success(Some("\"Error: no tools here\"".into())));
+        assert_eq!(run(no_tools, "return 1", CTX), Outcome::Success(Some("1".into())), "a refusal does not outlive its run");
     }
 
     #[test]

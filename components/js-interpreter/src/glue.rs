@@ -16,23 +16,28 @@ macro_rules! outcome_glue {
                 $crate::Outcome::Success(json) => RunOutcome::Success(json),
                 $crate::Outcome::SyntaxError(x) => RunOutcome::SyntaxError(e(x)),
                 $crate::Outcome::RuntimeError(x) => RunOutcome::RuntimeError(e(x)),
+                $crate::Outcome::Denied(reason) => RunOutcome::Denied(reason),
             }
         }
     };
 }
 
-/// Defines `call_tool_import`: the imported `tools.call-tool`, its errors
-/// as the JS error names scripts see.
+/// Defines `call_tool_import`: the imported `tools.call-tool`
+/// (`memory-mcp:tool-call@0.2.0`), its errors as [`ToolFailure`]s: a
+/// refusal stays typed, the rest become the JS error names scripts see.
+///
+/// [`ToolFailure`]: crate::ToolFailure
 #[macro_export]
 macro_rules! tools_glue {
     () => {
-        fn call_tool_import(server: &str, name: &str, args: &str) -> Result<String, (String, String)> {
+        fn call_tool_import(server: &str, name: &str, args: &str) -> Result<String, $crate::ToolFailure> {
             use memory_mcp::tool_call::tools::{ToolError, call_tool};
+            use $crate::ToolFailure::{Denied, Thrown};
             call_tool(server, name, args).map_err(|e| match e {
-                ToolError::Denied(m) => ($crate::engine::SECURITY_VIOLATION.to_string(), m),
-                ToolError::Failed(m) => ("ToolError".to_string(), m),
-                ToolError::Unavailable(m) => ("ToolUnavailable".to_string(), m),
-                ToolError::InvalidArguments(m) => ("TypeError".to_string(), m),
+                ToolError::Denied(m) => Denied(m),
+                ToolError::Failed(message) => Thrown { name: "ToolError", message },
+                ToolError::Unavailable(message) => Thrown { name: "ToolUnavailable", message },
+                ToolError::InvalidArguments(message) => Thrown { name: "TypeError", message },
             })
         }
     };

@@ -16,7 +16,7 @@ mod glue;
 pub mod json;
 pub mod plugin;
 
-pub use engine::CallTool;
+pub use engine::{CallTool, ToolFailure};
 pub use errors::JsError;
 
 /// How a script ended.
@@ -28,4 +28,7 @@ pub enum Outcome {
     SyntaxError(JsError),
     /// The script threw, or its promise rejected.
     RuntimeError(JsError),
+    /// A tool call was refused during the run (the first refusal's reason),
+    /// whether or not the script caught the error it threw.
+    Denied(String),
 }

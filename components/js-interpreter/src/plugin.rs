@@ -13,7 +13,7 @@ use std::io::Read as _;
 use javy::quickjs::{Function, Persistent};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{self, CallTool, SECURITY_VIOLATION};
+use crate::engine::{self, CallTool};
 use crate::errors::plain;
 use crate::{JsError, Outcome};
 
@@ -82,8 +82,8 @@ pub fn info() -> Option<Payload> {
 
 /// Runs the compiled script with `input_json` as `context.input` (and the
 /// plugin's description as `context.task`, the shape `execute_agent_code`
-/// gives). A refused tool call makes the outcome a `SecurityViolation`
-/// error even if the script caught it.
+/// gives). A refused tool call makes the outcome [`Outcome::Denied`] even
+/// if the script caught it.
 pub fn call(call_tool: CallTool, input_json: &str) -> Outcome {
     let Some((main, task)) = PLUGIN.with(|p| p.get().map(|c| (c.main.clone(), c.payload.description.clone()))) else {
         return Outcome::RuntimeError(plain(
@@ -105,7 +105,7 @@ pub fn call(call_tool: CallTool, input_json: &str) -> Outcome {
         }
     });
     if let Some(denied) = engine::take_denied() {
-        return Outcome::RuntimeError(plain(&format!("{SECURITY_VIOLATION}: {denied}")));
+        return Outcome::Denied(denied);
     }
     outcome
 }

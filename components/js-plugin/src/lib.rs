@@ -6,7 +6,7 @@
 //! host polices with the plugin's policy.
 
 wit_bindgen::generate!({
-    path: "../../wit/tool-call/0.1.0",
+    path: "../../wit/tool-call/0.2.0",
     world: "tool-plugin",
 });
 

@@ -10,7 +10,7 @@
 //! go through the imported `tools` interface, which the host polices.
 
 wit_bindgen::generate!({
-    path: "../../wit/tool-call/0.1.0",
+    path: "../../wit/tool-call/0.2.0",
     world: "agent-runtime",
 });
 

@@ -343,6 +343,7 @@ impl Registry {
         tracing::info!(
             plugin = %name,
             world = plugin.manifest.world.as_str(),
+            tool_call = plugin.code.version(),
             cache_hit = plugin.code.load.cache_hit,
             millis = started.elapsed().as_millis() as u64,
             "plugin loaded"

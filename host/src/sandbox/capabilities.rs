@@ -34,8 +34,11 @@ pub const TOOLS_INTERFACE: HostInterface<ToolsCtx> = HostInterface { name: "memo
 
 static WITH_TOOLS: [HostInterface<ToolsCtx>; 1] = [TOOLS_INTERFACE];
 
+/// Links both versions of `tools` (the name above is versionless, so
+/// both are granted): 0.2.0's, and 0.1.0's for plugins saved against it.
 fn add_tools(linker: &mut Linker<GuestState<ToolsCtx>>) -> wasmtime::Result<()> {
-    tools::add_to_linker(linker, tools_view)
+    tools::add_to_linker(linker, tools_view)?;
+    super::legacy::add_to_linker(linker, tools_view)
 }
 
 fn tools_view(state: &mut GuestState<ToolsCtx>) -> ToolsView<'_> {

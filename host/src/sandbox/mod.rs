@@ -11,6 +11,7 @@
 //! - capabilities: only what [`capabilities::Grants`] links.
 
 pub mod capabilities;
+pub mod legacy;
 pub mod limits;
 pub mod outcome;
 pub mod plugin;
@@ -330,6 +331,11 @@ impl Sandbox {
             Ok(RunOutcome::SyntaxError(e)) => js_error(ErrorType::Syntax, e, ms, stdout, stderr),
             Ok(RunOutcome::RuntimeError(_)) if state.guard.memory_denied => memory_limit(limits, stdout, stderr),
             Ok(RunOutcome::RuntimeError(e)) => js_error(ErrorType::Runtime, e, ms, stdout, stderr),
+            // The guest's own refusal (a plugin granted no tools has no
+            // import for the host to refuse); the host's came first above.
+            Ok(RunOutcome::Denied(reason)) => {
+                ExecutionResult::SecurityViolation { reason: outcome::bounded_message(reason), stdout, stderr }
+            }
         }
     }
 }
