@@ -9,11 +9,15 @@
 //! - MiniLM semantic: `query_semantic_memory` with the model installed;
 //! - MiniLM hybrid: `query_memory` with the model installed.
 //!
-//! Two alternative fusions of the BM25 and MiniLM lists (linear blends
-//! with other weights, reciprocal rank fusion) are scored as well, on the
-//! development half, which is where the ranking is chosen. It prints the
-//! table the README quotes and guards the measured held-out figures (the
-//! issue's target, MiniLM hybrid precision@5 ≥ 0.9, is not met yet). Run:
+//! The alternatives the served ranking was chosen from (on the
+//! development half only) are scored as well, from the same BM25 and
+//! MiniLM lists: linear blends with other shares of meaning, reciprocal
+//! rank fusion. One more row is a bound, not a ranking: MiniLM semantic
+//! with the target episode's own text as the query, i.e. how much of its
+//! family the model puts among an episode's own nearest neighbours.
+//! It prints the table the README quotes and guards the measured held-out
+//! figures (the issue's target, MiniLM hybrid precision@5 ≥ 0.9, is not
+//! met: see the assertions). Run:
 //! `cargo test --release -p memory-mcp --test e2e_minilm_quality -- --nocapture`.
 
 mod common;
@@ -130,12 +134,12 @@ fn linear(bm25: &[(String, f64)], cos: &[(String, f64)], w: f64) -> Vec<String> 
     sorted(s)
 }
 
-/// Reciprocal rank fusion (k = 60).
-fn rrf(bm25: &[(String, f64)], cos: &[(String, f64)]) -> Vec<String> {
+/// Reciprocal rank fusion (k = 60), the BM25 list weighing `w_bm25`.
+fn rrf(bm25: &[(String, f64)], cos: &[(String, f64)], w_bm25: f64) -> Vec<String> {
     let mut s: HashMap<&str, f64> = HashMap::new();
-    for list in [bm25, cos] {
+    for (w, list) in [(w_bm25, bm25), (1.0, cos)] {
         for (r, (id, _)) in list.iter().enumerate() {
-            *s.entry(id).or_default() += 1.0 / (60.0 + r as f64 + 1.0);
+            *s.entry(id).or_default() += w / (60.0 + r as f64 + 1.0);
         }
     }
     sorted(s)
@@ -173,13 +177,26 @@ async fn minilm_hybrid_finds_paraphrases() {
     indexed(&hashed, total).await;
 
     // name → (dev, test)
-    let names = ["BM25 only", "hashed hybrid", "MiniLM semantic", "MiniLM hybrid", "blend 0.3", "blend 0.7", "RRF k=60"];
+    let names = [
+        "BM25 only",
+        "hashed hybrid",
+        "MiniLM semantic",
+        "MiniLM hybrid (served: 0.95 meaning, 0.05 words)",
+        "blend 0.5 semantic (served before)",
+        "blend 0.7 semantic",
+        "blend 0.8 semantic",
+        "blend 0.9 semantic",
+        "RRF k=60",
+        "RRF k=60, BM25 list weighing 0.25",
+        "bound: MiniLM semantic, query = the target's own text",
+    ];
     let mut table: Vec<(Scores, Scores)> = vec![(Scores::default(), Scores::default()); names.len()];
     for q in &queries {
         let bm25 = ranked(&lexical, "query_memory", &q.text, "score").await;
         let hyb_h = ranked(&hashed, "query_memory", &q.text, "score").await;
         let sem = ranked(&minilm, "query_semantic_memory", &q.text, "similarity").await;
         let hyb_m = ranked(&minilm, "query_memory", &q.text, "score").await;
+        let own = ranked(&minilm, "query_semantic_memory", &families[q.family][q.target], "similarity").await;
         // Map the lexical server's ids onto the model server's by position.
         let to_m: HashMap<&str, &str> =
             ids_l.iter().flatten().zip(ids_m.iter().flatten()).map(|(l, m)| (l.as_str(), m.as_str())).collect();
@@ -192,9 +209,13 @@ async fn minilm_hybrid_finds_paraphrases() {
             hyb_h,
             sem.iter().map(|x| x.0.clone()).collect(),
             hyb_m.iter().map(|x| x.0.clone()).collect(),
-            linear(&bm25, &sem, 0.3),
+            linear(&bm25, &sem, 0.5),
             linear(&bm25, &sem, 0.7),
-            rrf(&bm25, &sem),
+            linear(&bm25, &sem, 0.8),
+            linear(&bm25, &sem, 0.9),
+            rrf(&bm25, &sem, 1.0),
+            rrf(&bm25, &sem, 0.25),
+            own.iter().map(|x| x.0.clone()).collect(),
         ];
         let target = &ids_m[q.family][q.target];
         for (i, r) in rankings.iter().enumerate() {
@@ -210,15 +231,17 @@ async fn minilm_hybrid_finds_paraphrases() {
         let (d, e, f) = test.mean();
         eprintln!("| {name} | {a:.2} | {b:.2} | {c:.2} | {d:.2} | {e:.2} | {f:.2} |");
     }
-    // The issue's target (MiniLM hybrid P@5 >= 0.9 on the held-out half)
-    // is NOT met yet: measured 0.42 hybrid (the 0.5/0.5 blend lets BM25's
-    // word-sharing distractors in) and 0.61 semantic only. These guard the
-    // measured figures (deterministic set and model) with a margin, until
-    // the ranking is revisited.
+    // The issue's targets on the held-out half. MiniLM hybrid P@5 >= 0.9
+    // is NOT met: measured 0.59 (semantic alone 0.61). The bound row shows
+    // why: even with the target's own text as the query, MiniLM puts 0.73
+    // of the top 5 in the family, so families are not tight enough in this
+    // model's space for 0.9. The other target, at least +0.25 P@5 over BM25
+    // only on these paraphrase queries, is met (+0.37). The set and the
+    // model are deterministic; the margins absorb float differences only.
     let (_, _, p5_hybrid) = table[3].1.mean();
     let (_, _, p5_semantic) = table[2].1.mean();
     let (_, _, p5_bm25) = table[0].1.mean();
     assert!(p5_semantic >= 0.55, "MiniLM semantic precision@5 on the held-out half is {p5_semantic:.3}");
-    assert!(p5_hybrid >= 0.37, "MiniLM hybrid precision@5 on the held-out half is {p5_hybrid:.3}");
-    assert!(p5_semantic - p5_bm25 >= 0.3, "MiniLM semantic {p5_semantic:.3} vs BM25 {p5_bm25:.3}");
+    assert!(p5_hybrid >= 0.55, "MiniLM hybrid precision@5 on the held-out half is {p5_hybrid:.3}");
+    assert!(p5_hybrid - p5_bm25 >= 0.25, "MiniLM hybrid {p5_hybrid:.3} vs BM25 {p5_bm25:.3}: the issue asks for +0.25");
 }

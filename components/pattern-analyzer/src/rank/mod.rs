@@ -6,7 +6,8 @@
 //! - [`patterns`]: learned patterns and heuristics for `search_patterns`
 //!   and `recommend_patterns`, a weighted blend of relevance, context,
 //!   effectiveness, recency and the Wilson bound of their success rate;
-//! - [`episodes`]: `query_memory`'s blend of word and meaning scores;
+//! - [`episodes`]: `query_memory`'s order, meaning first with a small
+//!   share of word relevance;
 //! - [`support`]: `analyze_patterns`' order by evidence.
 //!
 //! The types are plain Rust, so the policy also runs natively for tests.
@@ -26,7 +27,8 @@ pub type Uuid = (u64, u64);
 pub const WEIGHTS: [(&str, f64); 5] =
     [("relevance", 0.35), ("context", 0.20), ("effectiveness", 0.20), ("recency", 0.10), ("success", 0.15)];
 
-/// The share of vector similarity in a blended relevance.
+/// The share of vector similarity in a learned pattern's blended
+/// relevance (episodes have their own, [`episodes::LEXICAL_WEIGHT`]).
 pub const SEMANTIC_WEIGHT: f64 = 0.5;
 
 /// Relevance from a word score relative to the best (0..1) and, when the

@@ -122,9 +122,11 @@ fn episodes_blend_words_and_meaning() {
         episodes::Candidate { id: (0, 4), bm25: 0.0, semantic: Some(0.2) },
     ];
     let out = blend_all(4.0, 3, &cs);
-    assert_eq!(out.iter().map(|b| b.index).collect::<Vec<_>>(), [1, 0, 3], "ties: the larger id first");
-    assert!((out[0].score - 0.575).abs() < 1e-6);
+    // The best word match means nothing (cosine 0): meaning outranks it.
+    assert_eq!(out.iter().map(|b| b.index).collect::<Vec<_>>(), [1, 3, 2], "ties: the larger id first");
+    assert!((out[0].score - (0.05 * 0.25 + 0.95 * 0.9)).abs() < 1e-6);
     assert_eq!(out[0].lexical, 0.25);
+    assert_eq!(episodes::score(0.7, None), 0.7, "without a vector the words stand alone");
 }
 
 #[test]
