@@ -66,55 +66,103 @@ pub(super) const ANALYSIS_BACKFILL_KEY: &str = "analysis_backfill";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+/// Why a store operation did not happen.
 pub enum StoreError {
+    /// The input broke a rule; nothing was stored.
     #[error("invalid input: {0}")]
     Invalid(#[from] Invalid),
+    /// No episode has this id.
     #[error("episode {0} not found")]
     NotFound(Uuid),
+    /// The episode was completed before; it takes no more changes.
     #[error("episode {0} is already completed")]
     Completed(Uuid),
+    /// A step arrived while the episode was being judged for completion.
     #[error("episode {episode} got a step while it was being completed (the analysis saw {judged} steps, it has {now}); nothing was stored: complete it again")]
-    StepsChanged { episode: Uuid, judged: u32, now: u32 },
+    StepsChanged {
+        /// The episode being completed.
+        episode: Uuid,
+        /// Steps the analysis judged.
+        judged: u32,
+        /// Steps the episode has now.
+        now: u32,
+    },
+    /// Steps must be numbered 1, 2, 3... without gaps.
     #[error("step_number {got} is out of order: episode {episode} expects step {expected}")]
-    StepOrder { episode: Uuid, expected: u32, got: u32 },
+    StepOrder {
+        /// The episode.
+        episode: Uuid,
+        /// The step number it expects next.
+        expected: u32,
+        /// The step number given.
+        got: u32,
+    },
+    /// The episode has [`MAX_STEPS`] steps already.
     #[error("episode {0} has reached the limit of {MAX_STEPS} steps")]
     TooManySteps(Uuid),
+    /// Another process holds the data dir's lock.
     #[error(
         "the data dir {0} is in use by another memory-mcp process; stop it or pass a different --data-dir"
     )]
     Locked(PathBuf),
+    /// The data dir was written by a build with another schema.
     #[error("the data dir uses schema version {found}; this build reads version {SCHEMA_VERSION}")]
-    Schema { found: String },
+    Schema {
+        /// The version the data dir records.
+        found: String,
+    },
+    /// fjall failed; nothing was stored.
     #[error("storage failure (nothing was stored): {0}")]
     Storage(#[from] fjall::Error),
+    /// The write reached fjall but not the disk.
     #[error("the write could not be made durable ({0}); it is not acknowledged and may not survive a restart")]
     NotDurable(fjall::Error),
+    /// A stored record could not be decoded.
     #[error("corrupt record in {keyspace}: {detail}")]
-    Corrupt { keyspace: &'static str, detail: String },
+    Corrupt {
+        /// The keyspace it is in.
+        keyspace: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
+/// A store operation's result.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A new episode's fields.
 #[derive(Debug, Clone)]
 pub struct NewEpisode {
+    /// The task, in the agent's words.
     pub task_description: String,
+    /// The area the task belongs to.
     pub domain: String,
+    /// The kind of work.
     pub task_type: TaskType,
+    /// Where the task runs.
     pub context: TaskContext,
+    /// The agent's key/value notes.
     pub metadata: BTreeMap<String, String>,
 }
 
 /// A step as the caller gives it.
 #[derive(Debug, Clone)]
 pub struct NewStep {
+    /// Must be the episode's step count plus one.
     pub step_number: u32,
+    /// When it happened; now when absent.
     pub timestamp: Option<DateTime<Utc>>,
+    /// The tool used.
     pub tool: String,
+    /// What was done with it.
     pub action: String,
+    /// The tool's arguments.
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// What the step produced.
     pub result: StepResult,
+    /// How long it took, in milliseconds.
     pub latency_ms: u64,
+    /// Model tokens used, when known.
     pub tokens_used: Option<u64>,
 }
 
@@ -123,21 +171,32 @@ pub struct NewStep {
 pub struct Summary {
     /// Shared by every episode of the domain ([`EpisodeStore::intern`]).
     pub domain: Arc<str>,
+    /// The kind of work.
     pub task_type: TaskType,
+    /// Wall-clock duration, once completed.
     pub duration_ms: Option<i64>,
+    /// The reward's total, once completed.
     pub reward: Option<f64>,
+    /// How it ended, once completed.
     pub outcome: Option<OutcomeType>,
 }
 
 /// Storage figures for `health_check` and `get_metrics`.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct StoreStats {
+    /// Episodes stored.
     pub episodes: u64,
+    /// Of those, completed.
     pub completed: u64,
+    /// Of those, in progress.
     pub in_progress: u64,
+    /// The data dir's size on disk.
     pub disk_bytes: u64,
+    /// The last time the journal was made durable.
     pub last_sync: Option<DateTime<Utc>>,
+    /// The data dir's schema version.
     pub schema_version: u32,
+    /// The data dir.
     pub path: String,
     /// The search index: `building` (queries cover the newest `indexed`
     /// of `total` episodes) or `ready`.
@@ -159,6 +218,8 @@ impl Default for StoreOptions {
     }
 }
 
+/// The fjall episode store: headers, steps, the summaries sorting and
+/// filtering use, and the word index.
 pub struct EpisodeStore {
     pub(super) options: StoreOptions,
     pub(super) path: PathBuf,
@@ -212,6 +273,7 @@ impl EpisodeStore {
         Self::open_with(data_dir, StoreOptions::default())
     }
 
+    /// Opens the store with `options` and builds its in-memory index.
     pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self> {
         let store = Self::open_unindexed(data_dir, options)?;
         store.build_index()?;
@@ -382,6 +444,7 @@ impl EpisodeStore {
         crate::sync::write(&self.summaries).insert(h.episode_id, s);
     }
 
+    /// Checks and stores a new episode, in progress; returns its id.
     pub fn create_episode(&self, new: NewEpisode) -> Result<Uuid> {
         check_description(&new.task_description)?;
         check_short("domain", &new.domain, true)?;
@@ -432,6 +495,7 @@ impl EpisodeStore {
         let _ = self.changed.send(id);
     }
 
+    /// Checks and appends a step; returns the episode's step count.
     pub fn add_step(&self, id: Uuid, new: NewStep) -> Result<u32> {
         check_short("tool", &new.tool, true)?;
         check_text("action", &new.action)?;
@@ -539,6 +603,7 @@ impl EpisodeStore {
         Ok(h)
     }
 
+    /// The episode's steps, in order.
     pub fn steps_of(&self, id: &Uuid) -> Result<Vec<Step>> {
         let mut out = Vec::new();
         for kv in self.steps.prefix(id_key(id)) {
@@ -548,10 +613,12 @@ impl EpisodeStore {
         Ok(out)
     }
 
+    /// The episode without its steps.
     pub fn get_header(&self, id: Uuid) -> Result<EpisodeHeader> {
         self.header(&id)
     }
 
+    /// The episode with its steps.
     pub fn get_episode(&self, id: Uuid) -> Result<Episode> {
         let header = self.header(&id)?;
         let steps = self.steps_of(&id)?;
@@ -606,6 +673,8 @@ impl EpisodeStore {
         Ok(())
     }
 
+    /// Deletes the episode, its steps and its index entries; returns how
+    /// many steps went with it.
     pub fn delete_episode(&self, id: Uuid) -> Result<u32> {
         let _w = self.lock();
         let h = self.header(&id)?;
