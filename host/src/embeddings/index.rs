@@ -393,6 +393,24 @@ impl VectorIndex {
     }
 }
 
+impl VectorIndex {
+    /// Removes the graphs and slot maps saved under `dir` for any space
+    /// but `keep` (spaces no longer in use).
+    pub fn remove_saved_except(dir: &Path, keep: Space) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let (graph, slots) = files(dir, keep);
+        for e in entries.flatten() {
+            let p = e.path();
+            let saved = p.extension().is_some_and(|x| x == "usearch" || x == "slots" || x == "tmp");
+            if saved && p != graph && p != slots && p.is_file() {
+                if let Err(err) = std::fs::remove_file(&p) {
+                    tracing::warn!(path = %p.display(), error = %err, "an unused saved index could not be removed");
+                }
+            }
+        }
+    }
+}
+
 fn files(dir: &Path, space: Space) -> (PathBuf, PathBuf) {
     (dir.join(format!("{space}.usearch")), dir.join(format!("{space}.slots")))
 }

@@ -10,69 +10,50 @@
 //! | keyspace    | key           | value                              |
 //! |-------------|---------------|------------------------------------|
 //! | `embedding` | `settings`    | [`EmbeddingSettings`] JSON         |
-//! | `embedding` | `active`      | [`Active`] JSON: space in use      |
+//! | `embedding` | `active`      | [`Active`] JSON: the space serving queries |
+//! | `embedding` | `serving_settings` | [`EmbeddingSettings`] JSON of the serving provider |
 //! | `embedding` | `job`         | [`Job`] JSON: re-embedding running |
+//! | `embedding` | `tidy`        | empty: old vectors to drop ([`super::job`]) |
+//!
+//! `settings` is what was configured; while a re-embedding job runs it
+//! names the target space's provider, and `serving_settings` the provider
+//! whose complete vectors still serve queries.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use chrono::{DateTime, Utc};
-use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Keyspace, KeyspaceCreateOptions};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 use wasmtime::Engine;
 
-use super::embedder::{EmbedFailure, Embedder, ModelInfo, Space};
+use super::embedder::{EmbedFailure, Embedder, Space};
+pub use super::state::{Active, Job, WorkerStatus};
+pub(super) use super::state::Provider;
 use super::index::VectorIndex;
 use super::providers::Providers;
 use super::settings::EmbeddingSettings;
 use crate::learning::PatternStore;
-use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
+use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM};
 use crate::memory::{EpisodeStore, StoreError};
 use crate::wasm::artifacts::ArtifactCache;
 
-/// The space whose vectors are indexed and searched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Active {
-    #[schemars(with = "String")]
-    #[serde(with = "space_hex")]
+/// A query's vector and the space it was embedded in: searched only in an
+/// index of that space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryVector {
     pub space: Space,
-    pub info: ModelInfo,
+    pub values: Vec<f32>,
 }
 
-mod space_hex {
-    use super::Space;
-    pub fn serialize<S: serde::Serializer>(s: &Space, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(&s.to_string())
+impl std::ops::Deref for QueryVector {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.values
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Space, D::Error> {
-        let s = <String as serde::Deserialize>::deserialize(de)?;
-        u64::from_str_radix(&s, 16).map(Space).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A re-embedding of everything stored, after the space changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Job {
-    pub reason: String,
-    pub total: u64,
-    pub started_at: DateTime<Utc>,
-}
-
-/// What the worker has done since start-up.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct WorkerStatus {
-    pub embedded: u64,
-    pub batches: u64,
-    pub failed_batches: u64,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<DateTime<Utc>>,
-    pub next_retry_at: Option<DateTime<Utc>>,
-    pub last_batch_ms: f64,
 }
 
 /// Persisted settings refused at start-up, and why.
@@ -87,12 +68,6 @@ pub struct RefusedSettings {
     pub fallback: String,
 }
 
-pub(super) enum Provider {
-    Loading,
-    Ready(Arc<Embedder>),
-    Failed(EmbedFailure),
-}
-
 pub struct Embeddings {
     pub(super) memory: Arc<EpisodeStore>,
     pub(super) patterns: Arc<PatternStore>,
@@ -101,7 +76,11 @@ pub struct Embeddings {
     pub(super) dir: PathBuf,
     /// The data dir (models are installed under it).
     data_dir: PathBuf,
-    meta: Keyspace,
+    pub(super) meta: Keyspace,
+    /// The target space's vectors while a job runs ([`super::job`]).
+    pub(super) next: Keyspace,
+    /// Items the job has still to embed into the target space.
+    pub(super) job_queue: Keyspace,
     /// What the operator allows `configure_embeddings` to choose.
     providers: Providers,
     /// Persisted settings refused at start-up.
@@ -109,8 +88,21 @@ pub struct Embeddings {
     pub(super) settings: RwLock<EmbeddingSettings>,
     pub(super) provider: RwLock<Provider>,
     pub(super) active: RwLock<Option<Active>>,
+    /// The stored `serving_settings` (derived from the active space when
+    /// absent: see [`Embeddings::serving_settings`]).
+    pub(super) serving_settings: RwLock<Option<EmbeddingSettings>>,
     pub(super) episodes: RwLock<Option<VectorIndex>>,
     pub(super) pattern_index: RwLock<Option<VectorIndex>>,
+    /// The space a running job fills.
+    pub(super) target: RwLock<Option<super::state::Target>>,
+    /// Where the tidy of unused vectors is, while one is due.
+    pub(super) tidy: Mutex<Option<super::state::TidyCursor>>,
+    /// Queries before job batches, and the job's duty cycle.
+    pub(super) throttle: super::throttle::Throttle,
+    /// Wakes the job worker.
+    pub(super) job_wake: Notify,
+    /// What the job worker has done since start-up.
+    pub(super) job_status: Mutex<WorkerStatus>,
     /// Held while the active space changes and while a batch's vectors are
     /// written, so a batch embedded under the old space is never stored
     /// under the new one.
@@ -120,7 +112,7 @@ pub struct Embeddings {
     /// Signalled when the provider changes: ends a failure backoff early.
     pub(super) reconfigured: Notify,
     /// Signalled when the provider has loaded or failed to.
-    loaded: Notify,
+    pub(super) loaded: Notify,
     /// Query vectors by space and text.
     queries: Mutex<super::query_cache::QueryCache>,
 }
@@ -172,11 +164,22 @@ impl Embeddings {
     ) -> anyhow::Result<Arc<Self>> {
         use anyhow::Context as _;
         let meta = memory.database().keyspace("embedding", KeyspaceCreateOptions::default)?;
+        let next = memory.database().keyspace("vectors_next", KeyspaceCreateOptions::default)?;
+        let job_queue = memory.database().keyspace("reembed_queue", KeyspaceCreateOptions::default)?;
         let get = |key: &str| -> Result<Option<Vec<u8>>, StoreError> { Ok(meta.get(key)?.map(|v| v.to_vec())) };
         let active: Option<Active> = match get("active")? {
             Some(b) => Some(serde_json::from_slice(&b).map_err(meta_err)?),
             None => None,
         };
+        let serving_settings: Option<EmbeddingSettings> = match get("serving_settings")? {
+            Some(b) => Some(serde_json::from_slice(&b).map_err(meta_err).context("the stored serving embedding settings")?),
+            None => None,
+        };
+        let job: Option<Job> = match get("job")? {
+            Some(b) => Some(serde_json::from_slice(&b).map_err(meta_err)?),
+            None => None,
+        };
+        let tidy = get("tidy")?.is_some();
         let persisted: EmbeddingSettings = match get("settings")? {
             Some(b) => serde_json::from_slice(&b).map_err(meta_err).context("the stored embedding settings")?,
             None => default_settings(data_dir, active.as_ref()),
@@ -213,13 +216,21 @@ impl Embeddings {
             dir: data_dir.join("vectors"),
             data_dir: data_dir.to_path_buf(),
             meta,
+            next,
+            job_queue,
             providers,
             refused,
             settings: RwLock::new(settings),
             provider: RwLock::new(Provider::Loading),
             active: RwLock::new(None),
+            serving_settings: RwLock::new(serving_settings),
             episodes: RwLock::new(None),
             pattern_index: RwLock::new(None),
+            target: RwLock::new(None),
+            tidy: Mutex::new(tidy.then(super::state::TidyCursor::default)),
+            throttle: super::throttle::Throttle::default(),
+            job_wake: Notify::new(),
+            job_status: Mutex::new(WorkerStatus::default()),
             switch: Mutex::new(()),
             status: Mutex::new(WorkerStatus::default()),
             wake: Notify::new(),
@@ -233,12 +244,21 @@ impl Embeddings {
             // install sees it), and the switch lock keeps the worker from
             // storing vectors until the indexes are up.
             *write(&me.active) = Some(a.clone());
+            let target = job.and_then(|j| j.target).filter(|t| t.space != a.space);
+            if let Some(t) = &target {
+                *write(&me.target) = Some(super::state::Target::new(t.clone(), Provider::Loading));
+            }
             let (ready, started) = (me.clone(), std::sync::mpsc::channel::<()>());
             std::thread::Builder::new().name("vector-index".into()).spawn(move || {
                 let _switch = lock(&ready.switch);
                 let _ = started.0.send(());
                 if let Err(e) = ready.restore(a) {
                     tracing::error!(error = %e, "the vector indexes could not be restored; search is lexical only");
+                }
+                if let Some(t) = target
+                    && let Err(e) = ready.restore_target(t)
+                {
+                    tracing::error!(error = %e, "the re-embedding target's vectors could not be read; they are embedded again");
                 }
             })?;
             let _ = started.1.recv();
@@ -250,9 +270,9 @@ impl Embeddings {
     fn restore(&self, active: Active) -> Result<(), StoreError> {
         let dims = active.info.dimensions as usize;
         let started = std::time::Instant::now();
-        let stored = super::vectors::load(self.memory.vectors(), EPISODE_ITEM, active.space, dims)?;
+        let stored = super::vectors::load(self.memory.vectors(), EPISODE_ITEM, active.space, dims)?.and(&self.next);
         let (episodes, reused) = VectorIndex::restore(&self.dir, active.space, dims, stored);
-        let stored = super::vectors::load(self.memory.vectors(), PATTERN_ITEM, active.space, dims)?;
+        let stored = super::vectors::load(self.memory.vectors(), PATTERN_ITEM, active.space, dims)?.and(&self.next);
         let (patterns, _) = VectorIndex::restore(&self.dir.join("patterns"), active.space, dims, stored);
         tracing::info!(
             space = %active.space,
@@ -269,6 +289,43 @@ impl Embeddings {
         // The stored vectors were read through temporary buffers.
         crate::memory::heap::release_free_memory();
         Ok(())
+    }
+
+    /// Builds the target's indexes from its vectors stored so far (a job
+    /// resumed after a restart).
+    fn restore_target(&self, target: Active) -> Result<(), StoreError> {
+        let dims = target.info.dimensions as usize;
+        let mut t = super::state::Target::new(target.clone(), Provider::Loading);
+        for (kind, ix) in [(EPISODE_ITEM, &mut t.episodes), (PATTERN_ITEM, &mut t.patterns)] {
+            super::vectors::load(&self.next, kind, target.space, dims)?.for_each(|id, v| {
+                if let Err(e) = ix.upsert(id, &v) {
+                    tracing::warn!(%id, error = %e, "a stored vector was skipped");
+                }
+            })?;
+        }
+        let mut slot = write(&self.target);
+        // Unless the provider was loaded (and installed) meanwhile.
+        if let Some(current) = slot.as_mut().filter(|c| c.active.space == target.space) {
+            current.episodes = t.episodes;
+            current.patterns = t.patterns;
+        }
+        Ok(())
+    }
+
+    /// The settings of the provider serving queries: the stored ones, or,
+    /// in a data dir from before they were stored, the built-in provider
+    /// the active space names, else the configured settings.
+    pub fn serving_settings(&self) -> EmbeddingSettings {
+        if let Some(s) = read(&self.serving_settings).clone() {
+            return s;
+        }
+        match self.active().map(|a| a.info.provider) {
+            Some(p) if p == super::providers::LOCAL => EmbeddingSettings::default(),
+            Some(p) if p == super::providers::LOCAL_MINILM => {
+                EmbeddingSettings { provider: super::settings::ProviderKind::LocalMinilm, ..EmbeddingSettings::default() }
+            }
+            _ => self.settings(),
+        }
     }
 
     pub fn settings(&self) -> EmbeddingSettings {
@@ -297,59 +354,6 @@ impl Embeddings {
     /// Loads the provider `settings` name. Nothing changes on failure.
     pub async fn load_embedder(&self, settings: EmbeddingSettings) -> Result<Embedder, EmbedFailure> {
         Embedder::load(&self.engine, &self.cache, settings, &self.data_dir).await
-    }
-
-    /// Makes `embedder` the provider, persists its settings, and when its
-    /// space differs from the active one, switches to an empty index of the
-    /// new space and queues every completed episode and every pattern for
-    /// re-embedding. Returns the number queued.
-    pub fn install(&self, embedder: Embedder, persist: bool) -> Result<u64, StoreError> {
-        let _switch = lock(&self.switch);
-        let settings = embedder.settings.clone();
-        let active = Active { space: embedder.space, info: embedder.info.clone() };
-        let changed = read(&self.active).as_ref().map(|a| a.space) != Some(active.space);
-        let mut queued = 0;
-        let mut b = self.memory.database().batch();
-        if persist {
-            b.insert(&self.meta, "settings", serde_json::to_vec(&settings).unwrap_or_default());
-        }
-        if changed {
-            let previous = read(&self.active).as_ref().map(|a| format!("{} / {}", a.info.provider, a.info.model));
-            b.insert(&self.meta, "active", serde_json::to_vec(&active).unwrap_or_default());
-            let queue = self.memory.embed_queue();
-            for id in self.memory.completed_ids() {
-                b.insert(queue, item_key(EPISODE_ITEM, &id), []);
-                queued += 1;
-            }
-            for id in self.patterns.ids() {
-                b.insert(queue, item_key(PATTERN_ITEM, &id), []);
-                queued += 1;
-            }
-            let job = Job {
-                reason: match previous {
-                    Some(p) => format!("model changed from {p} to {} / {}", active.info.provider, active.info.model),
-                    None => format!("first embedding with {} / {}", active.info.provider, active.info.model),
-                },
-                total: queued,
-                started_at: Utc::now(),
-            };
-            b.insert(&self.meta, "job", serde_json::to_vec(&job).unwrap_or_default());
-        }
-        b.commit()?;
-        self.memory.database().persist(PersistMode::SyncAll)?;
-        if changed {
-            let dims = active.info.dimensions as usize;
-            *write(&self.episodes) = Some(VectorIndex::new(active.space, dims));
-            *write(&self.pattern_index) = Some(VectorIndex::new(active.space, dims));
-            *write(&self.active) = Some(active);
-        }
-        *write(&self.settings) = settings;
-        *write(&self.provider) = Provider::Ready(Arc::new(embedder));
-        self.loaded.notify_waiters();
-        *lock(&self.status) = WorkerStatus::default();
-        self.wake.notify_one();
-        self.reconfigured.notify_one();
-        Ok(queued)
     }
 
     pub(super) fn set_failed(&self, f: EmbedFailure) {
@@ -388,17 +392,19 @@ impl Embeddings {
         Ok(())
     }
 
-    /// Embeds one text with the provider (for queries).
-    pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedFailure> {
+    /// Embeds one text with the serving provider (for queries), ahead of
+    /// any re-embedding batch.
+    pub async fn embed_query(&self, text: &str) -> Result<QueryVector, EmbedFailure> {
         self.wait_loaded(LOAD_WAIT).await;
         let e = self.embedder()?;
         if let Some(v) = lock(&self.queries).get(e.space, text) {
-            return Ok(v);
+            return Ok(QueryVector { space: e.space, values: v });
         }
+        let _turn = self.throttle.query();
         let mut v = e.embed(&[text.to_string()]).await?;
         let v = v.pop().ok_or_else(|| EmbedFailure::BadResponse("no vector".into()))?;
         lock(&self.queries).put(e.space, text, v.clone());
-        Ok(v)
+        Ok(QueryVector { space: e.space, values: v })
     }
 
     /// Why semantic ranking is off while the provider has failed (a model
@@ -419,9 +425,10 @@ impl Embeddings {
 
     /// The `limit` episodes most similar to `vector` passing `keep`, at
     /// least `threshold` similar.
-    pub fn search_episodes(&self, vector: &[f32], limit: usize, threshold: f32, keep: &dyn Fn(&Uuid) -> bool) -> Vec<SemanticHit> {
+    /// Nothing when the serving space changed since `vector` was embedded.
+    pub fn search_episodes(&self, vector: &QueryVector, limit: usize, threshold: f32, keep: &dyn Fn(&Uuid) -> bool) -> Vec<SemanticHit> {
         let guard = read(&self.episodes);
-        let Some(ix) = guard.as_ref() else { return Vec::new() };
+        let Some(ix) = guard.as_ref().filter(|ix| ix.space == vector.space) else { return Vec::new() };
         // Deleted episodes leave their vector until the index is rebuilt.
         let keep = |id: &Uuid| self.memory.contains(id) && keep(id);
         ix.search(vector, limit, &keep)
@@ -432,15 +439,16 @@ impl Embeddings {
     }
 
     /// Similarity of `vector` to each of `ids` that has a vector.
-    pub fn episode_scores(&self, vector: &[f32], ids: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, f32> {
-        read(&self.episodes).as_ref().map(|ix| ix.scores(vector, ids)).unwrap_or_default()
+    pub fn episode_scores(&self, vector: &QueryVector, ids: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, f32> {
+        read(&self.episodes).as_ref().filter(|ix| ix.space == vector.space).map(|ix| ix.scores(vector, ids)).unwrap_or_default()
     }
 
     /// The `limit` patterns most similar to `vector`, with their
     /// similarity.
-    pub fn pattern_scores(&self, vector: &[f32], limit: usize) -> HashMap<Uuid, f32> {
+    pub fn pattern_scores(&self, vector: &QueryVector, limit: usize) -> HashMap<Uuid, f32> {
         read(&self.pattern_index)
             .as_ref()
+            .filter(|ix| ix.space == vector.space)
             .map(|ix| ix.search(vector, limit, &|_| true).into_iter().collect())
             .unwrap_or_default()
     }
@@ -453,63 +461,5 @@ impl Embeddings {
     /// Items waiting to be embedded.
     pub fn pending(&self) -> u64 {
         self.memory.embed_queue().len().map_or(0, |n| n as u64)
-    }
-
-    pub fn health(&self) -> serde_json::Value {
-        let provider = match &*read(&self.provider) {
-            Provider::Loading => serde_json::json!({"status": "loading"}),
-            Provider::Ready(e) => serde_json::json!({"status": "ok", "model": e.info}),
-            Provider::Failed(f) => serde_json::json!({"status": "failed", "error": f.to_string()}),
-        };
-        let settings = self.settings();
-        let (episodes, ann, bytes) = read(&self.episodes)
-            .as_ref()
-            .map_or((0, false, 0), |ix| (ix.len(), ix.has_ann(), ix.memory_bytes()));
-        let patterns = read(&self.pattern_index).as_ref().map_or(0, VectorIndex::len);
-        let pending = self.pending();
-        let job = self.job().map(|j| {
-            let done = j.total.saturating_sub(pending.min(j.total));
-            serde_json::json!({
-                "reason": j.reason,
-                "total": j.total,
-                "done": done,
-                "percent": if j.total == 0 { 100.0 } else { (done as f64 / j.total as f64 * 1000.0).round() / 10.0 },
-                "started_at": j.started_at,
-            })
-        });
-        let mut health = serde_json::json!({
-            "provider": settings.provider.name(),
-            "declared_as": match self.providers.admit(&settings) {
-                Ok(Some(name)) => Some(name),
-                Ok(None) => Some(settings.provider.name().to_string()),
-                Err(_) => None,
-            },
-            "available": self.providers.names(),
-            // Where a provider is and which variable holds its key are the
-            // operator's (the config file and the log say); health_check
-            // is callable from sandboxed code, so it names the provider
-            // and model only.
-            "refused_settings": self.refused.as_ref().map(|r| serde_json::json!({
-                "provider": r.provider,
-                "model": r.model,
-                "reason": r.reason,
-                "fallback": r.fallback,
-            })),
-            "state": provider,
-            "active_space": self.active(),
-            "indexed": { "episodes": episodes, "patterns": patterns, "approximate": ann, "memory_bytes": bytes },
-            "pending": pending,
-            "reembedding": job,
-            "worker": *lock(&self.status),
-        });
-        let mut hidden: Vec<String> = self.providers.operator_strings();
-        hidden.extend(settings.effective_base_url());
-        hidden.extend(settings.api_key_env.clone());
-        if let Some(r) = &self.refused {
-            hidden.extend(r.base_url.clone());
-            hidden.extend(r.api_key_env.clone());
-        }
-        super::providers::redact(&mut health, &hidden);
-        health
     }
 }

@@ -33,7 +33,7 @@ pub fn decode(bytes: &[u8]) -> Option<(Space, Vec<f32>)> {
 /// The stored vectors of one kind in one space, read as the index is
 /// restored (streamed: never all decoded at once).
 pub struct Stored {
-    keyspace: Keyspace,
+    keyspaces: Vec<Keyspace>,
     kind: u8,
     space: Space,
     dims: usize,
@@ -42,20 +42,30 @@ pub struct Stored {
 /// Every stored vector of `kind` in `space` with `dims` dimensions, to be
 /// read by [`Stored::for_each`].
 pub fn load(vectors: &Keyspace, kind: u8, space: Space, dims: usize) -> Result<Stored, StoreError> {
-    Ok(Stored { keyspace: vectors.clone(), kind, space, dims })
+    Ok(Stored { keyspaces: vec![vectors.clone()], kind, space, dims })
 }
 
 impl Stored {
-    /// Calls `f` with each vector's id and value, in id order; vectors of
-    /// another space or size are left for re-embedding to replace.
+    /// Reads `more` too (a space's vectors may be in either of the two
+    /// vector keyspaces while a re-embedding is tidied).
+    pub fn and(mut self, more: &Keyspace) -> Self {
+        self.keyspaces.push(more.clone());
+        self
+    }
+
+    /// Calls `f` with each vector's id and value, in id order within each
+    /// keyspace; vectors of another space or size are left for
+    /// re-embedding to replace.
     pub fn for_each(&self, mut f: impl FnMut(Uuid, Vec<f32>)) -> Result<(), StoreError> {
-        for kv in self.keyspace.prefix([self.kind]) {
-            let (k, v) = kv.into_inner()?;
-            let Some(id) = k.get(1..17).and_then(|b| Uuid::from_slice(b).ok()) else { continue };
-            match decode(&v) {
-                Some((s, vec)) if s == self.space && vec.len() == self.dims => f(id, vec),
-                Some(_) => {}
-                None => tracing::warn!(%id, "an unreadable stored vector was skipped"),
+        for ks in &self.keyspaces {
+            for kv in ks.prefix([self.kind]) {
+                let (k, v) = kv.into_inner()?;
+                let Some(id) = k.get(1..17).and_then(|b| Uuid::from_slice(b).ok()) else { continue };
+                match decode(&v) {
+                    Some((s, vec)) if s == self.space && vec.len() == self.dims => f(id, vec),
+                    Some(_) => {}
+                    None => tracing::warn!(%id, "an unreadable stored vector was skipped"),
+                }
             }
         }
         Ok(())

@@ -1,5 +1,6 @@
-//! The embedding worker: loads the provider, then embeds queued items in
-//! batches, off the acknowledgement path. A batch's vectors and the
+//! The embedding worker: loads the serving provider, then embeds queued
+//! items into the serving space in batches, off the acknowledgement path
+//! (a running re-embedding job has its own worker: [`super::job`]). A batch's vectors and the
 //! removal of its queue entries are one atomic write. A failed batch stays
 //! queued and is retried with backoff (1 s doubling to 60 s), so nothing
 //! waiting is lost; lexical search does not depend on any of it.
@@ -9,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use fjall::PersistMode;
-use uuid::Uuid;
 
 use super::embedder::{EmbedFailure, Embedder};
 use super::service::{Embeddings, read, write};
 use crate::memory::StoreError;
-use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
+use crate::memory::keys::{EPISODE_ITEM, item_key};
 
 /// How often an idle worker looks at the queue (learned patterns are
 /// queued without waking it).
@@ -33,6 +33,8 @@ impl Embeddings {
     pub fn spawn(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.run_job().await });
     }
 
     /// Wakes the worker (an episode was completed).
@@ -43,14 +45,37 @@ impl Embeddings {
     async fn load_provider(&self) {
         let mut failures = 0u32;
         loop {
-            let settings = self.settings();
-            match self.load_embedder(settings).await {
+            // The provider whose space serves queries; the configured one
+            // when nothing serves yet.
+            let settings = if self.active().is_some() { self.serving_settings() } else { self.settings() };
+            let loaded = match self.providers().admit(&settings) {
+                Ok(_) => self.load_embedder(settings).await,
+                // The reason names the origin and key variable: the log
+                // has it, callers get the provider's kind only.
+                Err(reason) => {
+                    tracing::warn!(%reason, "the serving embedding provider is not allowed by the config file");
+                    Err(EmbedFailure::Config(format!(
+                        "the serving {} provider is no longer declared in the config file",
+                        settings.provider.name()
+                    )))
+                }
+            };
+            match loaded {
                 Ok(e) => {
                     tracing::info!(provider = %e.info.provider, model = %e.info.model, dims = e.info.dimensions, "embedding provider ready");
-                    if let Err(err) = self.install(e, false) {
+                    if let Err(err) = self.install_serving(e) {
                         crate::shutdown::failed("could not record the embedding space", &err.to_string());
                     }
-                    return;
+                    if self.embedder().is_ok() {
+                        return;
+                    }
+                    // It answers in another space: waits for a new
+                    // configuration (or the job's switch), retrying slowly.
+                    failures += 1;
+                    let _ = tokio::time::timeout(backoff(failures.max(6)), self.reconfigured.notified()).await;
+                    if self.embedder().is_ok() {
+                        return;
+                    }
                 }
                 Err(f) => {
                     failures += 1;
@@ -112,7 +137,7 @@ impl Embeddings {
     /// With nothing queued: builds the approximate index when the index
     /// has grown enough, saves it after changes, and ends a finished job.
     async fn idle(self: &Arc<Self>, unsaved: &mut usize) -> anyhow::Result<()> {
-        if self.job().is_some() && self.pending() == 0 {
+        if self.job().is_some_and(|j| j.target.is_none()) && self.pending() == 0 {
             self.finish_job()?;
             tracing::info!("re-embedding finished");
         }
@@ -158,32 +183,9 @@ impl Embeddings {
     async fn step(&self, embedder: &Arc<Embedder>) -> Result<usize, EmbedFailure> {
         let storage = |e: StoreError| EmbedFailure::Trap(format!("storage: {e}"));
         let batch = embedder.settings.batch_size.min(embedder.info.max_batch).max(1) as usize;
-        let mut keys: Vec<(u8, Uuid)> = Vec::with_capacity(batch);
-        for kv in self.memory.embed_queue().iter().take(batch) {
-            let k = kv.key().map_err(|e| storage(e.into()))?;
-            if let (Some(&kind), Some(id)) = (k.first(), k.get(1..17).and_then(|b| Uuid::from_slice(b).ok())) {
-                keys.push((kind, id));
-            }
-        }
-        if keys.is_empty() {
+        let (items, texts, gone) = self.take_batch(self.memory.embed_queue(), batch).map_err(storage)?;
+        if items.is_empty() && gone.is_empty() {
             return Ok(0);
-        }
-        let mut items: Vec<(u8, Uuid)> = Vec::with_capacity(keys.len());
-        let mut texts = Vec::with_capacity(keys.len());
-        let mut gone: Vec<(u8, Uuid)> = Vec::new();
-        for (kind, id) in keys {
-            let text = match kind {
-                EPISODE_ITEM => self.memory.get_header(id).ok().map(|h| crate::memory::documents::header_text(&h)),
-                PATTERN_ITEM => self.patterns.get(&id).map(|p| p.search_text()),
-                _ => None,
-            };
-            match text {
-                Some(t) => {
-                    items.push((kind, id));
-                    texts.push(t);
-                }
-                None => gone.push((kind, id)),
-            }
         }
         let started = Instant::now();
         let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed(&texts).await? };
@@ -193,15 +195,24 @@ impl Embeddings {
         if self.active().map(|a| a.space) != Some(embedder.space) {
             return Ok(0);
         }
+        // Items new since a job started are still to be embedded into
+        // its target space.
+        let job = read(&self.target).is_some();
         let mut b = self.memory.database().batch().durability(Some(PersistMode::Buffer));
         for ((kind, id), v) in items.iter().zip(&vectors) {
             b.insert(self.memory.vectors(), item_key(*kind, id), super::vectors::encode(embedder.space, v));
             b.remove(self.memory.embed_queue(), item_key(*kind, id));
+            if job {
+                b.insert(&self.job_queue, item_key(*kind, id), []);
+            }
         }
         for (kind, id) in &gone {
             b.remove(self.memory.embed_queue(), item_key(*kind, id));
         }
         b.commit().map_err(|e| storage(e.into()))?;
+        if job {
+            self.job_wake.notify_one();
+        }
         for ((kind, id), v) in items.iter().zip(&vectors) {
             let index = if *kind == EPISODE_ITEM { &self.episodes } else { &self.pattern_index };
             if let Some(ix) = write(index).as_mut()

@@ -107,7 +107,7 @@ fn failure(f: EmbedFailure) -> CallToolResult {
 
 #[tool_router(router = embedding_router, vis = "pub(crate)")]
 impl Server {
-    #[tool(description = "Choose the embedding provider for semantic search: local (default; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background (progress in health_check); search meanwhile covers what is re-embedded.")]
+    #[tool(description = "Choose the embedding provider for semantic search: local (default; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background, throttled behind queries (progress in health_check); until every item is re-embedded, queries keep using the previous model's complete vectors, then switch to the new model at once.")]
     async fn configure_embeddings(
         &self,
         params: Parameters<ConfigureEmbeddingsParams>,
@@ -172,8 +172,10 @@ impl Server {
             0,
             ContentBlock::text(if let Some(left) = remaining {
                 format!("now embedding with {} / {} ({} dimensions); re-embedded {} of {queued} items, {left} left", info.provider, info.model, info.dimensions, queued.saturating_sub(left))
+            } else if reembedding && queued == 0 {
+                format!("now embedding with {} / {} ({} dimensions)", info.provider, info.model, info.dimensions)
             } else if reembedding {
-                format!("now embedding with {} / {} ({} dimensions); re-embedding {queued} items in the background", info.provider, info.model, info.dimensions)
+                format!("re-embedding {queued} items with {} / {} ({} dimensions) in the background; queries use the previous model until every item is done", info.provider, info.model, info.dimensions)
             } else {
                 format!("settings saved; still {} / {} ({} dimensions)", info.provider, info.model, info.dimensions)
             }),
@@ -285,13 +287,15 @@ impl Server {
         // patterns) can raise the backlog again.
         let mut reported: Option<u64> = None;
         let left = loop {
-            let left = self.embeddings().pending().min(queued);
+            let emb = self.embeddings();
+            let left = emb.job_left().min(queued);
             let done = queued - left;
             if reported.is_none_or(|r| done > r) {
                 progress.report(done as f64, format!("re-embedded {done} of {queued}"));
                 reported = Some(done);
             }
-            if left == 0 || tokio::time::Instant::now() >= deadline {
+            // Done once the job has ended: the new space serves queries.
+            if (left == 0 && emb.job().is_none()) || tokio::time::Instant::now() >= deadline {
                 break left;
             }
             tokio::select! {

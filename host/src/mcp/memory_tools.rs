@@ -198,7 +198,7 @@ impl Server {
     /// The word matches plus the nearest episodes by meaning, with their
     /// BM25 scores and similarity to `vector`, ordered by the scorer (one
     /// call): the best `limit` with their parts, and the scorer's note.
-    async fn blend(&self, vector: &[f32], p: &QueryMemoryParams, hits: &[Hit], limit: usize) -> Result<(Vec<BlendedHit>, Option<String>), String> {
+    async fn blend(&self, vector: &crate::embeddings::QueryVector, p: &QueryMemoryParams, hits: &[Hit], limit: usize) -> Result<(Vec<BlendedHit>, Option<String>), String> {
         let best = hits.iter().map(|h| h.score).fold(0.0f32, f32::max);
         let mut bm25: std::collections::HashMap<uuid::Uuid, f32> = hits.iter().map(|h| (h.episode_id, h.score)).collect();
         let store = self.store();

@@ -1,0 +1,92 @@
+//! The embedding service's state types: the serving space, a job, the
+//! providers' load state, a job's target and the tidy's cursor, shared by
+//! the service, its workers and `health_check`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::embedder::{EmbedFailure, Embedder, ModelInfo, Space};
+use super::index::VectorIndex;
+
+/// The space whose vectors are indexed and searched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Active {
+    #[schemars(with = "String")]
+    #[serde(with = "space_hex")]
+    pub space: Space,
+    pub info: ModelInfo,
+}
+
+mod space_hex {
+    use super::Space;
+    pub fn serialize<S: serde::Serializer>(s: &Space, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(&s.to_string())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Space, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(de)?;
+        u64::from_str_radix(&s, 16).map(Space).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A re-embedding of everything stored, after the space changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Job {
+    pub reason: String,
+    pub total: u64,
+    pub started_at: DateTime<Utc>,
+    /// The space being filled while the serving one still answers
+    /// queries. Absent for a first embedding (nothing served before), and
+    /// in jobs stored by older versions, which re-embedded in place.
+    #[serde(default)]
+    pub target: Option<Active>,
+}
+
+/// What the worker has done since start-up.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct WorkerStatus {
+    pub embedded: u64,
+    pub batches: u64,
+    pub failed_batches: u64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub last_batch_ms: f64,
+}
+
+pub(super) enum Provider {
+    Loading,
+    Ready(Arc<Embedder>),
+    Failed(EmbedFailure),
+}
+
+/// The space being filled, its provider and its indexes.
+pub(super) struct Target {
+    pub active: Active,
+    pub provider: Provider,
+    pub episodes: VectorIndex,
+    pub patterns: VectorIndex,
+}
+
+impl Target {
+    pub fn new(active: Active, provider: Provider) -> Self {
+        let dims = active.info.dimensions as usize;
+        Self {
+            episodes: VectorIndex::new(active.space, dims),
+            patterns: VectorIndex::new(active.space, dims),
+            active,
+            provider,
+        }
+    }
+}
+
+/// Where the tidy is: which keyspace, and the last key handled.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TidyCursor {
+    pub vectors_phase: bool,
+    pub after: Option<Vec<u8>>,
+}
+
