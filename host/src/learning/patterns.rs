@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use rustc_hash::{FxHashMap, FxHashSet};
 use uuid::Uuid;
 
 use super::model::{PatternKind, StoredPattern};
@@ -26,11 +27,13 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// Task-type code for records that have none.
 const NO_TASK_TYPE: u8 = u8::MAX;
 
+/// The records in memory. Looked up by id on every ranking (hundreds of
+/// candidates per query), so with a fast hash (the ids are UUIDs).
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Uuid, StoredPattern>,
+    map: FxHashMap<Uuid, StoredPattern>,
     text: TextIndex,
-    by_domain: HashMap<String, Vec<Uuid>>,
+    by_domain: FxHashMap<String, Vec<Uuid>>,
 }
 
 impl Inner {
@@ -277,15 +280,16 @@ impl PatternStore {
         let inner = self.read();
         let (hits, _) = inner.text.search(query, Filter::default(), Some(max_matches));
         let best = hits.first().map(|h| h.1).unwrap_or(0.0);
+        let in_domain = domain.and_then(|d| inner.by_domain.get(d)).map(Vec::as_slice).unwrap_or_default();
         let mut out = Vec::with_capacity(hits.len());
-        let mut seen: std::collections::HashSet<Uuid> = std::collections::HashSet::with_capacity(hits.len());
+        let most = hits.len() + in_domain.len() + extra.len();
+        let mut seen: FxHashSet<Uuid> = FxHashSet::with_capacity_and_hasher(most, Default::default());
         for (id, bm25) in hits {
             seen.insert(id);
             if let Some(t) = inner.map.get(&id).and_then(|p| score(p, bm25, best)) {
                 out.push(t);
             }
         }
-        let in_domain = domain.and_then(|d| inner.by_domain.get(d)).map(Vec::as_slice).unwrap_or_default();
         for id in in_domain.iter().chain(extra) {
             if seen.insert(*id)
                 && let Some(t) = inner.map.get(id).and_then(|p| score(p, 0.0, best))

@@ -1,8 +1,18 @@
 //! Wasmtime engines: one configuration per metering mode. Every engine
-//! has Cranelift, async support and epoch interruption, driven by the one
-//! ticker thread ([`EPOCH_TICK`]).
+//! has Cranelift, async support, epoch interruption driven by the one
+//! ticker thread ([`EPOCH_TICK`]), and the pooling instance allocator with
+//! copy-on-write memory images, so a fresh instance per call costs a slot
+//! reset rather than fresh mappings.
+//!
+//! A pool has a fixed number of slots. Code mode bounds its own executions
+//! (the pool has room for twice as many); a fuel-metered engine's calls
+//! take one of [`FUEL_CALLS`] call slots ([`call_slots`]) and wait for one
+//! when all are taken, so a burst of calls queues instead of failing.
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use super::ticker::EPOCH_TICK;
 
@@ -21,9 +31,33 @@ pub enum Metering {
         max_memory_bytes: u64,
     },
     /// Fuel (a deterministic CPU budget per call) on top of the epoch
-    /// deadline, and on-demand allocation: pattern analyzers and
-    /// embedders, whose calls are few and each has its own limits.
+    /// deadline: pattern analyzers, the scorer and embedders, each call
+    /// with its own limits. At most [`FUEL_CALLS`] calls hold an instance
+    /// at once (more wait for a slot), each memory at most
+    /// [`FUEL_MAX_MEMORY_BYTES`].
     Fuel,
+}
+
+/// Calls of a fuel-metered engine that hold an instance at once; further
+/// calls wait for one of these slots ([`call_slots`]). The pool has room
+/// for twice as many instances, plus resident ones (the model embedder).
+pub const FUEL_CALLS: usize = 16;
+
+/// The most one linear memory of a fuel-metered component may grow to:
+/// the model embedder's limit, above every analyzer policy's ceiling. Each
+/// call's own limit (all its memories together) is its guest state's.
+pub const FUEL_MAX_MEMORY_BYTES: u64 = 1 << 30;
+
+/// Fuel-metered engines and their call slots.
+static CALL_SLOTS: Mutex<Vec<(EngineWeak, Arc<Semaphore>)>> = Mutex::new(Vec::new());
+
+/// The call slots of `engine` when it is fuel-metered (`None` for an
+/// epoch-metered engine, whose embedder bounds its own calls).
+pub fn call_slots(engine: &Engine) -> Option<Arc<Semaphore>> {
+    crate::sync::lock(&CALL_SLOTS)
+        .iter()
+        .find(|(weak, _)| weak.upgrade().is_some_and(|e| Engine::same(&e, engine)))
+        .map(|(_, slots)| slots.clone())
 }
 
 /// The engine could not be made.
@@ -48,10 +82,16 @@ pub fn build(metering: Metering) -> Result<Engine, EngineError> {
         }
         Metering::Fuel => {
             config.consume_fuel(true);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(FUEL_CALLS, FUEL_MAX_MEMORY_BYTES)));
             "metered"
         }
     };
     let engine = Engine::new(&config).map_err(|e| EngineError { mode, message: e.to_string() })?;
+    if metering == Metering::Fuel {
+        let mut slots = crate::sync::lock(&CALL_SLOTS);
+        slots.retain(|(weak, _)| weak.upgrade().is_some());
+        slots.push((engine.weak(), Arc::new(Semaphore::new(FUEL_CALLS))));
+    }
     super::ticker::register(&engine);
     Ok(engine)
 }
@@ -75,8 +115,11 @@ fn pool(max_concurrency: usize, max_memory_bytes: u64) -> PoolingAllocationConfi
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)
         .table_elements(100_000)
-        // Keep a little of each slot's memory resident to speed reuse.
+        // Keep a little of each slot's memory resident to speed reuse,
+        // resetting only the pages a call dirtied where the kernel can say
+        // which (PAGEMAP_SCAN, Linux 6.7+).
         .linear_memory_keep_resident(16 << 20)
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
     pool
 }

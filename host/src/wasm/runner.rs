@@ -8,9 +8,15 @@
 //! once it passes (yielding to the async runtime every tick until then, so
 //! no guest holds an async worker), and an async timer covers time spent
 //! in host calls. A cancelled call stops at once and frees its store.
+//!
+//! In a fuel-metered engine a call first takes one of the engine's call
+//! slots ([`super::engine::call_slots`]), waiting (within its deadline)
+//! while all are taken, and holds it until its store is gone.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -44,6 +50,8 @@ pub struct Ended<H, T> {
 pub struct Runner<H: 'static, I> {
     pre: InstancePre<GuestState<H>>,
     indices: I,
+    /// The engine's call slots, when it has them (fuel-metered).
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl<H: Send + 'static, I> Runner<H, I> {
@@ -56,7 +64,8 @@ impl<H: Send + 'static, I> Runner<H, I> {
     ) -> wasmtime::Result<Self> {
         let pre = linker.instantiate_pre(component).map_err(|e| wasmtime::format_err!("pre-instantiating: {e}"))?;
         let indices = indices(&pre)?;
-        Ok(Self { pre, indices })
+        let slots = super::engine::call_slots(pre.engine());
+        Ok(Self { pre, indices, slots })
     }
 
     /// The engine the component is compiled for.
@@ -85,8 +94,17 @@ impl<H: Send + 'static, I> Runner<H, I> {
         cancel: Option<&CancellationToken>,
         f: impl AsyncFnOnce(&mut Store<GuestState<H>>, &Instance, &I) -> wasmtime::Result<T>,
     ) -> Ended<H, T> {
+        let deadline = state.deadline;
+        // Held until the store (and so its instance) is gone.
+        let _slot = match &self.slots {
+            None => None,
+            Some(slots) => match race(deadline, cancel, async { Ok(slots.clone().acquire_owned().await?) }).await {
+                Ok(Ok(permit)) => Some(permit),
+                Ok(Err(e)) => return Ended { result: Err(Stop::Trap { trap: None, detail: format!("{e:#}") }), state, fuel_used: None },
+                Err(stop) => return Ended { result: Err(stop), state, fuel_used: None },
+            },
+        };
         let mut store = store(self.engine(), state, budget);
-        let deadline = store.data().deadline;
         let ran = race(deadline, cancel, async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             f(&mut store, &instance, &self.indices).await
