@@ -175,7 +175,7 @@ async fn boundary(set: &AnalyzerSet, wit: &[w::Episode], quick: bool) -> anyhow:
         for _ in 0..rounds {
             let t = Instant::now();
             for chunk in wit.chunks(batch) {
-                set.builtin.extract(set.engine(), set.memory(), chunk).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                set.builtin.extract(set.memory(), chunk).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
             let comp = t.elapsed().as_secs_f64();
             let t = Instant::now();
@@ -185,7 +185,7 @@ async fn boundary(set: &AnalyzerSet, wit: &[w::Episode], quick: bool) -> anyhow:
             let nat = t.elapsed().as_secs_f64();
             let t = Instant::now();
             for chunk in blank.chunks(batch) {
-                set.builtin.extract(set.engine(), set.memory(), chunk).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                set.builtin.extract(set.memory(), chunk).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
             let bnd = t.elapsed().as_secs_f64();
             best = (best.0.min(comp), best.1.min(nat), best.2.min(bnd));

@@ -73,7 +73,7 @@ impl Analyzer {
     pub async fn judge(&self, set: &AnalyzerSet, episode: &types::Episode, duration_ms: i64) -> Result<wea::Judgement, Failure> {
         let ix = self.episode_analysis()?;
         let out = self
-            .call(set.engine(), set.memory(), async |store, instance| {
+            .call(set.memory(), async |store, instance| {
                 ix.load(&mut *store, instance)?.call_judge(&mut *store, episode, duration_ms).await
             })
             .await?;
@@ -88,7 +88,7 @@ impl Analyzer {
         request: wea::QualityRequest,
     ) -> Result<wea::QualityReport, Failure> {
         let ix = self.episode_analysis()?;
-        self.call(set.engine(), set.memory(), async |store, instance| {
+        self.call(set.memory(), async |store, instance| {
             ix.load(&mut *store, instance)?.call_report_quality(&mut *store, episodes, request).await
         })
         .await
@@ -104,7 +104,7 @@ impl Analyzer {
         bucket_size: Option<u32>,
     ) -> Result<Result<Vec<statistics::Series>, String>, Failure> {
         let ix = self.episode_analysis()?;
-        self.call(set.engine(), set.memory(), async |store, instance| {
+        self.call(set.memory(), async |store, instance| {
             ix.load(&mut *store, instance)?.call_episode_series(&mut *store, episodes, metrics, bucket_size).await
         })
         .await

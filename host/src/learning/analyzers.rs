@@ -184,7 +184,7 @@ impl Analyzer {
             health: Mutex::new(Health { status: "ok", ..Default::default() }),
         };
         let limit = a.policy.limits.timeout_ms;
-        let info = a.call(engine, memory, async |store, instance| {
+        let info = a.call(memory, async |store, instance| {
             let mut scored = None;
             if let Some(s) = &a.scorer {
                 scored = Some(s.load(&mut *store, instance)?.call_info(&mut *store).await?);
@@ -238,12 +238,9 @@ impl Analyzer {
     /// each string and list is lifted, before it is copied.
     pub(super) async fn call<T>(
         &self,
-        engine: &Engine,
         memory: &Arc<EpisodeStore>,
         f: impl AsyncFnOnce(&mut Store<GuestState<EpisodesCtx>>, &Instance) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
-        // The set's one engine, which this analyzer's runner was built in.
-        debug_assert!(Engine::same(engine, self.runner.engine()));
         if crate::sync::lock(&self.health).status == "quarantined" {
             return Err(Failure::Quarantined);
         }
@@ -264,12 +261,12 @@ impl Analyzer {
 
     /// Extracts patterns from `episodes`. The caller checks the output and
     /// reports the outcome with [`Analyzer::record`].
-    pub async fn extract(&self, engine: &Engine, memory: &Arc<EpisodeStore>, episodes: &[types::Episode]) -> Result<analyzer::Analysis, Failure> {
+    pub async fn extract(&self, memory: &Arc<EpisodeStore>, episodes: &[types::Episode]) -> Result<analyzer::Analysis, Failure> {
         let Some(indices) = &self.analyzer else {
             return Err(Failure::Reported(format!("{} does not export {ANALYZER_EXPORT}", self.name())));
         };
         let out = self
-            .call(engine, memory, async |store, instance| indices.load(&mut *store, instance)?.call_extract(&mut *store, episodes).await)
+            .call(memory, async |store, instance| indices.load(&mut *store, instance)?.call_extract(&mut *store, episodes).await)
             .await?;
         out.map_err(|e| {
             Failure::Reported(match e {
@@ -282,7 +279,6 @@ impl Analyzer {
     /// Time-series analysis, for analyzers that export `statistics`.
     pub async fn analyze_series(
         &self,
-        engine: &Engine,
         memory: &Arc<EpisodeStore>,
         kind: statistics::AnalysisType,
         config: statistics::AnalysisConfig,
@@ -291,7 +287,7 @@ impl Analyzer {
         let Some(stats) = &self.statistics else {
             return Err(Failure::Reported(format!("{} does not export statistics", self.name())));
         };
-        self.call(engine, memory, async |store, instance| {
+        self.call(memory, async |store, instance| {
             stats.load(&mut *store, instance)?.call_analyze_series(&mut *store, kind, config, data).await
         })
         .await

@@ -166,7 +166,7 @@ pub async fn analyse(set: &AnalyzerSet, episodes: &[crate::world::types::Episode
         return learned;
     }
     for a in set.all() {
-        let out = a.extract(set.engine(), set.memory(), episodes).await;
+        let out = a.extract(set.memory(), episodes).await;
         let accepted = out.and_then(|analysis| Ok(accept(analysis, &batch, &a.policy.limits, &a.provenance, now)?));
         match accepted {
             Ok(records) => {

@@ -439,7 +439,7 @@ impl Server {
             AnalysisKind::Comprehensive => AnalysisType::Comprehensive,
         };
         let config = AnalysisConfig { horizon: opts.horizon, confidence: opts.confidence, anomaly_threshold: opts.anomaly_threshold };
-        match set.builtin.analyze_series(set.engine(), set.memory(), kind, config, &data).await {
+        match set.builtin.analyze_series(set.memory(), kind, config, &data).await {
             Ok(Ok(report)) => {
                 let text = summary(&report);
                 with_text(report_json(&report), text)
