@@ -13,12 +13,17 @@ use crate::memory::model::{OutcomeType, TaskType};
 /// Episode ids one record keeps as evidence (the most recent).
 pub const MAX_EVIDENCE_IDS: usize = 20;
 
+/// What kind of regularity a pattern describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PatternKind {
+    /// A recurring order of tool calls (`tools`, in order) seen in episodes of one kind of task.
     ToolSequence,
+    /// A point where episodes chose between actions: `condition` is what was observed, `action` what was done.
     DecisionPoint,
+    /// A failing step fixed by a successful one within the next 3 steps: `condition` is the error, `action` and `tools` the recovery.
     ErrorRecovery,
+    /// A circumstance of the task (language, framework, complexity, a tag) that goes with success or failure in a domain and task type.
     ContextPattern,
     /// Defined by a third-party analyzer; `label` says what.
     Custom,
@@ -61,6 +66,7 @@ pub struct Effectiveness {
     /// Feedback that linked an episode with a reward: the sum and count of
     /// (that reward − the mean reward of comparable episodes).
     pub reward_delta_sum: f64,
+    /// Number of such feedback reports that carried a reward delta (the divisor of `reward_delta_sum`).
     pub reward_delta_count: u64,
 }
 
@@ -70,6 +76,7 @@ impl Effectiveness {
         (self.times_applied > 0).then(|| self.successes_when_applied / self.times_applied as f64)
     }
 
+    /// Mean of the reported reward deltas (positive: episodes that used the record earned more than comparable ones), or `None` before any such feedback.
     pub fn mean_reward_delta(&self) -> Option<f64> {
         (self.reward_delta_count > 0).then(|| self.reward_delta_sum / self.reward_delta_count as f64)
     }
@@ -78,38 +85,55 @@ impl Effectiveness {
 /// Which analyzer reported a record, and from which component bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Provenance {
+    /// The analyzer's name, as its component declares it.
     pub analyzer: String,
+    /// The analyzer's version, as its component declares it.
     pub analyzer_version: String,
     /// blake3 of the analyzer's component, hex.
     pub component_blake3: String,
 }
 
+/// A learned pattern or heuristic as stored and returned to agents: the analyzer's report merged across batches, with its evidence, provenance and effectiveness feedback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredPattern {
+    /// Stable id of the record, derived from the analyzer, kind and key (see [`pattern_id`]); pass it back when reporting feedback.
     pub pattern_id: Uuid,
+    /// What kind of regularity this is.
     pub kind: PatternKind,
     /// The analyzer's stable key; equal keys from one analyzer merge.
     pub key: String,
+    /// Short name of the pattern's kind as the analyzer labels it (for `custom`, the kind the analyzer defines).
     pub label: String,
+    /// What the pattern says, in a sentence or two.
     pub description: String,
+    /// The domain the pattern was seen in; absent when it holds across domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// The task type it was seen in; absent when it holds across task types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_type: Option<TaskType>,
+    /// Tools involved, in order (tool sequences and recoveries); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// For decision points, recoveries and heuristics: the situation that was observed; absent for other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// For decision points, recoveries and heuristics: what was done in that situation; absent for other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// Analyzer-specific detail.
     pub data: Value,
+    /// Episodes and successes that support the record.
     pub evidence: Evidence,
     /// The analyzer's confidence, averaged over observations, 0..1.
     pub confidence: f64,
+    /// Which analyzer reported it.
     pub provenance: Provenance,
+    /// When an analyzer first reported it.
     pub first_seen: DateTime<Utc>,
+    /// When an analyzer last reported it (updated on every merge).
     pub last_seen: DateTime<Utc>,
+    /// What agents reported after retrieving and applying it.
     pub effectiveness: Effectiveness,
 }
 

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 /// One file of a model, pinned.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelFile {
+    /// File name inside the model's directory.
     pub name: &'static str,
+    /// Exact size in bytes; a file of another size is refused.
     pub bytes: u64,
     /// Lower-case hex SHA-256 (the Hub's LFS object id for large files).
     pub sha256: &'static str,
@@ -33,6 +35,7 @@ pub struct ModelSpec {
     pub hub_repo: &'static str,
     /// The Hub revision the checksums belong to.
     pub hub_revision: &'static str,
+    /// Every file the embedder reads, each pinned by size and SHA-256.
     pub files: &'static [ModelFile],
 }
 
@@ -67,20 +70,60 @@ pub const MINILM: ModelSpec = ModelSpec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
+    /// The model's files are not in its directory.
     #[error("the model {model} is not installed in {dir} (install it with `memory-mcp model install`)")]
-    Missing { model: String, dir: PathBuf },
+    Missing {
+        /// Name of the missing model.
+        model: String,
+        /// Directory where its files were looked for.
+        dir: PathBuf,
+    },
+    /// A file has the wrong SHA-256 (and possibly size): corrupt or tampered.
     #[error("{file}: expected {expected_bytes} bytes with SHA-256 {expected}, got {got_bytes} bytes with SHA-256 {got}: refused (a corrupt or tampered file)")]
-    Checksum { file: String, expected: String, got: String, expected_bytes: u64, got_bytes: u64 },
+    Checksum {
+        /// The file's name.
+        file: String,
+        /// The pinned SHA-256, lower-case hex.
+        expected: String,
+        /// The SHA-256 found, lower-case hex.
+        got: String,
+        /// The pinned size in bytes.
+        expected_bytes: u64,
+        /// The size found, in bytes.
+        got_bytes: u64,
+    },
+    /// A file does not have the pinned size (checked before hashing).
     #[error("{file}: {expected} bytes expected, {got} bytes found: refused (a corrupt or tampered file)")]
-    Size { file: String, expected: u64, got: u64 },
+    Size {
+        /// The file's name.
+        file: String,
+        /// The pinned size in bytes.
+        expected: u64,
+        /// The size found, in bytes.
+        got: u64,
+    },
+    /// The install source (directory, zip or wheel) lacks the named file.
     #[error("the source holds no {0}")]
     NotInSource(String),
+    /// The install source cannot be used (unreadable, not a kind the installer understands, or the HTTP client could not start); the text says why.
     #[error("{0}")]
     Source(String),
+    /// Downloading a file from the Hub failed.
     #[error("downloading {url}: {reason}")]
-    Download { url: String, reason: String },
+    Download {
+        /// The URL requested.
+        url: String,
+        /// What went wrong (HTTP status or transport error).
+        reason: String,
+    },
+    /// Reading or writing a local file failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
@@ -93,6 +136,7 @@ impl ModelSpec {
         data_dir.join("models").join(self.dir)
     }
 
+    /// The pinned entry for the file called `name`, or `None` if the model has no such file.
     pub fn file(&self, name: &str) -> Option<&ModelFile> {
         self.files.iter().find(|f| f.name == name)
     }
