@@ -73,17 +73,20 @@ pub struct SandboxArgs {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// `[sandbox]`: limits and the tool-call policy for sandboxed code; the command-line flags override them.
     #[serde(default)]
     pub sandbox: FileSandbox,
     /// Upstream MCP servers whose tools sandboxed code may call, by name.
     #[serde(default)]
     pub servers: BTreeMap<String, UpstreamConfig>,
+    /// `[audit]`: how much of the tool-call audit is kept.
     #[serde(default)]
     pub audit: FileAudit,
     /// `[embeddings.providers.<name>]`: the remote embedding providers an
     /// MCP client may choose with `configure_embeddings`.
     #[serde(default)]
     pub embeddings: FileEmbeddings,
+    /// `[mcp]`: what MCP clients are shown.
     #[serde(default)]
     pub mcp: FileMcp,
 }
@@ -116,14 +119,21 @@ fn default_audit_records() -> u64 {
     crate::gateway::audit::DEFAULT_MAX_RECORDS
 }
 
+/// `[sandbox]` in the config file: the same limits as the command-line flags (which win), plus the tool-call policy.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSandbox {
+    /// Sandbox preset; `default` when neither this nor `--profile` is set.
     pub profile: Option<Profile>,
+    /// Wall-clock limit per execution in milliseconds (at least 1), overriding the profile.
     pub timeout_ms: Option<u64>,
+    /// Linear-memory limit per execution in MiB (8..=4096), overriding the profile.
     pub memory_mb: Option<u64>,
+    /// Cap in bytes on each of stdout and stderr per execution, overriding the profile.
     pub max_output_bytes: Option<usize>,
+    /// Executions that may run at once (1..=1024); others wait their turn.
     pub max_concurrency: Option<usize>,
+    /// Executions that may wait for a slot (at most 100000); beyond this a call is answered at once as busy.
     pub max_queued: Option<usize>,
     /// Tool-call policy for sandboxed code; denies everything when absent.
     #[serde(default)]
@@ -131,6 +141,7 @@ pub struct FileSandbox {
 }
 
 impl FileConfig {
+    /// Reads and parses the TOML file at `path`; errors name the file and say whether reading or parsing failed (unknown keys are refused).
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
@@ -140,15 +151,23 @@ impl FileConfig {
 /// Everything resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where memory-mcp keeps its data (flag, then MEMORY_MCP_DATA_DIR, then the XDG data dir).
     pub data_dir: PathBuf,
+    /// Where precompiled components are cached (default `<data dir>/cache`).
     pub cache_dir: PathBuf,
+    /// Where plugins live (default `<data dir>/plugins`).
     pub plugins_dir: PathBuf,
+    /// Per-execution sandbox limits: the profile's, with any overrides from flags or the file applied.
     pub limits: Limits,
+    /// Executions that may run at once.
     pub max_concurrency: usize,
     /// Executions that may wait for a slot.
     pub max_queued: usize,
+    /// What sandboxed code may call, from `[sandbox.tools]`; denies everything when absent.
     pub tool_policy: ToolPolicy,
+    /// Upstream MCP servers sandboxed code may call, by name, from `[servers.<name>]`.
     pub servers: BTreeMap<String, UpstreamConfig>,
+    /// Tool-call audit records kept before the oldest are dropped.
     pub audit_max_records: u64,
     /// The embedding providers the operator declared.
     pub embedding_providers: Providers,
@@ -165,6 +184,7 @@ pub fn default_data_dir() -> Result<PathBuf> {
 }
 
 impl Settings {
+    /// Resolves flags over the config file over built-in defaults; fails on an unreadable or invalid config file, no data directory, or a limit out of range.
     pub fn resolve(common: &CommonArgs, sandbox: &SandboxArgs) -> Result<Self> {
         let file = match &common.config {
             Some(p) => FileConfig::read(p)?,

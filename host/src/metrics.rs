@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// Counters and a latency histogram for sandboxed executions since start-up; shared by every session, safe to use from any thread.
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
@@ -18,12 +19,18 @@ pub struct Metrics {
     queued: AtomicU64,
 }
 
+/// Execution latency percentiles in milliseconds (from admission to result), over every execution since start-up; all 0 before any ran.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LatencySummary {
+    /// Executions recorded.
     pub count: u64,
+    /// Median latency, ms.
     pub p50_ms: f64,
+    /// 95th-percentile latency, ms.
     pub p95_ms: f64,
+    /// 99th-percentile latency, ms.
     pub p99_ms: f64,
+    /// Slowest execution, ms.
     pub max_ms: f64,
 }
 
@@ -34,6 +41,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Empty counters; the uptime clock starts now.
     pub fn new() -> Self {
         let by_status = Status::ALL.iter().map(|s| (*s, AtomicU64::new(0))).collect();
         // 1 µs .. 1 hour at 3 significant digits; these bounds are valid, so
@@ -48,6 +56,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one finished execution with its status and its time from admission to result (clamped to 1 µs..1 hour).
     pub fn record(&self, status: Status, took: Duration) {
         if let Some(c) = self.by_status.get(&status) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -57,22 +66,27 @@ impl Metrics {
         let _ = h.record(us);
     }
 
+    /// Counts an execution that starts waiting for a slot; pair with [`Metrics::dequeue`].
     pub fn enqueue(&self) {
         self.queued.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts off an execution that stopped waiting for a slot.
     pub fn dequeue(&self) {
         self.queued.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Executions waiting for a slot right now.
     pub fn queued(&self) -> u64 {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Time since the counters were created (the server's start).
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
+    /// Executions finished since start-up by status name (every status present, 0 if none).
     pub fn counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
         Status::ALL
             .iter()
@@ -86,6 +100,7 @@ impl Metrics {
         (!h.is_empty()).then(|| Duration::from_micros(h.value_at_quantile(0.50)))
     }
 
+    /// The latency percentiles of every execution so far.
     pub fn latency(&self) -> LatencySummary {
         let h = crate::sync::lock(&self.latency_us);
         let ms = |us: u64| us as f64 / 1000.0;
