@@ -30,17 +30,43 @@ pub const ENV_PRINCIPAL: &str = "token";
 /// the operator's.
 pub const RESERVED_NAMES: &[&str] = &[crate::principal::LOCAL];
 
+/// Why the HTTP transport's credentials could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
+    /// The token file could not be read.
     #[error("reading the token file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The token file.
+        path: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The token file is not valid TOML of the expected shape, or names more than [`MAX_PRINCIPALS`] principals.
     #[error("the token file {path} is not valid: {message}")]
-    Parse { path: String, message: String },
+    Parse {
+        /// The token file.
+        path: String,
+        /// What is wrong: the parser's message with line and column (never the offending line, which may hold a token), or the count over the limit.
+        message: String,
+    },
+    /// The token file lists no principals, so nobody could connect.
     #[error("the token file {path} names no principals")]
-    Empty { path: String },
+    Empty {
+        /// The token file.
+        path: String,
+    },
+    /// One principal entry is invalid: a malformed, reserved or repeated name, a `token_sha256` that is not 64 hex digits, or a token another principal has.
     #[error("principal #{index} in {path}: {message}")]
-    Principal { path: String, index: usize, message: String },
+    Principal {
+        /// The token file.
+        path: String,
+        /// The entry's position in the file, counting from 1.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `MEMORY_MCP_TOKEN` is set but empty or only whitespace (unset it or give a token).
     #[error("{TOKEN_ENV} is set but empty")]
     EmptyEnvToken,
 }
@@ -145,10 +171,12 @@ impl Principals {
         Ok(Self { entries })
     }
 
+    /// Number of principals (at most [`MAX_PRINCIPALS`]).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether there are no principals (never true for a set built by `from_token` or `from_file`).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -26,26 +26,38 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Where the analyzers are.
 #[derive(Clone)]
 pub enum AnalyzersState {
+    /// The analyzer components are still being loaded (compiled or read from the cache).
     Loading,
+    /// The analyzers are loaded and the worker can run batches.
     Ready(Arc<AnalyzerSet>),
+    /// Loading failed; the text says why, and learning stays off until a restart.
     Failed(String),
 }
 
 /// The worker's record since start-up, for `health_check`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerStatus {
+    /// Batches analyzed successfully.
     pub batches: u64,
+    /// Episodes handed to the analyzers in those batches.
     pub episodes_analyzed: u64,
+    /// Patterns and heuristics stored for the first time.
     pub records_new: u64,
+    /// Reports merged into a record already stored (same analyzer, kind and key).
     pub records_merged: u64,
+    /// When the last successful batch finished; `None` before the first.
     pub last_batch_at: Option<DateTime<Utc>>,
+    /// How long the last successful batch took, in milliseconds (0 before the first).
     pub last_batch_ms: f64,
+    /// Why the last batch failed; cleared by the next successful batch.
     pub last_error: Option<String>,
 }
 
 /// Learning: the analyzers, the pattern store, and the worker between.
 pub struct Learning {
+    /// The episodes the worker analyzes.
     pub memory: Arc<EpisodeStore>,
+    /// Where the analyzers' patterns and heuristics are merged and stored.
     pub patterns: Arc<PatternStore>,
     analyzers: watch::Receiver<AnalyzersState>,
     wake: Notify,
@@ -53,6 +65,7 @@ pub struct Learning {
 }
 
 impl Learning {
+    /// Learning over `memory` and `patterns`, with analyzers arriving on `analyzers`; call [`Learning::spawn`] to start the worker.
     pub fn new(memory: Arc<EpisodeStore>, patterns: Arc<PatternStore>, analyzers: watch::Receiver<AnalyzersState>) -> Arc<Self> {
         Arc::new(Self { memory, patterns, analyzers, wake: Notify::new(), status: Mutex::new(WorkerStatus::default()) })
     }
@@ -68,6 +81,7 @@ impl Learning {
         self.wake.notify_one();
     }
 
+    /// Where the analyzers are right now (does not wait).
     pub fn state(&self) -> AnalyzersState {
         self.analyzers.borrow().clone()
     }
@@ -87,6 +101,7 @@ impl Learning {
         }
     }
 
+    /// The worker's record since start-up.
     pub fn status(&self) -> WorkerStatus {
         crate::sync::lock(&self.status).clone()
     }
