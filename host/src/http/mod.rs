@@ -111,20 +111,35 @@ pub struct ServeArgs {
 /// Where and how to serve, checked.
 #[derive(Debug)]
 pub struct HttpOptions {
+    /// The address to listen on (a bare port means 127.0.0.1).
     pub addr: SocketAddr,
+    /// Who may connect, by bearer token; `None` only on a loopback address, served unauthenticated.
     pub principals: Option<Principals>,
+    /// `Host` values accepted: localhost, 127.0.0.1, ::1, the bound address unless it is unspecified, and any `--allowed-host`.
     pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted besides the loopback ones.
     pub allowed_origins: Vec<String>,
+    /// Largest request body in bytes (the stdio frame limit).
     pub max_body_bytes: usize,
+    /// Most MCP sessions open at once (at least 1).
     pub max_sessions: usize,
+    /// Most sessions one principal may have open at once (at least 1).
     pub max_sessions_per_principal: usize,
+    /// A session idle this long ends.
     pub session_idle: Duration,
+    /// Most requests one principal may have running at once; more get 429.
     pub max_concurrent_per_principal: usize,
+    /// Most streams one principal may have open at once; more get 429.
     pub max_streams_per_principal: usize,
+    /// At shutdown, how long requests in flight may take to finish.
     pub drain: Duration,
+    /// Most TCP connections open at once.
     pub max_connections: usize,
+    /// A connection must send a whole request head within this long.
     pub header_timeout: Duration,
+    /// A connection with no request in flight this long is closed.
     pub idle_connection: Duration,
+    /// A request body must fully arrive within this long after its head, or gets 408.
     pub body_timeout: Duration,
 }
 

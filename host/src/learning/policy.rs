@@ -25,16 +25,21 @@ use serde::{Deserialize, Serialize};
 /// The policy format this build reads.
 pub const POLICY_VERSION: u32 = 1;
 
+/// An analyzer's `<name>.policy.toml`: the format version, what it is granted, and the limits each call runs under (clamped to [`CEILINGS`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzerPolicy {
+    /// The policy format; must equal [`POLICY_VERSION`].
     pub version: u32,
+    /// What the analyzer may use beyond its input; nothing when omitted.
     #[serde(default)]
     pub grants: AnalyzerGrants,
+    /// The limits each call runs under; the defaults when omitted.
     #[serde(default)]
     pub limits: AnalyzerLimits,
 }
 
+/// What an analyzer is granted; every grant is off by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzerGrants {
@@ -43,6 +48,7 @@ pub struct AnalyzerGrants {
     pub store: bool,
 }
 
+/// Per-call limits of an analyzer; omitted fields take the defaults (2e9 fuel, 64 MiB, 10 s, 1,000 records, 4 MiB of output).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalyzerLimits {
@@ -81,11 +87,14 @@ impl Default for AnalyzerPolicy {
     }
 }
 
+/// Why a policy file was refused; each variant carries the file's name and the reason.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
+    /// The file is not valid TOML of the policy's shape (unknown keys are refused).
     #[error("{0}: {1}")]
     Parse(String, String),
+    /// The file parses but is invalid: another format version, a zero limit, or less than 8 MiB of memory.
     #[error("{0}: {1}")]
     Invalid(String, String),
 }

@@ -12,13 +12,16 @@ use super::model::TaskType;
 use super::episode_store::{EpisodeStore, Result, Summary};
 use super::text::Filter;
 
+/// How `query_memory` orders its matches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SortBy {
     /// Text relevance (BM25), best first; newest first without a query.
     #[default]
     Relevance,
+    /// Most recently started first.
     Newest,
+    /// Earliest started first.
     Oldest,
     /// Shortest completed episodes first.
     Duration,
@@ -26,18 +29,25 @@ pub enum SortBy {
     Success,
 }
 
+/// A `query_memory` request as the store runs it.
 #[derive(Debug, Clone)]
 pub struct Query {
+    /// Words to match with BM25; with no words, every episode that passes the filters matches (score 0).
     pub text: String,
+    /// Only episodes in this domain, when set.
     pub domain: Option<String>,
+    /// Only episodes of this task type, when set.
     pub task_type: Option<TaskType>,
+    /// Most hits returned.
     pub limit: usize,
+    /// The order of the hits.
     pub sort: SortBy,
 }
 
 /// One match.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
+    /// The matching episode.
     pub episode_id: Uuid,
     /// BM25 score; 0 when the query has no words.
     pub score: f32,
@@ -61,6 +71,7 @@ fn sort_by_key(store: &EpisodeStore, scored: &mut Vec<(Uuid, f32)>, key: impl Fn
     scored.extend(with.into_iter().map(|(_, id, s)| (id, s)));
 }
 
+/// Runs `q`: returns at most `q.limit` hits in the requested order and the number of episodes that matched before the limit; errors only when the store's indexes cannot be read.
 pub fn run(store: &EpisodeStore, q: &Query) -> Result<(Vec<Hit>, usize)> {
     let has_words = !super::text::tokenize(&q.text).is_empty();
     let mut scored: Vec<(Uuid, f32)>;
