@@ -45,7 +45,9 @@ type HttpBody = BoxBody<Bytes, Infallible>;
 pub struct GateConfig {
     /// `None`: no authentication (loopback only; every request is `local`).
     pub principals: Option<Principals>,
+    /// Largest request body in bytes; a larger one is refused with 413.
     pub max_body_bytes: usize,
+    /// Most requests one principal may have running at once; more get 429.
     pub max_concurrent_per_principal: usize,
     /// How long a request body may take to arrive once its head has.
     pub body_timeout: Duration,
@@ -54,6 +56,7 @@ pub struct GateConfig {
     pub max_streams_per_principal: usize,
 }
 
+/// The front of the HTTP transport: authenticates each request, bounds its body, its principal's requests and streams, and passes it to rmcp's Streamable HTTP service.
 pub struct Gate {
     config: GateConfig,
     service: StreamableHttpService<Server, BoundedSessions>,
@@ -117,6 +120,7 @@ impl Drop for Held {
 }
 
 impl Gate {
+    /// A gate in front of `service`, whose sessions are `sessions`; it admits requests until [`Gate::drain`].
     pub fn new(
         config: GateConfig,
         service: StreamableHttpService<Server, BoundedSessions>,
@@ -135,6 +139,7 @@ impl Gate {
         }
     }
 
+    /// Whether requests must carry a bearer token (a token file or `MEMORY_MCP_TOKEN` was given).
     pub fn has_auth(&self) -> bool {
         self.config.principals.is_some()
     }

@@ -25,17 +25,29 @@ use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 
 use crate::principal::Principal;
 
+/// Why a session could not be created or used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionsError {
+    /// The server already has its most sessions open.
     #[error(
         "too many MCP sessions: {max} are open, the limit (--max-sessions); end one with DELETE, or wait for an idle one to time out"
     )]
-    TooMany { max: usize },
+    TooMany {
+        /// The limit, `--max-sessions`.
+        max: usize,
+    },
+    /// This principal already has its most sessions open.
     #[error(
         "principal `{principal}` has {max} MCP sessions open, its limit (--max-sessions-per-principal); end one with DELETE, or wait for an idle one to time out"
     )]
-    TooManyForPrincipal { principal: Principal, max: usize },
+    TooManyForPrincipal {
+        /// The principal that asked.
+        principal: Principal,
+        /// Its limit, `--max-sessions-per-principal`.
+        max: usize,
+    },
+    /// rmcp's session manager failed (e.g. an unknown session id).
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
 }
@@ -80,6 +92,7 @@ impl BoundedSessions {
         self.inner.sessions.read().await.len()
     }
 
+    /// Most sessions open at once (`--max-sessions`).
     pub fn max(&self) -> usize {
         self.max
     }

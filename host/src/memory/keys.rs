@@ -5,10 +5,12 @@ use uuid::Uuid;
 
 use super::model::TaskType;
 
+/// Key of an episode in the keyspaces keyed by episode: its UUID's 16 bytes.
 pub fn id_key(id: &Uuid) -> [u8; 16] {
     *id.as_bytes()
 }
 
+/// Key of step `n` of episode `id`: the id, then `n` big-endian, so an episode's steps sort in order after its id.
 pub fn step_key(id: &Uuid, n: u32) -> [u8; 20] {
     let mut k = [0u8; 20];
     k[..16].copy_from_slice(id.as_bytes());
@@ -16,6 +18,7 @@ pub fn step_key(id: &Uuid, n: u32) -> [u8; 20] {
     k
 }
 
+/// Key in the domain index: the domain's bytes, a 0 byte, then the episode id, so a prefix scan lists a domain's episodes.
 pub fn domain_key(domain: &str, id: &Uuid) -> Vec<u8> {
     let mut k = Vec::with_capacity(domain.len() + 17);
     k.extend_from_slice(domain.as_bytes());
@@ -24,6 +27,7 @@ pub fn domain_key(domain: &str, id: &Uuid) -> Vec<u8> {
     k
 }
 
+/// Key in the task-type index: the type's one-byte code, then the episode id.
 pub fn type_key(t: TaskType, id: &Uuid) -> [u8; 17] {
     let mut k = [0u8; 17];
     k[0] = t.code();
@@ -34,6 +38,7 @@ pub fn type_key(t: TaskType, id: &Uuid) -> [u8; 17] {
 /// What a vector or an embedding-queue entry belongs to: the first byte
 /// of its key.
 pub const EPISODE_ITEM: u8 = 0;
+/// The first key byte of a pattern's vector or embedding-queue entry.
 pub const PATTERN_ITEM: u8 = 1;
 
 /// `kind` then the id: the key of `vectors` and `embed_queue`.
@@ -44,6 +49,7 @@ pub fn item_key(kind: u8, id: &Uuid) -> [u8; 17] {
     k
 }
 
+/// The UUID in the last 16 bytes of an index key, or `None` if the key is shorter or they are not a valid UUID.
 pub fn id_from_suffix(key: &[u8]) -> Option<Uuid> {
     let start = key.len().checked_sub(16)?;
     Uuid::from_slice(&key[start..]).ok()

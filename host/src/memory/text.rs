@@ -53,10 +53,13 @@ struct Doc {
 /// What a search may be restricted to, checked per matching document.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter<'a> {
+    /// Only documents whose episode is in this domain, when set.
     pub domain: Option<&'a str>,
+    /// Only documents whose episode has this task-type code, when set.
     pub task_type: Option<u8>,
 }
 
+/// The BM25 index over every live episode's text, with each episode's domain and task type for filtering.
 #[derive(Debug, Default)]
 pub struct TextIndex {
     docs: Vec<Doc>,
@@ -71,6 +74,7 @@ pub struct TextIndex {
 }
 
 impl TextIndex {
+    /// An empty index.
     pub fn new() -> Self {
         Self::default()
     }
@@ -162,10 +166,12 @@ impl TextIndex {
         }
     }
 
+    /// Number of live (not deleted) documents.
     pub fn len(&self) -> usize {
         self.alive as usize
     }
 
+    /// Whether the index holds no live document.
     pub fn is_empty(&self) -> bool {
         self.alive == 0
     }
