@@ -254,7 +254,7 @@ impl AnalyzerSet {
         min_score: f64,
         group: impl Fn(&StoredPattern) -> Option<u32>,
     ) -> Result<Scored<Vec<Vec<Ranked>>>, Failure> {
-        let (query, candidates) = gather(store, q, groups, limit, min_score, group);
+        let (query, candidates, ids) = gather(store, q, groups, limit, min_score, group);
         let scored = self.score(Call::Patterns(&query, &candidates)).await?;
         let Answer::Patterns(answer) = scored.value else { return Err(broken("an answer to another call".into())) };
         let mut value: Vec<Vec<Ranked>> = answer
@@ -262,9 +262,7 @@ impl AnalyzerSet {
             .map(|g| {
                 g.into_iter()
                     .filter_map(|r| {
-                        let i = r.index as usize;
-                        let id = Uuid::from_u64_pair(candidates.id_high[i], candidates.id_low[i]);
-                        let pattern = store.get(&id)?;
+                        let pattern = store.get(&ids[r.index as usize])?;
                         let p = r.parts;
                         let parts = Parts {
                             relevance: p.relevance,
@@ -317,7 +315,7 @@ impl AnalyzerSet {
 
 /// One call to a scorer, with its arguments.
 enum Call<'a> {
-    Patterns(&'a w::PatternQuery, &'a w::PatternCandidates),
+    Patterns(&'a w::PatternQuery, &'a [w::PatternCandidate]),
     Episodes(f32, u32, &'a [w::EpisodeCandidate]),
     Support(&'a [w::Support]),
 }
@@ -330,16 +328,16 @@ enum Answer {
 }
 
 /// Checks a pattern ranking against the query and candidates it answers.
-fn check_groups(out: &[Vec<w::Ranked>], query: &w::PatternQuery, candidates: &w::PatternCandidates) -> Result<(), Failure> {
+fn check_groups(out: &[Vec<w::Ranked>], query: &w::PatternQuery, candidates: &[w::PatternCandidate]) -> Result<(), Failure> {
     let (groups, limit) = (query.groups as usize, query.limit as usize);
     if out.len() > groups || out.iter().any(|g| g.len() > limit) {
         return Err(broken(format!("it returned more than {groups} groups of at most {limit}")));
     }
-    check_indices(out.iter().flatten().map(|r| r.index), candidates.group.len())?;
+    check_indices(out.iter().flatten().map(|r| r.index), candidates.len())?;
     for (g, ranked) in out.iter().enumerate() {
         for r in ranked {
             check_ranked(r)?;
-            let of = candidates.group[r.index as usize];
+            let of = candidates[r.index as usize].group;
             if of as usize != g {
                 return Err(broken(format!("candidate {} of group {of} is listed in group {g}", r.index)));
             }
@@ -358,7 +356,7 @@ fn gather(
     limit: usize,
     min_score: f64,
     group: impl Fn(&StoredPattern) -> Option<u32>,
-) -> (w::PatternQuery, w::PatternCandidates) {
+) -> (w::PatternQuery, Vec<w::PatternCandidate>, Vec<Uuid>) {
     let tag_words: Vec<String> = q.tags.iter().flat_map(|t| tokenize(t)).collect();
     // Each tag word is looked for in every candidate's key and description.
     let finders: Vec<Finder<'_>> = tag_words.iter().map(|t| Finder::new(t.as_bytes())).collect();
@@ -377,16 +375,29 @@ fn gather(
     };
     let domain = q.domain.map(intern);
     let best = Cell::new(0.0f32);
-    let columns = RefCell::new(Columns::with_capacity(MAX_MATCHES));
-    store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, |p, bm25, top| {
+    let found: Vec<(w::PatternCandidate, Uuid)> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, |p, bm25, top| {
         best.set(top);
         let group = group(p).filter(|g| *g < groups)?;
         let shared = finders.iter().filter(|f| f.find(p.key.as_bytes()).is_some() || f.find(p.description.as_bytes()).is_some()).count();
-        let semantic = q.semantic.and_then(|m| m.get(&p.pattern_id).copied());
-        let domain = p.domain.as_deref().map(intern);
-        columns.borrow_mut().push(p, group, bm25, semantic, domain, shared as u32);
-        Some(())
+        let e = &p.effectiveness;
+        let c = w::PatternCandidate {
+            id: halves(p.pattern_id),
+            group,
+            bm25,
+            semantic: q.semantic.and_then(|m| m.get(&p.pattern_id).copied()),
+            domain: p.domain.as_deref().map(intern),
+            tags_matched: shared as u32,
+            sample_size: p.evidence.sample_size,
+            success_rate: p.evidence.success_rate,
+            times_applied: e.times_applied,
+            successes_when_applied: e.successes_when_applied,
+            reward_delta_sum: e.reward_delta_sum,
+            reward_delta_count: e.reward_delta_count,
+            last_seen_ms: p.last_seen.timestamp_millis(),
+        };
+        Some((c, p.pattern_id))
     });
+    let (candidates, ids): (Vec<w::PatternCandidate>, Vec<Uuid>) = found.into_iter().unzip();
     let query = w::PatternQuery {
         domains: domains.into_inner().0,
         domain,
@@ -397,56 +408,7 @@ fn gather(
         limit: u32::try_from(limit).unwrap_or(u32::MAX),
         min_score,
     };
-    (query, columns.into_inner().0)
-}
-
-/// The candidates' raw features, column by column
-/// (`pattern-candidates`: lists of numbers cross the boundary as one copy
-/// each).
-struct Columns(w::PatternCandidates);
-
-impl Columns {
-    /// Empty columns with room for `n` candidates.
-    fn with_capacity(n: usize) -> Self {
-        Self(w::PatternCandidates {
-            id_high: Vec::with_capacity(n),
-            id_low: Vec::with_capacity(n),
-            group: Vec::with_capacity(n),
-            bm25: Vec::with_capacity(n),
-            semantic: Vec::with_capacity(n),
-            domain: Vec::with_capacity(n),
-            tags_matched: Vec::with_capacity(n),
-            sample_size: Vec::with_capacity(n),
-            success_rate: Vec::with_capacity(n),
-            times_applied: Vec::with_capacity(n),
-            successes_when_applied: Vec::with_capacity(n),
-            reward_delta_sum: Vec::with_capacity(n),
-            reward_delta_count: Vec::with_capacity(n),
-            last_seen_ms: Vec::with_capacity(n),
-        })
-    }
-
-    /// Appends `p` as the next candidate: no similarity is NaN and no
-    /// domain `u32::MAX`, as the WIT says.
-    fn push(&mut self, p: &StoredPattern, group: u32, bm25: f32, semantic: Option<f32>, domain: Option<u32>, tags_matched: u32) {
-        let c = &mut self.0;
-        let (high, low) = p.pattern_id.as_u64_pair();
-        let e = &p.effectiveness;
-        c.id_high.push(high);
-        c.id_low.push(low);
-        c.group.push(group);
-        c.bm25.push(bm25);
-        c.semantic.push(semantic.unwrap_or(f32::NAN));
-        c.domain.push(domain.unwrap_or(u32::MAX));
-        c.tags_matched.push(tags_matched);
-        c.sample_size.push(p.evidence.sample_size);
-        c.success_rate.push(p.evidence.success_rate);
-        c.times_applied.push(e.times_applied);
-        c.successes_when_applied.push(e.successes_when_applied);
-        c.reward_delta_sum.push(e.reward_delta_sum);
-        c.reward_delta_count.push(e.reward_delta_count);
-        c.last_seen_ms.push(p.last_seen.timestamp_millis());
-    }
+    (query, candidates, ids)
 }
 
 fn weights(a: &Analyzer) -> Map<String, Value> {

@@ -19,7 +19,7 @@ wit_bindgen::generate!({
 });
 
 use exports::memory_mcp::patterns0_2_0::scorer::{
-    Blended, EpisodeCandidate, Guest, Parts, PatternCandidates, PatternQuery, Ranked, ScorerInfo, Support, Weight,
+    Blended, EpisodeCandidate, Guest, Parts, PatternCandidate, PatternQuery, Ranked, ScorerInfo, Support, Weight,
 };
 
 /// Recency halves every this many days.
@@ -43,23 +43,17 @@ impl Guest for RecencyScorer {
         }
     }
 
-    fn rank_patterns(q: PatternQuery, c: PatternCandidates) -> Result<Vec<Vec<Ranked>>, String> {
-        let n = c.id_high.len();
-        if [c.id_low.len(), c.group.len(), c.bm25.len(), c.semantic.len(), c.domain.len(), c.last_seen_ms.len()].iter().any(|l| *l != n) {
-            return Err("the candidate columns differ in length".into());
-        }
+    fn rank_patterns(q: PatternQuery, candidates: Vec<PatternCandidate>) -> Result<Vec<Vec<Ranked>>, String> {
         let mut groups: Vec<Vec<(f64, (u64, u64), u32)>> = (0..q.groups.min(16)).map(|_| Vec::new()).collect();
-        for (i, index) in (0..n).zip(0u32..) {
-            // No domain is u32::MAX, never the query's.
-            let same_domain = q.domain == Some(c.domain[i]);
-            // NaN (no similarity) compares false.
-            let matches = c.bm25[i] > 0.0 || c.semantic[i] >= 0.3 || same_domain;
-            let score = recency(q.now_ms, c.last_seen_ms[i]);
-            if let Some(g) = groups.get_mut(c.group[i] as usize)
+        for (c, index) in candidates.iter().zip(0u32..) {
+            let same_domain = q.domain.is_some() && c.domain == q.domain;
+            let matches = c.bm25 > 0.0 || c.semantic.is_some_and(|s| s >= 0.3) || same_domain;
+            let score = recency(q.now_ms, c.last_seen_ms);
+            if let Some(g) = groups.get_mut(c.group as usize)
                 && matches
                 && score >= q.min_score
             {
-                g.push((score, (c.id_high[i], c.id_low[i]), index));
+                g.push((score, c.id, index));
             }
         }
         Ok(groups
@@ -69,7 +63,7 @@ impl Guest for RecencyScorer {
                 g.truncate(q.limit as usize);
                 g.into_iter()
                     .map(|(score, _, index)| {
-                        let days = q.now_ms.saturating_sub(c.last_seen_ms[index as usize]).max(0) as f64 / DAY_MS;
+                        let days = q.now_ms.saturating_sub(candidates[index as usize].last_seen_ms).max(0) as f64 / DAY_MS;
                         Ranked {
                             index,
                             score,

@@ -3,7 +3,7 @@
 
 use super::Component;
 use super::exports::memory_mcp::patterns0_2_0::scorer::{
-    self as w, Blended, EpisodeCandidate, PatternCandidates, PatternQuery, Ranked, ScorerInfo, Support, Weight,
+    self as w, Blended, EpisodeCandidate, PatternCandidate, PatternQuery, Ranked, ScorerInfo, Support, Weight,
 };
 use crate::rank::{self, episodes, patterns, support};
 
@@ -17,7 +17,7 @@ impl w::Guest for Component {
         }
     }
 
-    fn rank_patterns(query: PatternQuery, candidates: PatternCandidates) -> Result<Vec<Vec<Ranked>>, String> {
+    fn rank_patterns(query: PatternQuery, candidates: Vec<PatternCandidate>) -> Result<Vec<Vec<Ranked>>, String> {
         let q = patterns::Query {
             domains: query.domains,
             domain: query.domain,
@@ -28,7 +28,24 @@ impl w::Guest for Component {
             limit: query.limit,
             min_score: query.min_score,
         };
-        let cs = candidates_of(&candidates)?;
+        let cs: Vec<patterns::Candidate> = candidates
+            .into_iter()
+            .map(|c| patterns::Candidate {
+                id: c.id,
+                group: c.group,
+                bm25: c.bm25,
+                semantic: c.semantic,
+                domain: c.domain,
+                tags_matched: c.tags_matched,
+                sample_size: c.sample_size,
+                success_rate: c.success_rate,
+                times_applied: c.times_applied,
+                successes_when_applied: c.successes_when_applied,
+                reward_delta_sum: c.reward_delta_sum,
+                reward_delta_count: c.reward_delta_count,
+                last_seen_ms: c.last_seen_ms,
+            })
+            .collect();
         Ok(patterns::rank(&q, &cs)
             .into_iter()
             .map(|g| {
@@ -67,45 +84,4 @@ impl w::Guest for Component {
             .collect();
         Ok(support::order(&rs))
     }
-}
-
-/// The candidates' columns as rows; `Err` when the columns differ in
-/// length.
-fn candidates_of(c: &PatternCandidates) -> Result<Vec<patterns::Candidate>, String> {
-    let n = c.id_high.len();
-    let lengths = [
-        c.id_low.len(),
-        c.group.len(),
-        c.bm25.len(),
-        c.semantic.len(),
-        c.domain.len(),
-        c.tags_matched.len(),
-        c.sample_size.len(),
-        c.success_rate.len(),
-        c.times_applied.len(),
-        c.successes_when_applied.len(),
-        c.reward_delta_sum.len(),
-        c.reward_delta_count.len(),
-        c.last_seen_ms.len(),
-    ];
-    if lengths.iter().any(|l| *l != n) {
-        return Err(format!("the candidate columns differ in length ({n} ids, then {lengths:?})"));
-    }
-    Ok((0..n)
-        .map(|i| patterns::Candidate {
-            id: (c.id_high[i], c.id_low[i]),
-            group: c.group[i],
-            bm25: c.bm25[i],
-            semantic: Some(c.semantic[i]).filter(|s| !s.is_nan()),
-            domain: Some(c.domain[i]).filter(|d| *d != u32::MAX),
-            tags_matched: c.tags_matched[i],
-            sample_size: c.sample_size[i],
-            success_rate: c.success_rate[i],
-            times_applied: c.times_applied[i],
-            successes_when_applied: c.successes_when_applied[i],
-            reward_delta_sum: c.reward_delta_sum[i],
-            reward_delta_count: c.reward_delta_count[i],
-            last_seen_ms: c.last_seen_ms[i],
-        })
-        .collect())
 }
