@@ -29,18 +29,26 @@ fn cache_is_reused_and_corruption_is_rebuilt() {
     let second = warm(&cache, dir.path());
     assert!(second.contains("cache hit: true"), "{second}");
 
-    let artifact = std::fs::read_dir(&cache)
+    // Every artifact is corrupted, so none may be trusted, whichever the
+    // directory lists first (the plugin templates report no cache line of
+    // their own, only the checksum warning).
+    let artifacts: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .expect("an artifact");
-    let mut bytes = std::fs::read(&artifact).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&artifact, &bytes).unwrap();
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert!(!artifacts.is_empty(), "no artifact in {}", cache.display());
+    for artifact in &artifacts {
+        let mut bytes = std::fs::read(artifact).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(artifact, &bytes).unwrap();
+    }
 
     let third = warm(&cache, dir.path());
     assert!(third.contains("cache hit: false"), "a corrupted artifact must not be trusted: {third}");
+    assert!(!third.contains("cache hit: true"), "a corrupted artifact must not be trusted: {third}");
+    assert!(third.contains("does not match its checksum"), "the corruption is reported: {third}");
     let fourth = warm(&cache, dir.path());
     assert!(fourth.contains("cache hit: true"), "{fourth}");
 }
