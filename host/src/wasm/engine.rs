@@ -1,13 +1,13 @@
 //! Wasmtime engines: one configuration per metering mode. Every engine
 //! has Cranelift, async support, epoch interruption driven by the one
-//! ticker thread ([`EPOCH_TICK`]), and the pooling instance allocator with
-//! copy-on-write memory images, so a fresh instance per call costs a slot
-//! reset rather than fresh mappings.
-//!
-//! A pool has a fixed number of slots. Code mode bounds its own executions
-//! (the pool has room for twice as many); a fuel-metered engine's calls
-//! take one of [`FUEL_CALLS`] call slots ([`call_slots`]) and wait for one
-//! when all are taken, so a burst of calls queues instead of failing.
+//! ticker thread ([`EPOCH_TICK`]). The epoch-metered engine uses the
+//! pooling instance allocator with copy-on-write memory images, so a fresh
+//! instance per call costs a slot reset rather than fresh mappings; its
+//! embedder (code mode) bounds its own executions, and the pool has room
+//! for twice as many. The fuel-metered engine allocates on demand, so any
+//! component shape an analyzer policy allows loads; its calls take one of
+//! [`FUEL_CALLS`] call slots ([`call_slots`]) and wait for one when all
+//! are taken.
 
 use std::sync::{Arc, Mutex};
 
@@ -33,20 +33,14 @@ pub enum Metering {
     /// Fuel (a deterministic CPU budget per call) on top of the epoch
     /// deadline: pattern analyzers, the scorer and embedders, each call
     /// with its own limits. At most [`FUEL_CALLS`] calls hold an instance
-    /// at once (more wait for a slot), each memory at most
-    /// [`FUEL_MAX_MEMORY_BYTES`].
+    /// at once (more wait for a slot).
     Fuel,
 }
 
 /// Calls of a fuel-metered engine that hold an instance at once; further
-/// calls wait for one of these slots ([`call_slots`]). The pool has room
-/// for twice as many instances, plus resident ones (the model embedder).
+/// calls wait for one of these slots ([`call_slots`]).
 pub const FUEL_CALLS: usize = 16;
 
-/// The most one linear memory of a fuel-metered component may grow to:
-/// the model embedder's limit, above every analyzer policy's ceiling. Each
-/// call's own limit (all its memories together) is its guest state's.
-pub const FUEL_MAX_MEMORY_BYTES: u64 = 1 << 30;
 
 /// Fuel-metered engines and their call slots.
 static CALL_SLOTS: Mutex<Vec<(EngineWeak, Arc<Semaphore>)>> = Mutex::new(Vec::new());
@@ -82,7 +76,10 @@ pub fn build(metering: Metering) -> Result<Engine, EngineError> {
         }
         Metering::Fuel => {
             config.consume_fuel(true);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(FUEL_CALLS, FUEL_MAX_MEMORY_BYTES)));
+            // On-demand allocation: the pooling allocator's fixed shape
+            // (one memory per core module, bounded instance sizes) would
+            // refuse third-party analyzers that load today, e.g. one with
+            // several memories. Call slots still bound the calls at once.
             "metered"
         }
     };
