@@ -189,7 +189,7 @@ async fn the_model_is_the_default_when_installed_and_lexical_search_serves_when_
         assert_eq!(r["results"][0]["episode_id"], ids[want].as_str(), "{q}: {r}");
     }
     let dir = s.data_dir.path().to_path_buf();
-    drop(s.client);
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
     let data = s.data_dir;
     // The model goes missing: no semantic search, lexical results with a note.
     std::fs::remove_dir_all(dir.join("models")).expect("rm model");

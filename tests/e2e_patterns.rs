@@ -92,7 +92,7 @@ async fn learns_what_worked_recommends_it_and_feedback_moves_the_ranking() {
 
     // Restart keeps patterns, ids and effectiveness.
     let data_dir = s.data_dir;
-    drop(s.client);
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
     let s = spawn_in(data_dir, &[]).await;
     let again = ok(&s, "recommend_patterns", json!({"task_description": "Add a REST endpoint for shipments", "domain": "web-api"})).await;
     let kept = again["recommendations"].as_array().expect("recs").iter().find(|r| r["pattern"]["pattern_id"] == win_id.as_str()).expect("kept");

@@ -221,7 +221,7 @@ async fn save_plugin_cannot_take_an_installed_analyzers_name() {
     assert!(!plugins.path().join("analyzers/one.wasm").exists());
     // After a restart the analyzer still loads, unchanged.
     let data = s.data_dir;
-    drop(s.client);
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
     let s = spawn_in(data, &["--plugins-dir", &dir]).await;
     let h = analysed(&s, 0).await;
     let a = analyzer(&h, "slow-steps").unwrap_or_else(|| panic!("slow-steps did not load: {h}"));
@@ -271,7 +271,7 @@ async fn a_flat_plugins_directory_is_migrated_once() {
     std::fs::write(flat.path().join("late.wasm"), &slow).expect("late");
     std::fs::write(flat.path().join("analyzers/loose.wasm"), &slow).expect("loose");
     let data = s.data_dir;
-    drop(s.client);
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
     let s = spawn_logged(data, &["--plugins-dir", &dir], &[], &log).await;
     let h = analysed(&s, 0).await;
     assert_eq!(h["learning"]["analyzers"].as_array().expect("analyzers").len(), 2, "builtin and slow-steps only: {h}");
@@ -493,7 +493,7 @@ async fn an_analyzer_changed_after_install_is_refused_until_installed_again() {
 
     // The fix: install it again.
     let data = s.data_dir;
-    drop(s.client);
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
     let file = component("slow_steps.wasm").display().to_string();
     let policy_file = tempfile::NamedTempFile::new().expect("policy file");
     std::fs::write(policy_file.path(), policy).expect("policy");

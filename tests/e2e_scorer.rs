@@ -63,7 +63,7 @@ fn install(dir: &Path, built: &str, name: &str, policy: &str) {
 /// directory, once the analyzers (and scorers) are loaded.
 async fn restart(s: Server, plugins: &Path) -> Server {
     let data_dir = s.data_dir;
-    drop(s.client);
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
     let dir = plugins.to_str().expect("utf-8").to_string();
     let s = spawn_in(data_dir, &["--plugins-dir", &dir]).await;
     analysed(&s, 0).await;
