@@ -59,6 +59,11 @@ pub struct PatternStore {
     /// New records are queued for embedding in the batch that stores them.
     embed_queue: Keyspace,
     inner: RwLock<Inner>,
+    /// Held by each writer for its whole read-merge-store-update, so
+    /// writers never lose each other's changes, while `inner`'s write lock
+    /// is held only for the in-memory update: readers (rankings, the
+    /// embeddings worker) never wait for a batch's merge or commit.
+    writer: Mutex<()>,
     /// `None` while the records load; then `Ok` or why they could not.
     loaded: Mutex<Option<std::result::Result<(), String>>>,
     load_done: Condvar,
@@ -109,6 +114,7 @@ impl PatternStore {
             queue: memory.analysis_queue().clone(),
             embed_queue: memory.embed_queue().clone(),
             inner: RwLock::new(Inner::default()),
+            writer: Mutex::new(()),
             loaded: Mutex::new(None),
             load_done: Condvar::new(),
         })
@@ -172,33 +178,45 @@ impl PatternStore {
         crate::sync::read(&self.inner)
     }
 
-    /// The records for writing; refused when they could not be loaded.
-    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Inner>> {
+    /// The writers' lock ([`PatternStore::writer`]); refused when the
+    /// records could not be loaded.
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
         self.wait_loaded().map_err(|detail| StoreError::Corrupt { keyspace: "patterns", detail })?;
-        Ok(crate::sync::write(&self.inner))
+        Ok(crate::sync::lock(&self.writer))
+    }
+
+    /// The records for writing, with the writers' lock.
+    fn write(&self) -> Result<(std::sync::MutexGuard<'_, ()>, std::sync::RwLockWriteGuard<'_, Inner>)> {
+        let writer = self.writer()?;
+        Ok((writer, crate::sync::write(&self.inner)))
     }
 
     /// Merges `learned` into the stored records (same id: evidence adds up)
-    /// and removes `processed` from the analysis queue, in one batch.
+    /// and removes `processed` from the analysis queue, in one batch. The
+    /// merge and the commit run under the writers' lock only; the records'
+    /// write lock is taken for the in-memory update at the end.
     pub fn apply(&self, learned: Vec<StoredPattern>, processed: &[Uuid]) -> Result<Applied> {
-        let mut inner = self.write()?;
+        let _writer = self.writer()?;
         let mut touched: HashMap<Uuid, StoredPattern> = HashMap::new();
         let mut fresh: Vec<Uuid> = Vec::new();
         let mut applied = Applied::default();
-        for p in learned {
-            let id = p.pattern_id;
-            if let Some(t) = touched.get_mut(&id) {
-                t.absorb(p);
-                applied.merged += 1;
-            } else if let Some(old) = inner.map.get(&id) {
-                let mut t = old.clone();
-                t.absorb(p);
-                touched.insert(id, t);
-                applied.merged += 1;
-            } else {
-                fresh.push(id);
-                touched.insert(id, p);
-                applied.new += 1;
+        {
+            let inner = crate::sync::read(&self.inner);
+            for p in learned {
+                let id = p.pattern_id;
+                if let Some(t) = touched.get_mut(&id) {
+                    t.absorb(p);
+                    applied.merged += 1;
+                } else if let Some(old) = inner.map.get(&id) {
+                    let mut t = old.clone();
+                    t.absorb(p);
+                    touched.insert(id, t);
+                    applied.merged += 1;
+                } else {
+                    fresh.push(id);
+                    touched.insert(id, p);
+                    applied.new += 1;
+                }
             }
         }
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
@@ -212,6 +230,7 @@ impl PatternStore {
             b.insert(&self.embed_queue, item_key(PATTERN_ITEM, id), []);
         }
         b.commit()?;
+        let mut inner = crate::sync::write(&self.inner);
         for id in fresh {
             if let Some(p) = touched.get(&id) {
                 inner.index(p);
@@ -235,7 +254,7 @@ impl PatternStore {
 
     /// Records feedback on `id` and returns the updated record.
     pub fn record_feedback(&self, id: Uuid, applied: bool, outcome: OutcomeType, reward_delta: Option<f64>) -> Result<Option<StoredPattern>> {
-        let mut inner = self.write()?;
+        let (_writer, mut inner) = self.write()?;
         let Some(p) = inner.map.get_mut(&id) else { return Ok(None) };
         p.record_feedback(applied, outcome, reward_delta);
         let updated = p.clone();
@@ -247,7 +266,7 @@ impl PatternStore {
     /// Counts one retrieval of each of `ids` (not fsynced: a lost count
     /// after a crash is harmless).
     pub fn mark_retrieved(&self, ids: &[Uuid]) -> Result<()> {
-        let mut inner = self.write()?;
+        let (_writer, mut inner) = self.write()?;
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
         for id in ids {
             if let Some(p) = inner.map.get_mut(id) {

@@ -3,6 +3,16 @@
 //! analyzer in turn; what each returns is checked, and what passes is
 //! merged into the stored patterns in the same write that dequeues the
 //! batch.
+//!
+//! The worker is background work and runs as such: on a thread of its own
+//! ("learning") with its own current-thread runtime, at a lower CPU
+//! priority on Linux ([`NICE`]), doing its storage reads and writes inline
+//! there. A backlog (a server opening a directory of thousands of
+//! unanalyzed episodes) then neither holds the server's async workers
+//! (the analyzer calls still yield at every epoch tick, under their fuel,
+//! memory and wall-clock limits) nor takes CPU from requests on a busy
+//! machine; with idle cores it runs at full speed. It stops when the
+//! runtime that started it shuts down.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -11,6 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::analyzers::AnalyzerSet;
@@ -22,6 +33,18 @@ use crate::memory::{EpisodeStore, StoreError};
 pub const BATCH: usize = 256;
 /// How often the queue is checked when nothing wakes the worker.
 const IDLE_POLL: Duration = Duration::from_secs(30);
+/// How much the learning thread's nice value is raised (Linux, where a
+/// nice value is per thread): under contention it yields CPU to requests.
+pub const NICE: i32 = 10;
+
+/// Where a batch's storage reads and writes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// On the calling thread (the learning thread, which is no async worker).
+    Inline,
+    /// On the runtime's blocking pool (a caller on an async worker).
+    Pool,
+}
 
 /// Where the analyzers are.
 #[derive(Clone)]
@@ -70,10 +93,44 @@ impl Learning {
         Arc::new(Self { memory, patterns, analyzers, wake: Notify::new(), status: Mutex::new(WorkerStatus::default()) })
     }
 
-    /// Starts the worker on the current runtime.
+    /// Starts the worker on its own "learning" thread (see the module
+    /// docs); it stops when the current runtime shuts down. If the thread
+    /// cannot start, the worker runs on the current runtime instead.
     pub fn spawn(self: &Arc<Self>) {
+        let stop = CancellationToken::new();
+        // Dropped, and so cancelling `stop`, when this runtime shuts down:
+        // the thread then lets go of the stores as a task would.
+        let guard = stop.clone().drop_guard();
+        tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
         let me = self.clone();
-        tokio::spawn(async move { me.run().await });
+        let spawned = std::thread::Builder::new().name("learning".into()).spawn(move || me.thread(stop));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the learning thread; learning runs on the async runtime");
+            let me = self.clone();
+            tokio::spawn(async move { me.run(Storage::Pool).await });
+        }
+    }
+
+    /// The learning thread: a lower priority, a current-thread runtime,
+    /// the worker loop until `stop`.
+    fn thread(self: Arc<Self>, stop: CancellationToken) {
+        lower_priority();
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                crate::shutdown::failed("the learning thread's runtime did not start; learning is off", &e.to_string());
+                return;
+            }
+        };
+        runtime.block_on(async {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = self.run(Storage::Inline) => {}
+            }
+        });
     }
 
     /// Tells the worker there is new work (never blocks).
@@ -106,7 +163,7 @@ impl Learning {
         crate::sync::lock(&self.status).clone()
     }
 
-    async fn run(self: Arc<Self>) {
+    async fn run(&self, storage: Storage) {
         let set = match self.ready().await {
             Ok(s) => s,
             Err(e) => {
@@ -115,7 +172,7 @@ impl Learning {
             }
         };
         loop {
-            match self.step(&set).await {
+            match self.batch(&set, storage).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
@@ -127,11 +184,17 @@ impl Learning {
         }
     }
 
-    /// Analyses one batch. `Ok(false)` when the queue was empty.
+    /// Analyses one batch, its storage work on the blocking pool (for a
+    /// caller on an async worker). `Ok(false)` when the queue was empty.
     pub async fn step(&self, set: &AnalyzerSet) -> Result<bool, StoreError> {
+        self.batch(set, Storage::Pool).await
+    }
+
+    /// Analyses one batch, its storage work where `storage` says.
+    async fn batch(&self, set: &AnalyzerSet, storage: Storage) -> Result<bool, StoreError> {
         let started = Instant::now();
         let memory = self.memory.clone();
-        let loaded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let loaded = offload(storage, move || -> Result<_, StoreError> {
             let ids = memory.pending_analysis(BATCH)?;
             let mut episodes = Vec::with_capacity(ids.len());
             for id in &ids {
@@ -144,8 +207,7 @@ impl Learning {
             }
             Ok((ids, episodes))
         })
-        .await
-        .map_err(task_failed)??;
+        .await?;
         let (ids, episodes) = loaded;
         if ids.is_empty() {
             return Ok(false);
@@ -153,7 +215,7 @@ impl Learning {
         let learned = analyse(set, &episodes).await;
         let patterns = self.patterns.clone();
         let processed: Vec<Uuid> = ids.clone();
-        let applied = tokio::task::spawn_blocking(move || patterns.apply(learned, &processed)).await.map_err(task_failed)??;
+        let applied = offload(storage, move || patterns.apply(learned, &processed)).await?;
         let mut s = crate::sync::lock(&self.status);
         s.batches += 1;
         s.episodes_analyzed += episodes.len() as u64;
@@ -166,10 +228,34 @@ impl Learning {
     }
 }
 
+/// Runs blocking storage work `f` where `storage` says.
+async fn offload<T: Send + 'static>(storage: Storage, f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    match storage {
+        Storage::Inline => f(),
+        Storage::Pool => tokio::task::spawn_blocking(f).await.map_err(task_failed)?,
+    }
+}
+
 /// A storage task that panicked or was cancelled, as a storage error.
 fn task_failed(e: tokio::task::JoinError) -> StoreError {
     StoreError::Storage(fjall::Error::Io(std::io::Error::other(format!("storage task failed: {e}"))))
 }
+
+/// Raises the calling thread's nice value by [`NICE`] (Linux: per
+/// thread). Raising it needs no privilege; a failure only means learning
+/// keeps the server's priority.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    let lowered = rustix::process::getpriority_process(None)
+        .and_then(|now| rustix::process::setpriority_process(None, now.saturating_add(NICE).min(19)));
+    if let Err(e) = lowered {
+        tracing::debug!(error = %e, "the learning thread keeps the server's CPU priority");
+    }
+}
+
+/// Elsewhere a nice value is per process: the thread keeps the server's.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 /// Runs every analyzer over `episodes` and keeps what passes the checks.
 /// A failing analyzer is recorded and skipped; the others go on.
