@@ -34,13 +34,19 @@ pub enum Profile {
 /// The limits one execution runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {
+    /// Wall-clock time the guest may run before it is stopped.
     pub timeout: Duration,
+    /// The most linear memory the guest may grow to, in bytes.
     pub memory_bytes: u64,
+    /// Cap on each of stdout, stderr and the returned value's JSON, in bytes.
     pub max_output_bytes: usize,
+    /// The longest source a call may send, in bytes.
     pub max_code_bytes: usize,
 }
 
 impl Profile {
+    /// The preset's limits: its timeout and memory, the default output cap and
+    /// the code size limit.
     pub fn limits(self) -> Limits {
         let (secs, mib) = match self {
             Profile::Restrictive => (3, 64),
@@ -60,12 +66,28 @@ impl Profile {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LimitError {
+    /// The call asked for a longer timeout than the server allows.
     #[error("timeout_ms {asked} exceeds this server's limit of {max} ms; a call may only lower it")]
-    Timeout { asked: u64, max: u64 },
+    Timeout {
+        /// What the call asked for, in ms.
+        asked: u64,
+        /// The server's limit, in ms.
+        max: u64,
+    },
+    /// The call asked for more memory than the server allows.
     #[error("memory_mb {asked} exceeds this server's limit of {max} MiB; a call may only lower it")]
-    Memory { asked: u64, max: u64 },
+    Memory {
+        /// What the call asked for, in MiB.
+        asked: u64,
+        /// The server's limit, in MiB.
+        max: u64,
+    },
+    /// The call asked for zero of something that must be at least 1.
     #[error("{field} must be at least 1")]
-    Zero { field: &'static str },
+    Zero {
+        /// The parameter that was 0 (`timeout_ms` or `memory_mb`).
+        field: &'static str,
+    },
 }
 
 impl Limits {
@@ -95,6 +117,7 @@ impl Limits {
         Ok(out)
     }
 
+    /// The memory limit in whole MiB (rounded down).
     pub fn memory_mb(&self) -> u64 {
         self.memory_bytes / MIB
     }

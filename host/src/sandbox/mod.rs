@@ -44,11 +44,15 @@ use typescript::{StripError, TypeStripper};
 
 /// Everything an execution needs that is fixed at start-up.
 pub struct SandboxConfig {
+    /// The server's limits; each call may only narrow them.
     pub limits: Limits,
+    /// Executions that run at once (each holds a wasmtime instance).
     pub max_concurrency: usize,
     /// Calls that may wait for a slot; beyond this they are answered busy.
     pub max_queued: usize,
+    /// The server's tool-call policy (what code may call).
     pub policy: CompiledPolicy,
+    /// Where allowed tool calls are sent, and audited.
     pub dispatcher: Arc<dyn ToolDispatcher>,
     /// Host interfaces linked beyond the always-granted base.
     pub grants: Grants,
@@ -81,6 +85,7 @@ pub struct Sandbox {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
+    /// Compiled by QuickJS as it is.
     #[default]
     JavaScript,
     /// Types are stripped inside the sandbox before QuickJS compiles it.
@@ -92,10 +97,13 @@ pub enum Language {
 pub struct Execution {
     /// Names the execution in the tool-call audit.
     pub id: uuid::Uuid,
+    /// The source, at most `limits.max_code_bytes` long.
     pub code: String,
+    /// Whether to strip TypeScript types first.
     pub language: Language,
     /// `{task, input}`; becomes the global `context`.
     pub context: Value,
+    /// The limits this execution runs under (the server's, narrowed by the call).
     pub limits: Limits,
 }
 
@@ -162,6 +170,7 @@ impl Sandbox {
         &self.limits
     }
 
+    /// How the runtime component was loaded at start-up (cache hit, key, time).
     pub fn load_report(&self) -> &LoadReport {
         &self.load
     }
@@ -470,10 +479,20 @@ fn stopped(stop: Stop, limits: &Limits, ms: f64, stdout: String, stderr: String)
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
+    /// Every slot is taken and the wait queue is full.
     #[error("the server is busy: {running} executions are running and {queued} are waiting; retry in about {retry_after_ms} ms")]
-    Busy { running: usize, queued: usize, retry_after_ms: u64 },
+    Busy {
+        /// Executions running when the call was refused.
+        running: usize,
+        /// Calls waiting for a slot then.
+        queued: usize,
+        /// When a retry is likely to be admitted, in milliseconds.
+        retry_after_ms: u64,
+    },
+    /// The client cancelled the request before a slot came free.
     #[error("the request was cancelled while it waited for a slot")]
     Cancelled,
+    /// The sandbox is shutting down and admits nothing more.
     #[error("the sandbox is shutting down")]
     Closed,
 }

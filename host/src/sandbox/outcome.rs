@@ -6,6 +6,7 @@ use serde_json::Value;
 
 pub use crate::metrics::Status;
 
+/// Why an execution ended in `status: "error"` (`error_type` in the result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
@@ -15,11 +16,16 @@ pub enum ErrorType {
     Runtime,
 }
 
+/// Which enforced limit stopped an execution (`limit` in a
+/// `resource_limit` result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
+    /// The guest's linear memory would have grown past the memory limit.
     Memory,
+    /// stdout, stderr or the returned value passed the output byte limit.
     Output,
+    /// The submitted code is longer than the code size limit; nothing ran.
     CodeSize,
 }
 
@@ -27,52 +33,80 @@ pub enum LimitKind {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ExecutionResult {
+    /// The code ran to completion and its value was returned.
     Success {
         /// The returned value; absent when the code returned `undefined`.
         #[serde(skip_serializing_if = "Option::is_none")]
         output: Option<Value>,
+        /// What the code printed with `console.log` (bounded by the output limit).
         stdout: String,
+        /// What the code printed with `console.error`/`console.warn`.
         stderr: String,
+        /// Wall-clock time in the guest, in milliseconds.
         execution_time_ms: f64,
     },
+    /// The code failed to compile or threw.
     Error {
+        /// Whether it failed to compile or threw at run time.
         error_type: ErrorType,
+        /// The error's message, bounded to [`MAX_MESSAGE_BYTES`].
         message: String,
         /// 1-based line in the submitted code, where known.
         #[serde(skip_serializing_if = "Option::is_none")]
         line: Option<u32>,
+        /// 1-based column in the submitted code, where known.
         #[serde(skip_serializing_if = "Option::is_none")]
         column: Option<u32>,
+        /// Output written before the error.
         stdout: String,
+        /// Error output written before the error.
         stderr: String,
+        /// Wall-clock time in the guest until the error, in milliseconds.
         execution_time_ms: f64,
     },
+    /// The code ran past its timeout and was stopped (epoch interruption).
     Timeout {
+        /// How long it ran before it was stopped, in milliseconds.
         elapsed_ms: f64,
         /// Output written before the timeout.
         stdout: String,
+        /// Error output written before the timeout.
         stderr: String,
     },
+    /// An enforced limit (memory, output, code size) stopped the code.
     ResourceLimit {
+        /// Which limit it reached.
         limit: LimitKind,
+        /// What was exceeded and by how much, for the agent.
         message: String,
+        /// Output written before the limit was reached.
         stdout: String,
+        /// Error output written before the limit was reached.
         stderr: String,
     },
+    /// The code tried something its grants do not allow (a denied tool or
+    /// import); it was stopped.
     SecurityViolation {
+        /// What was denied, for the agent.
         reason: String,
+        /// Output written before the violation.
         stdout: String,
+        /// Error output written before the violation.
         stderr: String,
     },
     /// The client cancelled the request (`notifications/cancelled`); the
     /// guest was stopped and its slot freed.
     Cancelled {
+        /// How long it ran before the cancellation, in milliseconds.
         elapsed_ms: f64,
+        /// Output written before the cancellation.
         stdout: String,
+        /// Error output written before the cancellation.
         stderr: String,
     },
     /// Every execution slot is taken and the queue is full; nothing ran.
     Busy {
+        /// Why it was refused, with the retry hint, for the agent.
         message: String,
         /// When a retry is likely to be admitted.
         retry_after_ms: u64,
@@ -80,6 +114,7 @@ pub enum ExecutionResult {
 }
 
 impl ExecutionResult {
+    /// The `status` tag of this result, as metrics count it.
     pub fn status(&self) -> Status {
         match self {
             ExecutionResult::Success { .. } => Status::Success,

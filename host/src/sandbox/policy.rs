@@ -64,13 +64,21 @@ impl Default for ToolPolicy {
     }
 }
 
+/// Why a tool-call policy was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
+    /// The policy's `version` is not the one this build reads.
     #[error("policy version {0} is not supported (this build reads version {POLICY_VERSION})")]
     Version(u32),
+    /// An `allow` entry is not a valid `server.tool` glob.
     #[error("allow pattern {pattern:?} is invalid: {reason}")]
-    Pattern { pattern: String, reason: String },
+    Pattern {
+        /// The entry as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A checked policy, ready to answer "may this tool be called?".
@@ -91,6 +99,8 @@ pub struct CompiledPolicy {
 pub const SANDBOX_POLICY: &str = "the sandbox policy";
 
 impl CompiledPolicy {
+    /// Checks `policy` (its version and every allow pattern) and compiles its
+    /// globs; it stands alone, with no outer policy.
     pub fn new(policy: ToolPolicy) -> Result<Self, PolicyError> {
         if policy.version != POLICY_VERSION {
             return Err(PolicyError::Version(policy.version));
@@ -148,6 +158,7 @@ impl CompiledPolicy {
         self.outer.as_ref().and_then(|o| o.refusal(server, tool))
     }
 
+    /// Whether `server.tool` may be called (by this policy and any outer one).
     pub fn allows(&self, server: &str, tool: &str) -> bool {
         self.refusal(server, tool).is_none()
     }

@@ -26,8 +26,10 @@ pub const MAX_TOOL_NAME: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ToolNameError {
+    /// The server name breaks the rule (holds a shortened copy).
     #[error("server name {0:?} is invalid: use 1-64 of a-z, 0-9, `_` and `-`, starting with a letter")]
     Server(String),
+    /// The tool name breaks the rule (holds a shortened copy).
     #[error("tool name {0:?} is invalid: use 1-128 of A-Z, a-z, 0-9, `_`, `-` and `.`")]
     Tool(String),
 }

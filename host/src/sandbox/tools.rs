@@ -47,11 +47,17 @@ pub enum DispatchError {
     Failed(String),
 }
 
+/// What [`ToolDispatcher::call`] returns: the tool's structured result, or
+/// why it was not answered.
 pub type DispatchFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, DispatchError>> + Send + 'a>>;
+/// What [`ToolDispatcher::resolve`] returns: `Ok` once the tool is known
+/// to exist.
 pub type ResolveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DispatchError>> + Send + 'a>>;
 
 /// Routes an allowed call to a real MCP server, and keeps the audit.
 pub trait ToolDispatcher: Send + Sync + 'static {
+    /// Calls `server.tool` with `args` (already checked against the policy and
+    /// payload bound) and resolves to its result.
     fn call<'a>(&'a self, server: &'a str, tool: &'a str, args: Value) -> DispatchFuture<'a>;
 
     /// Whether `server` offers `tool` (connecting to it if need be);
@@ -137,6 +143,7 @@ impl RateLimiter {
         crate::sync::lock(&self.windows).len()
     }
 
+    /// Whether no tool has a window (nothing was called in the last minute).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -144,10 +151,17 @@ impl RateLimiter {
 
 /// How a call ended, as audited.
 pub mod outcome {
+    /// The tool answered with a result.
     pub const OK: &str = "ok";
+    /// The tool answered with an error (`isError`).
     pub const TOOL_ERROR: &str = "tool_error";
+    /// The server or tool is unknown, down or timed out.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// The server or tool name breaks the naming rule, or the arguments are
+    /// not a JSON object; nothing was sent.
     pub const INVALID_ARGUMENTS: &str = "invalid_arguments";
+    /// The policy does not allow the tool, the arguments are over its
+    /// payload bound, or a call cap or rate limit is spent; nothing was sent.
     pub const DENIED: &str = "denied";
     /// The summary of an execution's calls past the audit bound.
     pub const OMITTED: &str = "omitted";
@@ -198,26 +212,35 @@ pub struct CallSummary {
     pub answered: BTreeSet<String>,
     /// Calls made, refused ones included.
     pub calls: u32,
+    /// Calls the policy or the rate limiter refused.
     pub refusals: u32,
 }
 
 /// The owned state of the `tools` interface for one execution.
 pub struct ToolsCtx {
+    /// The execution whose calls these are (named in every audit record).
     pub execution_id: uuid::Uuid,
+    /// What the execution may call.
     pub policy: Arc<CompiledPolicy>,
+    /// Where allowed calls go, and where they are audited.
     pub dispatcher: Arc<dyn ToolDispatcher>,
+    /// The server's per-tool call windows, which the policy's rate limit
+    /// counts calls in.
     pub rate: Arc<RateLimiter>,
     /// Whose execution this is ([`Principal::current`] when it was made):
     /// its calls are audited under, and rate-limited within, its share.
     pub principal: Principal,
     /// The first refusal, which makes the execution a security violation.
     pub violation: Option<String>,
+    /// The calls so far; [`ToolsCtx::finish`] hands it over.
     pub summary: CallSummary,
     audited: u32,
     omitted: u64,
 }
 
 impl ToolsCtx {
+    /// A fresh context for execution `execution_id`, under the current
+    /// principal, with no calls made yet.
     pub fn new(
         execution_id: uuid::Uuid,
         policy: Arc<CompiledPolicy>,
@@ -266,6 +289,7 @@ impl ToolsCtx {
 
 /// Borrowed access to a [`ToolsCtx`].
 pub struct ToolsView<'a> {
+    /// The execution's tool-call state, borrowed from its store.
     pub ctx: &'a mut ToolsCtx,
 }
 

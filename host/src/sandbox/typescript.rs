@@ -47,7 +47,7 @@ impl TypeStripper {
         let (component, load) = cache.load(engine, "ts-strip", wasm, None).await?;
         let linker = linker::linker(engine, &component, Grants::NONE, &[])
             .map_err(|e| anyhow!("linking the TypeScript stripper: {e}"))?;
-        let runner = Runner::new(&linker, &component, |pre| GuestIndices::new(pre))
+        let runner = Runner::new(&linker, &component, GuestIndices::new)
             .map_err(|e| anyhow!("the TypeScript stripper: {e}"))?;
         Ok(Self { runner, load })
     }
