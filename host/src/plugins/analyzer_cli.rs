@@ -24,6 +24,8 @@ macro_rules! say {
     }};
 }
 
+/// `memory-mcp analyzer ...`: install, list, verify and remove
+/// third-party pattern analyzers in the plugins directory.
 #[derive(Debug, Subcommand)]
 pub enum AnalyzerCommand {
     /// Install a pattern analyzer component (it exports
@@ -50,11 +52,19 @@ pub enum AnalyzerCommand {
     List,
     /// Check every analyzer (or one) against its manifest; exits 1 if any
     /// is refused.
-    Verify { name: Option<String> },
+    Verify {
+        /// The analyzer to check (default: every analyzer).
+        name: Option<String>,
+    },
     /// Remove an analyzer's files (the manifest first).
-    Remove { name: String },
+    Remove {
+        /// The analyzer's name.
+        name: String,
+    },
 }
 
+/// Runs one `analyzer` subcommand against `settings.plugins_dir`,
+/// migrating a flat plugins directory first; prints to stdout.
 pub async fn run(settings: &Settings, command: AnalyzerCommand) -> Result<()> {
     let root = &settings.plugins_dir;
     if let Some(m) = layout::prepare(root, false)? {

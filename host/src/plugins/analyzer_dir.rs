@@ -42,6 +42,9 @@ pub struct AnalyzerManifest {
 }
 
 impl AnalyzerManifest {
+    /// The manifest for analyzer `name` with these component and policy
+    /// bytes (their sizes and blake3), written by `how` (`analyzer install` or
+    /// the migration) and this memory-mcp version.
     pub fn new(name: &str, wasm: &[u8], policy: &[u8], how: &str) -> Self {
         Self {
             format: ANALYZER_MANIFEST_FORMAT,
@@ -52,6 +55,7 @@ impl AnalyzerManifest {
         }
     }
 
+    /// The manifest as the pretty JSON file holds it, newline-terminated.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');
@@ -62,8 +66,11 @@ impl AnalyzerManifest {
 /// An analyzer read back from disk, every file checked against its manifest.
 #[derive(Debug, Clone)]
 pub struct VerifiedAnalyzer {
+    /// Its manifest, as read.
     pub manifest: AnalyzerManifest,
+    /// The component's bytes, matching the manifest's checksum.
     pub wasm: Vec<u8>,
+    /// Its policy, parsed and clamped to the server's ceilings.
     pub policy: AnalyzerPolicy,
     /// One note per policy limit clamped to the server's ceiling.
     pub clamped: Vec<String>,
@@ -78,6 +85,8 @@ pub enum Entry {
     Unmanifested(String),
 }
 
+/// The plugins directory's `analyzers/`: third-party pattern analyzers,
+/// each a component, a policy and a manifest (written last) under one name.
 #[derive(Debug, Clone)]
 pub struct AnalyzerDir {
     path: PathBuf,
@@ -89,14 +98,17 @@ impl AnalyzerDir {
         Self { path: path.into() }
     }
 
+    /// The analyzers directory itself.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Where analyzer `name`'s manifest lives (`NAME.analyzer.json`).
     pub fn manifest_path(&self, name: &str) -> PathBuf {
         self.path.join(format!("{name}{ANALYZER_MANIFEST_SUFFIX}"))
     }
 
+    /// Where analyzer `name`'s component lives (`NAME.wasm`).
     pub fn wasm_path(&self, name: &str) -> PathBuf {
         self.path.join(format!("{name}.wasm"))
     }

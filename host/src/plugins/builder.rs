@@ -52,27 +52,39 @@ const BUILD_ERROR_PREFIX: &str = "memory-mcp-plugin-build-error: ";
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
+    /// The plugin's name, which becomes its directory and tool name.
     pub name: String,
+    /// What the tool does, for agents (must not be empty).
     pub description: String,
+    /// The script: the body of a function that gets `args` and returns the
+    /// tool's result.
     pub source: String,
+    /// Whether `source` is TypeScript, stripped before compiling.
     pub language: Language,
     /// JSON Schema of the arguments; `{"type": "object"}` when not given.
     pub input_schema: Option<Value>,
+    /// What the plugin may call and its limits (within the server's policy).
     pub policy: PluginPolicy,
 }
 
 /// The steps of a build, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Checking the name, the input schema and the policy.
     Checking,
+    /// Stripping TypeScript types in the sandbox (TypeScript only).
     StrippingTypes,
+    /// Snapshotting the compiled script into the template component.
     Compiling,
+    /// Validating the new component (it must load and link).
     Validating,
 }
 
 impl Stage {
+    /// The number of stages, for a progress bar's length.
     pub const COUNT: u64 = 4;
 
+    /// What the stage does, for a progress line.
     pub fn label(self) -> &'static str {
         match self {
             Stage::Checking => "checking name, schema and policy",
@@ -85,10 +97,13 @@ impl Stage {
 
 /// Builds plugins with the given engine, templates and artifact cache.
 pub struct Builder<'a> {
+    /// The engine the validated component is compiled with.
     pub engine: &'a Engine,
+    /// Where the prepared templates and the new component are cached.
     pub cache: &'a ArtifactCache,
-    /// The `tool-plugin` and `pure-plugin` templates.
+    /// The `tool-plugin` template (a plugin that may call tools).
     pub tool_template: &'static [u8],
+    /// The `pure-plugin` template (a plugin that calls no tools).
     pub pure_template: &'static [u8],
     /// The server's limits; a build runs under the plugin's own, its
     /// policy's within these.

@@ -25,6 +25,8 @@ macro_rules! say {
     }};
 }
 
+/// `memory-mcp plugin ...`: build, list, inspect, verify and remove JS
+/// tool plugins in the plugins directory.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Compile a JavaScript or TypeScript file (an async function body, as
@@ -55,14 +57,25 @@ pub enum PluginCommand {
     List,
     /// Show a plugin's manifest, policy, imports and world (as
     /// `wasm-tools component wit` prints it).
-    Info { name: String },
+    Info {
+        /// The plugin's name.
+        name: String,
+    },
     /// Check every plugin (or one) against its manifest; exits 1 if any
     /// is refused.
-    Verify { name: Option<String> },
+    Verify {
+        /// The plugin to check (default: every plugin).
+        name: Option<String>,
+    },
     /// Remove a plugin's files (the manifest first).
-    Remove { name: String },
+    Remove {
+        /// The plugin's name.
+        name: String,
+    },
 }
 
+/// Runs one `plugin` subcommand against `settings.plugins_dir`, migrating
+/// a flat plugins directory first; prints to stdout.
 pub async fn run(settings: &Settings, command: PluginCommand) -> Result<()> {
     if let Some(m) = super::layout::prepare(&settings.plugins_dir, false)? {
         eprintln!(

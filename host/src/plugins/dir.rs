@@ -29,12 +29,18 @@ static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A plugin read back from disk, every file checked against the manifest.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// Its manifest, as read.
     pub manifest: Manifest,
+    /// The component's bytes, matching the manifest's checksum.
     pub wasm: Vec<u8>,
+    /// Its policy, parsed (not yet checked against the server's).
     pub policy: PluginPolicy,
+    /// The script it was built from.
     pub source: String,
 }
 
+/// The plugins directory's `tools/`: JS tool plugins, each a component, a
+/// policy, its source and a manifest (written last) under one name.
 #[derive(Debug, Clone)]
 pub struct PluginDir {
     /// The plugins directory.
@@ -65,6 +71,7 @@ impl PluginDir {
         layout::held_by_analyzer(&self.root, name)
     }
 
+    /// Where plugin `name`'s manifest lives (`NAME.plugin.json`).
     pub fn manifest_path(&self, name: &str) -> PathBuf {
         self.path.join(format!("{name}{MANIFEST_SUFFIX}"))
     }

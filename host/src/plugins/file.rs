@@ -36,16 +36,43 @@ pub const MAX_SOURCE_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
+    /// The file does not exist.
     #[error("{0} is missing")]
     Missing(String),
+    /// The path is a symlink, directory, FIFO or the like.
     #[error("{path} is a {kind}, not a regular file; only regular files are read from the plugins directory")]
-    NotRegular { path: String, kind: &'static str },
+    NotRegular {
+        /// The path as shown to the user.
+        path: String,
+        /// What it is instead (`symlink`, `directory`, ...).
+        kind: &'static str,
+    },
+    /// The file is larger than its cap; it was not read.
     #[error("{path} is {size} bytes; the limit for this file is {cap}")]
-    TooLarge { path: String, size: u64, cap: u64 },
+    TooLarge {
+        /// The path as shown to the user.
+        path: String,
+        /// Its size, in bytes.
+        size: u64,
+        /// The most this file may hold, in bytes.
+        cap: u64,
+    },
+    /// Opening or reading the file failed.
     #[error("reading {path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        /// The path as shown to the user.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// A subdirectory of the plugins directory is a symlink or a file.
     #[error("{path} is a {kind}, not a directory; the plugins directory's tools/ and analyzers/ must be real directories (a symlink would send reads and writes elsewhere)")]
-    NotDirectory { path: String, kind: &'static str },
+    NotDirectory {
+        /// The path as shown to the user.
+        path: String,
+        /// What it is instead (`symlink`, `file`, ...).
+        kind: &'static str,
+    },
 }
 
 /// Checks that `dir`, a subdirectory of the plugins directory, is a real

@@ -34,10 +34,12 @@ pub const ANALYZERS: &str = "analyzers";
 const STAGING_TOOLS: &str = ".tools.migrating";
 const STAGING_ANALYZERS: &str = ".analyzers.migrating";
 
+/// The JS tool plugins' directory under plugins directory `root`.
 pub fn tools_dir(root: &Path) -> PathBuf {
     root.join(TOOLS)
 }
 
+/// The pattern analyzers' directory under plugins directory `root`.
 pub fn analyzers_dir(root: &Path) -> PathBuf {
     root.join(ANALYZERS)
 }

@@ -29,6 +29,8 @@ pub enum PluginWorld {
 }
 
 impl PluginWorld {
+    /// The world's WIT name (`tool-plugin` or `pure-plugin`), as manifests
+    /// and `plugin info` show it.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginWorld::ToolPlugin => "tool-plugin",
@@ -43,11 +45,14 @@ impl PluginWorld {
 pub struct FileSum {
     /// The file's name, beside the manifest.
     pub file: String,
+    /// Its size in bytes.
     pub bytes: u64,
+    /// Its blake3, as lowercase hex.
     pub blake3: String,
 }
 
 impl FileSum {
+    /// The record of `file` holding `contents`: its size and blake3.
     pub fn of(file: String, contents: &[u8]) -> Self {
         Self { file, bytes: contents.len() as u64, blake3: blake3::hash(contents).to_hex().to_string() }
     }
@@ -73,6 +78,8 @@ impl FileSum {
     }
 }
 
+/// `NAME.plugin.json`: what a plugin is, and the checksum of each of its
+/// files. Written last, so a plugin exists only once its files are in place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -86,6 +93,7 @@ pub struct Manifest {
     pub input_schema: Value,
     /// The language of the source (TypeScript is stripped before compiling).
     pub language: Language,
+    /// The world the component was built on (whether it may call tools).
     pub world: PluginWorld,
     /// The component (`NAME.wasm`).
     pub wasm: FileSum,
@@ -103,6 +111,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest as the pretty JSON file holds it, newline-terminated.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');

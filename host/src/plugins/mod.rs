@@ -57,9 +57,14 @@ use manifest::Manifest;
 /// A built plugin's files, not yet written.
 #[derive(Debug, Clone)]
 pub struct Built {
+    /// The manifest (name, description, world, checksums of the other files).
     pub manifest: Manifest,
+    /// The plugin component: the template with the script snapshotted in.
     pub wasm: Vec<u8>,
+    /// The plugin's tool-call policy, as `policy.toml` text.
     pub policy_toml: String,
+    /// The script as submitted (TypeScript before stripping), kept beside
+    /// the component for reading and rebuilding.
     pub source: String,
 }
 
@@ -68,33 +73,62 @@ pub struct Built {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
+    /// The plugin name breaks the naming rule or is reserved.
     #[error(transparent)]
     Name(#[from] name::NameError),
+    /// A file in the plugins directory could not be read safely.
     #[error(transparent)]
     Read(#[from] file::ReadError),
+    /// The build request is malformed (empty description, bad input schema,
+    /// a policy the server would refuse).
     #[error("{0}")]
     Input(String),
+    /// The script failed to compile in QuickJS.
     #[error("the script does not compile: {message}{}", position(*.line, *.column))]
-    Compile { message: String, line: Option<u32>, column: Option<u32> },
+    Compile {
+        /// QuickJS's message.
+        message: String,
+        /// 1-based line in the script, where known.
+        line: Option<u32>,
+        /// 1-based column in the script, where known.
+        column: Option<u32>,
+    },
     /// The build ran past the plugin's time or memory limit.
     #[error("{0}")]
     Limit(String),
+    /// The plugin's `policy.toml` does not parse or does not check.
     #[error("policy: {0}")]
     Policy(String),
+    /// The plugin's `manifest.json` does not parse or does not check.
     #[error("manifest: {0}")]
     Manifest(String),
+    /// A file the manifest names is not in the plugin's directory.
     #[error("file {0} is missing")]
     Missing(String),
+    /// A file was changed after the build: its blake3 is not the manifest's.
     #[error("{file} does not match its checksum in the manifest (want blake3 {want}, found {got}): it was changed after the build")]
-    Checksum { file: String, want: String, got: String },
+    Checksum {
+        /// The file's name in the plugin's directory.
+        file: String,
+        /// The blake3 hex the manifest records.
+        want: String,
+        /// The blake3 hex of the file as it is.
+        got: String,
+    },
+    /// The wasm is not a valid component, or not of the world it claims.
     #[error("not a valid component: {0}")]
     Invalid(String),
+    /// No plugin (or analyzer) by that name is installed.
     #[error("no plugin named {0:?}")]
     NotFound(String),
+    /// A plugin by that name exists and the request did not ask to replace it.
     #[error("a plugin named {0:?} exists; pass \"replace\": true to replace it, or pick another name")]
     Exists(String),
+    /// Reading, writing or removing files in the plugins directory failed.
     #[error("{0}")]
     Io(String),
+    /// A fault of this server (a task that panicked, a template that would not
+    /// prepare), not of the request.
     #[error("{0}")]
     Internal(String),
     /// The caller cancelled the build; nothing was written.

@@ -8,18 +8,25 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NameError {
+    /// The name is empty.
     #[error("a plugin name must not be empty")]
     Empty,
+    /// The name is longer than [`MAX_NAME_LEN`] characters.
     #[error("plugin name {0:?} is longer than {MAX_NAME_LEN} characters")]
     TooLong(String),
     #[error(
         "plugin name {0:?} is not allowed: use a lowercase letter first, then lowercase letters, digits, `_` or `-` (no dots, slashes or spaces)"
     )]
+    /// The name has a character outside the rule, or does not start with a
+    /// lowercase letter.
     Charset(String),
+    /// The name is one of this server's own tools.
     #[error("plugin name {0:?} is taken by one of this server's own tools")]
     Reserved(String),
+    /// An installed pattern analyzer has the name.
     #[error("name {0:?} is taken by an installed pattern analyzer (plugins and analyzers share one namespace); pick another name")]
     TakenByAnalyzer(String),
+    /// A JS tool plugin has the name.
     #[error("name {0:?} is taken by a JS tool plugin (plugins and analyzers share one namespace); pick another name")]
     TakenByTool(String),
 }

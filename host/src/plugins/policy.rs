@@ -31,6 +31,8 @@ use crate::sandbox::policy::{CompiledPolicy, ToolPolicy};
 /// The policy format this build reads.
 pub const PLUGIN_POLICY_VERSION: u32 = 1;
 
+/// A plugin's `NAME.policy.toml`: which tools it may call and the limits
+/// it runs under, both within the server's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginPolicy {
@@ -39,6 +41,7 @@ pub struct PluginPolicy {
     /// Tool calls the plugin may make (deny-by-default).
     #[serde(default)]
     pub tools: ToolPolicy,
+    /// Lower limits for the plugin's executions (and its build).
     #[serde(default)]
     pub limits: PluginLimits,
 }
@@ -47,10 +50,13 @@ pub struct PluginPolicy {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginLimits {
+    /// Wall-clock limit per call, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Linear memory limit, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
+    /// Cap on each of stdout, stderr and the result, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<usize>,
 }

@@ -43,24 +43,32 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A plugin ready to call.
 pub struct LoadedPlugin {
+    /// Its verified manifest.
     pub manifest: Manifest,
+    /// Its tool-call policy, as written (checked within the server's).
     pub policy: PluginPolicy,
     compiled: Arc<CompiledPolicy>,
     code: PluginCode,
+    /// The MCP tool it is served as (name, description, schemas, annotations).
     pub tool: Tool,
 }
 
 /// A plugin that did not load, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Refused {
+    /// The plugin's directory name.
     pub name: String,
+    /// Why it did not load (the [`PluginError`](super::PluginError) text).
     pub reason: String,
 }
 
 /// A plugin whose files verified, listed while its component compiles.
 pub struct Pending {
+    /// Its verified manifest.
     pub manifest: Manifest,
+    /// Its tool-call policy, as written.
     pub policy: PluginPolicy,
+    /// The MCP tool it will be served as.
     pub tool: Tool,
 }
 
@@ -74,6 +82,9 @@ struct State {
     seen: Vec<(String, u64, Option<std::time::SystemTime>)>,
 }
 
+/// The plugins this server serves as tools: loaded, still compiling, or
+/// refused, kept in step with the plugins directory (a watcher syncs it),
+/// and the sessions to tell when that list changes.
 pub struct Registry {
     dir: PluginDir,
     server_policy: Arc<CompiledPolicy>,
@@ -97,15 +108,23 @@ pub struct Registry {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotReady {
+    /// The plugin (first) is in the directory but was refused, for the reason
+    /// (second).
     #[error("plugin `{0}` did not load: {1}")]
     Refused(String, String),
+    /// The plugin (first) verified but its component is still compiling, for
+    /// this many seconds (second) of waiting.
     #[error("plugin `{0}` is still compiling after {1} s; try again shortly")]
     StillCompiling(String, u64),
+    /// The plugin was removed while the call waited for it.
     #[error("plugin `{0}` was removed")]
     Gone(String),
 }
 
 impl Registry {
+    /// An empty registry over `dir`: plugin policies must fit within
+    /// `server_policy`, and no plugin may take a name in `reserved`. Nothing is
+    /// read until the preload or the first sync.
     pub fn new(dir: PluginDir, server_policy: Arc<CompiledPolicy>, reserved: Vec<String>) -> Self {
         Self {
             dir,
@@ -174,6 +193,7 @@ impl Registry {
             .map_err(|e| PluginError::Internal(format!("verify task: {e}")))?
     }
 
+    /// The plugins directory this registry serves.
     pub fn dir(&self) -> &PluginDir {
         &self.dir
     }
@@ -226,6 +246,7 @@ impl Registry {
         self.read().loaded.values().map(|p| p.tool.clone()).collect()
     }
 
+    /// The loaded plugin named `name`, if any (`None` while it compiles).
     pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
         self.read().loaded.get(name).cloned()
     }
