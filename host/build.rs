@@ -17,7 +17,8 @@ const COMPONENTS: &[(&str, &str)] = &[
 
 fn main() {
     println!("cargo:rerun-if-env-changed=MEMORY_MCP_COMPONENTS_DIR");
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    // Cargo sets CARGO_MANIFEST_DIR when it compiles a build script too.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::var_os("MEMORY_MCP_COMPONENTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../target/wasm32-wasip2/release"));

@@ -14,8 +14,10 @@ use serde::Serialize;
 pub struct Metrics {
     started: Instant,
     by_status: HashMap<Status, AtomicU64>,
-    /// Execution latency in microseconds (from admission to result).
-    latency_us: Mutex<Histogram<u64>>,
+    /// Execution latency in microseconds (from admission to result);
+    /// `None` only if the histogram could not be made (its bounds are
+    /// constant and valid, so it always is), and then nothing is recorded.
+    latency_us: Mutex<Option<Histogram<u64>>>,
     queued: AtomicU64,
 }
 
@@ -45,9 +47,8 @@ impl Metrics {
     pub fn new() -> Self {
         let by_status = Status::ALL.iter().map(|s| (*s, AtomicU64::new(0))).collect();
         // 1 µs .. 1 hour at 3 significant digits; these bounds are valid, so
-        // construction cannot fail.
-        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits is valid"));
+        // construction does not fail.
+        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3).ok();
         Self {
             started: Instant::now(),
             by_status,
@@ -62,8 +63,9 @@ impl Metrics {
             c.fetch_add(1, Ordering::Relaxed);
         }
         let us = (took.as_micros() as u64).clamp(1, 3_600_000_000);
-        let mut h = crate::sync::lock(&self.latency_us);
-        let _ = h.record(us);
+        if let Some(h) = crate::sync::lock(&self.latency_us).as_mut() {
+            let _ = h.record(us);
+        }
     }
 
     /// Counts an execution that starts waiting for a slot; pair with [`Metrics::dequeue`].
@@ -97,19 +99,20 @@ impl Metrics {
     /// The median time from admission to result, once anything ran.
     pub fn median_execution(&self) -> Option<Duration> {
         let h = crate::sync::lock(&self.latency_us);
-        (!h.is_empty()).then(|| Duration::from_micros(h.value_at_quantile(0.50)))
+        h.as_ref().filter(|h| !h.is_empty()).map(|h| Duration::from_micros(h.value_at_quantile(0.50)))
     }
 
     /// The latency percentiles of every execution so far.
     pub fn latency(&self) -> LatencySummary {
         let h = crate::sync::lock(&self.latency_us);
         let ms = |us: u64| us as f64 / 1000.0;
+        let at = |q: f64| h.as_ref().map_or(0.0, |h| ms(h.value_at_quantile(q)));
         LatencySummary {
-            count: h.len(),
-            p50_ms: ms(h.value_at_quantile(0.50)),
-            p95_ms: ms(h.value_at_quantile(0.95)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            max_ms: ms(h.max()),
+            count: h.as_ref().map_or(0, |h| h.len()),
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: h.as_ref().map_or(0.0, |h| ms(h.max())),
         }
     }
 }

@@ -52,6 +52,7 @@ pub struct Principal(Arc<str>);
 pub const LOCAL: &str = "local";
 
 impl Principal {
+    /// The principal named `name` (as the token file names it).
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         Self(name.into())
     }
@@ -61,6 +62,7 @@ impl Principal {
         Self(Arc::from(LOCAL))
     }
 
+    /// Its name, as audits, logs and `saved_by` record it.
     pub fn name(&self) -> &str {
         &self.0
     }

@@ -40,19 +40,24 @@ pub const MAX_SCAN: usize = 20_000;
 /// A page of records, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditPage {
+    /// The records on this page, newest first.
     pub records: Vec<ToolCallRecord>,
     /// Where the next page starts (pass it back as `before`); `None` when
     /// the scan reached the oldest record.
     pub next: Option<String>,
 }
 
+/// Why the tool-call audit could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
+    /// The audit's fjall keyspace failed.
     #[error("audit storage: {0}")]
     Storage(#[from] fjall::Error),
+    /// A stored record did not decode.
     #[error("corrupt audit record: {0}")]
     Corrupt(String),
+    /// A `before` cursor this audit did not hand out.
     #[error("cursor {0:?} is not one this audit gave")]
     Cursor(String),
 }
@@ -60,9 +65,13 @@ pub enum AuditError {
 /// Which records to read; every field set narrows.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Only calls of this execution.
     pub execution_id: Option<Uuid>,
+    /// Only calls to this server.
     pub server: Option<String>,
+    /// Only calls of this tool (its name on its server).
     pub tool: Option<String>,
+    /// Only calls that ended this way (see `sandbox::tools::outcome`).
     pub outcome: Option<String>,
     /// Only this principal's records (those from before principals count
     /// as `local`'s).
@@ -81,6 +90,8 @@ impl AuditFilter {
     }
 }
 
+/// The tool-call audit: every call code made, in fjall, bounded to the
+/// newest `max_records`, with per-tool and per-principal call counts.
 pub struct Audit {
     db: Database,
     records: Keyspace,
@@ -260,6 +271,7 @@ impl Audit {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// Whether no record is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

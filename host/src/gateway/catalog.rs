@@ -12,7 +12,9 @@ use crate::memory::text::tokenize;
 /// One tool and the server that has it.
 #[derive(Debug, Clone)]
 pub struct ToolInfo {
+    /// The server that has it (`memory` for this server's own).
     pub server: String,
+    /// The tool as that server lists it.
     pub tool: Tool,
 }
 
@@ -22,6 +24,7 @@ impl ToolInfo {
         format!("{}.{}", self.server, self.tool.name)
     }
 
+    /// The tool's description (empty when it has none).
     pub fn description(&self) -> &str {
         self.tool.description.as_deref().unwrap_or("")
     }
@@ -30,7 +33,9 @@ impl ToolInfo {
 /// The tools of every server that answered, and how each server stands.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    /// Every tool, of every server that answered.
     pub tools: Vec<ToolInfo>,
+    /// How each configured upstream stands.
     pub servers: Vec<UpstreamStatus>,
 }
 
@@ -78,6 +83,7 @@ fn terms(text: &str) -> Vec<String> {
 }
 
 impl Catalog {
+    /// The tool `server.tool`, if the catalog has it.
     pub fn find(&self, server: &str, tool: &str) -> Option<&ToolInfo> {
         self.tools.iter().find(|t| t.server == server && t.tool.name == tool)
     }

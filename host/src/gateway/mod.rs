@@ -34,6 +34,9 @@ use local::{OPERATOR_ONLY, OwnToolError, OwnTools};
 use servers::{LOCAL_SERVER, UpstreamConfig};
 use upstream::Upstream;
 
+/// Routes the sandbox's tool calls: to this server's own tools
+/// (`memory.*`) or to upstream MCP servers, under the sandbox policy, and
+/// audits each call.
 pub struct Gateway {
     upstreams: BTreeMap<String, Arc<Upstream>>,
     /// This server's tools, once the server is built (held weakly: the
@@ -79,6 +82,7 @@ impl Gateway {
         &self.policy
     }
 
+    /// The tool-call audit, when one is kept.
     pub fn audit(&self) -> Option<&Arc<Audit>> {
         self.audit.as_ref()
     }

@@ -47,21 +47,43 @@ fn default_call_ms() -> u64 {
 /// How to reach an upstream, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
-    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String>, cwd: Option<PathBuf> },
-    Http { url: String, bearer_token_env: Option<String> },
+    /// A child process spoken to over stdio.
+    Stdio {
+        /// The program to run.
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Environment variables set for it, on top of this server's.
+        env: BTreeMap<String, String>,
+        /// Its working directory (default: this server's).
+        cwd: Option<PathBuf>,
+    },
+    /// A Streamable HTTP endpoint.
+    Http {
+        /// The endpoint, http:// or https://.
+        url: String,
+        /// The environment variable holding the bearer token to send, if any.
+        bearer_token_env: Option<String>,
+    },
 }
 
+/// Why a `[servers.NAME]` table was refused at start-up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerConfigError {
+    /// The table's name breaks the server-name rule.
     #[error("server name {0:?} is invalid: use 1-64 of a-z, 0-9, `_` and `-`, starting with a letter")]
     Name(String),
+    /// The table is named `memory`, which is this server's own.
     #[error("server name `memory` is reserved for this server's own tools")]
     Reserved,
+    /// The table sets both or neither of `command` and `url`.
     #[error("[servers.{0}] needs exactly one of `command` (stdio) or `url` (Streamable HTTP)")]
     Transport(String),
+    /// The table's (first) `url` (second) is not http:// or https://.
     #[error("[servers.{0}] url {1:?} must start with http:// or https://")]
     Url(String, String),
+    /// The table's connect or call timeout is out of range.
     #[error("[servers.{0}] timeouts must be between 1 ms and 10 minutes")]
     Timeout(String),
 }
@@ -103,10 +125,12 @@ impl UpstreamConfig {
         }
     }
 
+    /// How long connecting (and the MCP handshake) may take.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
+    /// How long one tool call may take before it is answered unavailable.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
     }

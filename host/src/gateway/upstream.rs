@@ -58,18 +58,26 @@ enum State {
 /// Where an upstream is, as `health_check` and `search_tools` report it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamStatus {
+    /// The server's name (its `[servers.NAME]` table).
     pub server: String,
     /// `idle` (not yet needed), `connected` or `down`.
     pub state: &'static str,
+    /// How many tools it lists, once connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<usize>,
+    /// Why it is down, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When it is down: how long until the next connection attempt, in
+    /// milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
 }
 
+/// One upstream MCP server: its checked config and transport, connected
+/// lazily on first use and reconnected with backoff when it drops.
 pub struct Upstream {
+    /// Its name (its `[servers.NAME]` table).
     pub name: String,
     config: UpstreamConfig,
     transport: Transport,
@@ -77,10 +85,13 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// An upstream not yet connected (`idle`).
     pub fn new(name: String, config: UpstreamConfig, transport: Transport) -> Self {
         Self { name, config, transport, state: Mutex::new(State::Idle) }
     }
 
+    /// How it stands now, without waiting: `connecting` while a connection
+    /// (or a call holding its state) is in progress.
     pub fn status(&self) -> UpstreamStatus {
         let mut s = UpstreamStatus { server: self.name.clone(), state: "idle", tools: None, error: None, retry_in_ms: None };
         match self.state.try_lock().as_deref() {

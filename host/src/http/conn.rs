@@ -39,6 +39,7 @@ impl Drop for Active {
 }
 
 impl Activity {
+    /// A connection just opened, with nothing in flight.
     pub fn new() -> Arc<Self> {
         Arc::new(Self { opened: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(u64::MAX) })
     }

@@ -163,6 +163,9 @@ impl Gate {
         }
     }
 
+    /// Answers one HTTP request: checks the path, bearer token, origin, body
+    /// and concurrency bounds, then hands it to the MCP service; logs one
+    /// line per request to stderr.
     pub async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<HttpBody> {
         let started = Instant::now();
         let method = req.method().clone();

@@ -146,6 +146,7 @@ fn is_ws(c: u8) -> bool {
 }
 
 impl IdScan {
+    /// A scanner at the start of a frame, having seen nothing.
     pub fn new() -> Self {
         Self { at: At::Start, seen: 0, key: [0; 2], key_len: 0, id: Vec::new(), found: None }
     }

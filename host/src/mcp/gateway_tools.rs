@@ -236,7 +236,7 @@ impl Server {
         let text = if path == "index.d.ts" {
             let usage = self.gateway().usage();
             let ordered = catalog.by_usage(&usage);
-            dts::index(&ordered, |t| resource_uri(t))
+            dts::index(&ordered, resource_uri)
         } else {
             let (server, file) = path.split_once('/').ok_or_else(not_found)?;
             let tool = file.strip_suffix(".d.ts").ok_or_else(not_found)?;

@@ -38,7 +38,9 @@ pub enum RuntimeState {
     /// Being loaded (snapshotted and compiled on first start, else read
     /// from the artifact cache).
     Loading,
+    /// Loaded: executions run in this sandbox.
     Ready(Arc<Sandbox>),
+    /// Loading failed (the reason); `execute_agent_code` answers with it.
     Failed(String),
 }
 
@@ -46,6 +48,9 @@ pub enum RuntimeState {
 /// manifests (a few file reads and hashes), so the first list has them.
 const PRELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The MCP server: this server's tools, over stdio or one HTTP session.
+/// Cheap to clone; every clone shares the same memory, learning,
+/// embeddings, gateway and plugins.
 #[derive(Clone)]
 pub struct Server {
     runtime: watch::Receiver<RuntimeState>,
@@ -121,6 +126,8 @@ pub struct NoParams {}
 
 #[tool_router]
 impl Server {
+    /// The server over already-built parts; `runtime` reports the JS
+    /// runtime's start-up (the sandbox is loaded in the background).
     pub fn new(
         runtime: watch::Receiver<RuntimeState>,
         metrics: Arc<Metrics>,
@@ -595,13 +602,11 @@ impl ServerHandler for Server {
     /// `notifications/tools/list_changed` on it) until the client cancels
     /// the request or the session ends.
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        if context.accepted().tools_list_changed == Some(true) {
-            if !self.plugins.attach_sink(context.sink().clone()) {
-                return Err(ErrorData::internal_error(
-                    format!("too many open subscriptions (at most {})", crate::plugins::registry::MAX_SUBSCRIPTIONS),
-                    None,
-                ));
-            }
+        if context.accepted().tools_list_changed == Some(true) && !self.plugins.attach_sink(context.sink().clone()) {
+            return Err(ErrorData::internal_error(
+                format!("too many open subscriptions (at most {})", crate::plugins::registry::MAX_SUBSCRIPTIONS),
+                None,
+            ));
         }
         context.cancelled().await;
         self.plugins.detach_sink(context.sink().id());

@@ -44,6 +44,9 @@ pub const CORE_WAIT: Duration = Duration::from_secs(60);
 const PRELOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// Where the server is in its start.
+// One value per process, held in a watch channel and cloned on each
+// request: boxing the large `Ready` would add an indirection for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Core {
     Opening,

@@ -31,11 +31,15 @@ const URI_SHOWN: usize = 200;
 /// One session's subscribed URIs (fresh per session; dropped with it).
 pub type SessionUris = Arc<Mutex<HashSet<String>>>;
 
+/// One subscribed session: its URIs (weak: dropped with the session) and
+/// the peer to notify.
+type Subscriber = (Weak<Mutex<HashSet<String>>>, Peer<RoleServer>);
+
 /// Every session with subscriptions, and the task that tells them of
 /// changes (started at the first subscription).
 #[derive(Default)]
 pub struct Subscriptions {
-    sessions: Mutex<Vec<(Weak<Mutex<HashSet<String>>>, Peer<RoleServer>)>>,
+    sessions: Mutex<Vec<Subscriber>>,
     started: OnceLock<()>,
 }
 
@@ -118,7 +122,7 @@ impl Subscriptions {
     /// Sends `notifications/resources/updated` for `uri` to each session
     /// subscribed to it; drops sessions that are gone or fail.
     async fn announce(&self, uri: &str) {
-        let targets: Vec<(Weak<Mutex<HashSet<String>>>, Peer<RoleServer>)> = {
+        let targets: Vec<Subscriber> = {
             let mut sessions = crate::sync::lock(&self.sessions);
             sessions.retain(live);
             sessions

