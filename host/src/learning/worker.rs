@@ -33,6 +33,11 @@ use crate::memory::{EpisodeStore, StoreError};
 pub const BATCH: usize = 256;
 /// How often the queue is checked when nothing wakes the worker.
 const IDLE_POLL: Duration = Duration::from_secs(30);
+/// How long the worker lets completions gather after it is woken, so a
+/// burst of them is analyzed in one batch (one analyzer instance, one
+/// commit) rather than one batch each beside the requests. A backlog is
+/// drained without waiting.
+pub const LINGER: Duration = Duration::from_millis(100);
 /// How much the learning thread's nice value is raised (Linux, where a
 /// nice value is per thread): under contention it yields CPU to requests.
 pub const NICE: i32 = 10;
@@ -181,6 +186,7 @@ impl Learning {
                 }
             }
             let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+            tokio::time::sleep(LINGER).await;
         }
     }
 

@@ -588,17 +588,25 @@ impl EpisodeStore {
             }
             None => Utc::now(),
         };
+        let before = h.clone();
         h.outcome = Some(outcome);
         h.completed_at = Some(completed_at);
         let mut b = self.db.batch();
         b.insert(&self.episodes, id_key(&id), encode(&h));
         b.insert(&self.analysis_queue, id_key(&id), []);
         b.insert(&self.embed_queue, item_key(EPISODE_ITEM, &id), []);
-        b.commit()?;
+        // The summary (what filters and an analyzer's store view read) says
+        // completed before the queues can hand the episode to a worker, so
+        // no analysis sees an episode of its batch as in progress; it is
+        // put back if the write fails.
+        self.set_summary(&h);
+        if let Err(e) = b.commit() {
+            self.set_summary(&before);
+            return Err(e.into());
+        }
         self.forget_open(&id);
         self.sync()?;
         self.index_text(id, &completion_text(&h));
-        self.set_summary(&h);
         self.tell_changed(id);
         Ok(h)
     }
