@@ -13,6 +13,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue
 mod component;
 
 /// The model's name as the provider reports it.

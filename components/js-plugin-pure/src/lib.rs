@@ -5,13 +5,19 @@
 //! in the script, and every call throws a `SecurityViolation`; the call's
 //! outcome is then `denied` (`memory-mcp:tool-call@0.2.0`).
 
-wit_bindgen::generate!({
-    path: "../../wit/tool-call/0.2.0",
-    world: "pure-plugin",
-});
+// wit-bindgen's generated bindings and the export glue (the canonical-ABI
+// export functions are unsafe by nature), kept in a private module so none
+// of it is this crate's API.
+#[allow(unsafe_code)]
+mod component {
+    wit_bindgen::generate!({
+        path: "../../wit/tool-call/0.2.0",
+        world: "pure-plugin",
+    });
 
-js_interpreter::plugin_component!(no_tools);
+    js_interpreter::plugin_component!(no_tools);
 
-fn no_tools(server: &str, name: &str, _args: &str) -> Result<String, js_interpreter::ToolFailure> {
-    Err(js_interpreter::ToolFailure::Denied(format!("`{server}.{name}`: this plugin's policy grants no tool calls")))
+    fn no_tools(server: &str, name: &str, _args: &str) -> Result<String, js_interpreter::ToolFailure> {
+        Err(js_interpreter::ToolFailure::Denied(format!("`{server}.{name}`: this plugin's policy grants no tool calls")))
+    }
 }

@@ -5,10 +5,16 @@
 //! Every tool call goes through the imported `tools` interface, which the
 //! host polices with the plugin's policy.
 
-wit_bindgen::generate!({
-    path: "../../wit/tool-call/0.2.0",
-    world: "tool-plugin",
-});
+// wit-bindgen's generated bindings and the export glue (the canonical-ABI
+// export functions are unsafe by nature), kept in a private module so none
+// of it is this crate's API.
+#[allow(unsafe_code)]
+mod component {
+    wit_bindgen::generate!({
+        path: "../../wit/tool-call/0.2.0",
+        world: "tool-plugin",
+    });
 
-js_interpreter::tools_glue!();
-js_interpreter::plugin_component!(call_tool_import);
+    js_interpreter::tools_glue!();
+    js_interpreter::plugin_component!(call_tool_import);
+}

@@ -9,28 +9,34 @@
 //! write to WASI stdout/stderr, which the host captures and caps. Tool calls
 //! go through the imported `tools` interface, which the host polices.
 
-wit_bindgen::generate!({
-    path: "../../wit/tool-call/0.2.0",
-    world: "agent-runtime",
-});
+// wit-bindgen's generated bindings and the export glue (the canonical-ABI
+// export functions are unsafe by nature), kept in a private module so none
+// of it is this crate's API.
+#[allow(unsafe_code)]
+mod component {
+    wit_bindgen::generate!({
+        path: "../../wit/tool-call/0.2.0",
+        world: "agent-runtime",
+    });
 
-use exports::memory_mcp::tool_call::runner::{Guest as Runner, RunOutcome, RunRequest};
+    use exports::memory_mcp::tool_call::runner::{Guest as Runner, RunOutcome, RunRequest};
 
-js_interpreter::outcome_glue!(exports::memory_mcp::tool_call::runner);
-js_interpreter::tools_glue!();
+    js_interpreter::outcome_glue!(exports::memory_mcp::tool_call::runner);
+    js_interpreter::tools_glue!();
 
-struct Component;
+    struct Component;
 
-impl Guest for Component {
-    fn initialize() {
-        js_interpreter::engine::init(call_tool_import);
+    impl Guest for Component {
+        fn initialize() {
+            js_interpreter::engine::init(call_tool_import);
+        }
     }
-}
 
-impl Runner for Component {
-    fn run(request: RunRequest) -> RunOutcome {
-        outcome(js_interpreter::engine::run(call_tool_import, &request.source, &request.context_json))
+    impl Runner for Component {
+        fn run(request: RunRequest) -> RunOutcome {
+            outcome(js_interpreter::engine::run(call_tool_import, &request.source, &request.context_json))
+        }
     }
-}
 
-export!(Component);
+    export!(Component);
+}

@@ -43,4 +43,5 @@ pub mod series;
 pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue
 mod component;

@@ -99,7 +99,7 @@ fn total(x: &Parts) -> f64 {
     r * x.relevance + c * x.context + e * x.effectiveness + n * x.recency + s * x.success
 }
 
-fn domain_name<'a>(q: &'a Query, i: u32) -> &'a str {
+fn domain_name(q: &Query, i: u32) -> &str {
     q.domains.get(i as usize).map(String::as_str).unwrap_or("")
 }
 
