@@ -21,19 +21,30 @@ pub const ANN_MIN: usize = 20_000;
 /// HNSW parameters: links per node, and the candidate lists when adding
 /// and searching. Measured in `benches/embeddings.rs`.
 pub const CONNECTIVITY: usize = 16;
+/// The candidate list when adding a vector to the graph.
 pub const EXPANSION_ADD: usize = 128;
+/// The candidate list when searching the graph.
 pub const EXPANSION_SEARCH: usize = 128;
 /// Candidates taken from the graph per result wanted, before exact
 /// re-scoring.
 const OVERSAMPLE: usize = 4;
 
+/// Why a vector could not be added to, or the index saved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {
+    /// The vector's length is not the index's dimensions.
     #[error("vector of {got} dimensions for an index of {want}")]
-    Dimensions { got: usize, want: usize },
+    Dimensions {
+        /// The vector's length.
+        got: usize,
+        /// The index's dimensions.
+        want: usize,
+    },
+    /// The approximate (HNSW) index failed (usearch's message).
     #[error("approximate index: {0}")]
     Ann(String),
+    /// Writing the index to disk failed.
     #[error("saving the index: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -66,7 +77,10 @@ fn top_k(mut scored: Vec<(usize, f32)>, k: usize) -> Vec<(usize, f32)> {
     scored
 }
 
+/// The vectors of one embedding space, held as f16: searched exactly
+/// below [`ANN_MIN`] vectors, through an HNSW graph (usearch) from then on.
 pub struct VectorIndex {
+    /// The space every vector here belongs to.
     pub space: Space,
     dims: usize,
     /// Slot → id (`None`: removed).
@@ -92,10 +106,12 @@ fn ann_options(dims: usize) -> usearch::IndexOptions {
 }
 
 impl VectorIndex {
+    /// An empty index for `space`, of vectors of `dims` values.
     pub fn new(space: Space, dims: usize) -> Self {
         Self { space, dims, ids: Vec::new(), arena: Vec::new(), slots: HashMap::new(), ann: None }
     }
 
+    /// The length of every vector here.
     pub fn dims(&self) -> usize {
         self.dims
     }
@@ -105,14 +121,18 @@ impl VectorIndex {
         self.slots.len()
     }
 
+    /// Whether no vector is held.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
+    /// Whether `id` has a vector here.
     pub fn contains(&self, id: &Uuid) -> bool {
         self.slots.contains_key(id)
     }
 
+    /// Whether the HNSW graph is built (searches are approximate, re-scored
+    /// exactly).
     pub fn has_ann(&self) -> bool {
         self.ann.is_some()
     }
@@ -155,6 +175,7 @@ impl VectorIndex {
         Ok(())
     }
 
+    /// Removes `id`'s vector, if it has one.
     pub fn remove(&mut self, id: &Uuid) {
         if let Some(slot) = self.slots.remove(id) {
             self.ids[slot] = None;
@@ -402,10 +423,13 @@ impl VectorIndex {
         for e in entries.flatten() {
             let p = e.path();
             let saved = p.extension().is_some_and(|x| x == "usearch" || x == "slots" || x == "tmp");
-            if saved && p != graph && p != slots && p.is_file() {
-                if let Err(err) = std::fs::remove_file(&p) {
-                    tracing::warn!(path = %p.display(), error = %err, "an unused saved index could not be removed");
-                }
+            if saved
+                && p != graph
+                && p != slots
+                && p.is_file()
+                && let Err(err) = std::fs::remove_file(&p)
+            {
+                tracing::warn!(path = %p.display(), error = %err, "an unused saved index could not be removed");
             }
         }
     }

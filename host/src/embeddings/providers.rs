@@ -32,13 +32,30 @@ const MAX_MODELS: usize = 64;
 pub enum ProviderError {
     /// A `[embeddings.providers.<name>]` table is unusable.
     #[error("[embeddings.providers.{name}]: {reason}")]
-    Declaration { name: String, reason: String },
+    Declaration {
+        /// The provider's name.
+        name: String,
+        /// What is wrong with its table.
+        reason: String,
+    },
     /// The name is neither `local` nor declared.
     #[error("no embedding provider named `{name}` is declared (available: {available}); the operator declares providers under [embeddings.providers.<name>] in the config file")]
-    Unknown { name: String, available: String },
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The providers declared, comma-separated.
+        available: String,
+    },
     /// The model is not one the operator declared for this provider.
     #[error("model `{model}` is not declared for provider `{name}` (declared: {declared})")]
-    Model { name: String, model: String, declared: String },
+    Model {
+        /// The provider's name.
+        name: String,
+        /// The model asked for.
+        model: String,
+        /// The models declared for it, comma-separated.
+        declared: String,
+    },
 }
 
 /// `[embeddings]` in the config file.

@@ -30,10 +30,10 @@ impl QueryCache {
             return;
         }
         self.clock += 1;
-        if self.map.len() >= CAPACITY {
-            if let Some(oldest) = self.map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone()) {
-                self.map.remove(&oldest);
-            }
+        if self.map.len() >= CAPACITY
+            && let Some(oldest) = self.map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
+        {
+            self.map.remove(&oldest);
         }
         self.map.insert((space.0, text.to_string()), (self.clock, vector));
     }

@@ -14,9 +14,11 @@ use super::index::VectorIndex;
 /// The space whose vectors are indexed and searched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Active {
+    /// The space's id (hex in JSON).
     #[schemars(with = "String")]
     #[serde(with = "space_hex")]
     pub space: Space,
+    /// The provider, model and dimensions it is of.
     pub info: ModelInfo,
 }
 
@@ -34,8 +36,11 @@ mod space_hex {
 /// A re-embedding of everything stored, after the space changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Job {
+    /// Why it started (a first embedding, or the model that changed).
     pub reason: String,
+    /// Items (episodes and patterns) to embed when it started.
     pub total: u64,
+    /// When it started.
     pub started_at: DateTime<Utc>,
     /// The space being filled while the serving one still answers
     /// queries. Absent for a first embedding (nothing served before), and
@@ -47,13 +52,21 @@ pub struct Job {
 /// What the worker has done since start-up.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct WorkerStatus {
+    /// Items embedded.
     pub embedded: u64,
+    /// Batches sent to the provider.
     pub batches: u64,
+    /// Batches the provider failed.
     pub failed_batches: u64,
+    /// Failures since the last successful batch.
     pub consecutive_failures: u32,
+    /// Why the last failed batch failed.
     pub last_error: Option<String>,
+    /// When it failed.
     pub last_error_at: Option<DateTime<Utc>>,
+    /// While failing: when the next batch is tried (after a backoff).
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// How long the last successful batch took, in milliseconds.
     pub last_batch_ms: f64,
 }
 

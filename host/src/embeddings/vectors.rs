@@ -11,6 +11,8 @@ use uuid::Uuid;
 use super::embedder::Space;
 use crate::memory::StoreError;
 
+/// The stored value of vector `v` of `space`: the space's 8 bytes
+/// (big-endian), then each value as f32 little-endian.
 pub fn encode(space: Space, v: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + v.len() * 4);
     out.extend_from_slice(&space.0.to_be_bytes());

@@ -68,52 +68,83 @@ fn episodes_view(state: &mut GuestState<EpisodesCtx>) -> EpisodesView<'_> {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Failure {
+    /// The component trapped (the trap's message).
     #[error("trapped: {0}")]
     Trap(String),
+    /// It used up its fuel for the call (the limit, in units).
     #[error("ran out of fuel (its limit is {0} units per call)")]
     OutOfFuel(u64),
+    /// It ran past its wall-clock limit (in ms).
     #[error("exceeded its wall-clock limit of {0} ms")]
     Timeout(u64),
+    /// Its memory would have grown past its limit (in MiB).
     #[error("exceeded its memory limit of {0} MiB")]
     Memory(u64),
+    /// It called an import its policy does not grant (which).
     #[error("used a capability its policy does not grant: {0}")]
     Denied(String),
+    /// It returned an error of its own (its text).
     #[error("reported an error: {0}")]
     Reported(String),
+    /// What it returned broke the output contract.
     #[error("{0}")]
     Output(#[from] super::convert::OutputError),
+    /// It failed too many calls in a row and is no longer called.
     #[error("is quarantined after {QUARANTINE_AFTER} consecutive failures")]
     Quarantined,
 }
 
+/// Where an analyzer's component came from, for `health_check`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
+    /// The built-in pattern-analyzer component, embedded in the binary.
     Builtin,
     /// Installed in the plugins directory's `analyzers/` (the wire name
     /// `plugin` is kept: `health_check` has always shown it).
     #[serde(rename = "plugin")]
-    Installed { path: PathBuf },
+    Installed {
+        /// The component's file.
+        path: PathBuf,
+    },
 }
 
 /// An analyzer's record since start-up, for `health_check`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Health {
+    /// `ok`, `failing` (its last call failed) or `quarantined`.
     pub status: &'static str,
+    /// Calls that succeeded.
     pub batches_ok: u64,
+    /// Calls that failed.
     pub batches_failed: u64,
+    /// Failures since the last success; at [`QUARANTINE_AFTER`] it is
+    /// quarantined.
     pub consecutive_failures: u32,
+    /// Patterns and heuristics it returned, in all.
     pub records_reported: u64,
+    /// Why the last failed call failed.
     pub last_error: Option<String>,
+    /// When it failed.
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Wall-clock time of the last call, in milliseconds.
     pub last_call_ms: f64,
+    /// Fuel the last call used, in units.
     pub last_fuel_used: u64,
 }
 
+/// One loaded analyzer component (the built-in one, an installed one, or
+/// a scorer): its policy, its pre-instantiated runner, the exports it has,
+/// and its health.
 pub struct Analyzer {
+    /// Its name and version, as its `info` reports them; stamped on what it
+    /// learns.
     pub provenance: Provenance,
+    /// What it does, as its `info` says (at most 1000 characters).
     pub description: String,
+    /// Where its component came from.
     pub source: Source,
+    /// What it may import and the limits it runs under.
     pub policy: AnalyzerPolicy,
     /// The component, pre-instantiated once.
     runner: Runner<EpisodesCtx, ()>,
@@ -133,19 +164,27 @@ pub struct Analyzer {
 /// An analyzer file that did not load, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rejected {
+    /// The analyzer's file (or manifest) that was refused.
     pub file: PathBuf,
+    /// Why it was refused.
     pub reason: String,
 }
 
 /// A description of one analyzer for `health_check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnalyzerReport {
+    /// Its name and version.
     #[serde(flatten)]
     pub provenance: Provenance,
+    /// What it does.
     pub description: String,
+    /// Where its component came from.
     pub source: Source,
+    /// Whether its policy lets it read the episode store.
     pub grants_store: bool,
+    /// The limits it runs under (after clamping to the server's).
     pub limits: AnalyzerLimits,
+    /// Its record since start-up.
     #[serde(flatten)]
     pub health: Health,
 }
@@ -212,6 +251,7 @@ impl Analyzer {
         Ok(a)
     }
 
+    /// Its name, as its `info` reports it (checked: 1-64 of `a-z0-9-`).
     pub fn name(&self) -> &str {
         &self.provenance.analyzer
     }
@@ -322,10 +362,12 @@ impl Analyzer {
         }
     }
 
+    /// A copy of its record since start-up.
     pub fn health(&self) -> Health {
         crate::sync::lock(&self.health).clone()
     }
 
+    /// What `health_check` shows of it.
     pub fn report(&self) -> AnalyzerReport {
         AnalyzerReport {
             provenance: self.provenance.clone(),
@@ -350,8 +392,11 @@ fn check_name(name: &str) -> Result<()> {
 pub struct AnalyzerSet {
     engine: Engine,
     memory: Arc<EpisodeStore>,
+    /// The built-in analyzer (always present).
     pub builtin: Analyzer,
+    /// The installed analyzers that loaded.
     pub installed: Vec<Analyzer>,
+    /// The installed analyzers that did not load, and why.
     pub rejected: Vec<Rejected>,
     /// The built-in scorer: the built-in component's `scorer` export, with
     /// its own health and no store grant.
@@ -448,10 +493,12 @@ impl AnalyzerSet {
         Ok(a)
     }
 
+    /// The fuel-metered engine every analyzer runs on.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
+    /// The episode store analyzers granted `store` read from.
     pub fn memory(&self) -> &Arc<EpisodeStore> {
         &self.memory
     }

@@ -17,6 +17,7 @@ fn ms(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }
 
+/// The WIT `task-type` for a stored episode's task type (one to one).
 pub fn task_type_to_wit(t: TaskType) -> w::TaskType {
     match t {
         TaskType::CodeGeneration => w::TaskType::CodeGeneration,
@@ -95,6 +96,7 @@ pub fn episode_to_wit(e: Episode) -> w::Episode {
     }
 }
 
+/// The stored task type for a WIT `task-type` (one to one).
 pub fn task_type_from_wit(t: w::TaskType) -> TaskType {
     match t {
         w::TaskType::CodeGeneration => TaskType::CodeGeneration,
@@ -124,8 +126,12 @@ const MAX_IDS: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutputError {
+    /// The output has more records, or more bytes, than the analyzer's
+    /// limits allow; says how many.
     #[error("output too large: {0}")]
     TooLarge(String),
+    /// A record breaks the contract (an empty or oversize field, a value
+    /// out of 0..1, no samples, evidence not from the batch); says which.
     #[error("malformed output: {0}")]
     Malformed(String),
 }

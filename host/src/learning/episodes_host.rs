@@ -27,12 +27,16 @@ impl EpisodesCtx {
         Self { store: None }
     }
 
+    /// Read access to `store`: the analyzer's policy grants it.
     pub fn granted(store: Arc<EpisodeStore>) -> Self {
         Self { store: Some(store) }
     }
 }
 
+/// Borrowed access to an [`EpisodesCtx`], on which the generated `Host`
+/// trait is implemented.
 pub struct EpisodesView<'a> {
+    /// The analyzer's episode access, borrowed from its store data.
     pub ctx: &'a mut EpisodesCtx,
 }
 
@@ -42,6 +46,8 @@ impl HasData for HasEpisodes {
     type Data<'a> = EpisodesView<'a>;
 }
 
+/// Links `memory-mcp:memory/store` into `linker`, each call served by the
+/// view `get` borrows from the store data.
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> EpisodesView<'_>) -> wasmtime::Result<()> {
     add_generated::<T, HasEpisodes>(linker, get)
 }

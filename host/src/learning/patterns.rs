@@ -48,10 +48,15 @@ impl Inner {
 /// What one `apply` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Applied {
+    /// Patterns stored for the first time.
     pub new: u64,
+    /// Patterns merged into one already stored (same id: evidence and counts
+    /// combined).
     pub merged: u64,
 }
 
+/// The learned patterns, in fjall: the analysis queue, the embedding
+/// queue, and an in-memory copy with its BM25 index for rankings.
 pub struct PatternStore {
     db: Database,
     patterns: Keyspace,
@@ -240,14 +245,17 @@ impl PatternStore {
         Ok(applied)
     }
 
+    /// Patterns held.
     pub fn len(&self) -> usize {
         self.read().map.len()
     }
 
+    /// Whether no pattern is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The pattern with id `id`, if held (a copy).
     pub fn get(&self, id: &Uuid) -> Option<StoredPattern> {
         self.read().map.get(id).cloned()
     }

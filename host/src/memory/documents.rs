@@ -12,6 +12,8 @@ pub fn header_text(h: &EpisodeHeader) -> String {
     s
 }
 
+/// The words of a step that search should see: tool, action, output and
+/// message.
 pub fn step_text(s: &Step) -> String {
     step_words(&s.tool, &s.action, [&s.result.output, &s.result.message])
 }
@@ -43,11 +45,14 @@ struct StepResultWords {
 }
 
 impl StepWords {
+    /// The same words as [`step_text`] of the full step.
     pub fn text(&self) -> String {
         step_words(&self.tool, &self.action, [&self.result.output, &self.result.message])
     }
 }
 
+/// The words an episode's completion adds for search: the outcome's
+/// verdict, reason and error details, and the reflection.
 pub fn completion_text(h: &EpisodeHeader) -> String {
     let mut t = String::new();
     if let Some(o) = &h.outcome {
