@@ -1,6 +1,9 @@
 //! The all-MiniLM-L6-v2 component's cost, through the host's real
-//! `Embedder` (fuel-metered store, read-only preopen of the model
-//! directory, one resident instance): the load with a cold artifact cache
+//! `Embedder` (read-only preopen of the model directory, one resident
+//! instance), in the two engines its calls can be metered in, in the same
+//! process: `epoch` (the deadline-metered engine the server uses for it,
+//! `Metering::Deadline`) and `fuel` (`Metering::Fuel`, which counts every
+//! instruction): the load with a cold artifact cache
 //! (compile, verify, instantiate, read and parse the weights) and with a
 //! warm one, one short query text (11 tokens with `[CLS]`/`[SEP]`;
 //! p50/p99), batches of 32 (texts/s), and the RSS the warm-cache load and
@@ -12,8 +15,11 @@
 //! The model comes from `MINILM_DIR` (an installed model directory).
 //! `MINILM_WASM=label=path,...` adds other builds of the component (e.g.
 //! `nosimd=target/minilm-nosimd/wasm32-wasip2/release/embedder_minilm.wasm`),
-//! timed in the same process after the embedded one, for the SIMD A/B.
+//! timed in the same process after the embedded one (in the epoch engine),
+//! for the SIMD A/B or a before/after of the component.
 //! Every figure is printed as `component[<label>] <what>: <value>`.
+
+use memory_mcp::wasm::Metering;
 
 use std::time::Instant;
 
@@ -38,8 +44,8 @@ fn ms(t: Instant) -> f64 {
 }
 
 /// Times one build of the component (`bytes`) under `label`.
-async fn run(label: &str, bytes: &[u8], data: &std::path::Path, report_rss: bool) {
-    let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
+async fn run(label: &str, bytes: &[u8], metering: Metering, data: &std::path::Path) {
+    let engine = memory_mcp::wasm::engine::build(metering).expect("engine");
     let cache_dir = tempfile::tempdir().expect("tmp");
     let cache = ArtifactCache::new(cache_dir.path());
     let settings = EmbeddingSettings { provider: ProviderKind::LocalMinilm, ..EmbeddingSettings::default() };
@@ -75,9 +81,7 @@ async fn run(label: &str, bytes: &[u8], data: &std::path::Path, report_rss: bool
     }
     let per_s = (minilm_texts::ROUNDS * texts.len()) as f64 / t.elapsed().as_secs_f64();
     println!("component[{label}] batches of 32 texts/s: {per_s:.1}");
-    if report_rss {
-        println!("component[{label}] added RSS (instance with the model, after these calls), MiB: {:.0}", rss_mib() - before);
-    }
+    println!("component[{label}] added RSS (instance with the model, after these calls), MiB: {:.0}", rss_mib() - before);
 }
 
 fn main() {
@@ -99,9 +103,12 @@ fn main() {
         .collect();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
-        run("simd", memory_mcp::components::EMBEDDER_MINILM, data.path(), true).await;
+        // Each run's instance is gone before the next starts, so each
+        // RSS figure is its own.
+        run("epoch", memory_mcp::components::EMBEDDER_MINILM, Metering::Deadline, data.path()).await;
+        run("fuel", memory_mcp::components::EMBEDDER_MINILM, Metering::Fuel, data.path()).await;
         for (label, bytes) in &others {
-            run(label, bytes, data.path(), false).await;
+            run(label, bytes, Metering::Deadline, data.path()).await;
         }
     });
 }

@@ -160,7 +160,9 @@ fn build_store(dir: &Path, pool: &[Header], n: usize) -> Vec<uuid::Uuid> {
 
 /// Writes each episode's pooled vector under `active`'s space, dequeues it
 /// and records `active` and `settings` as the server would have.
-fn write_vectors(dir: &Path, ids: &[uuid::Uuid], pooled: &[Vec<f32>], active: &Active, settings: &EmbeddingSettings) {
+/// Without `settings`, the server chooses as for a data dir from before
+/// settings were stored (the model, when installed).
+fn write_vectors(dir: &Path, ids: &[uuid::Uuid], pooled: &[Vec<f32>], active: &Active, settings: Option<&EmbeddingSettings>) {
     let store = EpisodeStore::open_with(dir, StoreOptions { sync_on_complete: false }).expect("open");
     for (chunk_start, chunk) in ids.chunks(10_000).enumerate().map(|(c, ch)| (c * 10_000, ch)) {
         let mut b = store.database().batch();
@@ -173,7 +175,9 @@ fn write_vectors(dir: &Path, ids: &[uuid::Uuid], pooled: &[Vec<f32>], active: &A
     }
     let meta = store.database().keyspace("embedding", KeyspaceCreateOptions::default).expect("keyspace");
     meta.insert("active", serde_json::to_vec(active).expect("json")).expect("active");
-    meta.insert("settings", serde_json::to_vec(settings).expect("json")).expect("settings");
+    if let Some(settings) = settings {
+        meta.insert("settings", serde_json::to_vec(settings).expect("json")).expect("settings");
+    }
     store.database().persist(PersistMode::SyncAll).expect("persist");
 }
 
@@ -253,7 +257,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 async fn embed_pool(settings: &EmbeddingSettings, data: &Path, cache: &ArtifactCache, texts: &[String]) -> (Active, Vec<Vec<f32>>) {
-    let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
+    let engine = memory_mcp::wasm::engine::build(settings.provider.metering()).expect("engine");
     let e = Embedder::load(&engine, cache, settings.clone(), data).await.expect("embedder");
     let t = Instant::now();
     let v = e.embed(texts).await.expect("embed");
@@ -293,7 +297,7 @@ async fn queries_at_sizes(model: &Path, base: &Path) {
             let data = base.join(format!("{label}-{n}"));
             let status = std::process::Command::new("cp").arg("-r").arg(&seed).arg(&data).status().expect("cp");
             assert!(status.success(), "cp -r");
-            write_vectors(&data, &ids, vecs, active, settings);
+            write_vectors(&data, &ids, vecs, active, Some(settings));
             if settings.provider == ProviderKind::LocalMinilm {
                 link_model(&data, model);
             }
@@ -315,28 +319,42 @@ async fn queries_at_sizes(model: &Path, base: &Path) {
     }
 }
 
-/// The worker embeds `n` episodes with the model from scratch (the job a
-/// switch to the model starts): the time until nothing is pending.
+/// The re-embedding job: a data dir of `n` episodes (distinct headers)
+/// whose vectors are the hashed embedder's, opened with the model
+/// installed and no stored choice, so the server makes the model the
+/// default and re-embeds everything into its space in the background
+/// (queries meanwhile served from the hashed space). Timed from the
+/// server's start until the model's space serves every episode.
 async fn reembed(model: &Path, base: &Path, n: usize) {
     let data = base.join(format!("reembed-{n}"));
-    // Distinct headers: the worker embeds every episode's own text.
+    // Distinct headers: the job embeds every episode's own text.
     let pool = pool(n);
-    build_store(&data, &pool, n);
+    let ids = build_store(&data, &pool, n);
+    let texts = {
+        let store = EpisodeStore::open_with(&data, StoreOptions { sync_on_complete: false }).expect("open");
+        ids.iter().map(|id| memory_mcp::memory::documents::header_text(&store.get_header(*id).expect("header"))).collect::<Vec<_>>()
+    };
+    let cache = base.join("cache");
+    let (active, vecs) = embed_pool(&EmbeddingSettings::default(), &data, &ArtifactCache::new(&cache), &texts).await;
+    write_vectors(&data, &ids, &vecs, &active, None);
     link_model(&data, model);
     let t = Instant::now();
-    let client = serve(&data, &base.join("cache")).await;
+    let client = serve(&data, &cache).await;
     let took = wait_health(&client, "re-embedding", |e| {
-        e["state"]["status"] == "ok" && e["pending"] == 0 && e["reembedding"].is_null() && e["indexed"]["episodes"].as_u64() == Some(n as u64)
+        e["state"]["status"] == "ok"
+            && e["active_space"]["info"]["provider"] == "local-minilm"
+            && e["reembedding"].is_null()
+            && e["pending"] == 0
+            && e["indexed"]["episodes"].as_u64() == Some(n as u64)
     })
     .await;
     let h = call(&client, "health_check", json!({})).await;
     println!(
-        "\nre-embedding {n} episodes with the model (the worker, batches of 32, from the server's start): {:.1} s ({:.0} episodes/s; last batch {:.0} ms)",
+        "\nre-embedding {n} episodes from the hashed space into the model's (the job, from the server's start until the model's space serves): {:.1} s ({:.0} episodes/s)",
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),
-        h["embeddings"]["worker"]["last_batch_ms"].as_f64().unwrap_or(f64::NAN),
     );
-    eprintln!("(server open to re-embedded: {:.1} s)", t.elapsed().as_secs_f64());
+    eprintln!("(server open to switched: {:.1} s; embeddings after the switch: {})", t.elapsed().as_secs_f64(), h["embeddings"]);
     let _ = client.cancel().await;
 }
 

@@ -15,6 +15,7 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue
 mod component;
+mod weights;
 
 /// The model's name as the provider reports it.
 pub const MODEL: &str = "all-MiniLM-L6-v2";
@@ -78,8 +79,17 @@ fn bounded(text: &str) -> &str {
 }
 
 impl Model {
-    /// Loads the model from the three files' contents.
-    pub fn from_bytes(config: &[u8], tokenizer: &[u8], weights: Vec<u8>) -> Result<Self, Error> {
+    /// Loads the model from a directory holding [`FILES`], reading the
+    /// weights tensor by tensor (see [`weights`]), so they are held once.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::Io(format!("{name}: {e}")));
+        let file = std::fs::File::open(dir.join("model.safetensors")).map_err(|e| Error::Io(format!("model.safetensors: {e}")))?;
+        let tensors = weights::FileTensors::open(file)?;
+        let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, Device::Cpu);
+        Self::from_parts(&read("config.json")?, &read("tokenizer.json")?, vb)
+    }
+
+    fn from_parts(config: &[u8], tokenizer: &[u8], vb: VarBuilder<'_>) -> Result<Self, Error> {
         let config: Config = serde_json::from_slice(config).map_err(|e| Error::Format(format!("config.json: {e}")))?;
         if config.hidden_size != DIMENSIONS as usize {
             return Err(Error::Format(format!(
@@ -92,17 +102,8 @@ impl Model {
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| Error::Format(format!("tokenizer.json: {e}")))?;
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
-            .map_err(|e| Error::Format(format!("model.safetensors: {e}")))?;
         let bert = BertModel::load(vb, &config).map_err(|e| Error::Format(format!("model.safetensors: {e}")))?;
-        Ok(Self { bert, tokenizer, device })
-    }
-
-    /// Loads the model from a directory holding [`FILES`].
-    pub fn load(dir: &Path) -> Result<Self, Error> {
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::Io(format!("{name}: {e}")));
-        Self::from_bytes(&read("config.json")?, &read("tokenizer.json")?, read("model.safetensors")?)
+        Ok(Self { bert, tokenizer, device: Device::Cpu })
     }
 
     /// One L2-normalised 384-dimension vector per text, in order.

@@ -1,5 +1,8 @@
 //! One embedding provider as a component: a typed `InstancePre` built
-//! once, a fresh `Store` per call with fuel, memory and wall-clock limits,
+//! once, a fresh `Store` per call with fuel, memory and wall-clock limits
+//! (the model embedder: one resident instance, each call under its
+//! wall-clock deadline and the memory limit, in the deadline-metered
+//! engine [`super::settings::ProviderKind::metering`] names),
 //! and `wasi:http` linked only for remote providers, to the one origin of
 //! their base URL. The API key is read from the configured environment
 //! variable, handed to this component in its config, and scrubbed from
@@ -35,7 +38,9 @@ const MEMORY_BYTES: u64 = 512 << 20;
 /// activations (32 texts × 256 tokens: 12 heads × 256² attention scores).
 const MODEL_MEMORY_BYTES: u64 = 1 << 30;
 /// CPU budget of one model call (a batch of 32 texts of 256 tokens, or the
-/// first call's load of the weights).
+/// first call's load of the weights) when its engine is fuel-metered; in
+/// the deadline-metered engine the server uses for it, the call's
+/// wall-clock deadline ([`Embedder::budget`]) is its CPU limit.
 const MODEL_FUEL: u64 = 2_000_000_000_000;
 /// Where the model directory appears inside the component.
 const MODEL_GUEST_DIR: &str = "/model";

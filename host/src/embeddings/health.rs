@@ -78,6 +78,8 @@ impl Embeddings {
             "reembedding": job,
             "tidying": lock(&self.tidy).is_some(),
             "worker": *lock(&self.status),
+            // How the worker's and the job's batches gave way to queries.
+            "throttle": self.throttle.stats(),
         });
         let mut hidden: Vec<String> = self.providers().operator_strings();
         hidden.extend(settings.effective_base_url());

@@ -37,8 +37,8 @@ use crate::sync::lock;
 
 /// Entries handled per tidy batch.
 const TIDY_CHUNK: usize = 1024;
-/// Most texts per job batch, so a query sharing the provider waits for at
-/// most one small batch.
+/// Most texts per job batch when no query is coming (fewer while queries
+/// come: [`super::throttle`]).
 const JOB_BATCH: u32 = 32;
 /// How often an idle job worker looks for work.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -149,6 +149,16 @@ impl Embeddings {
         self.reconfigured.notify_one();
         self.wake.notify_one();
         Ok(true)
+    }
+
+    /// The running job's target provider (`None` without a job): what
+    /// `test_embeddings` tries beside the serving one.
+    pub fn target_embedder(&self) -> Option<Result<Arc<Embedder>, EmbedFailure>> {
+        read(&self.target).as_ref().map(|t| match &t.provider {
+            Provider::Ready(e) => Ok(e.clone()),
+            Provider::Loading => Err(EmbedFailure::Unavailable("the re-embedding target's provider is still loading".into())),
+            Provider::Failed(f) => Err(f.clone()),
+        })
     }
 
     /// Items the running job still has to embed (0 without one).
@@ -264,12 +274,15 @@ impl Embeddings {
     /// returns how many items it handled.
     async fn job_step(&self, embedder: &Arc<Embedder>) -> Result<usize, EmbedFailure> {
         let storage = |e: StoreError| EmbedFailure::Trap(format!("storage: {e}"));
-        let batch = embedder.settings.batch_size.min(embedder.info.max_batch).min(JOB_BATCH).max(1) as usize;
-        let (items, texts, gone) = self.take_batch(&self.job_queue, batch).map_err(storage)?;
+        let full = embedder.settings.batch_size.min(embedder.info.max_batch).min(JOB_BATCH).max(1) as usize;
+        if self.job_queue.is_empty().map_err(|e| storage(e.into()))? {
+            return Ok(0);
+        }
+        let plan = self.throttle.background_turn(full).await;
+        let (items, texts, gone) = self.take_batch(&self.job_queue, plan.texts).map_err(storage)?;
         if items.is_empty() && gone.is_empty() {
             return Ok(0);
         }
-        self.throttle.job_turn().await;
         let started = Instant::now();
         let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed(&texts).await? };
         let busy = started.elapsed();
@@ -301,7 +314,7 @@ impl Embeddings {
             s.next_retry_at = None;
             s.last_batch_ms = busy.as_secs_f64() * 1000.0;
         }
-        let pause = self.throttle.after_batch(busy);
+        let pause = self.throttle.after_batch(plan, busy);
         // A new configuration cuts the pause short.
         let _ = tokio::time::timeout(pause, self.reconfigured.notified()).await;
         Ok(items.len() + gone.len())

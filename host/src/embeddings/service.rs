@@ -71,7 +71,11 @@ pub struct RefusedSettings {
 pub struct Embeddings {
     pub(super) memory: Arc<EpisodeStore>,
     pub(super) patterns: Arc<PatternStore>,
+    /// The fuel-metered engine: the hashed and the remote embedders.
     pub(super) engine: Engine,
+    /// The deadline-metered engine: the model embedder
+    /// ([`super::settings::ProviderKind::metering`]).
+    model_engine: Engine,
     pub(super) cache: ArtifactCache,
     pub(super) dir: PathBuf,
     /// The data dir (models are installed under it).
@@ -208,10 +212,12 @@ impl Embeddings {
             }
         };
         let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
+        let model_engine = crate::wasm::engine::build(crate::wasm::Metering::Deadline)?;
         let me = Arc::new(Self {
             memory,
             patterns,
             engine,
+            model_engine,
             cache,
             dir: data_dir.join("vectors"),
             data_dir: data_dir.to_path_buf(),
@@ -353,7 +359,11 @@ impl Embeddings {
 
     /// Loads the provider `settings` name. Nothing changes on failure.
     pub async fn load_embedder(&self, settings: EmbeddingSettings) -> Result<Embedder, EmbedFailure> {
-        Embedder::load(&self.engine, &self.cache, settings, &self.data_dir).await
+        let engine = match settings.provider.metering() {
+            crate::wasm::Metering::Deadline => &self.model_engine,
+            _ => &self.engine,
+        };
+        Embedder::load(engine, &self.cache, settings, &self.data_dir).await
     }
 
     pub(super) fn set_failed(&self, f: EmbedFailure) {

@@ -42,6 +42,18 @@ impl ProviderKind {
     pub fn is_remote(self) -> bool {
         !matches!(self, ProviderKind::Local | ProviderKind::LocalMinilm)
     }
+
+    /// How this provider's calls are metered: the model embedder by its
+    /// calls' wall-clock deadline (epoch interruption; fuel's count of
+    /// every instruction cost it about 10% of its batch speed, measured:
+    /// see the README's MiniLM figures), every other embedder by fuel as
+    /// well. All run under a memory limit, without network unless remote.
+    pub fn metering(self) -> crate::wasm::Metering {
+        match self {
+            ProviderKind::LocalMinilm => crate::wasm::Metering::Deadline,
+            _ => crate::wasm::Metering::Fuel,
+        }
+    }
 }
 
 /// The persisted configuration (version 1).

@@ -182,38 +182,64 @@ impl Embeddings {
     /// Embeds one batch; returns how many items it stored.
     async fn step(&self, embedder: &Arc<Embedder>) -> Result<usize, EmbedFailure> {
         let storage = |e: StoreError| EmbedFailure::Trap(format!("storage: {e}"));
-        let batch = embedder.settings.batch_size.min(embedder.info.max_batch).max(1) as usize;
-        let (items, texts, gone) = self.take_batch(self.memory.embed_queue(), batch).map_err(storage)?;
+        let full = embedder.settings.batch_size.min(embedder.info.max_batch).max(1) as usize;
+        if self.memory.embed_queue().is_empty().map_err(|e| storage(e.into()))? {
+            return Ok(0);
+        }
+        // Queries share this provider (and the model's one instance):
+        // they go first, and while they come batches are small.
+        let plan = self.throttle.background_turn(full).await;
+        let (items, texts, gone) = self.take_batch(self.memory.embed_queue(), plan.texts).map_err(storage)?;
         if items.is_empty() && gone.is_empty() {
             return Ok(0);
         }
         let started = Instant::now();
         let vectors = if texts.is_empty() { Vec::new() } else { embedder.embed(&texts).await? };
-        // Store under the space the batch was embedded in, unless the
-        // space changed meanwhile (then the items stay queued for the new).
+        let busy = started.elapsed();
+        if !self.store_batch(embedder, &items, &vectors, &gone, busy)? {
+            return Ok(0);
+        }
+        let pause = self.throttle.after_batch(plan, busy);
+        // A new configuration cuts the pause short.
+        let _ = tokio::time::timeout(pause, self.reconfigured.notified()).await;
+        Ok(items.len() + gone.len())
+    }
+
+    /// Stores a batch's vectors under the space it was embedded in, unless
+    /// the space changed meanwhile (then the items stay queued for the new
+    /// one, and this returns false).
+    fn store_batch(
+        &self,
+        embedder: &Embedder,
+        items: &[(u8, uuid::Uuid)],
+        vectors: &[Vec<f32>],
+        gone: &[(u8, uuid::Uuid)],
+        busy: Duration,
+    ) -> Result<bool, EmbedFailure> {
+        let storage = |e: StoreError| EmbedFailure::Trap(format!("storage: {e}"));
         let _switch = crate::sync::lock(&self.switch);
         if self.active().map(|a| a.space) != Some(embedder.space) {
-            return Ok(0);
+            return Ok(false);
         }
         // Items new since a job started are still to be embedded into
         // its target space.
         let job = read(&self.target).is_some();
         let mut b = self.memory.database().batch().durability(Some(PersistMode::Buffer));
-        for ((kind, id), v) in items.iter().zip(&vectors) {
+        for ((kind, id), v) in items.iter().zip(vectors) {
             b.insert(self.memory.vectors(), item_key(*kind, id), super::vectors::encode(embedder.space, v));
             b.remove(self.memory.embed_queue(), item_key(*kind, id));
             if job {
                 b.insert(&self.job_queue, item_key(*kind, id), []);
             }
         }
-        for (kind, id) in &gone {
+        for (kind, id) in gone {
             b.remove(self.memory.embed_queue(), item_key(*kind, id));
         }
         b.commit().map_err(|e| storage(e.into()))?;
         if job {
             self.job_wake.notify_one();
         }
-        for ((kind, id), v) in items.iter().zip(&vectors) {
+        for ((kind, id), v) in items.iter().zip(vectors) {
             let index = if *kind == EPISODE_ITEM { &self.episodes } else { &self.pattern_index };
             if let Some(ix) = write(index).as_mut()
                 && let Err(e) = ix.upsert(*id, v)
@@ -226,7 +252,7 @@ impl Embeddings {
         s.batches += 1;
         s.consecutive_failures = 0;
         s.next_retry_at = None;
-        s.last_batch_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(items.len() + gone.len())
+        s.last_batch_ms = busy.as_secs_f64() * 1000.0;
+        Ok(true)
     }
 }

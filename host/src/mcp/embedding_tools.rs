@@ -183,7 +183,7 @@ impl Server {
         Ok(out)
     }
 
-    #[tool(description = "Embed a sample text with the configured provider and report provider, model, dimensions and latency.")]
+    #[tool(description = "Embed a sample text with the provider serving queries and report provider, model, dimensions and latency (role: serving). While a re-embedding job runs, the configured target provider is tried too (reembedding_target), with a note that queries use the serving one until the job completes.")]
     async fn test_embeddings(&self, params: Parameters<TestEmbeddingsParams>) -> Result<CallToolResult, ErrorData> {
         let p = params_or_return!(params);
         let text = p.text.unwrap_or_else(|| "Fix the failing login test in the authentication service".into());
@@ -196,21 +196,25 @@ impl Server {
             Ok(e) => e,
             Err(f) => return Ok(failure(f)),
         };
-        let started = Instant::now();
-        let v = match embedder.embed(std::slice::from_ref(&text)).await {
-            Ok(mut v) => v.pop().unwrap_or_default(),
+        let serving = match probe(&embedder, &text).await {
+            Ok(v) => v,
             Err(f) => return Ok(failure(f)),
         };
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        structured(json!({
-            "provider": embedder.info.provider,
-            "model": embedder.info.model,
-            "dimensions": v.len(),
-            "latency_ms": (ms * 100.0).round() / 100.0,
-            "norm": norm,
-            "preview": v.iter().take(8).collect::<Vec<_>>(),
-        }))
+        // During a re-embedding job the configured provider is the
+        // target, not yet serving: both are tried and labelled, so the
+        // operator sees that the new provider works and which one answers
+        // queries until the job completes.
+        let mut out = serving;
+        out["role"] = json!("serving");
+        if let Some(target) = emb.target_embedder() {
+            let tried = match target {
+                Ok(t) => probe(&t, &text).await.unwrap_or_else(|f| json!({"error": f.to_string()})),
+                Err(f) => json!({"error": f.to_string()}),
+            };
+            out["reembedding_target"] = tried;
+            out["note"] = json!("a re-embedding job is running: queries use the serving provider above until the target covers every item");
+        }
+        structured(out)
     }
 
     #[tool(description = "Search past episodes by meaning: the query is embedded and compared with every completed episode's embedding (cosine similarity). Returns episodes at or above the similarity threshold, most similar first.")]
@@ -306,4 +310,21 @@ impl Server {
         progress.finish().await;
         left
     }
+}
+
+/// Embeds `text` with `embedder`: its provider, model, dimensions, latency,
+/// the vector's norm and first values.
+async fn probe(embedder: &crate::embeddings::Embedder, text: &str) -> Result<serde_json::Value, crate::embeddings::EmbedFailure> {
+    let started = Instant::now();
+    let v = embedder.embed(&[text.to_string()]).await?.pop().unwrap_or_default();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    Ok(json!({
+        "provider": embedder.info.provider,
+        "model": embedder.info.model,
+        "dimensions": v.len(),
+        "latency_ms": (ms * 100.0).round() / 100.0,
+        "norm": norm,
+        "preview": v.iter().take(8).collect::<Vec<_>>(),
+    }))
 }

@@ -35,6 +35,13 @@ pub enum Metering {
     /// with its own limits. At most [`FUEL_CALLS`] calls hold an instance
     /// at once (more wait for a slot).
     Fuel,
+    /// The epoch deadline only (no fuel: fuel's per-instruction count
+    /// costs the most on compute-bound guests), allocating on demand:
+    /// the model embedder, whose one long-lived instance does
+    /// matrix arithmetic for tens of milliseconds a call. Its CPU limit is
+    /// each call's wall-clock deadline; its memory limit is the guest
+    /// state's, as everywhere.
+    Deadline,
 }
 
 /// Calls of a fuel-metered engine that hold an instance at once; further
@@ -82,6 +89,7 @@ pub fn build(metering: Metering) -> Result<Engine, EngineError> {
             // several memories. Call slots still bound the calls at once.
             "metered"
         }
+        Metering::Deadline => "deadline",
     };
     let engine = Engine::new(&config).map_err(|e| EngineError { mode, message: e.to_string() })?;
     if metering == Metering::Fuel {
