@@ -53,18 +53,25 @@ const SUMMARY_CHARS: usize = 200;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmbedFailure {
+    /// The settings or the provider's declaration cannot work (what is wrong).
     #[error("invalid embedding configuration: {0}")]
     Config(String),
+    /// The provider could not be reached or refused the call; retried.
     #[error("the embedding provider is unavailable: {0}")]
     Unavailable(String),
+    /// The embedder tried something its grants do not allow (which).
     #[error("denied by policy: {0}")]
     Denied(String),
+    /// The provider did not answer within the timeout (in ms); retried.
     #[error("the embedding provider did not answer within {0} ms")]
     Timeout(u64),
+    /// The provider's answer is malformed (wrong shape, count or dimensions).
     #[error("the embedding provider answered badly: {0}")]
     BadResponse(String),
+    /// A text, batch or answer is over its bound (which).
     #[error("too large: {0}")]
     TooLarge(String),
+    /// The embedder component failed (a trap); retried.
     #[error("the embedder component failed: {0}")]
     Trap(String),
 }
@@ -82,6 +89,8 @@ impl EmbedFailure {
 pub struct Space(pub u64);
 
 impl Space {
+    /// The space of `model` from `provider` at `dims` dimensions: the first
+    /// 8 bytes of their blake3, so the same triple always names the same space.
     pub fn of(provider: &str, model: &str, dims: u32) -> Self {
         let h = blake3::hash(format!("{provider}\0{model}\0{dims}").as_bytes());
         let mut b = [0u8; 8];
@@ -99,9 +108,13 @@ impl std::fmt::Display for Space {
 /// What the provider reported.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct ModelInfo {
+    /// The provider's name (`local`, `local-minilm`, or a declared one).
     pub provider: String,
+    /// The model's name.
     pub model: String,
+    /// The length of its vectors.
     pub dimensions: u32,
+    /// The most texts one call may embed.
     pub max_batch: u32,
 }
 
@@ -112,9 +125,15 @@ struct Model {
     stderr: CappedPipe,
 }
 
+/// One embedder component, loaded and checked against its provider (its
+/// model info and space), with the settings it was made for; its calls run
+/// sandboxed under the embedding limits.
 pub struct Embedder {
+    /// The settings it was made for.
     pub settings: EmbeddingSettings,
+    /// What its provider reported.
     pub info: ModelInfo,
+    /// The space its vectors belong to.
     pub space: Space,
     runner: Runner<(), embedder::GuestIndices>,
     origin: Option<Origin>,

@@ -274,7 +274,7 @@ impl Embeddings {
     /// returns how many items it handled.
     async fn job_step(&self, embedder: &Arc<Embedder>) -> Result<usize, EmbedFailure> {
         let storage = |e: StoreError| EmbedFailure::Trap(format!("storage: {e}"));
-        let full = embedder.settings.batch_size.min(embedder.info.max_batch).min(JOB_BATCH).max(1) as usize;
+        let full = embedder.settings.batch_size.min(embedder.info.max_batch).clamp(1, JOB_BATCH) as usize;
         if self.job_queue.is_empty().map_err(|e| storage(e.into()))? {
             return Ok(0);
         }

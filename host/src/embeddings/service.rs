@@ -45,7 +45,9 @@ use crate::wasm::artifacts::ArtifactCache;
 /// index of that space.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryVector {
+    /// The space it was embedded in.
     pub space: Space,
+    /// The vector.
     pub values: Vec<f32>,
 }
 
@@ -59,15 +61,23 @@ impl std::ops::Deref for QueryVector {
 /// Persisted settings refused at start-up, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct RefusedSettings {
+    /// The refused settings' provider.
     pub provider: String,
+    /// Their base URL (remote providers).
     pub base_url: Option<String>,
+    /// Their API key's environment variable (never the key).
     pub api_key_env: Option<String>,
+    /// Their model.
     pub model: Option<String>,
+    /// Why they were refused.
     pub reason: String,
     /// What is used instead.
     pub fallback: String,
 }
 
+/// The embedding service: the settings and the active space, the embedder
+/// that serves queries, the vector indexes, and the background worker and
+/// jobs that keep stored episodes and patterns embedded.
 pub struct Embeddings {
     pub(super) memory: Arc<EpisodeStore>,
     pub(super) patterns: Arc<PatternStore>,
@@ -149,6 +159,7 @@ pub fn default_settings(data_dir: &std::path::Path, active: Option<&Active>) -> 
 /// A semantic match.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SemanticHit {
+    /// The episode's or pattern's id.
     pub id: Uuid,
     /// Cosine similarity to the query.
     pub similarity: f32,
@@ -334,6 +345,7 @@ impl Embeddings {
         }
     }
 
+    /// The settings in force now (a copy).
     pub fn settings(&self) -> EmbeddingSettings {
         read(&self.settings).clone()
     }
@@ -388,6 +400,7 @@ impl Embeddings {
         }
     }
 
+    /// The space queries are served from, once there is one.
     pub fn active(&self) -> Option<Active> {
         read(&self.active).clone()
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Default cosine similarity a semantic match must reach.
 pub const DEFAULT_THRESHOLD: f32 = 0.7;
 
+/// Which kind of embedder the settings choose.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
@@ -30,6 +31,7 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The provider's name, as settings and health reports write it.
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
@@ -39,6 +41,7 @@ impl ProviderKind {
         }
     }
 
+    /// Whether it reaches a server over the network (Ollama, OpenAI).
     pub fn is_remote(self) -> bool {
         !matches!(self, ProviderKind::Local | ProviderKind::LocalMinilm)
     }
@@ -60,7 +63,9 @@ impl ProviderKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
+    /// Format version; must be 1.
     pub version: u32,
+    /// Which embedder.
     pub provider: ProviderKind,
     /// The provider's default when absent.
     pub model: Option<String>,
@@ -70,11 +75,13 @@ pub struct EmbeddingSettings {
     pub api_key_env: Option<String>,
     /// Requested dimensions, where the provider can choose.
     pub dimensions: Option<u32>,
+    /// The cosine similarity a semantic match must reach, in 0..1.
     pub similarity_threshold: f32,
     /// Texts per embedder call.
     pub batch_size: u32,
     /// Per HTTP attempt.
     pub timeout_ms: u32,
+    /// Retries of a failed HTTP attempt (remote providers).
     pub max_retries: u32,
 }
 
@@ -97,7 +104,9 @@ impl Default for EmbeddingSettings {
 
 /// Bounds the settings must keep.
 pub const BATCH_SIZE: std::ops::RangeInclusive<u32> = 1..=2048;
+/// `timeout_ms`'s bounds.
 pub const TIMEOUT_MS: std::ops::RangeInclusive<u32> = 100..=120_000;
+/// `max_retries`'s bounds.
 pub const MAX_RETRIES: std::ops::RangeInclusive<u32> = 0..=10;
 /// The most dimensions any embedder may produce.
 pub const DIMENSIONS: std::ops::RangeInclusive<u32> = 1..=16_384;
