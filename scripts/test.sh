@@ -19,7 +19,7 @@ mkdir -p "$CACHE"
 # Lints first (the workspace's [workspace.lints], deny level, for the crates
 # that opt in; clippy's defaults for pattern-analyzer, which does not yet:
 # see Cargo.toml). The native crates, with their tests and benches:
-cargo clippy --release -p backoff -p js-interpreter -p embedder-local -p embed-http -p ts-strip -p embedder-minilm -p pattern-analyzer --all-targets -- -D warnings
+cargo clippy --release -p memory-mcp -p backoff -p js-interpreter -p embedder-local -p embed-http -p ts-strip -p embedder-minilm -p pattern-analyzer --all-targets -- -D warnings
 # Every component crate's component code (cfg wasm32), as the components
 # are built, and the example analyzer and scorer in plugins/.
 cargo clippy --release --target wasm32-wasip2 -p embedder-local -p embed-http -p embedder-ollama -p embedder-openai -p ts-strip \

@@ -3,6 +3,8 @@
 //! `complete_episode` returns and the `error_recovery` patterns learned
 //! from the same episode.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 
 use common::learning::analysed;

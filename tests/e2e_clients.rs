@@ -7,6 +7,8 @@
 //! (`resources/subscribe`, issue 19). Node 22, the SDK and the Inspector
 //! come from scripts/npm-http.sh (tests/http/package.json).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 #[path = "common/fake_http.rs"]
 mod fake_http;
@@ -279,9 +281,12 @@ async fn resources_list_pages_are_bounded() {
     assert_eq!(all.iter().filter(|r| r.uri.starts_with("memory://episodes/")).count(), 105);
 }
 
+/// Each `notifications/progress`: its progress and total.
+type Figures = Vec<(f64, Option<f64>)>;
+
 /// Counts `notifications/progress` and keeps the last figures.
 #[derive(Clone, Default)]
-struct Progress(std::sync::Arc<std::sync::Mutex<Vec<(f64, Option<f64>)>>>);
+struct Progress(std::sync::Arc<std::sync::Mutex<Figures>>);
 
 impl rmcp::ClientHandler for Progress {
     async fn on_progress(

@@ -5,6 +5,8 @@
 //! re-embedding everything, restart keeping vectors, failures retried
 //! without loss, and search quality on a labelled set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 #[path = "common/fake_http.rs"]
 mod fake_http;

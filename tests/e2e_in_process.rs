@@ -4,6 +4,8 @@
 //! tests, which spawn the binary. The harness is the benches'
 //! (`host/benches/common/in_process.rs`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 #[path = "../host/benches/common/in_process.rs"]
 mod in_process;
 

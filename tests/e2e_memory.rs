@@ -1,6 +1,8 @@
 //! Episodic memory end to end over MCP stdio: the lifecycle, bad input,
 //! queries, restart, a second process, and SIGKILL at random moments.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 
 use std::time::Duration;

@@ -5,6 +5,8 @@
 //! when installed, the hashed embedder when not, lexical search with a
 //! `note` when the active model goes missing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 mod minilm_common;
 
@@ -24,7 +26,7 @@ fn minilm_settings() -> EmbeddingSettings {
 
 async fn load(data: &Path) -> Result<Embedder, EmbedFailure> {
     let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
-    let cache = ArtifactCache::new(&common::shared_cache());
+    let cache = ArtifactCache::new(common::shared_cache());
     Embedder::load(&engine, &cache, minilm_settings(), data).await
 }
 
@@ -231,7 +233,7 @@ async fn the_model_grant_sees_the_model_directory_read_only_and_nothing_else() {
     let probe = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/fs_probe.wasm"))
         .expect("fs_probe.wasm: scripts/build-components.sh builds it");
     let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
-    let cache = ArtifactCache::new(&common::shared_cache());
+    let cache = ArtifactCache::new(common::shared_cache());
     let e = Embedder::load_component(&engine, &cache, minilm_settings(), data.path(), "fs-probe", &probe).await.expect("load probe");
     let paths: Vec<String> = [
         "/model/config.json",

@@ -3,6 +3,8 @@
 //! restart, time-series analysis against planted answers, and third-party
 //! analyzers, hostile ones included.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,8 @@
 //! the old space; once every item is re-embedded the new space serves and
 //! the old space's vectors are gone from disk.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 #[path = "common/fake_http.rs"]
 mod fake_http;

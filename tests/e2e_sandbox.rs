@@ -3,6 +3,8 @@
 //! case must give its proper status, and the server must answer the next
 //! request.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 
 use common::{Server, spawn};

@@ -4,6 +4,8 @@
 //! that fails (`tests/fixtures/broken-scorer`) is stood in for by the
 //! built-in one, with a note saying so, until it is quarantined.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 
 use std::path::{Path, PathBuf};

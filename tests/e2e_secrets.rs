@@ -11,6 +11,8 @@
 //!   today's main writes them) falls back to the local provider without a
 //!   single request to the persisted origin, and says so in `health_check`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 mod common;
 #[path = "common/fake_http.rs"]
 mod fake_http;

@@ -15,8 +15,9 @@
 //! FUZZ_FRAMES=100000 FUZZ_SEED=7 cargo test --release -p memory-mcp --test fuzz_mcp -- --nocapture
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 #[path = "../host/benches/common/in_process.rs"]
-#[allow(dead_code)]
 mod in_process;
 
 use std::collections::{BTreeMap, HashSet};

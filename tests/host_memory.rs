@@ -2,6 +2,8 @@
 //! tests that the secondary and text indexes stay consistent with the
 //! episodes through creates, updates, deletes and reopening.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 

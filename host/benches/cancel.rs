@@ -8,8 +8,9 @@
 //! cargo bench -p memory-mcp --bench cancel
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 #[path = "common/in_process.rs"]
-#[allow(dead_code)]
 mod in_process;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,8 @@
 //! `BENCH_EMBED_SIZES=10000,1000000` picks the sizes (default
 //! 10k, 100k, 1M); `BENCH_QUICK=1` runs 10k and 100k.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -19,6 +19,8 @@
 //! for the SIMD A/B or a before/after of the component.
 //! Every figure is printed as `component[<label>] <what>: <value>`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 use memory_mcp::wasm::Metering;
 
 use std::time::Instant;

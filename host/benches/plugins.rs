@@ -11,6 +11,8 @@
 //!   of the result (cached after).
 //! - Size of each plugin, against the templates it is built from.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 #[path = "common/in_process.rs"]
 mod in_process;
 

@@ -17,6 +17,8 @@
 //! `BENCH_BIN` runs another build of the binary against the same data (for
 //! before/after figures).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -65,7 +67,7 @@ fn seed(dir: &Path, n: usize) {
             metadata: BTreeMap::new(),
         };
         let id = store.create_episode(new).expect("create");
-        let ok = r.next() % 5 != 0;
+        let ok = !r.next().is_multiple_of(5);
         let step = NewStep {
             step_number: 1,
             timestamp: None,

@@ -15,6 +15,8 @@
 //! Per-call cost in JS is (a script making N calls − the same script
 //! making none) / N, so the execution's fixed cost is not counted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
+
 #[path = "../../tests/common/upstream.rs"]
 mod upstream;
 #[path = "common/in_process.rs"]

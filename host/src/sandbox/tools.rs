@@ -597,10 +597,11 @@ mod tests {
         // principals configured; see each_principal_has_its_share_...).
         let over = ToolsView { ctx: &mut alice }.call_tool("x".into(), "y".into(), "{}".into()).await.unwrap();
         assert!(matches!(over, Err(ToolError::Denied(m)) if m.contains("all callers share")));
-        let audit = d.audit.lock().unwrap();
-        assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("alice")).count(), 3);
-        assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("bob")).count(), 1);
-        drop(audit);
+        {
+            let audit = d.audit.lock().unwrap();
+            assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("alice")).count(), 3);
+            assert_eq!(audit.iter().filter(|r| r.principal.as_deref() == Some("bob")).count(), 1);
+        }
         let inside = Principal::new("carol").scope(async { ToolsCtx::new(uuid::Uuid::now_v7(), alice.policy.clone(), d.clone(), Arc::default()).principal }).await;
         assert_eq!(inside.name(), "carol", "an execution is its caller's");
     }
