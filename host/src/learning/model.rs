@@ -70,18 +70,6 @@ pub struct Effectiveness {
     pub reward_delta_count: u64,
 }
 
-impl Effectiveness {
-    /// Success rate when applied, or `None` before any application.
-    pub fn applied_success_rate(&self) -> Option<f64> {
-        (self.times_applied > 0).then(|| self.successes_when_applied / self.times_applied as f64)
-    }
-
-    /// Mean of the reported reward deltas (positive: episodes that used the record earned more than comparable ones), or `None` before any such feedback.
-    pub fn mean_reward_delta(&self) -> Option<f64> {
-        (self.reward_delta_count > 0).then(|| self.reward_delta_sum / self.reward_delta_count as f64)
-    }
-}
-
 /// Which analyzer reported a record, and from which component bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Provenance {
