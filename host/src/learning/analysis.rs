@@ -53,21 +53,6 @@ pub enum CompleteError {
     Task(String),
 }
 
-/// Why the baseline reward of comparable episodes could not be had.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BaselineError {
-    /// Reading the comparable episodes failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The component failed (trap, limit, error).
-    #[error("the quality report {0}")]
-    Analysis(Failure),
-    /// A blocking storage task failed to run.
-    #[error("storage task failed: {0}")]
-    Task(String),
-}
-
 async fn blocking<T: Send + 'static>(
     store: &Arc<EpisodeStore>,
     f: impl FnOnce(&EpisodeStore) -> Result<T, StoreError> + Send + 'static,
@@ -193,30 +178,4 @@ pub fn series_rows(store: &EpisodeStore, domain: Option<&str>, task_type: Option
         .filter(|h| domain.is_none_or(|d| h.domain == d) && task_type.is_none_or(|t| h.task_type == t))
         .map(summary)
         .collect())
-}
-
-/// The average reward of the completed episodes comparable to `episode`
-/// (its domain and task type, itself left out), as the built-in analyzer's
-/// quality report computes it: the baseline `record_pattern_feedback`
-/// compares an episode's reward against. `None` when no comparable episode
-/// has a reward.
-pub async fn baseline_reward(set: &AnalyzerSet, episode: &EpisodeHeader) -> Result<Option<f64>, BaselineError> {
-    let store = set.memory().clone();
-    let (id, domain, task_type) = (episode.episode_id, episode.domain.clone(), episode.task_type);
-    let rows = tokio::task::spawn_blocking(move || -> Result<Vec<wea::EpisodeSummary>, StoreError> {
-        Ok(store
-            .headers_since(None)?
-            .iter()
-            .filter(|h| h.episode_id != id && h.task_type == task_type && h.domain == domain && h.reward.is_some())
-            .map(summary)
-            .collect())
-    })
-    .await
-    .map_err(|e| BaselineError::Task(e.to_string()))??;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let request = wea::QualityRequest { threshold: 1.0, trends: false, since_ns: None, now_ns: nanos(Utc::now()) };
-    let report = set.builtin.report_quality(set, &rows, request).await.map_err(BaselineError::Analysis)?;
-    Ok((report.completed > 0).then_some(report.average_reward))
 }

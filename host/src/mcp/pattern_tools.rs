@@ -382,14 +382,7 @@ impl Server {
                 Err(e) => return Ok(store_error(e)),
             };
             if let Some(r) = &h.reward {
-                let set = match self.learning().ready().await {
-                    Ok(s) => s,
-                    Err(e) => return Ok(input_error(format!("the pattern analyzer is unavailable: {e}"))),
-                };
-                match analysis::baseline_reward(&set, &h).await {
-                    Ok(baseline) => delta = baseline.map(|m| r.total - m),
-                    Err(e) => return Ok(input_error(format!("the reward baseline failed: {e}"))),
-                }
+                delta = self.store().mean_reward(&h.domain, h.task_type, eid).map(|m| r.total - m);
             }
         }
         match self.patterns().record_feedback(id, p.applied, p.outcome, delta) {

@@ -145,6 +145,18 @@ impl EpisodeStore {
         Ok(self.analysis_queue.len()? as u64)
     }
 
+    /// Mean reward of completed episodes in `domain` of `task_type`, other
+    /// than `except`: the baseline a reward is compared against.
+    pub fn mean_reward(&self, domain: &str, task_type: TaskType, except: Uuid) -> Option<f64> {
+        let s = crate::sync::read(&self.summaries);
+        let (sum, n) = s
+            .iter()
+            .filter(|(id, x)| **id != except && x.task_type == task_type && &*x.domain == domain)
+            .filter_map(|(_, x)| x.reward)
+            .fold((0.0, 0u64), |(s, n), r| (s + r, n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+
     /// Flushes memtables into tables and syncs: every byte is then in the
     /// keyspaces' table files (for measuring, or before a backup).
     pub fn flush_to_tables(&self) -> Result<()> {
