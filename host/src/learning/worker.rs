@@ -171,6 +171,12 @@ impl Learning {
     async fn run(&self, storage: Storage) {
         let set = match self.ready().await {
             Ok(s) => s,
+            // Still loading when the loader went away: the server is
+            // shutting down before the analyzers loaded, which is no error.
+            Err(e) if matches!(self.state(), AnalyzersState::Loading) => {
+                tracing::debug!(error = %e, "learning stops: the server shut down before the analyzers loaded");
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "pattern analyzers unavailable; learning is off");
                 return;
