@@ -41,6 +41,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod app;
+pub mod cli;
 pub mod components;
 pub mod config;
 pub mod embeddings;

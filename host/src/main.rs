@@ -48,12 +48,12 @@ enum Command {
     /// Plugins: agent JS/TS compiled into components served as tools.
     Plugin {
         #[command(subcommand)]
-        command: memory_mcp::plugins::cli::PluginCommand,
+        command: memory_mcp::cli::plugin::PluginCommand,
     },
     /// Third-party pattern analyzers: install, list, verify, remove.
     Analyzer {
         #[command(subcommand)]
-        command: memory_mcp::plugins::analyzer_cli::AnalyzerCommand,
+        command: memory_mcp::cli::analyzer::AnalyzerCommand,
     },
     /// The local embedding model's weights: install, verify.
     Model {
@@ -153,8 +153,8 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
             Command::Tools { command } => tools_command(&settings, command).await,
-            Command::Plugin { command } => memory_mcp::plugins::cli::run(&settings, command).await,
-            Command::Analyzer { command } => memory_mcp::plugins::analyzer_cli::run(&settings, command).await,
+            Command::Plugin { command } => memory_mcp::cli::plugin::run(&settings, command).await,
+            Command::Analyzer { command } => memory_mcp::cli::analyzer::run(&settings, command).await,
             Command::Model { command } => memory_mcp::models::cli::run(&settings.data_dir, command).await,
         }
     });

@@ -29,10 +29,10 @@ use wasmtime::component::{Component, Instance, Linker};
 use wasmtime::{Engine, Store};
 
 use super::model::Provenance;
-use super::policy::{AnalyzerLimits, AnalyzerPolicy};
 use super::episodes_host::{self, EpisodesCtx, EpisodesView};
 use crate::memory::EpisodeStore;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, unmanifested_reason};
+use crate::plugins::analyzer_policy::{AnalyzerLimits, AnalyzerPolicy};
 use crate::plugins::layout;
 use crate::wasm::artifacts::ArtifactCache;
 use crate::wasm::output::CappedPipe;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::model::{Evidence, PatternKind, Provenance, StoredPattern, pattern_id, Effectiveness};
-use super::policy::AnalyzerLimits;
+use crate::plugins::analyzer_policy::AnalyzerLimits;
 use crate::memory::model::{Complexity, Episode, OutcomeType, StepStatus, TaskType};
 use crate::world::analyzer::Analysis;
 use crate::world::types as w;

@@ -13,7 +13,6 @@ pub mod analyzers;
 pub mod convert;
 pub mod model;
 pub mod patterns;
-pub mod policy;
 pub mod scorer;
 pub mod episodes_host;
 pub mod worker;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_WASM_BYTES, check_subdir, read_untrusted};
 use super::manifest::FileSum;
 use super::{PluginError, name};
-use crate::learning::policy::AnalyzerPolicy;
+use super::analyzer_policy::AnalyzerPolicy;
 use crate::wasm::artifacts::write_atomic;
 
 /// The analyzer manifest's suffix.

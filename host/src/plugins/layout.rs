@@ -182,7 +182,7 @@ fn migrate(root: &Path) -> Result<Migration, PluginError> {
         let policy_path = sa.join(format!("{n}.policy.toml"));
         let policy = match super::file::read_untrusted(&policy_path, super::file::MAX_POLICY_BYTES) {
             Ok(p) => p,
-            Err(super::file::ReadError::Missing(_)) => format!("version = {}\n", crate::learning::policy::POLICY_VERSION).into_bytes(),
+            Err(super::file::ReadError::Missing(_)) => format!("version = {}\n", super::analyzer_policy::POLICY_VERSION).into_bytes(),
             Err(e) => return Err(e.into()),
         };
         staging.install(n, &wasm, &policy, "migrated from the flat plugins directory")?;
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(r.join("tools/wc.js")).expect("moved"), "return 1");
         let dir = AnalyzerDir::new(analyzers_dir(r));
         assert_eq!(dir.verify("slow").expect("manifest").wasm, b"analyzer");
-        assert_eq!(dir.verify("bare").expect("manifest").policy, crate::learning::policy::AnalyzerPolicy::default());
+        assert_eq!(dir.verify("bare").expect("manifest").policy, super::analyzer_policy::AnalyzerPolicy::default());
         assert!(held_by_tool(r, "wc") && held_by_analyzer(r, "slow") && !held_by_analyzer(r, "wc"));
         // Once: a file dropped at the top later is not migrated.
         std::fs::write(r.join("late.wasm"), "x").expect("write");

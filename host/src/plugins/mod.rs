@@ -34,15 +34,15 @@
 //!   namespace for both, and the migration of the old flat layout.
 //! - [`dir`]: the files on disk, written atomically, checked on read;
 //!   [`analyzer_dir`]: the same for third-party pattern analyzers.
+//! - [`policy`] and [`analyzer_policy`]: the two kinds' policy files.
 //! - [`file`]: every file there is read as untrusted input.
-//! - [`policy`], [`manifest`], [`name`]: the data and its rules.
+//! - [`manifest`], [`name`]: the data and its rules.
 //! - [`registry`]: the plugins a running server has loaded.
 //! - [`inspect`]: validation and WIT, as `wasm-tools` shows them.
 
-pub mod analyzer_cli;
 pub mod analyzer_dir;
+pub mod analyzer_policy;
 pub mod builder;
-pub mod cli;
 pub mod dir;
 pub mod file;
 pub mod inspect;

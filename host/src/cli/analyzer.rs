@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
-use super::analyzer_dir::{AnalyzerDir, Entry, entry_name, unmanifested_reason};
-use super::file::{MAX_POLICY_BYTES, MAX_WASM_BYTES, read_named};
-use super::name::{self, NameError};
-use super::{PluginError, inspect, layout};
 use crate::config::Settings;
 use crate::learning::analyzers::ANALYZER_EXPORT;
-use crate::learning::policy::AnalyzerPolicy;
+use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, entry_name, unmanifested_reason};
+use crate::plugins::analyzer_policy::AnalyzerPolicy;
+use crate::plugins::file::{MAX_POLICY_BYTES, MAX_WASM_BYTES, read_named};
+use crate::plugins::name::{self, NameError};
+use crate::plugins::{PluginError, inspect, layout};
 
 /// `println!` that stops quietly when stdout is closed (`… | head`).
 macro_rules! say {

@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
-use super::builder::{BuildRequest, Builder, Stage};
-use super::dir::PluginDir;
-use super::name::NameError;
-use super::policy::PluginPolicy;
-use super::{PluginError, inspect};
 use crate::config::Settings;
+use crate::plugins::builder::{BuildRequest, Builder, Stage};
+use crate::plugins::dir::PluginDir;
+use crate::plugins::name::NameError;
+use crate::plugins::policy::PluginPolicy;
+use crate::plugins::{PluginError, inspect};
 use crate::sandbox::Language;
 use crate::wasm::artifacts::ArtifactCache;
 
@@ -77,7 +77,7 @@ pub enum PluginCommand {
 /// Runs one `plugin` subcommand against `settings.plugins_dir`, migrating
 /// a flat plugins directory first; prints to stdout.
 pub async fn run(settings: &Settings, command: PluginCommand) -> Result<()> {
-    if let Some(m) = super::layout::prepare(&settings.plugins_dir, false)? {
+    if let Some(m) = crate::plugins::layout::prepare(&settings.plugins_dir, false)? {
         eprintln!(
             "migrated {} to tools/ and analyzers/ ({} plugins, {} analyzers)",
             settings.plugins_dir.display(),
