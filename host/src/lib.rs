@@ -57,5 +57,6 @@ pub mod principal;
 pub mod sandbox;
 pub mod shutdown;
 pub mod sync;
+pub mod warm;
 pub mod wasm;
 pub mod world;

@@ -13,8 +13,6 @@ use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
 use memory_mcp::gateway::audit::{Audit, AuditFilter};
 use memory_mcp::mcp::{self, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::lock::DataDirLock;
-use memory_mcp::metrics::Metrics;
-use memory_mcp::wasm::artifacts::ArtifactCache;
 
 /// MCP server over stdio: episodic memory, learning, and sandboxed code
 /// execution (QuickJS in wasmtime).
@@ -133,22 +131,8 @@ fn run(cli: Cli) -> Result<()> {
                 serve(settings, cli.max_frame_bytes, http).await
             }
             Command::Warm => {
-                let sandbox = App::load_sandbox(&settings, App::gateway(&settings, None)?, Arc::new(Metrics::new())).await?;
-                let r = sandbox.load_report();
-                eprintln!("js-runtime ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
-                let ts = sandbox.typescript().await.map_err(anyhow::Error::msg)?;
-                eprintln!("ts-strip ready in {} ms (cache hit: {})", ts.load.millis, ts.load.cache_hit);
-                let started = std::time::Instant::now();
-                memory_mcp::plugins::builder::Builder::in_sandbox(&sandbox).warm().await?;
-                eprintln!("plugin templates ready in {} ms", started.elapsed().as_millis());
-                let cache = ArtifactCache::new(&settings.cache_dir);
-                let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel)?;
-                let (_, r) = cache.load(&engine, "pattern-analyzer", memory_mcp::components::PATTERN_ANALYZER, None).await?;
-                eprintln!("pattern-analyzer ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
-                use memory_mcp::components::{EMBEDDER_LOCAL, EMBEDDER_OLLAMA, EMBEDDER_OPENAI};
-                for (name, bytes) in [("local", EMBEDDER_LOCAL), ("ollama", EMBEDDER_OLLAMA), ("openai", EMBEDDER_OPENAI)] {
-                    let (_, r) = cache.load(&engine, &format!("embedder-{name}"), bytes, None).await?;
-                    eprintln!("embedder-{name} ready in {} ms (cache hit: {})", r.millis, r.cache_hit);
+                for w in memory_mcp::warm::warm(&settings).await? {
+                    eprintln!("{w}");
                 }
                 Ok(())
             }

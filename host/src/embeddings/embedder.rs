@@ -21,7 +21,7 @@ use wasmtime::component::Instance;
 use wasmtime::{Engine, Store};
 
 use super::settings::{EmbeddingSettings, ProviderKind};
-use crate::wasm::artifacts::ArtifactCache;
+use crate::wasm::artifacts::{ArtifactCache, LoadReport};
 use crate::wasm::http::{HttpGrant, Origin};
 use crate::wasm::output::CappedPipe;
 use crate::wasm::guest::GuestError;
@@ -173,6 +173,37 @@ fn component_bytes(p: ProviderKind) -> &'static [u8] {
     }
 }
 
+/// The name a provider's component is cached under.
+fn component_name(p: ProviderKind) -> String {
+    format!("embedder-{}", p.name())
+}
+
+/// Compiles every provider's component into `cache` ahead of a server's
+/// start (`memory-mcp warm`): each under the name, and in an engine of the
+/// metering ([`ProviderKind::metering`]), that [`Embedder::load`] uses in
+/// the server, so each artifact's cache key (the component's hash and the
+/// engine's compatibility hash) is the one the server looks up.
+pub async fn precompile(cache: &ArtifactCache) -> anyhow::Result<Vec<LoadReport>> {
+    use anyhow::Context as _;
+    let mut engines: Vec<(crate::wasm::Metering, Engine)> = Vec::new();
+    let mut reports = Vec::with_capacity(ProviderKind::ALL.len());
+    for kind in ProviderKind::ALL {
+        let metering = kind.metering();
+        let engine = match engines.iter().find(|(m, _)| *m == metering) {
+            Some((_, e)) => e.clone(),
+            None => {
+                let e = crate::wasm::engine::build(metering)?;
+                engines.push((metering, e.clone()));
+                e
+            }
+        };
+        let name = component_name(kind);
+        let (_, report) = cache.load(&engine, &name, component_bytes(kind), None).await.with_context(|| format!("compiling {name}"))?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 impl Embedder {
     /// Compiles (or loads from the cache) the provider's component, links
     /// it under its grants, and asks it for its model info.
@@ -180,7 +211,7 @@ impl Embedder {
     /// (`models/<model>/`), after checking them against their pinned
     /// checksums.
     pub async fn load(engine: &Engine, cache: &ArtifactCache, settings: EmbeddingSettings, data_dir: &std::path::Path) -> Result<Self, EmbedFailure> {
-        let name = format!("embedder-{}", settings.provider.name());
+        let name = component_name(settings.provider);
         let bytes = component_bytes(settings.provider);
         Self::load_component(engine, cache, settings, data_dir, &name, bytes).await
     }

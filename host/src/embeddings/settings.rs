@@ -31,6 +31,9 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Every provider, in declaration order.
+    pub const ALL: [ProviderKind; 4] = [ProviderKind::Local, ProviderKind::LocalMinilm, ProviderKind::Ollama, ProviderKind::Openai];
+
     /// The provider's name, as settings and health reports write it.
     pub fn name(self) -> &'static str {
         match self {
