@@ -4,7 +4,7 @@
 //!
 //! The world below is the union of what the host provides to components
 //! (`tools`, `store`) and what it calls in them (runner, plugin, analyzer,
-//! statistics, episode analysis, embedder, TypeScript stripper). No single component implements all of it: each
+//! statistics, episode analysis, scorer, tallies, embedder, TypeScript stripper). No single component implements all of it: each
 //! call site loads only the export it needs through that interface's
 //! `GuestIndices`, the way spin's `crates/world` does.
 
@@ -28,6 +28,7 @@ wasmtime::component::bindgen!({
         "../wit/memory/0.1.0",
         "../wit/patterns/0.1.0",
         "../wit/patterns/0.2.0",
+        "../wit/patterns/0.3.0",
         "../wit/embeddings/0.2.0",
         "../wit/tool-call/0.1.0",
         "../wit/tool-call/0.2.0",
@@ -49,6 +50,7 @@ wasmtime::component::bindgen!({
             export memory-mcp:patterns/statistics@0.1.0;
             export memory-mcp:patterns/episode-analysis@0.2.0;
             export memory-mcp:patterns/scorer@0.2.0;
+            export memory-mcp:patterns/tallies@0.3.0;
             export memory-mcp:embeddings/embedder@0.2.0;
             export memory-mcp:typescript/stripper@0.1.0;
         }
@@ -65,6 +67,7 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::memory_mcp::patterns0_1_0::{analyzer, statistics};
 pub use self::exports::memory_mcp::patterns0_2_0::{episode_analysis, scorer};
+pub use self::exports::memory_mcp::patterns0_3_0::tallies;
 pub use self::exports::memory_mcp::tool_call0_2_0::{plugin, runner};
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;

@@ -2,13 +2,14 @@
 //! and [`crate::stats`] types, moving strings rather than copying them.
 
 wit_bindgen::generate!({
-    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0", "../../wit/patterns/0.2.0"],
-    world: "memory-mcp:patterns/builtin-analyzer@0.2.0",
+    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0", "../../wit/patterns/0.2.0", "../../wit/patterns/0.3.0"],
+    world: "memory-mcp:patterns/builtin-analyzer@0.3.0",
     generate_all,
 });
 
 mod episodes;
 mod scorer;
+mod tallies;
 
 use exports::memory_mcp::patterns0_1_0::analyzer::{self, AnalyzeError, AnalyzerInfo};
 use exports::memory_mcp::patterns0_1_0::statistics::{self as wstats, AnalysisConfig, AnalysisType};

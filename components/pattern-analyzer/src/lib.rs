@@ -1,5 +1,5 @@
 //! The built-in pattern analyzer, a WebAssembly component implementing
-//! `memory-mcp:patterns/builtin-analyzer@0.2.0`.
+//! `memory-mcp:patterns/builtin-analyzer@0.3.0`.
 //!
 //! - [`extract`] learns tool sequences, decision points, error recoveries
 //!   and context patterns, plus condition → action heuristics, from
@@ -12,6 +12,9 @@
 //!   [`quality`] the quality report and [`series`] the metric time series
 //!   over stored episodes. [`recovery`] is the one error → recovery
 //!   definition the reflection and the patterns share.
+//! - [`tallies`] adds up a learned record's evidence across batches and its
+//!   effectiveness across agents' feedback, with the reward delta against
+//!   comparable episodes.
 //!
 //! The logic is plain Rust over [`model`] types; the component bindings
 //! (built only for wasm32) map WIT records onto them. So the same code runs
@@ -41,6 +44,7 @@ pub mod rank;
 pub mod recovery;
 pub mod series;
 pub mod stats;
+pub mod tallies;
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // wit-bindgen's generated canonical-ABI export glue

@@ -37,12 +37,15 @@ use crate::plugins::layout;
 use crate::wasm::artifacts::ArtifactCache;
 use crate::wasm::output::CappedPipe;
 use crate::wasm::{Budget, Grants, GuestOptions, GuestState, HostInterface, Runner, Stop, linker};
-use crate::world::{analyzer, episode_analysis, scorer, statistics, types};
+use crate::world::{analyzer, episode_analysis, scorer, statistics, tallies, types};
 
 /// The interface an analyzer component exports.
 pub const ANALYZER_EXPORT: &str = "memory-mcp:patterns/analyzer@0.1.0";
 /// The interface a scorer component exports (called from learning/scorer.rs).
 pub const SCORER_EXPORT: &str = "memory-mcp:patterns/scorer@0.2.0";
+/// The interface the built-in analyzer exports for the tallies of learned
+/// records (called from learning/tallies.rs).
+pub const TALLIES_EXPORT: &str = "memory-mcp:patterns/tallies@0.3.0";
 /// Consecutive failed calls after which an installed analyzer is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 /// The name the built-in analyzer goes by.
@@ -158,6 +161,9 @@ pub struct Analyzer {
     /// `episode-analysis@0.2.0`, exported by the built-in analyzer (see
     /// [`super::analysis`]).
     pub(super) episode_analysis: Option<episode_analysis::GuestIndices>,
+    /// `tallies@0.3.0`, exported by the built-in analyzer (see
+    /// [`super::tallies`]).
+    pub(super) tallies: Option<tallies::GuestIndices>,
     health: Mutex<Health>,
 }
 
@@ -209,6 +215,7 @@ impl Analyzer {
         }
         let statistics = statistics::GuestIndices::new(pre).ok();
         let episode_analysis = episode_analysis::GuestIndices::new(pre).ok();
+        let tallies = tallies::GuestIndices::new(pre).ok();
         let mut a = Self {
             provenance: Provenance { analyzer: String::new(), analyzer_version: String::new(), component_blake3: blake3 },
             description: String::new(),
@@ -220,6 +227,7 @@ impl Analyzer {
             scorer,
             weights: Vec::new(),
             episode_analysis,
+            tallies,
             health: Mutex::new(Health { status: "ok", ..Default::default() }),
         };
         let limit = a.policy.limits.timeout_ms;
@@ -417,6 +425,9 @@ impl AnalyzerSet {
         let builtin = Analyzer::new(&engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash.clone(), &memory)
             .await
             .context("starting the built-in pattern analyzer")?;
+        if builtin.tallies.is_none() {
+            anyhow::bail!("the built-in pattern analyzer does not export {TALLIES_EXPORT}");
+        }
         let scorer = Analyzer::new(&engine, &component, Source::Builtin, scorer_policy(AnalyzerPolicy::builtin()), hash, &memory)
             .await
             .context("starting the built-in scorer")?;

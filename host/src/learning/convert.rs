@@ -168,7 +168,10 @@ fn evidence(what: &str, e: w::Evidence, batch: &HashSet<String>) -> Result<Evide
     let mut ids = e.episode_ids;
     let excess = ids.len().saturating_sub(super::model::MAX_EVIDENCE_IDS);
     ids.drain(..excess);
-    Ok(Evidence { episode_ids: ids, sample_size: n, successes: e.success_rate * n as f64, success_rate: e.success_rate })
+    // The analyzer reports a rate; the successes it stands for are counted
+    // by the tallies component when the record is merged (`merge-evidence`),
+    // which every record passes through before it is stored.
+    Ok(Evidence { episode_ids: ids, sample_size: n, successes: 0.0, success_rate: e.success_rate })
 }
 
 fn output_bytes(a: &Analysis) -> u64 {

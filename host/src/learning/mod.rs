@@ -5,8 +5,9 @@
 //! ([`scorer`]).
 //!
 //! The host does no analysis: it moves episodes across the component
-//! boundary, checks what comes back against the contract, merges equal
-//! keys, and retrieves candidates for the scorer to rank.
+//! boundary, checks what comes back against the contract, groups equal
+//! keys for the tallies component to merge ([`tallies`]), and retrieves
+//! candidates for the scorer to rank.
 
 pub mod analysis;
 pub mod analyzers;
@@ -14,6 +15,7 @@ pub mod convert;
 pub mod model;
 pub mod patterns;
 pub mod scorer;
+pub mod tallies;
 pub mod episodes_host;
 pub mod worker;
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::memory::model::{OutcomeType, TaskType};
+use crate::memory::model::TaskType;
 
 /// Episode ids one record keeps as evidence (the most recent).
 pub const MAX_EVIDENCE_IDS: usize = 20;
@@ -139,17 +139,12 @@ pub fn pattern_id(analyzer: &str, kind: PatternKind, key: &str) -> Uuid {
 }
 
 impl StoredPattern {
-    /// Folds a new observation of the same record into this one: evidence
-    /// adds up, confidence is the sample-weighted mean, descriptive fields
-    /// take the newest report.
-    pub fn absorb(&mut self, new: StoredPattern) {
-        let (n0, n1) = (self.evidence.sample_size as f64, new.evidence.sample_size as f64);
-        if n0 + n1 > 0.0 {
-            self.confidence = (self.confidence * n0 + new.confidence * n1) / (n0 + n1);
-        }
-        self.evidence.sample_size += new.evidence.sample_size;
-        self.evidence.successes += new.evidence.successes;
-        self.evidence.success_rate = self.evidence.successes / (self.evidence.sample_size.max(1) as f64);
+    /// Takes a newer report of the same record: its episode ids join the
+    /// evidence (the most recent [`MAX_EVIDENCE_IDS`] kept) and its
+    /// descriptive fields replace these. The numbers (evidence and
+    /// confidence) are the tallies component's (see
+    /// [`super::tallies`]), set by the caller.
+    pub fn adopt(&mut self, new: StoredPattern) {
         for id in new.evidence.episode_ids {
             if !self.evidence.episode_ids.contains(&id) {
                 self.evidence.episode_ids.push(id);
@@ -179,24 +174,5 @@ impl StoredPattern {
             t.push_str(&serde_json::to_value(tt).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
         }
         t
-    }
-
-    /// Records one piece of feedback; a reward delta counts only when the
-    /// record was applied.
-    pub fn record_feedback(&mut self, applied: bool, outcome: OutcomeType, reward_delta: Option<f64>) {
-        if !applied {
-            self.effectiveness.times_declined += 1;
-            return;
-        }
-        self.effectiveness.times_applied += 1;
-        self.effectiveness.successes_when_applied += match outcome {
-            OutcomeType::Success => 1.0,
-            OutcomeType::PartialSuccess => 0.5,
-            OutcomeType::Failure => 0.0,
-        };
-        if let Some(d) = reward_delta {
-            self.effectiveness.reward_delta_sum += d;
-            self.effectiveness.reward_delta_count += 1;
-        }
     }
 }

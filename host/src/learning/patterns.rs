@@ -16,8 +16,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use rustc_hash::{FxHashMap, FxHashSet};
 use uuid::Uuid;
 
-use super::model::{PatternKind, StoredPattern};
-use crate::memory::model::{OutcomeType, TaskType};
+use super::model::{Effectiveness, PatternKind, StoredPattern};
+use crate::memory::model::TaskType;
 use crate::memory::keys::{PATTERN_ITEM, item_key};
 use crate::memory::text::{Filter, TextIndex};
 use crate::memory::{EpisodeStore, StoreError};
@@ -55,6 +55,52 @@ pub struct Applied {
     pub merged: u64,
 }
 
+/// One record a batch reported: its stored numbers (none when new) and
+/// the batch's reports of it, first first.
+#[derive(Debug, Clone)]
+pub struct Merge {
+    /// The record's id.
+    pub id: Uuid,
+    /// Its numbers as stored before the batch.
+    pub stored: Option<Tally>,
+    /// The batch's reports of it, in the order the analyzers made them.
+    pub reports: Vec<StoredPattern>,
+}
+
+/// A record's evidence numbers and confidence, as stored and as the
+/// tallies component merges them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tally {
+    /// Supporting observations.
+    pub sample_size: u64,
+    /// Successes among them (partial successes count half).
+    pub successes: f64,
+    /// The share that succeeded.
+    pub success_rate: f64,
+    /// The confidence averaged over observations.
+    pub confidence: f64,
+}
+
+impl Tally {
+    /// `p`'s numbers.
+    pub fn of(p: &StoredPattern) -> Self {
+        Tally {
+            sample_size: p.evidence.sample_size,
+            successes: p.evidence.successes,
+            success_rate: p.evidence.success_rate,
+            confidence: p.confidence,
+        }
+    }
+
+    /// Sets `p`'s numbers to these.
+    pub fn set(self, p: &mut StoredPattern) {
+        p.evidence.sample_size = self.sample_size;
+        p.evidence.successes = self.successes;
+        p.evidence.success_rate = self.success_rate;
+        p.confidence = self.confidence;
+    }
+}
+
 /// The learned patterns, in fjall: the analysis queue, the embedding
 /// queue, and an in-memory copy with its BM25 index for rankings.
 pub struct PatternStore {
@@ -69,6 +115,8 @@ pub struct PatternStore {
     /// is held only for the in-memory update: readers (rankings, the
     /// embeddings worker) never wait for a batch's merge or commit.
     writer: Mutex<()>,
+    /// See [`PatternStore::tallies_lock`].
+    tallies: tokio::sync::Mutex<()>,
     /// `None` while the records load; then `Ok` or why they could not.
     loaded: Mutex<Option<std::result::Result<(), String>>>,
     load_done: Condvar,
@@ -120,6 +168,7 @@ impl PatternStore {
             embed_queue: memory.embed_queue().clone(),
             inner: RwLock::new(Inner::default()),
             writer: Mutex::new(()),
+            tallies: tokio::sync::Mutex::new(()),
             loaded: Mutex::new(None),
             load_done: Condvar::new(),
         })
@@ -196,36 +245,79 @@ impl PatternStore {
         Ok((writer, crate::sync::write(&self.inner)))
     }
 
-    /// Merges `learned` into the stored records (same id: evidence adds up)
-    /// and removes `processed` from the analysis queue, in one batch. The
-    /// merge and the commit run under the writers' lock only; the records'
-    /// write lock is taken for the in-memory update at the end.
-    pub fn apply(&self, learned: Vec<StoredPattern>, processed: &[Uuid]) -> Result<Applied> {
+    /// The lock held by whoever computes a record's new tallies from its
+    /// current ones (a batch's merge, a feedback report) across the tallies
+    /// component's call, until the result is stored: no update is lost to
+    /// another. Readers and retrieval counts do not take it.
+    pub async fn tallies_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.tallies.lock().await
+    }
+
+    /// Groups `learned` by record (first report first) with each record's
+    /// stored evidence, for the tallies component's `merge-evidence`. Hold
+    /// [`PatternStore::tallies_lock`] from here until [`PatternStore::apply`].
+    pub fn plan(&self, learned: Vec<StoredPattern>) -> Vec<Merge> {
+        let inner = self.read();
+        let mut at: FxHashMap<Uuid, usize> = FxHashMap::default();
+        let mut plan: Vec<Merge> = Vec::new();
+        for p in learned {
+            let id = p.pattern_id;
+            match at.get(&id) {
+                Some(&i) => plan[i].reports.push(p),
+                None => {
+                    at.insert(id, plan.len());
+                    let stored = inner.map.get(&id).map(|s| Tally::of(s));
+                    plan.push(Merge { id, stored, reports: vec![p] });
+                }
+            }
+        }
+        plan
+    }
+
+    /// Stores what a batch taught, as [`PatternStore::plan`] grouped it
+    /// and the tallies component merged it (`tallies[i]` for `plan[i]`),
+    /// and removes `processed` from the analysis queue, in one batch. A
+    /// record's descriptive fields and episode ids come from its newest
+    /// report, its numbers from `tallies`; what else it holds (its
+    /// effectiveness, retrieval count, first sighting) is kept. The write
+    /// runs under the writers' lock; the records' write lock is taken for
+    /// the in-memory update at the end.
+    pub fn apply(&self, plan: Vec<Merge>, tallies: Vec<Tally>, processed: &[Uuid]) -> Result<Applied> {
+        if plan.len() != tallies.len() {
+            return Err(StoreError::Corrupt {
+                keyspace: "patterns",
+                detail: format!("{} merged tallies for {} records", tallies.len(), plan.len()),
+            });
+        }
         let _writer = self.writer()?;
-        let mut touched: HashMap<Uuid, StoredPattern> = HashMap::new();
+        let mut touched: Vec<StoredPattern> = Vec::with_capacity(plan.len());
         let mut fresh: Vec<Uuid> = Vec::new();
         let mut applied = Applied::default();
         {
             let inner = crate::sync::read(&self.inner);
-            for p in learned {
-                let id = p.pattern_id;
-                if let Some(t) = touched.get_mut(&id) {
-                    t.absorb(p);
+            for (m, t) in plan.into_iter().zip(tallies) {
+                let mut reports = m.reports.into_iter();
+                let mut record = match inner.map.get(&m.id) {
+                    Some(old) => old.clone(),
+                    None => match reports.next() {
+                        Some(first) => {
+                            fresh.push(m.id);
+                            applied.new += 1;
+                            first
+                        }
+                        None => continue,
+                    },
+                };
+                for r in reports {
+                    record.adopt(r);
                     applied.merged += 1;
-                } else if let Some(old) = inner.map.get(&id) {
-                    let mut t = old.clone();
-                    t.absorb(p);
-                    touched.insert(id, t);
-                    applied.merged += 1;
-                } else {
-                    fresh.push(id);
-                    touched.insert(id, p);
-                    applied.new += 1;
                 }
+                t.set(&mut record);
+                touched.push(record);
             }
         }
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
-        for p in touched.values() {
+        for p in &touched {
             b.insert(&self.patterns, p.pattern_id.as_bytes(), encode(p));
         }
         for id in processed {
@@ -236,12 +328,13 @@ impl PatternStore {
         }
         b.commit()?;
         let mut inner = crate::sync::write(&self.inner);
-        for id in fresh {
-            if let Some(p) = touched.get(&id) {
-                inner.index(p);
+        let fresh: FxHashSet<Uuid> = fresh.into_iter().collect();
+        for p in touched {
+            if fresh.contains(&p.pattern_id) {
+                inner.index(&p);
             }
+            inner.map.insert(p.pattern_id, p);
         }
-        inner.map.extend(touched);
         Ok(applied)
     }
 
@@ -260,11 +353,14 @@ impl PatternStore {
         self.read().map.get(id).cloned()
     }
 
-    /// Records feedback on `id` and returns the updated record.
-    pub fn record_feedback(&self, id: Uuid, applied: bool, outcome: OutcomeType, reward_delta: Option<f64>) -> Result<Option<StoredPattern>> {
+    /// Stores `e` as `id`'s effectiveness (all but the retrieval count,
+    /// which is kept) and returns the updated record; `None` when `id` is
+    /// not held. Hold [`PatternStore::tallies_lock`] from reading the
+    /// effectiveness `e` was computed from until here.
+    pub fn set_effectiveness(&self, id: Uuid, e: Effectiveness) -> Result<Option<StoredPattern>> {
         let (_writer, mut inner) = self.write()?;
         let Some(p) = inner.map.get_mut(&id) else { return Ok(None) };
-        p.record_feedback(applied, outcome, reward_delta);
+        p.effectiveness = Effectiveness { times_retrieved: p.effectiveness.times_retrieved, ..e };
         let updated = p.clone();
         self.patterns.insert(id.as_bytes(), encode(&updated))?;
         self.db.persist(PersistMode::Buffer)?;

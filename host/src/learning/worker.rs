@@ -1,7 +1,8 @@
 //! The learning worker: drains the analysis queue in batches, off the
 //! path that acknowledges `complete_episode`. Each batch goes to every
 //! analyzer in turn; what each returns is checked, and what passes is
-//! merged into the stored patterns in the same write that dequeues the
+//! merged into the stored patterns (their numbers by the built-in
+//! analyzer's `tallies`, in one call) in the same write that dequeues the
 //! batch.
 //!
 //! The worker is background work and runs as such: on a thread of its own
@@ -24,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::analyzers::AnalyzerSet;
+use super::analyzers::{AnalyzerSet, Failure};
 use super::convert::{accept, episode_to_wit};
 use super::patterns::PatternStore;
 use crate::memory::{EpisodeStore, StoreError};
@@ -198,12 +199,12 @@ impl Learning {
 
     /// Analyses one batch, its storage work on the blocking pool (for a
     /// caller on an async worker). `Ok(false)` when the queue was empty.
-    pub async fn step(&self, set: &AnalyzerSet) -> Result<bool, StoreError> {
+    pub async fn step(&self, set: &AnalyzerSet) -> Result<bool, BatchError> {
         self.batch(set, Storage::Pool).await
     }
 
     /// Analyses one batch, its storage work where `storage` says.
-    async fn batch(&self, set: &AnalyzerSet, storage: Storage) -> Result<bool, StoreError> {
+    async fn batch(&self, set: &AnalyzerSet, storage: Storage) -> Result<bool, BatchError> {
         let started = Instant::now();
         let memory = self.memory.clone();
         let loaded = offload(storage, move || -> Result<_, StoreError> {
@@ -225,9 +226,15 @@ impl Learning {
             return Ok(false);
         }
         let learned = analyse(set, &episodes).await;
+        // The records' numbers are merged by the built-in analyzer's
+        // tallies, from the stored ones, under the tallies lock.
+        let _tallies = self.patterns.tallies_lock().await;
+        let patterns = self.patterns.clone();
+        let plan = offload(storage, move || Ok(patterns.plan(learned))).await?;
+        let tallies = set.builtin.merge_evidence(set, &plan).await.map_err(BatchError::Merge)?;
         let patterns = self.patterns.clone();
         let processed: Vec<Uuid> = ids.clone();
-        let applied = offload(storage, move || patterns.apply(learned, &processed)).await?;
+        let applied = offload(storage, move || patterns.apply(plan, tallies, &processed)).await?;
         let mut s = crate::sync::lock(&self.status);
         s.batches += 1;
         s.episodes_analyzed += episodes.len() as u64;
@@ -238,6 +245,19 @@ impl Learning {
         s.last_error = None;
         Ok(true)
     }
+}
+
+/// Why a batch failed. Nothing of it was stored: it stays queued and is
+/// analysed again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// Reading the batch or storing what it taught failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The built-in analyzer's tallies could not merge the batch's records.
+    #[error("merging the batch's records failed: the built-in analyzer's tallies {0}; the batch stays queued")]
+    Merge(Failure),
 }
 
 /// Runs blocking storage work `f` where `storage` says.

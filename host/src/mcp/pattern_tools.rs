@@ -16,6 +16,7 @@ use super::server::Server;
 use crate::learning::model::{PatternKind, StoredPattern};
 use crate::learning::scorer::{PatternQuery, Scored};
 use crate::learning::analysis;
+use crate::learning::tallies;
 use crate::memory::model::{OutcomeType, TaskType, parse_id};
 use crate::world::statistics::{self as wstats, AnalysisConfig, AnalysisType, Series};
 
@@ -371,25 +372,39 @@ impl Server {
         if self.patterns().get(&id).is_none() {
             return Ok(input_error(format!("pattern {id} not found")));
         }
-        let mut delta = None;
+        let mut episode = None;
         if let Some(raw) = &p.episode_id {
             let eid = match parse_id(raw) {
                 Ok(x) => x,
                 Err(e) => return Ok(input_error(e.to_string())),
             };
-            let h = match self.store().get_header(eid) {
-                Ok(h) => h,
-                Err(e) => return Ok(store_error(e)),
-            };
-            if let Some(r) = &h.reward {
-                delta = self.store().mean_reward(&h.domain, h.task_type, eid).map(|m| r.total - m);
+            if let Err(e) = self.store().get_header(eid) {
+                return Ok(store_error(e));
             }
+            // Its reward and the reward totals of its comparable episodes:
+            // the tallies component computes the delta from them.
+            episode = self.store().comparable_rewards(&eid);
         }
-        match self.patterns().record_feedback(id, p.applied, p.outcome, delta) {
+        let set = match self.learning().ready().await {
+            Ok(s) => s,
+            Err(e) => return Ok(input_error(format!("the pattern analyzer is unavailable: {e}"))),
+        };
+        let report = tallies::Report { applied: p.applied, outcome: p.outcome, episode };
+        // Read, count and store under the tallies lock, so concurrent
+        // reports on one record all count.
+        let _tallies = self.patterns().tallies_lock().await;
+        let Some(current) = self.patterns().get(&id) else {
+            return Ok(input_error(format!("pattern {id} not found")));
+        };
+        let counted = match set.builtin.apply_feedback(&set, &current.effectiveness, report).await {
+            Ok(c) => c,
+            Err(f) => return Ok(input_error(format!("the feedback was not recorded: the built-in analyzer's tallies {f}"))),
+        };
+        match self.patterns().set_effectiveness(id, counted.effectiveness) {
             Ok(Some(updated)) => structured(json!({
                 "pattern_id": id,
                 "effectiveness": to_value(&updated.effectiveness)?,
-                "reward_delta": delta,
+                "reward_delta": counted.reward_delta,
             })),
             Ok(None) => Ok(input_error(format!("pattern {id} not found"))),
             Err(e) => Ok(store_error(e)),

@@ -226,7 +226,7 @@ impl EpisodeStore {
                 }
                 text.set_attributes(p.id, &p.domain, p.task_type);
                 text.add_tokens(p.id, p.tokens);
-                sums.entry(p.id).or_insert(p.summary);
+                sums.insert_absent(p.id, p.summary);
             }
         }
         self.build.indexed.fetch_add(n, Ordering::Relaxed);

@@ -33,7 +33,7 @@
 //! crash); completion and deletion are fsynced. A write that cannot be made
 //! durable is an error, and nothing is reported stored that is not.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -42,7 +42,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use uuid::Uuid;
 
 use super::model::{
-    Episode, EpisodeHeader, Invalid, MAX_PARAMETERS_BYTES, MAX_STEPS, Outcome, OutcomeType, Step, StepResult, TaskContext,
+    Episode, EpisodeHeader, Invalid, MAX_PARAMETERS_BYTES, MAX_STEPS, Outcome, Step, StepResult, TaskContext,
     TaskType, check_context, check_description, check_metadata, check_outcome, check_short, check_text, invalid,
 };
 use super::documents::{completion_text, header_text, step_text};
@@ -166,20 +166,7 @@ pub struct NewStep {
     pub tokens_used: Option<u64>,
 }
 
-/// What sorting and filtering need, kept in memory per episode.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    /// Shared by every episode of the domain ([`EpisodeStore::intern`]).
-    pub domain: Arc<str>,
-    /// The kind of work.
-    pub task_type: TaskType,
-    /// Wall-clock duration, once completed.
-    pub duration_ms: Option<i64>,
-    /// The reward's total, once completed.
-    pub reward: Option<f64>,
-    /// How it ended, once completed.
-    pub outcome: Option<OutcomeType>,
-}
+pub use super::summaries::Summary;
 
 /// Storage figures for `health_check` and `get_metrics`.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -237,7 +224,7 @@ pub struct EpisodeStore {
     /// Serialises writers: each write reads a header and writes it back.
     pub(super) write: Mutex<()>,
     pub(super) text: RwLock<TextIndex>,
-    pub(super) summaries: RwLock<HashMap<Uuid, Summary>>,
+    pub(super) summaries: RwLock<super::summaries::Summaries>,
     /// One copy of each domain name the summaries refer to.
     domains: RwLock<std::collections::HashSet<Arc<str>>>,
     /// Step counts of recently used in-progress episodes (bounded; guarded
@@ -326,7 +313,7 @@ impl EpisodeStore {
             db,
             write: Mutex::new(()),
             text: RwLock::new(TextIndex::new()),
-            summaries: RwLock::new(HashMap::new()),
+            summaries: RwLock::new(super::summaries::Summaries::default()),
             domains: RwLock::new(std::collections::HashSet::new()),
             open_steps: Mutex::new(OpenSteps::default()),
             build: Build::default(),

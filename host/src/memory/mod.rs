@@ -13,6 +13,7 @@ pub mod open;
 pub mod query;
 pub mod reads;
 pub mod episode_store;
+pub mod summaries;
 pub mod text;
 
 pub use episode_store::{EpisodeStore, StoreError};

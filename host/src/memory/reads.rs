@@ -7,6 +7,7 @@ use fjall::{Database, Keyspace, PersistMode};
 use uuid::Uuid;
 
 use super::keys::{id_from_suffix, id_key, uuid_floor};
+use super::summaries::RewardTotals;
 use super::model::{EpisodeHeader, TaskType};
 use super::episode_store::{EpisodeStore, Result, SCHEMA_VERSION, StoreStats, Summary, decode};
 
@@ -145,16 +146,16 @@ impl EpisodeStore {
         Ok(self.analysis_queue.len()? as u64)
     }
 
-    /// Mean reward of completed episodes in `domain` of `task_type`, other
-    /// than `except`: the baseline a reward is compared against.
-    pub fn mean_reward(&self, domain: &str, task_type: TaskType, except: Uuid) -> Option<f64> {
+    /// `id`'s reward's total and the reward totals of the completed
+    /// episodes comparable to it (same domain and task type), its own
+    /// included: what the episode analysis turns into the reward delta
+    /// against comparable episodes. `None` when `id` is not counted in them
+    /// (no reward, or not yet read by the start-up rebuild).
+    pub fn comparable_rewards(&self, id: &Uuid) -> Option<(f64, RewardTotals)> {
         let s = crate::sync::read(&self.summaries);
-        let (sum, n) = s
-            .iter()
-            .filter(|(id, x)| **id != except && x.task_type == task_type && &*x.domain == domain)
-            .filter_map(|(_, x)| x.reward)
-            .fold((0.0, 0u64), |(s, n), r| (s + r, n + 1));
-        (n > 0).then(|| sum / n as f64)
+        let own = s.get(id)?;
+        let reward = own.reward?;
+        Some((reward, s.reward_totals(&own.domain, own.task_type)))
     }
 
     /// Flushes memtables into tables and syncs: every byte is then in the
