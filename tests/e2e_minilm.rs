@@ -159,6 +159,13 @@ async fn the_model_is_the_default_when_installed_and_lexical_search_serves_when_
     let data = tempfile::tempdir().expect("tmp");
     install_copy(data.path());
     let s = common::spawn_in(data, &[]).await;
+    // On a cold shared cache the server compiles the model's component
+    // first, which on a loaded machine can outlast a query's wait for it.
+    let started = Instant::now();
+    while common::ok(&s, "health_check", json!({})).await["embeddings"]["state"]["status"] == "loading" {
+        assert!(started.elapsed() < Duration::from_secs(600), "the model embedder did not load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let t = common::ok(&s, "test_embeddings", json!({})).await;
     assert_eq!((t["provider"].as_str(), t["model"].as_str(), t["dimensions"].as_u64()), (Some("local-minilm"), Some("all-MiniLM-L6-v2"), Some(384)), "{t}");
     let tasks = [
@@ -253,4 +260,51 @@ async fn the_model_grant_sees_the_model_directory_read_only_and_nothing_else() {
         assert_eq!(v, &vec![0.0, 0.0], "{p} must be unreadable and unwritable");
     }
     assert!(!data.path().join("models/all-minilm-l6-v2/config.json.probe").exists());
+}
+
+/// `memory-mcp warm` precompiles exactly what a server loads, the model
+/// embedder included (in the deadline-metered engine the server runs it
+/// in): a server started on the warmed cache answers its first
+/// `query_semantic_memory` with the model and adds no artifact to the
+/// cache, so it compiled nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_warm_the_server_compiles_nothing_to_answer_with_the_model() {
+    use rmcp::ServiceExt;
+    let data = tempfile::tempdir().expect("tmp");
+    install_copy(data.path());
+    let cache = data.path().join("warmed-cache");
+    let command = |extra: &[&str]| {
+        let mut cmd = tokio::process::Command::new(common::bin());
+        cmd.arg("--data-dir").arg(data.path()).arg("--cache-dir").arg(&cache).args(extra);
+        cmd.env_remove("MEMORY_MCP_CONFIG").env("MEMORY_MCP_LOG", "warn").stderr(std::process::Stdio::null());
+        cmd
+    };
+    let warmed = command(&["warm"]).stderr(std::process::Stdio::piped()).output().await.expect("run warm");
+    let said = String::from_utf8_lossy(&warmed.stderr);
+    assert!(warmed.status.success(), "{said}");
+    assert!(said.contains("embedder-local-minilm ready"), "{said}");
+    let artifacts = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(&cache)
+            .expect("cache dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cwasm"))
+            .collect()
+    };
+    let before = artifacts();
+    assert!(before.iter().any(|n| n.starts_with("embedder-local-minilm-")), "{before:?}");
+    let transport = rmcp::transport::TokioChildProcess::new(command(&[])).expect("spawn memory-mcp");
+    let client = ().serve(transport).await.expect("MCP initialize");
+    let s = common::Server { client, data_dir: data };
+    // Loading checks the weights' checksums and reads them (about a second;
+    // more on a loaded machine than a query waits for it).
+    let started = Instant::now();
+    while common::ok(&s, "health_check", json!({})).await["embeddings"]["state"]["status"] == "loading" {
+        assert!(started.elapsed() < Duration::from_secs(600), "the model embedder did not load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    common::ok(&s, "query_semantic_memory", json!({"query": "speed up the login page on phones", "limit": 3})).await;
+    let t = common::ok(&s, "test_embeddings", json!({})).await;
+    assert_eq!(t["provider"], "local-minilm", "{t}");
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
+    assert_eq!(artifacts(), before, "the server compiled a component warm had not");
 }
