@@ -4,7 +4,7 @@
 
 use javy::quickjs::{Ctx, Object, Value};
 
-use crate::engine::AGENT_FILE;
+use crate::fence::AGENT_FILE;
 
 /// A thrown error, as the caller sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,10 +52,10 @@ pub fn from_value<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> JsError {
         line = number_prop(obj, "lineNumber");
         column = number_prop(obj, "columnNumber");
     }
-    // Line 1 starts with the wrapper's opening (engine::wrap).
+    // Line 1 starts with the wrapper's opening (fence::wrap).
     // (A column inside that opening means QuickJS did not know it.)
     if line == Some(1) {
-        let offset = crate::engine::line1_offset();
+        let offset = crate::fence::line1_offset();
         column = column.filter(|c| *c > offset).map(|c| c - offset);
     }
     let message = if message.is_empty() {

@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod errors;
+pub mod fence;
 mod glue;
 pub mod json;
 pub mod plugin;

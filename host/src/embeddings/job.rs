@@ -332,7 +332,7 @@ impl Embeddings {
             let (Some(&kind), Some(id)) = (k.first(), k.get(1..17).and_then(|b| Uuid::from_slice(b).ok())) else { continue };
             let text = match kind {
                 EPISODE_ITEM => self.memory.get_header(id).ok().map(|h| crate::memory::documents::header_text(&h)),
-                PATTERN_ITEM => self.patterns.get(&id).map(|p| p.search_text()),
+                PATTERN_ITEM => self.patterns.search_text(&id),
                 _ => None,
             };
             match text {
@@ -406,7 +406,7 @@ impl Embeddings {
     fn item_alive(&self, key: &[u8]) -> bool {
         match (key.first(), key.get(1..17).and_then(|b| Uuid::from_slice(b).ok())) {
             (Some(&EPISODE_ITEM), Some(id)) => self.memory.contains(&id),
-            (Some(&PATTERN_ITEM), Some(id)) => self.patterns.get(&id).is_some(),
+            (Some(&PATTERN_ITEM), Some(id)) => self.patterns.search_text(&id).is_some(),
             _ => false,
         }
     }

@@ -13,6 +13,7 @@ mod health;
 pub mod index;
 mod install;
 mod job;
+pub mod pattern_texts;
 pub mod providers;
 mod query_cache;
 pub mod service;
@@ -23,6 +24,7 @@ pub mod vectors;
 mod worker;
 
 pub use embedder::{EmbedFailure, Embedder, ModelInfo, Space};
+pub use pattern_texts::PatternTexts;
 pub use providers::{DeclaredProvider, FileEmbeddings, Providers};
 pub use service::{Embeddings, QueryVector, RefusedSettings, SemanticHit};
 pub use settings::{EmbeddingSettings, ProviderKind};

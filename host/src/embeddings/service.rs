@@ -36,7 +36,7 @@ pub(super) use super::state::Provider;
 use super::index::VectorIndex;
 use super::providers::Providers;
 use super::settings::EmbeddingSettings;
-use crate::learning::PatternStore;
+use super::pattern_texts::PatternTexts;
 use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM};
 use crate::memory::{EpisodeStore, StoreError};
 use crate::wasm::artifacts::ArtifactCache;
@@ -80,7 +80,7 @@ pub struct RefusedSettings {
 /// jobs that keep stored episodes and patterns embedded.
 pub struct Embeddings {
     pub(super) memory: Arc<EpisodeStore>,
-    pub(super) patterns: Arc<PatternStore>,
+    pub(super) patterns: Arc<dyn PatternTexts>,
     /// The fuel-metered engine: the hashed and the remote embedders.
     pub(super) engine: Engine,
     /// The deadline-metered engine: the model embedder
@@ -172,7 +172,7 @@ impl Embeddings {
     /// loaded by [`Embeddings::spawn`].
     pub fn open(
         memory: Arc<EpisodeStore>,
-        patterns: Arc<PatternStore>,
+        patterns: Arc<dyn PatternTexts>,
         data_dir: &std::path::Path,
         cache: ArtifactCache,
         providers: Providers,

@@ -14,6 +14,7 @@ pub mod analyzers;
 pub mod convert;
 pub mod model;
 pub mod patterns;
+mod pattern_texts;
 pub mod scorer;
 pub mod tallies;
 pub mod episodes_host;

@@ -10,14 +10,11 @@
 use std::path::{Path, PathBuf};
 
 use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_SOURCE_BYTES, MAX_WASM_BYTES, check_subdir, read_untrusted};
-use super::manifest::{MANIFEST_FORMAT, Manifest};
+use super::manifest::{MANIFEST_FORMAT, MANIFEST_SUFFIX, Manifest};
 use super::{layout, name};
 use super::policy::PluginPolicy;
 use super::{Built, PluginError};
 use crate::wasm::artifacts::write_atomic;
-
-/// The manifest's suffix.
-pub const MANIFEST_SUFFIX: &str = ".plugin.json";
 
 /// The most JS tool plugins a server considers (see [`PluginDir::names`]).
 pub const MAX_PLUGINS: usize = 1000;

@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use super::analyzer_dir::{ANALYZER_MANIFEST_SUFFIX, AnalyzerDir};
-use super::dir::MANIFEST_SUFFIX;
+use super::manifest::MANIFEST_SUFFIX;
 use super::{PluginError, name};
 
 /// JS tool plugins' subdirectory.

@@ -17,6 +17,8 @@ use crate::sandbox::Language;
 
 /// The manifest format this build reads.
 pub const MANIFEST_FORMAT: u32 = 1;
+/// A JS tool plugin's manifest file is `NAME` and this suffix.
+pub const MANIFEST_SUFFIX: &str = ".plugin.json";
 
 /// The world a plugin component is built on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
