@@ -266,7 +266,7 @@ impl PatternStore {
                 Some(&i) => plan[i].reports.push(p),
                 None => {
                     at.insert(id, plan.len());
-                    let stored = inner.map.get(&id).map(|s| Tally::of(s));
+                    let stored = inner.map.get(&id).map(Tally::of);
                     plan.push(Merge { id, stored, reports: vec![p] });
                 }
             }

@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(r.join("tools/wc.js")).expect("moved"), "return 1");
         let dir = AnalyzerDir::new(analyzers_dir(r));
         assert_eq!(dir.verify("slow").expect("manifest").wasm, b"analyzer");
-        assert_eq!(dir.verify("bare").expect("manifest").policy, super::analyzer_policy::AnalyzerPolicy::default());
+        assert_eq!(dir.verify("bare").expect("manifest").policy, crate::plugins::analyzer_policy::AnalyzerPolicy::default());
         assert!(held_by_tool(r, "wc") && held_by_analyzer(r, "slow") && !held_by_analyzer(r, "wc"));
         // Once: a file dropped at the top later is not migrated.
         std::fs::write(r.join("late.wasm"), "x").expect("write");
