@@ -85,28 +85,12 @@ fn super_normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Back-edges between host/src's top-level modules that issue 16 is
-/// removing, as (from, to). The cycle check runs without them; an entry
-/// whose edge is gone fails the test, so this list only shrinks.
-const MODULE_EDGES_BEING_REMOVED: &[(&str, &str)] = &[];
-
-/// File edges issue 16 is removing, as (crate, from, to), like
-/// [`MODULE_EDGES_BEING_REMOVED`].
-const FILE_EDGES_BEING_REMOVED: &[(&str, &str, &str)] = &[
-    ("memory-mcp (lib)", "host/src/memory/build.rs", "host/src/memory/episode_store.rs"),
-    ("memory-mcp (lib)", "host/src/mcp/server.rs", "host/src/mcp/memory_resources.rs"),
-    ("memory-mcp (lib)", "host/src/mcp/server.rs", "host/src/mcp/plugin_tools.rs"),
-    ("memory-mcp (lib)", "host/src/mcp/server.rs", "host/src/mcp/prompts.rs"),
-];
-
 #[test]
 fn host_modules_form_no_cycle() {
     let krate = modules::read_crate(&workspace(), "memory-mcp", Path::new("host/src/lib.rs")).expect("reading host/src");
-    let (_, mut modules) = graph::graphs(&krate);
+    let (_, modules) = graph::graphs(&krate);
     println!("host/src top-level modules (#[cfg(test)] code left out):\n{}", modules.render());
     println!("why (the first path naming each):\n{}", modules.explain());
-    let gone: Vec<_> = MODULE_EDGES_BEING_REMOVED.iter().filter(|(a, b)| !modules.remove(a, b)).collect();
-    assert!(gone.is_empty(), "these edges are gone: take them out of MODULE_EDGES_BEING_REMOVED: {gone:?}");
     let cycles = graph::cycles(&modules);
     assert!(cycles.is_empty(), "module cycles in host/src:\n{}", cycles.join("\n"));
 }
@@ -120,12 +104,7 @@ fn no_crate_has_a_file_cycle() {
         for (name, root) in crate_roots(&member) {
             let krate = modules::read_crate(&ws, &name, &root).unwrap_or_else(|e| panic!("{name}: {e}"));
             checked += krate.modules.len();
-            let (mut files, _) = graph::graphs(&krate);
-            for (_, from, to) in FILE_EDGES_BEING_REMOVED.iter().filter(|(c, _, _)| *c == krate.name) {
-                if !files.remove(from, to) {
-                    failures.push(format!("{from} -> {to} is gone: take it out of FILE_EDGES_BEING_REMOVED"));
-                }
-            }
+            let (files, _) = graph::graphs(&krate);
             for cycle in graph::cycles(&files) {
                 failures.push(format!("{}: {cycle}", krate.name));
             }

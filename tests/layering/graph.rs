@@ -41,11 +41,6 @@ impl Graph {
         self.edges.get(from).and_then(|m| m.get(to)).map_or("", String::as_str)
     }
 
-    /// Removes the edge `from` → `to`; whether it was there.
-    pub fn remove(&mut self, from: &str, to: &str) -> bool {
-        self.edges.get_mut(from).is_some_and(|m| m.remove(to).is_some())
-    }
-
     /// `a → b   (why)` lines, one per edge.
     pub fn explain(&self) -> String {
         let mut out = String::new();

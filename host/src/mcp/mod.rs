@@ -2,9 +2,11 @@
 //! and learning.
 
 pub mod framing;
+mod core_tools;
 mod detect;
 mod embedding_tools;
 mod gateway_tools;
+mod handler;
 mod memory_resources;
 mod memory_tools;
 mod own_tools;
@@ -15,6 +17,7 @@ pub mod portable;
 mod progress;
 mod prompts;
 mod quality_report;
+mod recent;
 mod server;
 mod subscriptions;
 pub mod starting;

@@ -3,77 +3,23 @@
 //! `remove_plugin`, and the calls of the plugins themselves, which are
 //! served as tools of their own.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use rmcp::{ErrorData, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::params::{Parameters, input_error, params_or_return};
+use super::core_tools::execution_result;
+use super::recent::RECENT_EXECUTIONS;
 use super::server::Server;
 use crate::plugins::builder::{BuildRequest, Builder, Stage};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::policy::{PluginLimits, PluginPolicy};
 use crate::plugins::registry::LoadedPlugin;
 use crate::principal::Principal;
-use crate::sandbox::outcome::{ExecutionResult, Status};
+use crate::sandbox::outcome::Status;
 use crate::sandbox::policy::ToolPolicy;
-use crate::sandbox::Language;
-
-/// Executions remembered for `save_plugin`.
-pub const RECENT_EXECUTIONS: usize = 256;
-
-/// Each principal's [`RecentExecutions`]: one principal's execution ids
-/// are not another's to save.
-#[derive(Default)]
-pub struct PrincipalExecutions {
-    by_principal: Mutex<HashMap<Principal, Arc<RecentExecutions>>>,
-}
-
-impl PrincipalExecutions {
-    pub fn of(&self, principal: &Principal) -> Arc<RecentExecutions> {
-        crate::sync::lock(&self.by_principal).entry(principal.clone()).or_default().clone()
-    }
-}
-
-/// Code that ran through `execute_agent_code` for one principal, newest last.
-#[derive(Default)]
-pub struct RecentExecutions {
-    runs: Mutex<VecDeque<Ran>>,
-}
-
-#[derive(Clone)]
-struct Ran {
-    id: uuid::Uuid,
-    code: String,
-    language: Language,
-    status: Status,
-    /// The exact `server.tool` names the run called and got an answer
-    /// from: the default grant of a plugin saved from it.
-    answered: Vec<String>,
-}
-
-impl RecentExecutions {
-    /// Remembers a run. Only a successful run's code can be saved, so a
-    /// failed one is kept without its code: a run refused for its size
-    /// carries up to a whole request (8 MiB), and the last
-    /// [`RECENT_EXECUTIONS`] of them must not stay resident.
-    pub fn remember(&self, id: uuid::Uuid, code: String, language: Language, status: Status, answered: Vec<String>) {
-        let code = if status == Status::Success { code } else { String::new() };
-        let mut runs = crate::sync::lock(&self.runs);
-        if runs.len() == RECENT_EXECUTIONS {
-            runs.pop_front();
-        }
-        runs.push_back(Ran { id, code, language, status, answered });
-    }
-
-    fn get(&self, id: uuid::Uuid) -> Option<Ran> {
-        crate::sync::lock(&self.runs).iter().rev().find(|r| r.id == id).cloned()
-    }
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -378,23 +324,6 @@ fn check_input(name: &str, schema: &Value, input: &Value) -> Result<(), String> 
         return Ok(());
     }
     Err(format!("invalid arguments for `{name}` (its input_schema): {}", errors.join("; ")))
-}
-
-/// An execution's result as a tool result: a readable line, then the
-/// structured result with its `execution_id`. Anything but success (an
-/// error, timeout, resource limit, security violation, a busy server) is
-/// an `isError` result, which keeps the structured result.
-pub fn execution_result(result: &ExecutionResult, id: uuid::Uuid) -> CallToolResult {
-    let mut structured = serde_json::to_value(result).unwrap_or(Value::Null);
-    if let Some(fields) = structured.as_object_mut() {
-        fields.insert("execution_id".into(), json!(id));
-    }
-    let mut out = CallToolResult::structured(structured);
-    out.content.insert(0, ContentBlock::text(result.summary()));
-    if result.status() != Status::Success {
-        out.is_error = Some(true);
-    }
-    out
 }
 
 #[cfg(test)]

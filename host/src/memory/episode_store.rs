@@ -46,7 +46,7 @@ use super::model::{
     TaskType, check_context, check_description, check_metadata, check_outcome, check_short, check_text, invalid,
 };
 use super::documents::{completion_text, header_text, step_text};
-use super::build::{Build, IndexCoverage};
+use super::coverage::{Build, IndexCoverage};
 use super::keys::{EPISODE_ITEM, domain_key, id_key, item_key, step_key, type_key};
 use super::open::OpenSteps;
 use super::text::TextIndex;

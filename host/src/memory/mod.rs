@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod completion;
+pub mod coverage;
 pub mod documents;
 pub mod heap;
 pub mod keys;
