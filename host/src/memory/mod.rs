@@ -13,6 +13,7 @@ pub mod model;
 pub mod open;
 pub mod query;
 pub mod reads;
+pub mod store_types;
 pub mod episode_store;
 pub mod summaries;
 pub mod text;
