@@ -7,6 +7,7 @@ pub mod learning;
 pub mod process;
 pub mod http;
 pub mod raw;
+pub mod team;
 pub mod upstream;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@
 //! - capabilities: only what [`capabilities::Grants`] links.
 
 pub mod capabilities;
+pub mod dispatch;
 pub mod legacy;
 pub mod limits;
 pub mod outcome;
