@@ -46,17 +46,17 @@ enum Command {
     /// Plugins: agent JS/TS compiled into components served as tools.
     Plugin {
         #[command(subcommand)]
-        command: memory_mcp::cli::plugin::PluginCommand,
+        command: memory_mcp::cli::PluginCommand,
     },
     /// Third-party pattern analyzers: install, list, verify, remove.
     Analyzer {
         #[command(subcommand)]
-        command: memory_mcp::cli::analyzer::AnalyzerCommand,
+        command: memory_mcp::cli::AnalyzerCommand,
     },
     /// The local embedding model's weights: install, verify.
     Model {
         #[command(subcommand)]
-        command: memory_mcp::models::cli::ModelCommand,
+        command: memory_mcp::models::ModelCommand,
     },
 }
 
@@ -126,7 +126,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Serve(args) => {
                 // Checked before the data dir is opened: a refused address
                 // or a bad token file stops here.
-                let token = std::env::var(memory_mcp::http::auth::TOKEN_ENV).ok();
+                let token = std::env::var(memory_mcp::http::TOKEN_ENV).ok();
                 let http = memory_mcp::http::HttpOptions::from_args(&args, token, cli.max_frame_bytes)?;
                 serve(settings, cli.max_frame_bytes, http).await
             }
@@ -137,9 +137,9 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
             Command::Tools { command } => tools_command(&settings, command).await,
-            Command::Plugin { command } => memory_mcp::cli::plugin::run(&settings, command).await,
-            Command::Analyzer { command } => memory_mcp::cli::analyzer::run(&settings, command).await,
-            Command::Model { command } => memory_mcp::models::cli::run(&settings.data_dir, command).await,
+            Command::Plugin { command } => memory_mcp::cli::run_plugin(&settings, command).await,
+            Command::Analyzer { command } => memory_mcp::cli::run_analyzer(&settings, command).await,
+            Command::Model { command } => memory_mcp::models::run_model(&settings.data_dir, command).await,
         }
     });
     // Whatever is still in flight now fails because of the shutdown. A

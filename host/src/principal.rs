@@ -1,7 +1,7 @@
 //! Who a request is from: the unit of isolation and attribution.
 //!
 //! Over stdio there is one principal, [`Principal::local`]. Over Streamable
-//! HTTP the authenticated bearer token names it (`crate::http::auth`), and
+//! HTTP the authenticated bearer token names it (`http/auth.rs`), and
 //! the HTTP layer puts it into the request's extensions, which rmcp hands
 //! to every handler inside the request's `http::request::Parts` (sessions
 //! and sessionless 2026-07-28 requests alike). A principal keys its own

@@ -145,7 +145,7 @@ pub fn token_file(dir: &std::path::Path, principals: &[(&str, &str)]) -> PathBuf
     use std::fmt::Write as _;
     let mut text = String::new();
     for (name, token) in principals {
-        let hash = memory_mcp::http::auth::token_sha256_hex(token);
+        let hash = memory_mcp::http::token_sha256_hex(token);
         writeln!(text, "[[principals]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\n").unwrap();
     }
     let path = dir.join("tokens.toml");

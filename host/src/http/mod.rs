@@ -10,10 +10,12 @@
 //! protection). SIGTERM (or Ctrl-C) stops accepting, drains the requests in
 //! flight, ends the sessions, and returns.
 
-pub mod auth;
-pub mod conn;
-pub mod gate;
-pub mod sessions;
+mod auth;
+mod conn;
+mod gate;
+mod sessions;
+
+pub use auth::{TOKEN_ENV, token_sha256_hex};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

