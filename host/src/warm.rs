@@ -59,7 +59,7 @@ pub async fn warm(settings: &Settings) -> Result<Vec<Warmed>> {
     done.push(Warmed { name: "plugin templates".into(), millis: started.elapsed().as_millis() as u64, cache_hit: None });
     let cache = ArtifactCache::new(&settings.cache_dir);
     // As `learning::analyzers::AnalyzerSet::load` loads it.
-    let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
+    let engine = crate::wasm::engine::build(crate::learning::analyzers::builtin_metering())?;
     let (_, r) = cache.load(&engine, "pattern-analyzer", crate::components::PATTERN_ANALYZER, None).await?;
     done.push(Warmed::from(&r));
     for r in crate::embeddings::embedder::precompile(&cache).await? {

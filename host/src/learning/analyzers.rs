@@ -398,6 +398,7 @@ fn check_name(name: &str) -> Result<()> {
 
 /// Every loaded analyzer, the built-in first, and the installed ones refused.
 pub struct AnalyzerSet {
+    /// The fuel-metered, on-demand engine installed analyzers run on.
     engine: Engine,
     memory: Arc<EpisodeStore>,
     /// The built-in analyzer (always present).
@@ -419,16 +420,17 @@ impl AnalyzerSet {
     /// plugin in `plugins_dir` (when it exists).
     pub async fn load(cache: &ArtifactCache, builtin_wasm: &[u8], plugins_dir: Option<&Path>, memory: Arc<EpisodeStore>) -> Result<Self> {
         let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
-        let (component, load) = cache.load(&engine, "pattern-analyzer", builtin_wasm, None).await?;
+        let builtin_engine = crate::wasm::engine::build(builtin_metering())?;
+        let (component, load) = cache.load(&builtin_engine, "pattern-analyzer", builtin_wasm, None).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, "built-in pattern analyzer ready");
         let hash = blake3::hash(builtin_wasm).to_hex().to_string();
-        let builtin = Analyzer::new(&engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash.clone(), &memory)
+        let builtin = Analyzer::new(&builtin_engine, &component, Source::Builtin, AnalyzerPolicy::builtin(), hash.clone(), &memory)
             .await
             .context("starting the built-in pattern analyzer")?;
         if builtin.tallies.is_none() {
             anyhow::bail!("the built-in pattern analyzer does not export {TALLIES_EXPORT}");
         }
-        let scorer = Analyzer::new(&engine, &component, Source::Builtin, scorer_policy(AnalyzerPolicy::builtin()), hash, &memory)
+        let scorer = Analyzer::new(&builtin_engine, &component, Source::Builtin, scorer_policy(AnalyzerPolicy::builtin()), hash, &memory)
             .await
             .context("starting the built-in scorer")?;
         if scorer.scorer.is_none() {
@@ -504,7 +506,8 @@ impl AnalyzerSet {
         Ok(a)
     }
 
-    /// The fuel-metered engine every analyzer runs on.
+    /// The fuel-metered engine installed analyzers run on (the built-in
+    /// one runs on an engine metered as [`builtin_metering`] says).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -522,6 +525,16 @@ impl AnalyzerSet {
 
 /// Most weights a scorer may report.
 const MAX_WEIGHTS: usize = 16;
+
+/// How the built-in analyzer and scorer are metered: fuel, with the
+/// pooling allocator sized to the built-in policy's memory limit, since
+/// their shape is known and the scorer runs once per query (a fresh
+/// instance then costs a slot reset, not fresh mappings). Installed
+/// analyzers, of any shape, run on an on-demand [`crate::wasm::Metering::Fuel`]
+/// engine.
+pub fn builtin_metering() -> crate::wasm::Metering {
+    crate::wasm::Metering::PooledFuel { max_memory_bytes: AnalyzerPolicy::builtin().limits.memory_mb << 20 }
+}
 
 /// The policy a scorer runs under: its own limits, and never the episode
 /// store (a scorer computes from its arguments alone).

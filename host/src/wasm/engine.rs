@@ -5,8 +5,10 @@
 //! instance per call costs a slot reset rather than fresh mappings; its
 //! embedder (code mode) bounds its own executions, and the pool has room
 //! for twice as many. The fuel-metered engine allocates on demand, so any
-//! component shape an analyzer policy allows loads; its calls take one of
-//! [`FUEL_CALLS`] call slots ([`call_slots`]) and wait for one when all
+//! component shape an analyzer policy allows loads; the pooled fuel engine
+//! is for components whose shape is known (the built-in pattern analyzer
+//! and scorer, called once per query). Calls in either fuel engine take one
+//! of [`FUEL_CALLS`] call slots ([`call_slots`]) and wait for one when all
 //! are taken.
 
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,17 @@ pub enum Metering {
     /// with its own limits. At most [`FUEL_CALLS`] calls hold an instance
     /// at once (more wait for a slot).
     Fuel,
+    /// [`Metering::Fuel`] with the pooling instance allocator, sized for
+    /// [`FUEL_CALLS`] calls of components with at most `max_memory_bytes`
+    /// of linear memory each: components whose shape is known, where a
+    /// fresh instance per call must cost little (the built-in analyzer and
+    /// scorer, called once per `recommend_patterns`). A component the pool
+    /// cannot hold fails to load here, so it goes to a [`Metering::Fuel`]
+    /// engine.
+    PooledFuel {
+        /// The most linear memory one call may have.
+        max_memory_bytes: u64,
+    },
     /// The epoch deadline only (no fuel: fuel's per-instruction count
     /// costs the most on compute-bound guests), allocating on demand:
     /// the model embedder, whose one long-lived instance does
@@ -89,10 +102,15 @@ pub fn build(metering: Metering) -> Result<Engine, EngineError> {
             // several memories. Call slots still bound the calls at once.
             "metered"
         }
+        Metering::PooledFuel { max_memory_bytes } => {
+            config.consume_fuel(true);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(FUEL_CALLS, max_memory_bytes)));
+            "pooled metered"
+        }
         Metering::Deadline => "deadline",
     };
     let engine = Engine::new(&config).map_err(|e| EngineError { mode, message: e.to_string() })?;
-    if metering == Metering::Fuel {
+    if matches!(metering, Metering::Fuel | Metering::PooledFuel { .. }) {
         let mut slots = crate::sync::lock(&CALL_SLOTS);
         slots.retain(|(weak, _)| weak.upgrade().is_some());
         slots.push((engine.weak(), Arc::new(Semaphore::new(FUEL_CALLS))));
