@@ -192,8 +192,8 @@ async fn the_default_list_is_small_and_every_capability_stays_reachable() {
     let searchable: BTreeSet<String> =
         found["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str().map(String::from)).collect();
     for name in all.iter().filter(|n| !listed.contains(*n)) {
-        let callable_from_code = memory_mcp::gateway::local::sandbox_callable(name);
-        let operator_only = memory_mcp::gateway::local::OPERATOR_ONLY.contains(&name.as_str());
+        let callable_from_code = memory_mcp::gateway::sandbox_callable(name);
+        let operator_only = memory_mcp::gateway::OPERATOR_ONLY.contains(&name.as_str());
         assert!(callable_from_code || operator_only, "{name}");
         if callable_from_code {
             assert!(searchable.contains(&format!("memory.{name}")), "memory.{name} is not found by search_tools");

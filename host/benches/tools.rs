@@ -57,7 +57,7 @@ fn policy() -> ToolPolicy {
     }
 }
 
-fn servers() -> std::collections::BTreeMap<String, memory_mcp::gateway::servers::UpstreamConfig> {
+fn servers() -> std::collections::BTreeMap<String, memory_mcp::gateway::UpstreamConfig> {
     let mut file: toml::Table = toml::from_str(&upstream::everything("everything", None)).expect("toml");
     let table = file.remove("servers").expect("servers");
     table.try_into().expect("servers table")

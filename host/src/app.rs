@@ -17,8 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::embeddings::Embeddings;
-use crate::gateway::Gateway;
-use crate::gateway::audit::Audit;
+use crate::gateway::{Audit, Gateway};
 use crate::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use crate::mcp::{RuntimeState, Server};
 use crate::memory::EpisodeStore;

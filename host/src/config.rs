@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::embeddings::{FileEmbeddings, Providers};
 use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUED, Limits, Profile};
-use crate::gateway::servers::UpstreamConfig;
+use crate::gateway::UpstreamConfig;
 use crate::sandbox::policy::ToolPolicy;
 
 /// Flags shared by the server and the subcommands that touch its data.
@@ -116,7 +116,7 @@ impl Default for FileAudit {
 }
 
 fn default_audit_records() -> u64 {
-    crate::gateway::audit::DEFAULT_MAX_RECORDS
+    crate::gateway::DEFAULT_MAX_RECORDS
 }
 
 /// `[sandbox]` in the config file: the same limits as the command-line flags (which win), plus the tool-call policy.

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use memory_mcp::app::App;
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
-use memory_mcp::gateway::audit::{Audit, AuditFilter};
+use memory_mcp::gateway::{Audit, AuditFilter};
 use memory_mcp::mcp::{self, framing::DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::lock::DataDirLock;
 

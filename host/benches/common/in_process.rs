@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use memory_mcp::app::App;
 use memory_mcp::config::Settings;
-use memory_mcp::gateway::Gateway;
-use memory_mcp::gateway::servers::UpstreamConfig;
+use memory_mcp::gateway::{Gateway, UpstreamConfig};
 use memory_mcp::mcp::{self, Server};
 use memory_mcp::plugins::registry::Registry;
 use memory_mcp::sandbox::Sandbox;

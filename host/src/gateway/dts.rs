@@ -7,11 +7,11 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use memory_mcp::gateway::{catalog::ToolInfo, dts};
+//! use memory_mcp::gateway::{ToolInfo, tool_declaration};
 //! let schema = serde_json::json!({"type": "object", "properties": {
 //!     "message": {"type": "string", "description": "Message to echo"}}, "required": ["message"]});
 //! let tool = rmcp::model::Tool::new("echo", "Echoes back the input.", Arc::new(schema.as_object().unwrap().clone()));
-//! let text = dts::declare(&ToolInfo { server: "everything".into(), tool });
+//! let text = tool_declaration(&ToolInfo { server: "everything".into(), tool });
 //! assert!(text.contains("echo(args: {\n    /** Message to echo */\n    message: string;\n  }): Promise<unknown>;"));
 //! ```
 

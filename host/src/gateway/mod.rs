@@ -4,19 +4,25 @@
 //! policy admitted is routed to this server's own tools (server `memory`,
 //! in-process) or to an upstream MCP server from `[servers.*]` (rmcp's
 //! client, lazily connected). Every call, refused ones included, is
-//! written to the [`audit::Audit`].
+//! written to the [`Audit`].
 //!
-//! It also answers progressive disclosure: the [`catalog::Catalog`] of all
+//! It also answers progressive disclosure: the [`Catalog`] of all
 //! callable tools, searched by words and ordered by use, and their
-//! TypeScript declarations ([`dts`]).
+//! TypeScript declarations ([`tool_declaration`], [`declaration_index`]).
 
-pub mod audit;
-pub mod catalog;
-pub mod dts;
-pub mod local;
-pub mod result;
-pub mod servers;
-pub mod upstream;
+mod audit;
+mod catalog;
+mod dts;
+mod local;
+mod result;
+mod servers;
+mod upstream;
+
+pub use audit::{Audit, AuditError, AuditFilter, DEFAULT_MAX_RECORDS};
+pub use catalog::{Catalog, ToolInfo, one_line};
+pub use dts::{declare as tool_declaration, index as declaration_index};
+pub use local::{OPERATOR_ONLY, OwnToolError, OwnTools, SANDBOX_CALLABLE, sandbox_callable};
+pub use servers::UpstreamConfig;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,10 +34,7 @@ use serde_json::Value;
 
 use crate::sandbox::policy::CompiledPolicy;
 use crate::sandbox::tools::{DispatchError, DispatchFuture, ResolveFuture, ToolCallRecord, ToolDispatcher};
-use audit::Audit;
-use catalog::{Catalog, ToolInfo};
-use local::{OPERATOR_ONLY, OwnToolError, OwnTools};
-use servers::{LOCAL_SERVER, UpstreamConfig};
+use servers::LOCAL_SERVER;
 use upstream::Upstream;
 
 /// Routes the sandbox's tool calls: to this server's own tools
@@ -42,7 +45,7 @@ pub struct Gateway {
     /// This server's tools, once the server is built (held weakly: the
     /// server holds this gateway).
     own: RwLock<Option<Weak<dyn OwnTools>>>,
-    /// The built-in tools code may call (`local::SANDBOX_CALLABLE`), with
+    /// The built-in tools code may call ([`SANDBOX_CALLABLE`]), with
     /// their schemas, for the catalog.
     callable: Vec<Tool>,
     /// Every built-in tool's name, to tell "not from code" from "no such tool".
@@ -67,7 +70,7 @@ impl Gateway {
             upstreams.insert(name.clone(), Arc::new(Upstream::new(name.clone(), config.clone(), transport)));
         }
         let names = builtin.iter().map(|t| t.name.to_string()).collect();
-        let callable = builtin.into_iter().filter(|t| local::sandbox_callable(&t.name)).collect();
+        let callable = builtin.into_iter().filter(|t| sandbox_callable(&t.name)).collect();
         Ok(Self { upstreams, own: RwLock::new(None), callable, builtin: names, policy, audit })
     }
 
@@ -168,7 +171,7 @@ impl Gateway {
                 "`memory.{tool}` is for the operator's MCP client only and cannot be called from inside the sandbox"
             )));
         }
-        if !local::sandbox_callable(tool) {
+        if !sandbox_callable(tool) {
             return Err(DispatchError::Unavailable(format!("this server has no tool `{tool}` that code may call")));
         }
         let own = crate::sync::read(&self.own).as_ref().and_then(Weak::upgrade);

@@ -14,9 +14,7 @@ use serde_json::json;
 
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
-use crate::gateway::audit::AuditFilter;
-use crate::gateway::catalog::{Catalog, ToolInfo, one_line};
-use crate::gateway::dts;
+use crate::gateway::{AuditFilter, Catalog, ToolInfo, declaration_index, one_line, tool_declaration};
 
 /// Most names one `describe_tools` call may ask for.
 pub const MAX_DESCRIBE: usize = 50;
@@ -133,7 +131,7 @@ impl Server {
                     if !policy.allows(&info.server, &info.tool.name) {
                         text.push_str(&format!("// {name}: not allowed by this server's sandbox policy\n"));
                     }
-                    text.push_str(&dts::declare(info));
+                    text.push_str(&tool_declaration(info));
                 }
                 None => unknown.push(name.as_str()),
             }
@@ -182,7 +180,7 @@ impl Server {
         let read = tokio::task::spawn_blocking(move || {
             let page = audit.page(&filter, p.limit, cursor.as_deref())?;
             let total = if operator { audit.len() } else { audit.len_of(&principal)? };
-            Ok::<_, crate::gateway::audit::AuditError>((page, total))
+            Ok::<_, crate::gateway::AuditError>((page, total))
         })
         .await
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
@@ -236,11 +234,11 @@ impl Server {
         let text = if path == "index.d.ts" {
             let usage = self.gateway().usage();
             let ordered = catalog.by_usage(&usage);
-            dts::index(&ordered, resource_uri)
+            declaration_index(&ordered, resource_uri)
         } else {
             let (server, file) = path.split_once('/').ok_or_else(not_found)?;
             let tool = file.strip_suffix(".d.ts").ok_or_else(not_found)?;
-            dts::declare(catalog.find(server, tool).ok_or_else(not_found)?)
+            tool_declaration(catalog.find(server, tool).ok_or_else(not_found)?)
         };
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri).with_mime_type(TS_MIME)]))
     }

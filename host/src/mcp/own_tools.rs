@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::params::Parameters;
 use super::server::Server;
-use crate::gateway::local::{OwnToolError, OwnTools};
+use crate::gateway::{OwnToolError, OwnTools};
 use crate::principal::Principal;
 
 /// Dispatches `memory.<tool>` calls to the handlers named here (those with
@@ -79,7 +79,7 @@ impl OwnTools for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::local::{OPERATOR_ONLY, SANDBOX_CALLABLE};
+    use crate::gateway::{OPERATOR_ONLY, SANDBOX_CALLABLE};
 
     #[test]
     fn every_built_in_tool_is_classified_exactly_once() {
@@ -103,6 +103,6 @@ mod tests {
         let mut callable = SANDBOX_CALLABLE.to_vec();
         dispatched.sort_unstable();
         callable.sort_unstable();
-        assert_eq!(dispatched, callable, "own_tools! in mcp/own_tools.rs must list exactly gateway::local::SANDBOX_CALLABLE");
+        assert_eq!(dispatched, callable, "own_tools! in mcp/own_tools.rs must list exactly gateway::SANDBOX_CALLABLE");
     }
 }

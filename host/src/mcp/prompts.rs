@@ -19,7 +19,7 @@ use rmcp::{ErrorData, RoleServer};
 use serde_json::{Map, Value, json};
 
 use super::server::Server;
-use crate::gateway::local::OwnTools as _;
+use crate::gateway::OwnTools as _;
 
 /// Most characters of an argument a prompt takes.
 const MAX_ARGUMENT_CHARS: usize = 10_000;

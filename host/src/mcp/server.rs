@@ -95,7 +95,7 @@ impl Server {
         // Code reaches this server's tools through the gateway, which
         // holds them weakly: no reference cycle through the gateway.
         let own = Arc::new(server.clone());
-        let weak: std::sync::Weak<dyn crate::gateway::local::OwnTools> = Arc::downgrade(&own) as _;
+        let weak: std::sync::Weak<dyn crate::gateway::OwnTools> = Arc::downgrade(&own) as _;
         server.gateway.attach_own(weak);
         server.own_tools = Some(own);
         server
