@@ -18,8 +18,7 @@ mod in_process;
 
 use std::time::{Duration, Instant};
 
-use memory_mcp::plugins::builder::{BuildRequest, Builder};
-use memory_mcp::plugins::policy::PluginPolicy;
+use memory_mcp::plugins::{BuildRequest, Builder, PluginPolicy};
 use memory_mcp::sandbox::Language;
 use memory_mcp::wasm::artifacts::ArtifactCache;
 use memory_mcp::sandbox::policy::ToolPolicy;

@@ -22,8 +22,7 @@ use crate::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use crate::mcp::{RuntimeState, Server};
 use crate::memory::EpisodeStore;
 use crate::metrics::Metrics;
-use crate::plugins::dir::PluginDir;
-use crate::plugins::registry::Registry;
+use crate::plugins::{PluginDir, Registry};
 use crate::sandbox::capabilities::Grants;
 use crate::sandbox::policy::CompiledPolicy;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -176,7 +175,7 @@ impl App {
                             crate::shutdown::failed("the TypeScript stripper failed to load", &e.to_string());
                         }
                         // And the plugin templates, so a build does not wait for them.
-                        if let Err(e) = crate::plugins::builder::Builder::in_sandbox(&ts).warm().await {
+                        if let Err(e) = crate::plugins::Builder::in_sandbox(&ts).warm().await {
                             crate::shutdown::failed("the plugin templates failed to load", &format!("{e:#}"));
                         }
                     });

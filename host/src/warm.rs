@@ -55,7 +55,7 @@ pub async fn warm(settings: &Settings) -> Result<Vec<Warmed>> {
     let ts = sandbox.typescript().await.map_err(anyhow::Error::msg)?;
     done.push(Warmed::from(&ts.load));
     let started = Instant::now();
-    crate::plugins::builder::Builder::in_sandbox(&sandbox).warm().await.context("preparing the plugin templates")?;
+    crate::plugins::Builder::in_sandbox(&sandbox).warm().await.context("preparing the plugin templates")?;
     done.push(Warmed { name: "plugin templates".into(), millis: started.elapsed().as_millis() as u64, cache_hit: None });
     let cache = ArtifactCache::new(&settings.cache_dir);
     // As `learning::analyzers::AnalyzerSet::load` loads it.

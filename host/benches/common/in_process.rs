@@ -12,7 +12,7 @@ use memory_mcp::app::App;
 use memory_mcp::config::Settings;
 use memory_mcp::gateway::{Gateway, UpstreamConfig};
 use memory_mcp::mcp::{self, Server};
-use memory_mcp::plugins::registry::Registry;
+use memory_mcp::plugins::Registry;
 use memory_mcp::sandbox::Sandbox;
 use memory_mcp::sandbox::limits::Profile;
 use memory_mcp::sandbox::policy::ToolPolicy;

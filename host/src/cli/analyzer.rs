@@ -12,9 +12,7 @@ use crate::config::Settings;
 use crate::learning::analyzers::ANALYZER_EXPORT;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, entry_name, unmanifested_reason};
 use crate::plugins::analyzer_policy::AnalyzerPolicy;
-use crate::plugins::file::{MAX_POLICY_BYTES, MAX_WASM_BYTES, read_named};
-use crate::plugins::name::{self, NameError};
-use crate::plugins::{PluginError, inspect, layout};
+use crate::plugins::{MAX_POLICY_BYTES, MAX_WASM_BYTES, NameError, PluginError, inspect, layout, read_named, validate_name};
 
 /// `println!` that stops quietly when stdout is closed (`… | head`).
 macro_rules! say {
@@ -77,7 +75,7 @@ pub async fn run(settings: &Settings, command: AnalyzerCommand) -> Result<()> {
                 Some(n) => n,
                 None => file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string(),
             };
-            name::validate(&name).map_err(PluginError::from)?;
+            validate_name(&name).map_err(PluginError::from)?;
             if layout::held_by_tool(root, &name) {
                 return Err(PluginError::from(NameError::TakenByTool(name)).into());
             }

@@ -9,11 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
 use crate::config::Settings;
-use crate::plugins::builder::{BuildRequest, Builder, Stage};
-use crate::plugins::dir::PluginDir;
-use crate::plugins::name::NameError;
-use crate::plugins::policy::PluginPolicy;
-use crate::plugins::{PluginError, inspect};
+use crate::plugins::{BuildRequest, Builder, NameError, PluginDir, PluginError, PluginPolicy, Stage, inspect};
 use crate::sandbox::Language;
 use crate::wasm::artifacts::ArtifactCache;
 

@@ -202,7 +202,7 @@ impl ServerHandler for Server {
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         if context.accepted().tools_list_changed == Some(true) && !self.plugins.attach_sink(context.sink().clone()) {
             return Err(ErrorData::internal_error(
-                format!("too many open subscriptions (at most {})", crate::plugins::registry::MAX_SUBSCRIPTIONS),
+                format!("too many open subscriptions (at most {})", crate::plugins::MAX_SUBSCRIPTIONS),
                 None,
             ));
         }
@@ -231,8 +231,7 @@ mod tests {
     use crate::mcp::RuntimeState;
     use crate::memory::EpisodeStore;
     use crate::metrics::Metrics;
-    use crate::plugins::registry::Registry;
-    use crate::plugins::dir::PluginDir;
+    use crate::plugins::{PluginDir, Registry};
     use crate::wasm::artifacts::ArtifactCache;
     use crate::sandbox::policy::CompiledPolicy;
 

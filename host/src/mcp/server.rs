@@ -15,7 +15,7 @@ use crate::gateway::Gateway;
 use crate::learning::{Learning, PatternStore};
 use crate::memory::EpisodeStore;
 use crate::metrics::Metrics;
-use crate::plugins::registry::Registry;
+use crate::plugins::Registry;
 use crate::principal::Principal;
 use crate::sandbox::Sandbox;
 

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Server;
 use crate::metrics::Metrics;
-use crate::plugins::registry::Registry;
+use crate::plugins::Registry;
 
 /// How long a request waits for the store to open before it is answered
 /// with an error.

@@ -19,9 +19,7 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 
 use super::portable::portable;
-use crate::plugins::manifest::{Manifest, PluginWorld};
-use crate::plugins::policy::PluginPolicy;
-use crate::plugins::registry::LoadedPlugin;
+use crate::plugins::{LoadedPlugin, Manifest, PluginPolicy, PluginWorld};
 
 /// What a call may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

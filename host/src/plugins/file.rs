@@ -13,9 +13,9 @@
 //!   cannot make it longer.
 //!
 //! ```no_run
-//! use memory_mcp::plugins::file::{read_untrusted, MAX_POLICY_BYTES};
+//! use memory_mcp::plugins::{read_untrusted, MAX_POLICY_BYTES};
 //! let text = read_untrusted(std::path::Path::new("plugins/x.policy.toml"), MAX_POLICY_BYTES)?;
-//! # Ok::<(), memory_mcp::plugins::file::ReadError>(())
+//! # Ok::<(), memory_mcp::plugins::ReadError>(())
 //! ```
 
 use std::fs::{File, FileType, OpenOptions};

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
-//! use memory_mcp::plugins::{builder::{BuildRequest, Builder}, dir::PluginDir, policy::PluginPolicy};
+//! use memory_mcp::plugins::{BuildRequest, Builder, PluginDir, PluginPolicy};
 //! use memory_mcp::sandbox::{Language, limits::Profile};
 //! use memory_mcp::wasm::{Metering, artifacts::ArtifactCache, engine};
 //!
@@ -29,30 +29,36 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`builder`]: source → component (snapshot of a template), deterministic.
-//! - [`layout`]: the plugins directory, `tools/` and `analyzers/`, one
+//! - `builder.rs`: source → component (snapshot of a template), deterministic.
+//! - `layout.rs`: the plugins directory, `tools/` and `analyzers/`, one
 //!   namespace for both, and the migration of the old flat layout.
-//! - [`dir`]: the files on disk, written atomically, checked on read;
-//!   [`analyzer_dir`]: the same for third-party pattern analyzers.
-//! - [`policy`] and [`analyzer_policy`]: the two kinds' policy files.
-//! - [`file`]: every file there is read as untrusted input.
-//! - [`manifest`], [`name`]: the data and its rules.
-//! - [`registry`]: the plugins a running server has loaded.
-//! - [`inspect`]: validation and WIT, as `wasm-tools` shows them.
+//! - `dir.rs`: the files on disk, written atomically, checked on read;
+//!   `analyzer_dir.rs`: the same for third-party pattern analyzers.
+//! - `policy.rs` and `analyzer_policy.rs`: the two kinds' policy files.
+//! - `file.rs`: every file there is read as untrusted input.
+//! - `manifest.rs`, `name.rs`: the data and its rules.
+//! - `registry.rs`: the plugins a running server has loaded.
+//! - `inspect.rs`: validation and WIT, as `wasm-tools` shows them.
 
-pub mod analyzer_dir;
-pub mod analyzer_policy;
-pub mod builder;
-pub mod dir;
-pub mod file;
-pub mod inspect;
-pub mod layout;
-pub mod manifest;
-pub mod name;
-pub mod policy;
-pub mod registry;
+pub(crate) mod analyzer_dir;
+pub(crate) mod analyzer_policy;
+mod builder;
+mod dir;
+mod file;
+pub(crate) mod inspect;
+pub(crate) mod layout;
+mod manifest;
+mod name;
+mod policy;
+mod registry;
 
-use manifest::Manifest;
+pub use builder::{BuildRequest, Builder, Stage};
+pub use dir::PluginDir;
+pub use file::{MAX_POLICY_BYTES, MAX_WASM_BYTES, ReadError, read_named, read_untrusted};
+pub use manifest::{Manifest, PluginWorld};
+pub use name::{NameError, validate as validate_name};
+pub use policy::{PluginLimits, PluginPolicy};
+pub use registry::{LoadedPlugin, MAX_SUBSCRIPTIONS, Registry};
 
 /// A built plugin's files, not yet written.
 #[derive(Debug, Clone)]
