@@ -20,8 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memory_mcp::embeddings::index::{ANN_MIN, VectorIndex};
-use memory_mcp::embeddings::{Embedder, EmbeddingSettings, Space};
+use memory_mcp::embeddings::{ANN_MIN, Embedder, EmbeddingSettings, Space, VectorIndex};
 use memory_mcp::wasm::artifacts::ArtifactCache;
 use uuid::Uuid;
 

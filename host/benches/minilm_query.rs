@@ -38,8 +38,7 @@ use std::time::{Duration, Instant};
 use fjall::{KeyspaceCreateOptions, PersistMode};
 use memory_mcp::app::App;
 use memory_mcp::config::Settings;
-use memory_mcp::embeddings::service::Active;
-use memory_mcp::embeddings::{Embedder, EmbeddingSettings, ProviderKind, vectors};
+use memory_mcp::embeddings::{Active, Embedder, EmbeddingSettings, ProviderKind, encode_vector};
 use memory_mcp::memory::EpisodeStore;
 use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
 use memory_mcp::memory::keys::{EPISODE_ITEM, item_key};
@@ -174,7 +173,7 @@ fn write_vectors(dir: &Path, ids: &[uuid::Uuid], pooled: &[Vec<f32>], active: &A
         let mut b = store.database().batch();
         for (k, id) in chunk.iter().enumerate() {
             let key = item_key(EPISODE_ITEM, id);
-            b.insert(store.vectors(), key, vectors::encode(active.space, &pooled[(chunk_start + k) % pooled.len()]));
+            b.insert(store.vectors(), key, encode_vector(active.space, &pooled[(chunk_start + k) % pooled.len()]));
             b.remove(store.embed_queue(), key);
         }
         b.commit().expect("commit");
@@ -324,7 +323,7 @@ async fn queries_at_sizes(model: &Path, base: &Path) {
             let up = wait_health(&client, label, |e| {
                 e["state"]["status"] == "ok"
                     && e["indexed"]["episodes"].as_u64() == Some(n as u64)
-                    && (n < memory_mcp::embeddings::index::ANN_MIN || e["indexed"]["approximate"] == true)
+                    && (n < memory_mcp::embeddings::ANN_MIN || e["indexed"]["approximate"] == true)
             })
             .await;
             let cold = time_queries(&client, &qs).await;

@@ -175,7 +175,7 @@ async fn settle(s: &mut Raw, limit: Duration) -> (Option<Duration>, bool) {
         }
         let indexed = &h["embeddings"]["indexed"];
         // The approximate graph is part of the steady state past its threshold.
-        let graph = indexed["approximate"] == true || indexed["episodes"].as_u64().unwrap_or(0) < memory_mcp::embeddings::index::ANN_MIN as u64;
+        let graph = indexed["approximate"] == true || indexed["episodes"].as_u64().unwrap_or(0) < memory_mcp::embeddings::ANN_MIN as u64;
         let drained = h["learning"]["analysis_backlog"].as_u64() == Some(0)
             && h["embeddings"]["pending"].as_u64() == Some(0)
             && h["embeddings"]["state"]["status"] == "ok"

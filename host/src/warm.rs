@@ -62,7 +62,7 @@ pub async fn warm(settings: &Settings) -> Result<Vec<Warmed>> {
     let engine = crate::wasm::engine::build(crate::learning::analyzers::builtin_metering())?;
     let (_, r) = cache.load(&engine, "pattern-analyzer", crate::components::PATTERN_ANALYZER, None).await?;
     done.push(Warmed::from(&r));
-    for r in crate::embeddings::embedder::precompile(&cache).await? {
+    for r in crate::embeddings::precompile(&cache).await? {
         done.push(Warmed::from(&r));
     }
     Ok(done)

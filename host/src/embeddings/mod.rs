@@ -1,30 +1,33 @@
 //! Embeddings and semantic search. The embedding logic runs in components
-//! behind `memory-mcp:embeddings/embedder@0.2.0` (see [`embedder`]); the
+//! behind `memory-mcp:embeddings/embedder@0.2.0` ([`Embedder`]); the
 //! host persists settings (among the providers the operator declared:
-//! [`providers`]) and vectors, indexes them ([`index`]), embeds
-//! completed episodes and learned patterns in the background ([`worker`]),
+//! [`Providers`]) and vectors, indexes them ([`VectorIndex`]), embeds
+//! completed episodes and learned patterns in the background (`worker`),
 //! re-embeds into a new space without a gap in search (`job`, throttled by
-//! [`throttle`]),
+//! `throttle`),
 //! and measures similarity for the scorer component, which blends it into
 //! ranking (called from the learning module).
 
-pub mod embedder;
+mod embedder;
 mod health;
-pub mod index;
+mod index;
 mod install;
 mod job;
-pub mod pattern_texts;
-pub mod providers;
+mod pattern_texts;
+mod providers;
 mod query_cache;
-pub mod service;
-pub mod settings;
+mod service;
+mod settings;
 mod state;
-pub mod throttle;
-pub mod vectors;
+mod throttle;
+mod vectors;
 mod worker;
 
-pub use embedder::{EmbedFailure, Embedder, ModelInfo, Space};
+pub use embedder::{EmbedFailure, Embedder, ModelInfo, Space, precompile};
+pub use index::{ANN_MIN, VectorIndex};
 pub use pattern_texts::PatternTexts;
 pub use providers::{DeclaredProvider, FileEmbeddings, Providers};
-pub use service::{Embeddings, QueryVector, RefusedSettings, SemanticHit};
+pub use service::{Embeddings, LOAD_WAIT, QueryVector, RefusedSettings, SemanticHit};
 pub use settings::{EmbeddingSettings, ProviderKind};
+pub use state::Active;
+pub use vectors::encode as encode_vector;

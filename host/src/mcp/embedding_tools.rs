@@ -191,7 +191,7 @@ impl Server {
             return Ok(input_error(format!("text is longer than {MAX_QUERY_CHARS} characters")));
         }
         let emb = self.embeddings();
-        emb.wait_loaded(crate::embeddings::service::LOAD_WAIT).await;
+        emb.wait_loaded(crate::embeddings::LOAD_WAIT).await;
         let embedder = match emb.embedder() {
             Ok(e) => e,
             Err(f) => return Ok(failure(f)),

@@ -239,7 +239,7 @@ mod tests {
     fn server(dir: &std::path::Path) -> Server {
         let store = Arc::new(EpisodeStore::open(dir).unwrap());
         let patterns = Arc::new(PatternStore::open(&store).unwrap());
-        let providers = crate::embeddings::providers::Providers::new(BTreeMap::new()).unwrap();
+        let providers = crate::embeddings::Providers::new(BTreeMap::new()).unwrap();
         let embeddings =
             Embeddings::open(store.clone(), patterns.clone(), dir, ArtifactCache::new(dir.join("cache")), providers).unwrap();
         let (_tx, analyzers) = watch::channel(AnalyzersState::Loading);
