@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use memory_mcp::memory::EpisodeStore;
-use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
-use memory_mcp::memory::query::{self, Query, SortBy};
-use memory_mcp::memory::episode_store::{NewEpisode, NewStep};
+use memory_mcp::memory::{
+    EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, Query, SortBy, StepResult, StepStatus, TaskContext, TaskType,
+    run_query,
+};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -183,7 +183,7 @@ proptest! {
         // Every word finds exactly the live episodes that contain it.
         for w in WORDS {
             let q = Query { text: w.into(), domain: None, task_type: None, limit: 1000, sort: SortBy::Relevance };
-            let got: HashSet<Uuid> = query::run(&store, &q).unwrap().0.into_iter().map(|h| h.episode_id).collect();
+            let got: HashSet<Uuid> = run_query(&store, &q).unwrap().0.into_iter().map(|h| h.episode_id).collect();
             let want: HashSet<Uuid> = model.iter().filter(|(_, m)| m.words.contains(w) || m.tags.contains(w)).map(|(id, _)| *id).collect();
             prop_assert_eq!(got, want, "word {}", w);
         }
@@ -202,7 +202,7 @@ proptest! {
 /// doubled nor undone by the rebuild.
 #[test]
 fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
-    use memory_mcp::memory::episode_store::StoreOptions;
+    use memory_mcp::memory::StoreOptions;
     let dir = tempfile::tempdir().unwrap();
     let n = 30_000;
     let mut ids = Vec::new();
@@ -236,7 +236,7 @@ fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
     assert!((n as u64 - 1..=n as u64 + 1).contains(&done.total), "{done:?}");
     let words = |w: &str| -> Vec<Uuid> {
         let q = Query { text: w.into(), domain: None, task_type: None, limit: 100_000, sort: SortBy::Relevance };
-        query::run(&store, &q).unwrap().0.into_iter().map(|h| h.episode_id).collect()
+        run_query(&store, &q).unwrap().0.into_iter().map(|h| h.episode_id).collect()
     };
     assert_eq!(words("alpha").len(), n - 1);
     assert!(!words("alpha").contains(&deleted));
@@ -244,12 +244,12 @@ fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
     assert_eq!(words("delta"), vec![stepped]);
     assert_eq!(words("echo"), vec![fresh]);
     let q = Query { text: "bravo".into(), domain: None, task_type: None, limit: 100_000, sort: SortBy::Relevance };
-    assert_eq!(query::run(&store, &q).unwrap().1, n - 1);
+    assert_eq!(run_query(&store, &q).unwrap().1, n - 1);
     // A word of the stepped episode's one step scores as in a store indexed
     // from scratch (a doubled document would have twice the frequency).
     let reopened_score = {
         let q = Query { text: "delta".into(), domain: None, task_type: None, limit: 1, sort: SortBy::Relevance };
-        query::run(&store, &q).unwrap().0[0].score
+        run_query(&store, &q).unwrap().0[0].score
     };
     let stats = store.stats();
     assert_eq!(stats.episodes as usize, n); // one deleted, one created
@@ -257,7 +257,7 @@ fn background_rebuild_serves_meanwhile_and_keeps_concurrent_writes() {
     drop(store);
     let store = EpisodeStore::open(dir.path()).unwrap();
     let q = Query { text: "delta".into(), domain: None, task_type: None, limit: 1, sort: SortBy::Relevance };
-    assert!((query::run(&store, &q).unwrap().0[0].score - reopened_score).abs() < 1e-4);
+    assert!((run_query(&store, &q).unwrap().0[0].score - reopened_score).abs() < 1e-4);
     let ep = store.get_episode(stepped).unwrap();
     assert_eq!((ep.header.step_count, ep.header.is_complete()), (2, true));
     assert_eq!(store.index_coverage().state, "ready");

@@ -16,10 +16,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use memory_mcp::memory::EpisodeStore;
-use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
-use memory_mcp::memory::query::{self, Query, SortBy};
-use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
+use memory_mcp::memory::{
+    EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, Query, SortBy, StepResult, StepStatus, StoreOptions, TaskContext,
+    TaskType, run_query,
+};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
@@ -166,7 +166,7 @@ fn growth(base: &Path, sizes: &[usize]) -> Vec<(usize, std::path::PathBuf)> {
             let mut q = Vec::new();
             for query in queries(&mut Lcg(5), 300) {
                 let t = Instant::now();
-                let (hits, _) = query::run(&store, &query).expect("query");
+                let (hits, _) = run_query(&store, &query).expect("query");
                 for h in &hits {
                     store.get_header(h.episode_id).expect("header");
                 }

@@ -58,7 +58,7 @@ async fn run(label: &str, bytes: &[u8], metering: Metering, data: &std::path::Pa
     drop(cold);
     // The compiler's freed memory goes back to the OS first, so the added
     // RSS is what a server starting with a warm artifact cache pays.
-    memory_mcp::memory::heap::release_free_memory();
+    memory_mcp::memory::release_free_memory();
     let before = rss_mib();
     let t = Instant::now();
     let e = Embedder::load_component(&engine, &cache, settings, data, &name, bytes).await.expect("load");

@@ -39,10 +39,10 @@ use fjall::{KeyspaceCreateOptions, PersistMode};
 use memory_mcp::app::App;
 use memory_mcp::config::Settings;
 use memory_mcp::embeddings::{Active, Embedder, EmbeddingSettings, ProviderKind, encode_vector};
-use memory_mcp::memory::EpisodeStore;
-use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
-use memory_mcp::memory::keys::{EPISODE_ITEM, item_key};
-use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
+use memory_mcp::memory::{
+    EPISODE_ITEM, EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, StepResult, StepStatus, StoreOptions, TaskContext,
+    TaskType, item_key,
+};
 use memory_mcp::sandbox::limits::Profile;
 use memory_mcp::sandbox::policy::ToolPolicy;
 use memory_mcp::wasm::artifacts::ArtifactCache;
@@ -129,12 +129,12 @@ fn outcome() -> Outcome {
 }
 
 /// The texts the embedding worker embeds for episodes with these headers
-/// (`memory::documents::header_text`, read back from a store holding one
+/// (`memory::header_text`, read back from a store holding one
 /// episode per header).
 fn header_texts(dir: &Path, pool: &[Header]) -> Vec<String> {
     let ids = build_store(dir, pool, pool.len());
     let store = EpisodeStore::open_with(dir, StoreOptions { sync_on_complete: false }).expect("open");
-    ids.iter().map(|id| memory_mcp::memory::documents::header_text(&store.get_header(*id).expect("header"))).collect()
+    ids.iter().map(|id| memory_mcp::memory::header_text(&store.get_header(*id).expect("header"))).collect()
 }
 
 /// A store of `n` completed episodes (3 steps each) copying `pool`, with
@@ -350,7 +350,7 @@ async fn reembed(model: &Path, base: &Path, n: usize) {
     let ids = build_store(&data, &pool, n);
     let texts = {
         let store = EpisodeStore::open_with(&data, StoreOptions { sync_on_complete: false }).expect("open");
-        ids.iter().map(|id| memory_mcp::memory::documents::header_text(&store.get_header(*id).expect("header"))).collect::<Vec<_>>()
+        ids.iter().map(|id| memory_mcp::memory::header_text(&store.get_header(*id).expect("header"))).collect::<Vec<_>>()
     };
     let cache = base.join("cache");
     let (active, vecs) = embed_pool(&EmbeddingSettings::default(), &data, &ArtifactCache::new(&cache), &texts).await;

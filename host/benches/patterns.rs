@@ -25,9 +25,9 @@ use memory_mcp::learning::model::{PatternKind, StoredPattern};
 use memory_mcp::learning::scorer::PatternQuery;
 use memory_mcp::learning::worker::analyse;
 use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
-use memory_mcp::memory::EpisodeStore;
-use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
-use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
+use memory_mcp::memory::{
+    EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, StepResult, StepStatus, StoreOptions, TaskContext, TaskType,
+};
 use memory_mcp::wasm::artifacts::ArtifactCache;
 use memory_mcp::world::types as w;
 use pattern_analyzer::model as m;

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use memory_mcp::memory::EpisodeStore;
-use memory_mcp::memory::model::{Outcome, OutcomeType, StepResult, StepStatus, TaskContext, TaskType};
-use memory_mcp::memory::episode_store::{NewEpisode, NewStep, StoreOptions};
+use memory_mcp::memory::{
+    EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, StepResult, StepStatus, StoreOptions, TaskContext, TaskType,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};

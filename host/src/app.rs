@@ -122,7 +122,7 @@ impl App {
         let list_all_tools = settings.list_all_tools;
         // The search index is rebuilt in the background: the server answers at
         // once, and queries state how much of the store they cover meanwhile.
-        let options = crate::memory::episode_store::StoreOptions::default();
+        let options = crate::memory::StoreOptions::default();
         let store = tokio::task::spawn_blocking(move || EpisodeStore::open_background(&data_dir, options))
             .await
             .context("opening the episode store")?

@@ -12,7 +12,7 @@ use memory_mcp::app::App;
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
 use memory_mcp::gateway::{Audit, AuditFilter};
 use memory_mcp::mcp::{self, framing::DEFAULT_MAX_FRAME_BYTES};
-use memory_mcp::memory::lock::DataDirLock;
+use memory_mcp::memory::DataDirLock;
 
 /// MCP server over stdio: episodic memory, learning, and sandboxed code
 /// execution (QuickJS in wasmtime).

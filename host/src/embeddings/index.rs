@@ -532,7 +532,7 @@ mod tests {
         let db = fjall::Database::builder(dir.path().join("db")).open().unwrap_or_else(|e| panic!("{e}"));
         let ks = db.keyspace("vectors", fjall::KeyspaceCreateOptions::default).unwrap_or_else(|e| panic!("{e}"));
         let put = |id: &Uuid, v: &[f32]| {
-            ks.insert(crate::memory::keys::item_key(0, id), super::super::vectors::encode(space, v)).unwrap_or_else(|e| panic!("{e}"))
+            ks.insert(crate::memory::item_key(0, id), super::super::vectors::encode(space, v)).unwrap_or_else(|e| panic!("{e}"))
         };
         for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != 5) {
             put(id, &unit(i as u64, 32));

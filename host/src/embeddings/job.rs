@@ -31,8 +31,7 @@ use super::embedder::{EmbedFailure, Embedder};
 use super::index::VectorIndex;
 use super::service::{Embeddings, read, write};
 use super::state::{Active, Job, Provider, Target, TidyCursor};
-use crate::memory::StoreError;
-use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM, item_key};
+use crate::memory::{EPISODE_ITEM, PATTERN_ITEM, StoreError, item_key};
 use crate::sync::lock;
 
 /// Entries handled per tidy batch.
@@ -331,7 +330,7 @@ impl Embeddings {
             let k = kv.key()?;
             let (Some(&kind), Some(id)) = (k.first(), k.get(1..17).and_then(|b| Uuid::from_slice(b).ok())) else { continue };
             let text = match kind {
-                EPISODE_ITEM => self.memory.get_header(id).ok().map(|h| crate::memory::documents::header_text(&h)),
+                EPISODE_ITEM => self.memory.get_header(id).ok().map(|h| crate::memory::header_text(&h)),
                 PATTERN_ITEM => self.patterns.search_text(&id),
                 _ => None,
             };

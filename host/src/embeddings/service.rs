@@ -37,8 +37,7 @@ use super::index::VectorIndex;
 use super::providers::Providers;
 use super::settings::EmbeddingSettings;
 use super::pattern_texts::PatternTexts;
-use crate::memory::keys::{EPISODE_ITEM, PATTERN_ITEM};
-use crate::memory::{EpisodeStore, StoreError};
+use crate::memory::{EPISODE_ITEM, EpisodeStore, PATTERN_ITEM, StoreError};
 use crate::wasm::artifacts::ArtifactCache;
 
 /// A query's vector and the space it was embedded in: searched only in an
@@ -304,7 +303,7 @@ impl Embeddings {
         *write(&self.pattern_index) = Some(patterns);
         *write(&self.active) = Some(active);
         // The stored vectors were read through temporary buffers.
-        crate::memory::heap::release_free_memory();
+        crate::memory::release_free_memory();
         Ok(())
     }
 

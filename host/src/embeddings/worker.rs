@@ -13,8 +13,7 @@ use fjall::PersistMode;
 
 use super::embedder::{EmbedFailure, Embedder};
 use super::service::{Embeddings, read, write};
-use crate::memory::StoreError;
-use crate::memory::keys::{EPISODE_ITEM, item_key};
+use crate::memory::{EPISODE_ITEM, StoreError, item_key};
 
 /// How often an idle worker looks at the queue (learned patterns are
 /// queued without waking it).

@@ -13,8 +13,7 @@ use super::memory_tools::{store_error, structured};
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
 use crate::embeddings::{EmbedFailure, EmbeddingSettings};
-use crate::memory::StoreError;
-use crate::memory::model::TaskType;
+use crate::memory::{StoreError, TaskType};
 
 /// Most results one semantic query returns.
 const MAX_LIMIT: usize = 100;

@@ -12,13 +12,13 @@ use serde_json::{Map, Value, json};
 
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
-use crate::memory::model::{Outcome, StepResult, TaskContext, TaskType, parse_id};
+use crate::memory::{Outcome, StepResult, TaskContext, TaskType, parse_id};
 use super::quality_report::{QualityReport, TimeRange};
 use crate::learning::analysis::{self, CompleteError};
 use crate::learning::scorer::EpisodeCandidate;
 use crate::world::episode_analysis::QualityRequest;
-use crate::memory::query::{self, Hit, Query, SortBy};
-use crate::memory::episode_store::{NewEpisode, NewStep, StoreError};
+use crate::memory::{Hit, Query, SortBy, run_query};
+use crate::memory::{NewEpisode, NewStep, StoreError};
 use crate::memory::EpisodeStore;
 
 /// Most ids one `bulk_episodes` call may ask for.
@@ -383,7 +383,7 @@ impl Server {
         let q = Query { text: p.query.clone(), domain: p.domain.clone(), task_type: p.task_type, limit, sort: p.sort };
         let mut semantic_note = if hybrid || p.sort != SortBy::Relevance { None } else { self.embeddings().lexical_note() };
         let mut scorer_note = None;
-        let ran = match query::run(self.store(), &q) {
+        let ran = match run_query(self.store(), &q) {
             Ok((hits, total)) if hybrid && !crate::memory::text::tokenize(&p.query).is_empty() => {
                 let blended = match self.embeddings().embed_query(&p.query).await {
                     Ok(v) => Box::pin(self.blend(&v, &p, &hits, wanted)).await,

@@ -17,7 +17,7 @@ use crate::learning::model::{PatternKind, StoredPattern};
 use crate::learning::scorer::{PatternQuery, Scored};
 use crate::learning::analysis;
 use crate::learning::tallies;
-use crate::memory::model::{OutcomeType, TaskType, parse_id};
+use crate::memory::{OutcomeType, TaskType, parse_id};
 use crate::world::statistics::{self as wstats, AnalysisConfig, AnalysisType, Series};
 
 /// Most results one call returns.

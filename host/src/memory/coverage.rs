@@ -3,9 +3,9 @@
 //! rebuild (`build.rs`), the write path and the readers share.
 //!
 //! ```
-//! use memory_mcp::memory::coverage::Build;
+//! use memory_mcp::memory::IndexBuild;
 //!
-//! let build = Build::default();
+//! let build = IndexBuild::default();
 //! assert_eq!(build.coverage().state, "building");
 //! build.fail("disk gone".into());
 //! assert_eq!(build.coverage().error.as_deref(), Some("disk gone"));

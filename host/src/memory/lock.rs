@@ -9,10 +9,10 @@
 //!
 //! ```
 //! let dir = tempfile::tempdir().unwrap();
-//! let held = memory_mcp::memory::lock::DataDirLock::acquire(dir.path()).unwrap();
-//! assert!(memory_mcp::memory::lock::DataDirLock::acquire(dir.path()).is_err());
+//! let held = memory_mcp::memory::DataDirLock::acquire(dir.path()).unwrap();
+//! assert!(memory_mcp::memory::DataDirLock::acquire(dir.path()).is_err());
 //! drop(held);
-//! assert!(memory_mcp::memory::lock::DataDirLock::acquire(dir.path()).is_ok());
+//! assert!(memory_mcp::memory::DataDirLock::acquire(dir.path()).is_ok());
 //! ```
 
 use std::fs::{File, OpenOptions, TryLockError};

@@ -4,7 +4,7 @@
 //! itself is `episode_store.rs`.
 //!
 //! ```
-//! use memory_mcp::memory::store_types::{StoreError, StoreOptions};
+//! use memory_mcp::memory::{StoreError, StoreOptions};
 //!
 //! assert!(StoreOptions::default().sync_on_complete);
 //! let e = StoreError::NotFound(uuid::Uuid::nil());

@@ -166,16 +166,6 @@ impl TextIndex {
         }
     }
 
-    /// Number of live (not deleted) documents.
-    pub fn len(&self) -> usize {
-        self.alive as usize
-    }
-
-    /// Whether the index holds no live document.
-    pub fn is_empty(&self) -> bool {
-        self.alive == 0
-    }
-
     /// The `limit` best BM25 matches for `query` (all of them when `limit`
     /// is `None`), best first, with the number of matches.
     pub fn search(&self, query: &str, filter: Filter<'_>, limit: Option<usize>) -> (Vec<(Uuid, f32)>, usize) {
@@ -311,6 +301,6 @@ mod tests {
         assert!(ix.search("rust", Filter { domain: Some("nowhere"), task_type: None }, None).0.is_empty());
         ix.remove(b);
         assert!(ix.search("flaky", all, None).0.is_empty());
-        assert_eq!(ix.len(), 2);
+        assert_eq!(ix.alive, 2);
     }
 }
