@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use common::upstream::{config, policy};
 use common::{Server, ok, spawn_in};
-use memory_mcp::mcp::portable;
+use memory_mcp::mcp::portability_problems;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Value, json};
 
@@ -65,7 +65,7 @@ async fn every_tool_has_metadata_and_strict_portable_schemas() {
         }
         let input = Value::Object((*tool.input_schema).clone());
         for (what, schema) in [("inputSchema", input), ("outputSchema", output_schema(tool))] {
-            assert_eq!(portable::problems(&schema), Vec::<String>::new(), "{} {what}: {schema:#}", tool.name);
+            assert_eq!(portability_problems(&schema), Vec::<String>::new(), "{} {what}: {schema:#}", tool.name);
             strict(&schema).unwrap_or_else(|e| panic!("{} {what} does not compile strictly: {e}", tool.name));
             assert_eq!(schema["type"], "object", "{} {what}", tool.name);
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use memory_mcp::mcp::{self, Server, framing};
+use memory_mcp::mcp::{self, Server, filter_frames};
 use memory_mcp::sandbox::limits::Profile;
 use memory_mcp::sandbox::policy::ToolPolicy;
 use proptest::prelude::*;
@@ -244,7 +244,7 @@ async fn session(
     let wired_in = t0.elapsed();
     let (client_w, server_r) = tokio::io::duplex(1 << 20);
     let (server_w, client_r) = tokio::io::duplex(1 << 20);
-    let (rmcp_in, rmcp_out) = framing::filtered(server_r, server_w, MAX_FRAME);
+    let (rmcp_in, rmcp_out) = filter_frames(server_r, server_w, MAX_FRAME);
     let running = tokio::spawn(mcp::serve(server, (rmcp_in, rmcp_out)));
 
     let owed = Arc::new(std::sync::Mutex::new(HashSet::<u64>::new()));
@@ -342,7 +342,7 @@ fn fuzz_the_mcp_layer() {
             .block_on(session(wired.server.clone(), seeds, tools.clone(), totals.clone()))
             .map_err(TestCaseError::fail)
     });
-    let panics = memory_mcp::mcp::unwind::panics_caught();
+    let panics = memory_mcp::mcp::panics_caught();
     eprintln!(
         "fuzz: {} frames in {sessions} sessions (seed {seed}) in {:.1} s: {} requests, {} answered, {} cancelled by the fuzzer, {panics} panics caught",
         totals.frames.load(Ordering::Relaxed),

@@ -81,7 +81,7 @@ impl App {
         let listed = if settings.list_all_tools {
             tools
         } else {
-            tools.into_iter().filter(crate::mcp::surface::listed_by_default).collect()
+            tools.into_iter().filter(crate::mcp::listed_by_default).collect()
         };
         Ok(Prepared { policy, plugins, metrics: Arc::new(Metrics::new()), listed })
     }

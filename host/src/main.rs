@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use memory_mcp::app::App;
 use memory_mcp::config::{CommonArgs, SandboxArgs, Settings};
 use memory_mcp::gateway::{Audit, AuditFilter};
-use memory_mcp::mcp::{self, framing::DEFAULT_MAX_FRAME_BYTES};
+use memory_mcp::mcp::{self, DEFAULT_MAX_FRAME_BYTES};
 use memory_mcp::memory::DataDirLock;
 
 /// MCP server over stdio: episodic memory, learning, and sandboxed code
@@ -224,7 +224,7 @@ async fn serve(settings: Settings, max_frame: usize, http: Option<memory_mcp::ht
         None => {
             let (listed, plugins, metrics) = (prepared.listed.clone(), prepared.plugins.clone(), prepared.metrics.clone());
             let core = async move { App::open(settings, prepared).await.map(|app| app.server) };
-            mcp::starting::serve_stdio(core, listed, plugins, metrics, max_frame).await
+            mcp::serve_stdio(core, listed, plugins, metrics, max_frame).await
         }
     }
 }

@@ -151,11 +151,6 @@ impl IdScan {
         Self { at: At::Start, seen: 0, key: [0; 2], key_len: 0, id: Vec::new(), found: None }
     }
 
-    /// Whether the answer is known (more bytes change nothing).
-    pub fn is_done(&self) -> bool {
-        self.at == At::Done
-    }
-
     /// Reads the next piece of the frame.
     pub fn feed(&mut self, bytes: &[u8]) {
         for &c in bytes {

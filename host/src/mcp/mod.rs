@@ -1,7 +1,7 @@
 //! The MCP server: rmcp tool routers over the sandbox, the episode store
 //! and learning.
 
-pub mod framing;
+mod framing;
 mod core_tools;
 mod detect;
 mod embedding_tools;
@@ -10,43 +10,30 @@ mod handler;
 mod memory_resources;
 mod memory_tools;
 mod own_tools;
-pub mod params;
+mod params;
 mod pattern_tools;
 mod plugin_tools;
-pub mod portable;
+mod portable;
 mod progress;
 mod prompts;
 mod quality_report;
 mod recent;
 mod server;
 mod subscriptions;
-pub mod starting;
-pub mod surface;
-pub mod unwind;
+mod starting;
+mod surface;
+mod unwind;
 
-pub use server::{Server, RuntimeState};
+pub use framing::{DEFAULT_MAX_FRAME_BYTES, filtered as filter_frames};
+pub use portable::problems as portability_problems;
+pub use server::{RuntimeState, Server};
+pub use starting::serve_stdio;
+pub use surface::listed_by_default;
+pub use unwind::{caught, panics_caught};
 
 use anyhow::{Context as _, Result};
 use rmcp::service::RunningService;
 use rmcp::{RoleServer, ServiceExt as _};
-
-/// Serves MCP on this process's stdin/stdout until the client goes away.
-/// A client that leaves before its first request is a normal end, not an
-/// error.
-pub async fn serve_stdio(server: Server, max_frame: usize) -> Result<()> {
-    let (input, output) = framing::filtered(tokio::io::stdin(), tokio::io::stdout(), max_frame);
-    let running = match serve(server, (input, output)).await {
-        Ok(r) => r,
-        Err(e) if closed_before_start(&e) => {
-            tracing::info!("the client closed the connection before its first request");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    let reason = running.waiting().await.context("MCP session failed")?;
-    tracing::info!(?reason, "MCP session ended");
-    Ok(())
-}
 
 /// Whether starting the session failed only because the client went away.
 fn closed_before_start(e: &anyhow::Error) -> bool {

@@ -19,7 +19,7 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 
 use super::portable::portable;
-use crate::plugins::{LoadedPlugin, Manifest, PluginPolicy, PluginWorld};
+use crate::plugins::{Manifest, PluginPolicy, PluginWorld};
 
 /// What a call may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,14 +193,10 @@ pub fn apply<S>(router: &mut ToolRouter<S>) {
     }
 }
 
-/// A plugin as a tool: its portable input schema, a title, annotations
-/// that follow from its grants, and the execution result's schema.
-pub fn plugin_tool(p: &LoadedPlugin) -> Tool {
-    plugin_tool_of(&p.manifest, &p.policy, &p.tool)
-}
-
-/// [`plugin_tool`] from a plugin's verified manifest, policy and tool
-/// (which a plugin still compiling has too).
+/// A plugin as a tool, from its verified manifest, policy and tool (which
+/// a plugin still compiling has too): its portable input schema, a title,
+/// annotations that follow from its grants, and the execution result's
+/// schema.
 pub fn plugin_tool_of(manifest: &Manifest, policy: &PluginPolicy, tool: &Tool) -> Tool {
     let mut tool = tool.clone();
     tool.input_schema = Arc::new(portable(&tool.input_schema));

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! # tokio_test_block_on(async {
-//! use memory_mcp::mcp::unwind::caught;
+//! use memory_mcp::mcp::caught;
 //! let r: Result<(), _> = caught("tools/call", async { panic!("a bug") }).await;
 //! assert!(r.is_err());
 //! # });
