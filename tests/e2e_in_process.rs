@@ -11,7 +11,7 @@ mod in_process;
 
 use std::time::Duration;
 
-use memory_mcp::sandbox::policy::ToolPolicy;
+use memory_mcp::sandbox::ToolPolicy;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Map, Value, json};
 

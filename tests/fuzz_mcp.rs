@@ -26,8 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memory_mcp::mcp::{self, Server, filter_frames};
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::ToolPolicy;
+use memory_mcp::sandbox::{Profile, ToolPolicy};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Map, Value, json};

@@ -10,11 +10,7 @@ use std::time::Duration;
 
 use memory_mcp::metrics::Metrics;
 use memory_mcp::wasm::artifacts::ArtifactCache;
-use memory_mcp::sandbox::capabilities::Grants;
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::CompiledPolicy;
-use memory_mcp::sandbox::tools::NoServers;
-use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig};
+use memory_mcp::sandbox::{CompiledPolicy, Execution, Grants, NoServers, Profile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 async fn sandbox(grants: Grants, max_concurrency: usize) -> Sandbox {

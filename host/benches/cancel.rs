@@ -16,8 +16,7 @@ mod in_process;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::ToolPolicy;
+use memory_mcp::sandbox::{Profile, ToolPolicy};
 use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
 use rmcp::service::PeerRequestOptions;
 use serde_json::json;

@@ -43,8 +43,7 @@ use memory_mcp::memory::{
     EPISODE_ITEM, EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, StepResult, StepStatus, StoreOptions, TaskContext,
     TaskType, item_key,
 };
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::ToolPolicy;
+use memory_mcp::sandbox::{Profile, ToolPolicy};
 use memory_mcp::wasm::artifacts::ArtifactCache;
 use rmcp::model::CallToolRequestParams;
 use rmcp::{RoleClient, ServiceExt, service::RunningService};

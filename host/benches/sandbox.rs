@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 
 use memory_mcp::metrics::Metrics;
 use memory_mcp::wasm::artifacts::ArtifactCache;
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::capabilities::Grants;
-use memory_mcp::sandbox::policy::CompiledPolicy;
-use memory_mcp::sandbox::tools::NoServers;
-use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig};
+use memory_mcp::sandbox::{CompiledPolicy, Execution, Grants, NoServers, Profile, Sandbox, SandboxConfig};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
@@ -124,7 +120,7 @@ async fn in_process(sb: &Sandbox, s: &Script, n: usize) -> Vec<Duration> {
     times
 }
 
-fn check(r: &memory_mcp::sandbox::outcome::ExecutionResult) {
+fn check(r: &memory_mcp::sandbox::ExecutionResult) {
     let v = serde_json::to_value(r).expect("serialisable");
     assert_eq!(v["status"], "success", "{v}");
 }

@@ -24,10 +24,7 @@ mod in_process;
 
 use std::time::{Duration, Instant};
 
-use memory_mcp::sandbox::outcome::ExecutionResult;
-use memory_mcp::sandbox::policy::ToolPolicy;
-use memory_mcp::sandbox::tools::ToolDispatcher;
-use memory_mcp::sandbox::{Execution, Language, Sandbox};
+use memory_mcp::sandbox::{Execution, ExecutionResult, Language, Sandbox, ToolDispatcher, ToolPolicy};
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt, service::RunningService};

@@ -23,9 +23,7 @@ use crate::mcp::{RuntimeState, Server};
 use crate::memory::EpisodeStore;
 use crate::metrics::Metrics;
 use crate::plugins::{PluginDir, Registry};
-use crate::sandbox::capabilities::Grants;
-use crate::sandbox::policy::CompiledPolicy;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{CompiledPolicy, Grants, Sandbox, SandboxConfig};
 use crate::wasm::artifacts::ArtifactCache;
 
 /// What the server needs before its store opens ([`App::prepare`]).

@@ -9,9 +9,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use crate::embeddings::{FileEmbeddings, Providers};
-use crate::sandbox::limits::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUED, Limits, Profile};
+use crate::sandbox::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUED, Limits, Profile, ToolPolicy};
 use crate::gateway::UpstreamConfig;
-use crate::sandbox::policy::ToolPolicy;
 
 /// Flags shared by the server and the subcommands that touch its data.
 #[derive(Debug, Clone, clap::Args, Default)]

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use memory_mcp::sandbox::{Execution, Sandbox, SandboxConfig, capabilities::Grants, limits::Profile, policy::CompiledPolicy, tools::NoServers};
+//! use memory_mcp::sandbox::{CompiledPolicy, Execution, Grants, NoServers, Profile, Sandbox, SandboxConfig};
 //! use memory_mcp::wasm::artifacts::ArtifactCache;
 //!
 //! # async fn demo() -> anyhow::Result<()> {

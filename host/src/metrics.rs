@@ -118,7 +118,7 @@ impl Metrics {
 }
 
 /// How an execution ended, for the counters: the `status` of its result
-/// (`sandbox::outcome::ExecutionResult`), which re-exports it.
+/// (`sandbox::ExecutionResult`), which re-exports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

@@ -14,8 +14,7 @@ use memory_mcp::gateway::{Gateway, UpstreamConfig};
 use memory_mcp::mcp::{self, Server};
 use memory_mcp::plugins::Registry;
 use memory_mcp::sandbox::Sandbox;
-use memory_mcp::sandbox::limits::Profile;
-use memory_mcp::sandbox::policy::ToolPolicy;
+use memory_mcp::sandbox::{Profile, ToolPolicy};
 use rmcp::{RoleClient, ServiceExt, service::RunningService};
 
 pub struct InProcess {

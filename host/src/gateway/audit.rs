@@ -28,8 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use uuid::Uuid;
 
-use crate::sandbox::tool_names;
-use crate::sandbox::tools::{ToolCallRecord, outcome};
+use crate::sandbox::{ToolCallRecord, call_outcome, check_tool_name};
 
 /// Records kept before the oldest are dropped.
 pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
@@ -71,7 +70,7 @@ pub struct AuditFilter {
     pub server: Option<String>,
     /// Only calls of this tool (its name on its server).
     pub tool: Option<String>,
-    /// Only calls that ended this way (see `sandbox::tools::outcome`).
+    /// Only calls that ended this way (see `sandbox::call_outcome`).
     pub outcome: Option<String>,
     /// Only this principal's records (those from before principals count
     /// as `local`'s).
@@ -118,7 +117,7 @@ impl Audit {
         for item in usage.iter() {
             let (k, v) = item.into_inner()?;
             let name = std::str::from_utf8(&k).ok().filter(|n| {
-                n.split_once('.').is_some_and(|(s, t)| tool_names::check(s, t).is_ok())
+                n.split_once('.').is_some_and(|(s, t)| check_tool_name(s, t).is_ok())
             });
             let n = <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes);
             match (name, n) {
@@ -141,7 +140,7 @@ impl Audit {
         for item in usage_by.iter() {
             let (k, v) = item.into_inner()?;
             let parsed = std::str::from_utf8(&k).ok().and_then(|k| k.split_once('\0')).filter(|(_, n)| {
-                n.split_once('.').is_some_and(|(s, t)| tool_names::check(s, t).is_ok())
+                n.split_once('.').is_some_and(|(s, t)| check_tool_name(s, t).is_ok())
             });
             if let (Some((who, name)), Ok(n)) = (parsed, <[u8; 8]>::try_from(&v[..]).map(u64::from_le_bytes)) {
                 counts_by.entry(who.to_string()).or_default().insert(name.to_string(), n);
@@ -166,7 +165,7 @@ impl Audit {
     /// tool's usage count.
     pub fn append(&self, record: &ToolCallRecord) -> Result<(), AuditError> {
         let value = serde_json::to_vec(record).map_err(|e| AuditError::Corrupt(e.to_string()))?;
-        let counted = outcome::reached_tool(&record.outcome) && tool_names::check(&record.server, &record.tool).is_ok();
+        let counted = call_outcome::reached_tool(&record.outcome) && check_tool_name(&record.server, &record.tool).is_ok();
         let key = format!("{}.{}", record.server, record.tool);
         let who = record.principal.as_deref().unwrap_or(crate::principal::LOCAL);
         let _w = crate::sync::lock(&self.write);

@@ -32,8 +32,7 @@ use anyhow::{Context as _, Result};
 use rmcp::model::Tool;
 use serde_json::Value;
 
-use crate::sandbox::policy::CompiledPolicy;
-use crate::sandbox::tools::{DispatchError, DispatchFuture, ResolveFuture, ToolCallRecord, ToolDispatcher};
+use crate::sandbox::{CompiledPolicy, DispatchError, DispatchFuture, ResolveFuture, ToolCallRecord, ToolDispatcher};
 use servers::LOCAL_SERVER;
 use upstream::Upstream;
 

@@ -5,7 +5,7 @@
 use rmcp::model::CallToolResult;
 use serde_json::Value;
 
-use crate::sandbox::tools::DispatchError;
+use crate::sandbox::DispatchError;
 
 /// The text blocks of a result, joined by newlines.
 pub fn text_of(r: &CallToolResult) -> String {

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use super::servers::{Transport, UpstreamConfig};
-use crate::sandbox::tools::DispatchError;
+use crate::sandbox::DispatchError;
 
 /// Receives the upstream's notifications; a changed tool list makes the
 /// cached one stale.
@@ -170,7 +170,7 @@ impl Upstream {
                 out.push_str(" (response body withheld; see the server log)");
             }
         }
-        crate::sandbox::tool_names::shorten(&out, 300)
+        crate::sandbox::shorten(&out, 300)
     }
 
     /// Drops `client` if it is still the current connection.

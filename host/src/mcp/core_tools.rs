@@ -13,8 +13,7 @@ use super::params::{Parameters, input_error, params_or_return};
 use super::server::{RuntimeState, Server};
 use crate::learning::AnalyzersState;
 use crate::principal::Principal;
-use crate::sandbox::outcome::{ExecutionResult, Status};
-use crate::sandbox::{Execution, Language, Sandbox};
+use crate::sandbox::{Execution, ExecutionResult, Language, Sandbox, Status};
 
 /// `{task, input}`, visible to the code as the global `context`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

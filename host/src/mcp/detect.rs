@@ -8,9 +8,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::sandbox::outcome::{ErrorType, ExecutionResult};
-use crate::sandbox::tools::CallSummary;
-use crate::sandbox::{Execution, Language, Sandbox};
+use crate::sandbox::{CallSummary, ErrorType, Execution, ExecutionResult, Language, Sandbox};
 
 /// How an execution went, and in which language it ran.
 pub struct Ran {

@@ -233,7 +233,7 @@ mod tests {
     use crate::metrics::Metrics;
     use crate::plugins::{PluginDir, Registry};
     use crate::wasm::artifacts::ArtifactCache;
-    use crate::sandbox::policy::CompiledPolicy;
+    use crate::sandbox::CompiledPolicy;
 
     /// A server whose JS runtime never loads, over files in `dir`.
     fn server(dir: &std::path::Path) -> Server {

@@ -15,8 +15,7 @@ use super::recent::RECENT_EXECUTIONS;
 use super::server::Server;
 use crate::plugins::{BuildRequest, Builder, LoadedPlugin, Manifest, PluginLimits, PluginPolicy, Stage};
 use crate::principal::Principal;
-use crate::sandbox::outcome::Status;
-use crate::sandbox::policy::ToolPolicy;
+use crate::sandbox::{Status, ToolPolicy};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

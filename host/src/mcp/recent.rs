@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::principal::Principal;
 use crate::sandbox::Language;
-use crate::sandbox::outcome::Status;
+use crate::sandbox::Status;
 
 /// Executions remembered for `save_plugin`.
 pub const RECENT_EXECUTIONS: usize = 256;

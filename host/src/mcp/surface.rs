@@ -162,7 +162,7 @@ pub fn object(fields: &str) -> Map<String, Value> {
         let schema = match ty {
             "uuid" | "date-time" => json!({"type": "string", "format": ty}),
             "status" => {
-                let all: Vec<&str> = crate::sandbox::outcome::Status::ALL.iter().map(|s| s.as_str()).collect();
+                let all: Vec<&str> = crate::sandbox::Status::ALL.iter().map(|s| s.as_str()).collect();
                 json!({"type": "string", "enum": all})
             }
             other => json!({"type": other}),

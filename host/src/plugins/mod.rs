@@ -5,7 +5,7 @@
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
 //! use memory_mcp::plugins::{BuildRequest, Builder, PluginDir, PluginPolicy};
-//! use memory_mcp::sandbox::{Language, limits::Profile};
+//! use memory_mcp::sandbox::{Language, Profile};
 //! use memory_mcp::wasm::{Metering, artifacts::ArtifactCache, engine};
 //!
 //! let engine = engine::build(Metering::Epoch { max_concurrency: 2, max_memory_bytes: 256 << 20 })?;

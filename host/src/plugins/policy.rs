@@ -25,8 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::PluginError;
-use crate::sandbox::limits::Limits;
-use crate::sandbox::policy::{CompiledPolicy, ToolPolicy};
+use crate::sandbox::{CompiledPolicy, Limits, ToolPolicy};
 
 /// The policy format this build reads.
 pub const PLUGIN_POLICY_VERSION: u32 = 1;
@@ -134,7 +133,7 @@ impl PluginPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::limits::Profile;
+    use crate::sandbox::Profile;
 
     #[test]
     fn round_trips_and_refuses_unknown_fields() {

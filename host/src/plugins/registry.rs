@@ -30,9 +30,8 @@ use super::manifest::Manifest;
 use super::name::NameError;
 use super::policy::PluginPolicy;
 use super::PluginError;
-use crate::sandbox::outcome::ExecutionResult;
 use crate::sandbox::plugin::{PluginCall, PluginCode};
-use crate::sandbox::policy::CompiledPolicy;
+use crate::sandbox::{CompiledPolicy, ExecutionResult};
 use crate::sandbox::Sandbox;
 
 /// Most `subscriptions/listen` streams open at once (over every session).

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use wasmtime::component::Linker;
 
-use super::tools::{self, NoServers, RateLimiter, ToolsCtx, ToolsView};
+use super::NoServers;
+use super::tools::{self, RateLimiter, ToolsCtx, ToolsView};
 use crate::wasm::{GuestState, HostInterface};
 
 /// What a code-mode or plugin component is granted beyond the base.

@@ -8,18 +8,26 @@
 //!   async timeout that also covers time spent in host (tool) calls;
 //! - memory: a `ResourceLimiter` on linear memory;
 //! - output: stdout/stderr captured up to a cap, with a marker;
-//! - capabilities: only what [`capabilities::Grants`] links.
+//! - capabilities: only what [`Grants`] links.
 
-pub mod capabilities;
-pub mod dispatch;
-pub mod legacy;
-pub mod limits;
-pub mod outcome;
-pub mod plugin;
-pub mod policy;
-pub mod tool_names;
-pub mod tools;
-pub mod typescript;
+pub(crate) mod capabilities;
+mod dispatch;
+mod legacy;
+mod limits;
+mod outcome;
+pub(crate) mod plugin;
+mod policy;
+pub(crate) mod tool_names;
+mod tools;
+pub(crate) mod typescript;
+
+pub use capabilities::Grants;
+pub use dispatch::{DispatchError, DispatchFuture, NoServers, ResolveFuture, ToolCallRecord, ToolDispatcher, outcome as call_outcome};
+pub use limits::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUED, Limits, Profile};
+pub use outcome::{ErrorType, ExecutionResult, Status};
+pub use policy::{CompiledPolicy, ToolPolicy};
+pub use tool_names::{check as check_tool_name, shorten};
+pub use tools::CallSummary;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,11 +44,8 @@ use crate::wasm::artifacts::{ArtifactCache, INIT_FUNC, LoadReport};
 use crate::wasm::output::CappedPipe;
 use crate::wasm::{Budget, GuestOptions, GuestState, Metering, Runner, Stop, linker};
 use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
-use capabilities::Grants;
-use limits::Limits;
-use outcome::{ErrorType, ExecutionResult, LimitKind};
-use policy::CompiledPolicy;
-use tools::{CallSummary, RateLimiter, ToolDispatcher, ToolsCtx};
+use outcome::LimitKind;
+use tools::{RateLimiter, ToolsCtx};
 use typescript::{StripError, TypeStripper};
 
 /// Everything an execution needs that is fixed at start-up.

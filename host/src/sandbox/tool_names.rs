@@ -10,9 +10,9 @@
 //! be used as an exact `server.tool` pattern in a policy.
 //!
 //! ```
-//! use memory_mcp::sandbox::tool_names::{check, shorten};
-//! assert!(check("memory", "query_memory").is_ok());
-//! assert!(check("memory", "*").is_err());
+//! use memory_mcp::sandbox::{check_tool_name, shorten};
+//! assert!(check_tool_name("memory", "query_memory").is_ok());
+//! assert!(check_tool_name("memory", "*").is_err());
 //! assert_eq!(shorten(&"x".repeat(1000), 8), "xxxxxxxx…");
 //! ```
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wasmtime::component::{HasData, Linker};
 
-pub use super::dispatch::{DispatchError, DispatchFuture, NoServers, ResolveFuture, ToolCallRecord, ToolDispatcher, outcome};
+use super::dispatch::{DispatchError, ToolCallRecord, ToolDispatcher, outcome};
 use super::policy::CompiledPolicy;
 use super::tool_names::{self, MAX_SERVER_NAME, MAX_TOOL_NAME};
 use crate::principal::Principal;
@@ -370,7 +370,7 @@ impl Host for ToolsView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::policy::ToolPolicy;
+    use crate::sandbox::{DispatchFuture, ResolveFuture, ToolPolicy};
 
     /// Knows `x.y` only; records the audit.
     #[derive(Default)]
