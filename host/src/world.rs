@@ -29,6 +29,7 @@ wasmtime::component::bindgen!({
         "../wit/patterns/0.1.0",
         "../wit/patterns/0.2.0",
         "../wit/patterns/0.3.0",
+        "../wit/patterns/0.4.0",
         "../wit/embeddings/0.2.0",
         "../wit/tool-call/0.1.0",
         "../wit/tool-call/0.2.0",
@@ -50,6 +51,7 @@ wasmtime::component::bindgen!({
             export memory-mcp:patterns/statistics@0.1.0;
             export memory-mcp:patterns/episode-analysis@0.2.0;
             export memory-mcp:patterns/scorer@0.2.0;
+            export memory-mcp:patterns/scorer@0.4.0;
             export memory-mcp:patterns/tallies@0.3.0;
             export memory-mcp:embeddings/embedder@0.2.0;
             export memory-mcp:typescript/stripper@0.1.0;
@@ -66,8 +68,16 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::memory_mcp::patterns0_1_0::{analyzer, statistics};
-pub use self::exports::memory_mcp::patterns0_2_0::{episode_analysis, scorer};
+pub use self::exports::memory_mcp::patterns0_2_0::episode_analysis;
 pub use self::exports::memory_mcp::patterns0_3_0::tallies;
+pub use self::exports::memory_mcp::patterns0_4_0::scorer;
+
+/// `memory-mcp:patterns/scorer@0.2.0`, kept so scorers built against it
+/// still load: their candidates are the same, sent as records instead of
+/// columns, adapted in `learning::scorer_export`.
+pub mod scorer_0_2_0 {
+    pub use super::exports::memory_mcp::patterns0_2_0::scorer::*;
+}
 pub use self::exports::memory_mcp::tool_call0_2_0::{plugin, runner};
 pub use self::memory_mcp::memory::{store as episode_store, types};
 pub use self::exports::memory_mcp::embeddings::embedder;

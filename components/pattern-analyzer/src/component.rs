@@ -2,8 +2,14 @@
 //! and [`crate::stats`] types, moving strings rather than copying them.
 
 wit_bindgen::generate!({
-    path: ["../../wit/memory/0.1.0", "../../wit/patterns/0.1.0", "../../wit/patterns/0.2.0", "../../wit/patterns/0.3.0"],
-    world: "memory-mcp:patterns/builtin-analyzer@0.3.0",
+    path: [
+        "../../wit/memory/0.1.0",
+        "../../wit/patterns/0.1.0",
+        "../../wit/patterns/0.2.0",
+        "../../wit/patterns/0.3.0",
+        "../../wit/patterns/0.4.0",
+    ],
+    world: "memory-mcp:patterns/builtin-analyzer@0.4.0",
     generate_all,
 });
 

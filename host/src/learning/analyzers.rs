@@ -37,12 +37,19 @@ use crate::plugins::layout;
 use crate::wasm::artifacts::ArtifactCache;
 use crate::wasm::output::CappedPipe;
 use crate::wasm::{Budget, Grants, GuestOptions, GuestState, HostInterface, Runner, Stop, linker};
-use crate::world::{analyzer, episode_analysis, scorer, statistics, tallies, types};
+use super::scorer_export::ScorerExport;
+use crate::world::{analyzer, episode_analysis, scorer, scorer_0_2_0, statistics, tallies, types};
+
+mod kept;
+use kept::Kept;
 
 /// The interface an analyzer component exports.
 pub const ANALYZER_EXPORT: &str = "memory-mcp:patterns/analyzer@0.1.0";
 /// The interface a scorer component exports (called from learning/scorer.rs).
-pub const SCORER_EXPORT: &str = "memory-mcp:patterns/scorer@0.2.0";
+pub const SCORER_EXPORT: &str = "memory-mcp:patterns/scorer@0.4.0";
+/// The scorer interface of 0.2.0, whose scorers still load (adapted in
+/// learning/scorer_export.rs).
+pub const SCORER_EXPORT_0_2_0: &str = "memory-mcp:patterns/scorer@0.2.0";
 /// The interface the built-in analyzer exports for the tallies of learned
 /// records (called from learning/tallies.rs).
 pub const TALLIES_EXPORT: &str = "memory-mcp:patterns/tallies@0.3.0";
@@ -154,8 +161,8 @@ pub struct Analyzer {
     /// `analyzer@0.1.0`; a third-party scorer has none.
     analyzer: Option<analyzer::GuestIndices>,
     statistics: Option<statistics::GuestIndices>,
-    /// `scorer@0.2.0` (called from learning/scorer.rs).
-    pub(super) scorer: Option<scorer::GuestIndices>,
+    /// `scorer@0.4.0` or `@0.2.0` (called from learning/scorer.rs).
+    pub(super) scorer: Option<ScorerExport>,
     /// The scorer's weights, from its `info`, reported beside rankings.
     pub(super) weights: Vec<(String, f64)>,
     /// `episode-analysis@0.2.0`, exported by the built-in analyzer (see
@@ -165,6 +172,9 @@ pub struct Analyzer {
     /// [`super::tallies`]).
     pub(super) tallies: Option<tallies::GuestIndices>,
     health: Mutex<Health>,
+    /// Instances kept between calls, for the built-in scorer only (see
+    /// [`kept`]); `None`: a fresh instance per call.
+    kept: Option<Kept>,
 }
 
 /// An analyzer file that did not load, and why.
@@ -209,9 +219,12 @@ impl Analyzer {
         let runner = Runner::new(&linker, component, |_| Ok(())).map_err(|e| anyhow!("{e}"))?;
         let pre = runner.pre();
         let indices = analyzer::GuestIndices::new(pre).ok();
-        let scorer = scorer::GuestIndices::new(pre).ok();
+        let scorer = match scorer::GuestIndices::new(pre) {
+            Ok(columns) => Some(ScorerExport::Columns(columns)),
+            Err(_) => scorer_0_2_0::GuestIndices::new(pre).ok().map(ScorerExport::Rows),
+        };
         if indices.is_none() && scorer.is_none() {
-            anyhow::bail!("it exports neither {ANALYZER_EXPORT} nor {SCORER_EXPORT}");
+            anyhow::bail!("it exports neither {ANALYZER_EXPORT} nor {SCORER_EXPORT} (or {SCORER_EXPORT_0_2_0})");
         }
         let statistics = statistics::GuestIndices::new(pre).ok();
         let episode_analysis = episode_analysis::GuestIndices::new(pre).ok();
@@ -229,12 +242,13 @@ impl Analyzer {
             episode_analysis,
             tallies,
             health: Mutex::new(Health { status: "ok", ..Default::default() }),
+            kept: None,
         };
         let limit = a.policy.limits.timeout_ms;
         let info = a.call(memory, async |store, instance| {
             let mut scored = None;
             if let Some(s) = &a.scorer {
-                scored = Some(s.load(&mut *store, instance)?.call_info(&mut *store).await?);
+                scored = Some(s.info(&mut *store, instance).await?);
             }
             match (&a.analyzer, scored) {
                 (Some(an), scored) => Ok((an.load(&mut *store, instance)?.call_info(&mut *store).await?, scored)),
@@ -291,6 +305,9 @@ impl Analyzer {
     ) -> Result<T, Failure> {
         if crate::sync::lock(&self.health).status == "quarantined" {
             return Err(Failure::Quarantined);
+        }
+        if let Some(kept) = &self.kept {
+            return self.call_kept(kept, memory, f).await;
         }
         let started = Instant::now();
         let limits = &self.policy.limits;
@@ -436,6 +453,9 @@ impl AnalyzerSet {
         if scorer.scorer.is_none() {
             anyhow::bail!("the built-in pattern analyzer does not export {SCORER_EXPORT}");
         }
+        // The built-in scorer runs once per ranking query: its instances
+        // are kept between calls (see `kept`).
+        let scorer = Analyzer { kept: Some(Kept::default()), ..scorer };
         let mut set = Self { engine, memory, builtin, installed: Vec::new(), rejected: Vec::new(), scorer, installed_scorer: None };
         if let Some(dir) = plugins_dir {
             set.load_installed(cache, dir).await;
@@ -486,9 +506,9 @@ impl AnalyzerSet {
         let cache_name = format!("analyzer-{name}");
         let (component, _) = cache.load(&self.engine, &cache_name, &v.wasm, None).await.context("compiling")?;
         let exports = |export: &str| component.component_type().exports(&self.engine).any(|(n, _)| n == export);
-        let policy = match (exports(ANALYZER_EXPORT), exports(SCORER_EXPORT)) {
-            (false, false) => anyhow::bail!("it does not export {ANALYZER_EXPORT}, so it is not a pattern analyzer (nor {SCORER_EXPORT}, a scorer)"),
-            (true, true) => anyhow::bail!("it exports both {ANALYZER_EXPORT} and {SCORER_EXPORT}: install the analyzer and the scorer as two components"),
+        let policy = match (exports(ANALYZER_EXPORT), exports(SCORER_EXPORT) || exports(SCORER_EXPORT_0_2_0)) {
+            (false, false) => anyhow::bail!("it does not export {ANALYZER_EXPORT}, so it is not a pattern analyzer (nor {SCORER_EXPORT} or {SCORER_EXPORT_0_2_0}, a scorer)"),
+            (true, true) => anyhow::bail!("it exports both {ANALYZER_EXPORT} and a scorer: install the analyzer and the scorer as two components"),
             (false, true) => {
                 if let Some(other) = &self.installed_scorer {
                     anyhow::bail!("the scorer {:?} is already installed; only one scorer replaces the built-in one", other.name());

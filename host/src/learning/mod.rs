@@ -16,6 +16,7 @@ pub mod model;
 pub mod patterns;
 mod pattern_texts;
 pub mod scorer;
+pub mod scorer_export;
 pub mod tallies;
 pub mod episodes_host;
 pub mod worker;

@@ -1,8 +1,9 @@
 //! The ranking policy's one call site: the host retrieves candidates and
 //! measures their raw features (BM25 score, cosine similarity, domain, tag
 //! matches, evidence, effectiveness counts, last seen), then calls the
-//! scorer component (`memory-mcp:patterns/scorer@0.2.0`) once per query
-//! with all of them. The scorer orders them and says why; the host checks
+//! scorer component (`memory-mcp:patterns/scorer@0.4.0`, or a scorer
+//! built against 0.2.0, adapted in [`super::scorer_export`]) once per query
+//! with all of them, as columns. The scorer orders them and says why; the host checks
 //! the answer against the contract and shows it. No score is computed here.
 //!
 //! The scorer is the built-in component's, unless a component in the
@@ -27,6 +28,7 @@ use super::analyzers::{Analyzer, AnalyzerSet, Failure};
 use super::convert::OutputError;
 use super::model::StoredPattern;
 use super::patterns::PatternStore;
+use super::scorer_export::NO_DOMAIN;
 use crate::memory::text::tokenize;
 use crate::world::scorer as w;
 
@@ -196,14 +198,12 @@ impl AnalyzerSet {
 
     /// One call of `s`'s scorer export, its answer checked.
     async fn call_scorer(&self, s: &Analyzer, call: &Call<'_>) -> Result<Answer, Failure> {
-        let Some(indices) = &s.scorer else { return Err(broken(format!("{} does not export the scorer", s.name()))) };
+        let Some(export) = &s.scorer else { return Err(broken(format!("{} does not export the scorer", s.name()))) };
         let memory = self.memory();
         match *call {
             Call::Patterns(query, candidates) => {
                 let out = s
-                    .call(memory, async |store, instance| {
-                        indices.load(&mut *store, instance)?.call_rank_patterns(&mut *store, query, candidates).await
-                    })
+                    .call(memory, async |store, instance| export.rank_patterns(store, instance, query, candidates).await)
                     .await?
                     .map_err(Failure::Reported)?;
                 check_groups(&out, query, candidates)?;
@@ -211,15 +211,13 @@ impl AnalyzerSet {
             }
             Call::Episodes(best, limit, candidates) => {
                 let out = s
-                    .call(memory, async |store, instance| {
-                        indices.load(&mut *store, instance)?.call_blend_episodes(&mut *store, best, limit, candidates).await
-                    })
+                    .call(memory, async |store, instance| export.blend_episodes(store, instance, best, limit, candidates).await)
                     .await?
                     .map_err(Failure::Reported)?;
                 if out.len() > limit as usize {
                     return Err(broken(format!("it returned {} episodes; the limit is {limit}", out.len())));
                 }
-                check_indices(out.iter().map(|b| b.index), candidates.len())?;
+                check_indices(out.iter().map(|b| b.index), candidates.id_high.len())?;
                 for b in &out {
                     check_score("a score", b.score)?;
                     check_score("a lexical part", b.lexical)?;
@@ -228,9 +226,7 @@ impl AnalyzerSet {
             }
             Call::Support(records) => {
                 let out = s
-                    .call(memory, async |store, instance| {
-                        indices.load(&mut *store, instance)?.call_order_by_support(&mut *store, records).await
-                    })
+                    .call(memory, async |store, instance| export.order_by_support(store, instance, records).await)
                     .await?
                     .map_err(Failure::Reported)?;
                 if out.len() != records.len() {
@@ -284,8 +280,13 @@ impl AnalyzerSet {
     /// `query_memory`'s hybrid order: the best `limit` of `candidates`,
     /// best first. `best_bm25` is the best word score among them.
     pub async fn blend_episodes(&self, best_bm25: f32, limit: usize, candidates: &[EpisodeCandidate]) -> Result<Scored<Vec<Blended>>, Failure> {
-        let wit: Vec<w::EpisodeCandidate> =
-            candidates.iter().map(|c| w::EpisodeCandidate { id: halves(c.id), bm25: c.bm25, semantic: c.semantic }).collect();
+        let (id_high, id_low) = candidates.iter().map(|c| halves(c.id)).unzip();
+        let wit = w::EpisodeCandidates {
+            id_high,
+            id_low,
+            bm25: candidates.iter().map(|c| c.bm25).collect(),
+            semantic: candidates.iter().map(|c| c.semantic.unwrap_or(f32::NAN)).collect(),
+        };
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let scored = self.score(Call::Episodes(best_bm25, limit, &wit)).await?;
         let Answer::Episodes(answer) = scored.value else { return Err(broken("an answer to another call".into())) };
@@ -315,8 +316,8 @@ impl AnalyzerSet {
 
 /// One call to a scorer, with its arguments.
 enum Call<'a> {
-    Patterns(&'a w::PatternQuery, &'a [w::PatternCandidate]),
-    Episodes(f32, u32, &'a [w::EpisodeCandidate]),
+    Patterns(&'a w::PatternQuery, &'a w::PatternCandidates),
+    Episodes(f32, u32, &'a w::EpisodeCandidates),
     Support(&'a [w::Support]),
 }
 
@@ -328,16 +329,16 @@ enum Answer {
 }
 
 /// Checks a pattern ranking against the query and candidates it answers.
-fn check_groups(out: &[Vec<w::Ranked>], query: &w::PatternQuery, candidates: &[w::PatternCandidate]) -> Result<(), Failure> {
+fn check_groups(out: &[Vec<w::Ranked>], query: &w::PatternQuery, candidates: &w::PatternCandidates) -> Result<(), Failure> {
     let (groups, limit) = (query.groups as usize, query.limit as usize);
     if out.len() > groups || out.iter().any(|g| g.len() > limit) {
         return Err(broken(format!("it returned more than {groups} groups of at most {limit}")));
     }
-    check_indices(out.iter().flatten().map(|r| r.index), candidates.len())?;
+    check_indices(out.iter().flatten().map(|r| r.index), candidates.group.len())?;
     for (g, ranked) in out.iter().enumerate() {
         for r in ranked {
             check_ranked(r)?;
-            let of = candidates[r.index as usize].group;
+            let of = candidates.group[r.index as usize];
             if of as usize != g {
                 return Err(broken(format!("candidate {} of group {of} is listed in group {g}", r.index)));
             }
@@ -356,7 +357,7 @@ fn gather(
     limit: usize,
     min_score: f64,
     group: impl Fn(&StoredPattern) -> Option<u32>,
-) -> (w::PatternQuery, Vec<w::PatternCandidate>, Vec<Uuid>) {
+) -> (w::PatternQuery, w::PatternCandidates, Vec<Uuid>) {
     let tag_words: Vec<String> = q.tags.iter().flat_map(|t| tokenize(t)).collect();
     // Each tag word is looked for in every candidate's key and description.
     let finders: Vec<Finder<'_>> = tag_words.iter().map(|t| Finder::new(t.as_bytes())).collect();
@@ -375,29 +376,48 @@ fn gather(
     };
     let domain = q.domain.map(intern);
     let best = Cell::new(0.0f32);
-    let found: Vec<(w::PatternCandidate, Uuid)> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, |p, bm25, top| {
+    // The candidates' features go straight into their columns.
+    let columns: RefCell<w::PatternCandidates> = RefCell::new(w::PatternCandidates {
+        id_high: Vec::new(),
+        id_low: Vec::new(),
+        group: Vec::new(),
+        bm25: Vec::new(),
+        semantic: Vec::new(),
+        domain: Vec::new(),
+        tags_matched: Vec::new(),
+        sample_size: Vec::new(),
+        success_rate: Vec::new(),
+        times_applied: Vec::new(),
+        successes_when_applied: Vec::new(),
+        reward_delta_sum: Vec::new(),
+        reward_delta_count: Vec::new(),
+        last_seen_ms: Vec::new(),
+    });
+    let ids: Vec<Uuid> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, |p, bm25, top| {
         best.set(top);
         let group = group(p).filter(|g| *g < groups)?;
         let shared = finders.iter().filter(|f| f.find(p.key.as_bytes()).is_some() || f.find(p.description.as_bytes()).is_some()).count();
+        let domain = p.domain.as_deref().map_or(NO_DOMAIN, intern);
         let e = &p.effectiveness;
-        let c = w::PatternCandidate {
-            id: halves(p.pattern_id),
-            group,
-            bm25,
-            semantic: q.semantic.and_then(|m| m.get(&p.pattern_id).copied()),
-            domain: p.domain.as_deref().map(intern),
-            tags_matched: shared as u32,
-            sample_size: p.evidence.sample_size,
-            success_rate: p.evidence.success_rate,
-            times_applied: e.times_applied,
-            successes_when_applied: e.successes_when_applied,
-            reward_delta_sum: e.reward_delta_sum,
-            reward_delta_count: e.reward_delta_count,
-            last_seen_ms: p.last_seen.timestamp_millis(),
-        };
-        Some((c, p.pattern_id))
+        let c = &mut *columns.borrow_mut();
+        let (high, low) = halves(p.pattern_id);
+        c.id_high.push(high);
+        c.id_low.push(low);
+        c.group.push(group);
+        c.bm25.push(bm25);
+        c.semantic.push(q.semantic.and_then(|m| m.get(&p.pattern_id).copied()).unwrap_or(f32::NAN));
+        c.domain.push(domain);
+        c.tags_matched.push(shared as u32);
+        c.sample_size.push(p.evidence.sample_size);
+        c.success_rate.push(p.evidence.success_rate);
+        c.times_applied.push(e.times_applied);
+        c.successes_when_applied.push(e.successes_when_applied);
+        c.reward_delta_sum.push(e.reward_delta_sum);
+        c.reward_delta_count.push(e.reward_delta_count);
+        c.last_seen_ms.push(p.last_seen.timestamp_millis());
+        Some(p.pattern_id)
     });
-    let (candidates, ids): (Vec<w::PatternCandidate>, Vec<Uuid>) = found.into_iter().unzip();
+    let candidates = columns.into_inner();
     let query = w::PatternQuery {
         domains: domains.into_inner().0,
         domain,

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -108,13 +108,9 @@ impl<H: Send + 'static, I> Runner<H, I> {
     ) -> Ended<H, T> {
         let deadline = state.deadline;
         // Held until the store (and so its instance) is gone.
-        let _slot = match &self.slots {
-            None => None,
-            Some(slots) => match race(deadline, cancel, async { Ok(slots.clone().acquire_owned().await?) }).await {
-                Ok(Ok(permit)) => Some(permit),
-                Ok(Err(e)) => return Ended { result: Err(Stop::Trap { trap: None, detail: format!("{e:#}") }), state, fuel_used: None },
-                Err(stop) => return Ended { result: Err(stop), state, fuel_used: None },
-            },
+        let _slot = match self.slot(deadline, cancel).await {
+            Ok(slot) => slot,
+            Err(stop) => return Ended { result: Err(stop), state, fuel_used: None },
         };
         let mut store = store(self.engine(), state, budget);
         let ran = race(deadline, cancel, async {
@@ -130,12 +126,25 @@ impl<H: Send + 'static, I> Runner<H, I> {
     /// Instantiates the component once in a store made of `state`, to be
     /// called many times ([`Resident::call`]): for a component whose
     /// start-up is too costly to repeat per call.
+    /// It holds one of the engine's call slots, when it has them, for as
+    /// long as it lives.
     pub async fn resident(&self, state: GuestState<H>, budget: Budget) -> Result<Resident<H>, Stop> {
+        let _slot = self.slot(state.deadline, None).await?;
         let mut store = store(self.engine(), state, budget);
         let deadline = store.data().deadline;
         let ran = race(deadline, None, self.pre.instantiate_async(&mut store)).await;
         let instance = ended(ran, &store)?;
-        Ok(Resident { store, instance })
+        Ok(Resident { store, instance, _slot })
+    }
+
+    /// One of the engine's call slots, when it has them, waited for until
+    /// `deadline` or `cancel`.
+    async fn slot(&self, deadline: Instant, cancel: Option<&CancellationToken>) -> Result<Option<OwnedSemaphorePermit>, Stop> {
+        let Some(slots) = &self.slots else { return Ok(None) };
+        match race(deadline, cancel, async { Ok(slots.clone().acquire_owned().await?) }).await? {
+            Ok(permit) => Ok(Some(permit)),
+            Err(e) => Err(Stop::Trap { trap: None, detail: format!("{e:#}") }),
+        }
     }
 }
 
@@ -145,6 +154,8 @@ impl<H: Send + 'static, I> Runner<H, I> {
 pub struct Resident<H: 'static> {
     store: Store<GuestState<H>>,
     instance: Instance,
+    /// The engine call slot it holds (see [`Runner::resident`]).
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl<H: Send + 'static> Resident<H> {
@@ -164,6 +175,11 @@ impl<H: Send + 'static> Resident<H> {
     /// The instance's guest state.
     pub fn state(&self) -> &GuestState<H> {
         self.store.data()
+    }
+
+    /// Fuel the last call used of `budget` (the one it was given).
+    pub fn fuel_used(&self, budget: Budget) -> Option<u64> {
+        fuel_used(&self.store, budget)
     }
 }
 

@@ -1,11 +1,19 @@
-//! The component face of the built-in scorer: `memory-mcp:patterns/scorer`
-//! records mapped onto [`crate::rank`]'s plain types and back.
+//! The component face of the built-in scorer: `memory-mcp:patterns/scorer@0.4.0`'s
+//! columns mapped onto [`crate::rank`]'s plain types and back.
 
 use super::Component;
-use super::exports::memory_mcp::patterns0_2_0::scorer::{
-    self as w, Blended, EpisodeCandidate, PatternCandidate, PatternQuery, Ranked, ScorerInfo, Support, Weight,
+use super::exports::memory_mcp::patterns0_4_0::scorer::{
+    self as w, Blended, EpisodeCandidates, PatternCandidates, PatternQuery, Ranked, ScorerInfo, Support, Weight,
 };
 use crate::rank::{self, episodes, patterns, support};
+
+/// The domain column's marker for a candidate without one.
+const NO_DOMAIN: u32 = u32::MAX;
+
+/// A cosine column's entry: NaN marks a candidate without one.
+fn known(x: f32) -> Option<f32> {
+    (!x.is_nan()).then_some(x)
+}
 
 impl w::Guest for Component {
     fn info() -> ScorerInfo {
@@ -17,7 +25,7 @@ impl w::Guest for Component {
         }
     }
 
-    fn rank_patterns(query: PatternQuery, candidates: Vec<PatternCandidate>) -> Result<Vec<Vec<Ranked>>, String> {
+    fn rank_patterns(query: PatternQuery, candidates: PatternCandidates) -> Result<Vec<Vec<Ranked>>, String> {
         let q = patterns::Query {
             domains: query.domains,
             domain: query.domain,
@@ -28,22 +36,39 @@ impl w::Guest for Component {
             limit: query.limit,
             min_score: query.min_score,
         };
-        let cs: Vec<patterns::Candidate> = candidates
-            .into_iter()
-            .map(|c| patterns::Candidate {
-                id: c.id,
-                group: c.group,
-                bm25: c.bm25,
-                semantic: c.semantic,
-                domain: c.domain,
-                tags_matched: c.tags_matched,
-                sample_size: c.sample_size,
-                success_rate: c.success_rate,
-                times_applied: c.times_applied,
-                successes_when_applied: c.successes_when_applied,
-                reward_delta_sum: c.reward_delta_sum,
-                reward_delta_count: c.reward_delta_count,
-                last_seen_ms: c.last_seen_ms,
+        let c = &candidates;
+        let n = [
+            c.id_low.len(),
+            c.group.len(),
+            c.bm25.len(),
+            c.semantic.len(),
+            c.domain.len(),
+            c.tags_matched.len(),
+            c.sample_size.len(),
+            c.success_rate.len(),
+            c.times_applied.len(),
+            c.successes_when_applied.len(),
+            c.reward_delta_sum.len(),
+            c.reward_delta_count.len(),
+            c.last_seen_ms.len(),
+        ]
+        .into_iter()
+        .fold(c.id_high.len(), usize::min);
+        let cs: Vec<patterns::Candidate> = (0..n)
+            .map(|i| patterns::Candidate {
+                id: (c.id_high[i], c.id_low[i]),
+                group: c.group[i],
+                bm25: c.bm25[i],
+                semantic: known(c.semantic[i]),
+                domain: (c.domain[i] != NO_DOMAIN).then_some(c.domain[i]),
+                tags_matched: c.tags_matched[i],
+                sample_size: c.sample_size[i],
+                success_rate: c.success_rate[i],
+                times_applied: c.times_applied[i],
+                successes_when_applied: c.successes_when_applied[i],
+                reward_delta_sum: c.reward_delta_sum[i],
+                reward_delta_count: c.reward_delta_count[i],
+                last_seen_ms: c.last_seen_ms[i],
             })
             .collect();
         Ok(patterns::rank(&q, &cs)
@@ -68,9 +93,12 @@ impl w::Guest for Component {
             .collect())
     }
 
-    fn blend_episodes(best_bm25: f32, limit: u32, candidates: Vec<EpisodeCandidate>) -> Result<Vec<Blended>, String> {
-        let cs: Vec<episodes::Candidate> =
-            candidates.into_iter().map(|c| episodes::Candidate { id: c.id, bm25: c.bm25, semantic: c.semantic }).collect();
+    fn blend_episodes(best_bm25: f32, limit: u32, candidates: EpisodeCandidates) -> Result<Vec<Blended>, String> {
+        let c = &candidates;
+        let n = [c.id_low.len(), c.bm25.len(), c.semantic.len()].into_iter().fold(c.id_high.len(), usize::min);
+        let cs: Vec<episodes::Candidate> = (0..n)
+            .map(|i| episodes::Candidate { id: (c.id_high[i], c.id_low[i]), bm25: c.bm25[i], semantic: known(c.semantic[i]) })
+            .collect();
         Ok(episodes::blend_all(best_bm25, limit as usize, &cs)
             .into_iter()
             .map(|b| Blended { index: b.index, score: b.score, lexical: b.lexical })
