@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use memory_mcp::embeddings::{EmbedFailure, Embedder, EmbeddingSettings, ProviderKind};
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use minilm_common::{cosine, fixture, install, install_copy, installed};
 use serde_json::json;
 
@@ -25,7 +25,7 @@ fn minilm_settings() -> EmbeddingSettings {
 }
 
 async fn load(data: &Path) -> Result<Embedder, EmbedFailure> {
-    let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
+    let engine = memory_mcp::wasm::build_engine(memory_mcp::wasm::Metering::Fuel).expect("engine");
     let cache = ArtifactCache::new(common::shared_cache());
     Embedder::load(&engine, &cache, minilm_settings(), data).await
 }
@@ -239,7 +239,7 @@ async fn the_model_grant_sees_the_model_directory_read_only_and_nothing_else() {
     std::fs::write(&secret, b"not for the component").expect("write");
     let probe = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/fs_probe.wasm"))
         .expect("fs_probe.wasm: scripts/build-components.sh builds it");
-    let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
+    let engine = memory_mcp::wasm::build_engine(memory_mcp::wasm::Metering::Fuel).expect("engine");
     let cache = ArtifactCache::new(common::shared_cache());
     let e = Embedder::load_component(&engine, &cache, minilm_settings(), data.path(), "fs-probe", &probe).await.expect("load probe");
     let paths: Vec<String> = [

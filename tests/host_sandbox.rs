@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memory_mcp::metrics::Metrics;
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use memory_mcp::sandbox::{CompiledPolicy, Execution, Grants, NoServers, Profile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memory_mcp::embeddings::{ANN_MIN, Embedder, EmbeddingSettings, Space, VectorIndex};
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use uuid::Uuid;
 
 const DIMS: usize = 384;
@@ -69,7 +69,7 @@ fn sizes() -> Vec<usize> {
 async fn throughput() {
     let dir = tempfile::tempdir().expect("dir");
     let cache = ArtifactCache::new(dir.path());
-    let engine = memory_mcp::wasm::engine::build(memory_mcp::wasm::Metering::Fuel).expect("engine");
+    let engine = memory_mcp::wasm::build_engine(memory_mcp::wasm::Metering::Fuel).expect("engine");
     let embedder = Embedder::load(&engine, &cache, EmbeddingSettings::default(), dir.path()).await.expect("local embedder");
     let mut r = Lcg(7);
     let texts: Vec<String> = (0..256).map(|_| text(&mut r)).collect();

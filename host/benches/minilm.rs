@@ -26,7 +26,7 @@ use memory_mcp::wasm::Metering;
 use std::time::Instant;
 
 use memory_mcp::embeddings::{Embedder, EmbeddingSettings, ProviderKind};
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 
 #[path = "shared/minilm_texts.rs"]
 mod minilm_texts;
@@ -47,7 +47,7 @@ fn ms(t: Instant) -> f64 {
 
 /// Times one build of the component (`bytes`) under `label`.
 async fn run(label: &str, bytes: &[u8], metering: Metering, data: &std::path::Path) {
-    let engine = memory_mcp::wasm::engine::build(metering).expect("engine");
+    let engine = memory_mcp::wasm::build_engine(metering).expect("engine");
     let cache_dir = tempfile::tempdir().expect("tmp");
     let cache = ArtifactCache::new(cache_dir.path());
     let settings = EmbeddingSettings { provider: ProviderKind::LocalMinilm, ..EmbeddingSettings::default() };

@@ -44,7 +44,7 @@ use memory_mcp::memory::{
     TaskType, item_key,
 };
 use memory_mcp::sandbox::{Profile, ToolPolicy};
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use rmcp::model::CallToolRequestParams;
 use rmcp::{RoleClient, ServiceExt, service::RunningService};
 use serde_json::{Value, json};
@@ -273,7 +273,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 async fn embed_pool(settings: &EmbeddingSettings, data: &Path, cache: &ArtifactCache, texts: &[String]) -> (Active, Vec<Vec<f32>>) {
-    let engine = memory_mcp::wasm::engine::build(settings.provider.metering()).expect("engine");
+    let engine = memory_mcp::wasm::build_engine(settings.provider.metering()).expect("engine");
     let e = Embedder::load(&engine, cache, settings.clone(), data).await.expect("embedder");
     let t = Instant::now();
     let v = e.embed(texts).await.expect("embed");

@@ -28,7 +28,7 @@ use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
 use memory_mcp::memory::{
     EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, StepResult, StepStatus, StoreOptions, TaskContext, TaskType,
 };
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use memory_mcp::world::types as w;
 use pattern_analyzer::model as m;
 

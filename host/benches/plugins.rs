@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use memory_mcp::plugins::{BuildRequest, Builder, PluginPolicy};
 use memory_mcp::sandbox::Language;
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use memory_mcp::sandbox::ToolPolicy;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};

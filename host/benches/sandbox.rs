@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memory_mcp::metrics::Metrics;
-use memory_mcp::wasm::artifacts::ArtifactCache;
+use memory_mcp::wasm::ArtifactCache;
 use memory_mcp::sandbox::{CompiledPolicy, Execution, Grants, NoServers, Profile, Sandbox, SandboxConfig};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;

@@ -24,7 +24,7 @@ use crate::memory::EpisodeStore;
 use crate::metrics::Metrics;
 use crate::plugins::{PluginDir, Registry};
 use crate::sandbox::{CompiledPolicy, Grants, Sandbox, SandboxConfig};
-use crate::wasm::artifacts::ArtifactCache;
+use crate::wasm::ArtifactCache;
 
 /// What the server needs before its store opens ([`App::prepare`]).
 pub struct Prepared {

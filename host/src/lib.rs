@@ -11,7 +11,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use memory_mcp::sandbox::{CompiledPolicy, Execution, Grants, NoServers, Profile, Sandbox, SandboxConfig};
-//! use memory_mcp::wasm::artifacts::ArtifactCache;
+//! use memory_mcp::wasm::ArtifactCache;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let config = SandboxConfig {

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use crate::app::App;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::wasm::artifacts::ArtifactCache;
+use crate::wasm::ArtifactCache;
 
 /// One component made ready.
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ impl std::fmt::Display for Warmed {
     }
 }
 
-impl From<&crate::wasm::artifacts::LoadReport> for Warmed {
-    fn from(r: &crate::wasm::artifacts::LoadReport) -> Self {
+impl From<&crate::wasm::LoadReport> for Warmed {
+    fn from(r: &crate::wasm::LoadReport) -> Self {
         Warmed { name: r.name.clone(), millis: r.millis, cache_hit: Some(r.cache_hit) }
     }
 }
@@ -59,7 +59,7 @@ pub async fn warm(settings: &Settings) -> Result<Vec<Warmed>> {
     done.push(Warmed { name: "plugin templates".into(), millis: started.elapsed().as_millis() as u64, cache_hit: None });
     let cache = ArtifactCache::new(&settings.cache_dir);
     // As `learning::analyzers::AnalyzerSet::load` loads it.
-    let engine = crate::wasm::engine::build(crate::learning::analyzers::builtin_metering())?;
+    let engine = crate::wasm::build_engine(crate::learning::analyzers::builtin_metering())?;
     let (_, r) = cache.load(&engine, "pattern-analyzer", crate::components::PATTERN_ANALYZER, None).await?;
     done.push(Warmed::from(&r));
     for r in crate::embeddings::precompile(&cache).await? {

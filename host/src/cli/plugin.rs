@@ -11,7 +11,7 @@ use clap::Subcommand;
 use crate::config::Settings;
 use crate::plugins::{BuildRequest, Builder, NameError, PluginDir, PluginError, PluginPolicy, Stage, inspect};
 use crate::sandbox::Language;
-use crate::wasm::artifacts::ArtifactCache;
+use crate::wasm::ArtifactCache;
 
 /// `println!` that stops quietly when stdout is closed (`… | head`).
 macro_rules! say {
@@ -191,7 +191,7 @@ async fn build(settings: &Settings, dir: &PluginDir, request: BuildRequest) -> R
     let started = Instant::now();
     // The server's engine settings, so the precompiled artifact is the one
     // a server loads.
-    let engine = crate::wasm::engine::build(crate::wasm::Metering::Epoch { max_concurrency: settings.max_concurrency, max_memory_bytes: settings.limits.memory_bytes })?;
+    let engine = crate::wasm::build_engine(crate::wasm::Metering::Epoch { max_concurrency: settings.max_concurrency, max_memory_bytes: settings.limits.memory_bytes })?;
     let cache = ArtifactCache::new(&settings.cache_dir);
     let bar = indicatif::ProgressBar::new(Stage::COUNT + 2);
     bar.set_style(

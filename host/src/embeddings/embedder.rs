@@ -21,10 +21,10 @@ use wasmtime::component::Instance;
 use wasmtime::{Engine, Store};
 
 use super::settings::{EmbeddingSettings, ProviderKind};
-use crate::wasm::artifacts::{ArtifactCache, LoadReport};
-use crate::wasm::http::{HttpGrant, Origin};
-use crate::wasm::output::CappedPipe;
-use crate::wasm::guest::GuestError;
+use crate::wasm::{ArtifactCache, LoadReport};
+use crate::wasm::{HttpGrant, Origin};
+use crate::wasm::CappedPipe;
+use crate::wasm::GuestError;
 use crate::wasm::{Budget, Grants, GuestOptions, GuestState, Resident, Runner, Stop, linker};
 use crate::world::embedder::{self, EmbedError, EmbedderConfig};
 
@@ -192,7 +192,7 @@ pub async fn precompile(cache: &ArtifactCache) -> anyhow::Result<Vec<LoadReport>
         let engine = match engines.iter().find(|(m, _)| *m == metering) {
             Some((_, e)) => e.clone(),
             None => {
-                let e = crate::wasm::engine::build(metering)?;
+                let e = crate::wasm::build_engine(metering)?;
                 engines.push((metering, e.clone()));
                 e
             }

@@ -357,7 +357,7 @@ impl VectorIndex {
                 None => map.extend_from_slice(&[0u8; 17]),
             }
         }
-        crate::wasm::artifacts::write_atomic(&slots, &map).map_err(|e| IndexError::Ann(format!("{e:#}")))?;
+        crate::wasm::write_atomic(&slots, &map).map_err(|e| IndexError::Ann(format!("{e:#}")))?;
         std::fs::rename(&tmp, &graph)?;
         Ok(())
     }

@@ -38,7 +38,7 @@ use super::providers::Providers;
 use super::settings::EmbeddingSettings;
 use super::pattern_texts::PatternTexts;
 use crate::memory::{EPISODE_ITEM, EpisodeStore, PATTERN_ITEM, StoreError};
-use crate::wasm::artifacts::ArtifactCache;
+use crate::wasm::ArtifactCache;
 
 /// A query's vector and the space it was embedded in: searched only in an
 /// index of that space.
@@ -221,8 +221,8 @@ impl Embeddings {
                 (fallback, Some(refused))
             }
         };
-        let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
-        let model_engine = crate::wasm::engine::build(crate::wasm::Metering::Deadline)?;
+        let engine = crate::wasm::build_engine(crate::wasm::Metering::Fuel)?;
+        let model_engine = crate::wasm::build_engine(crate::wasm::Metering::Deadline)?;
         let me = Arc::new(Self {
             memory,
             patterns,

@@ -145,7 +145,7 @@ impl EmbeddingSettings {
             }
         }
         if let Some(url) = &self.base_url {
-            crate::wasm::http::Origin::of_url(url).map_err(|e| format!("base_url: {e}"))?;
+            crate::wasm::Origin::of_url(url).map_err(|e| format!("base_url: {e}"))?;
         }
         if let Some(var) = &self.api_key_env {
             let ok = !var.is_empty() && var.len() <= 128 && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

@@ -14,7 +14,7 @@
 //!
 //! Each call's store caps the memory of all the component's memories
 //! together and how many instances, memories and tables it makes
-//! ([`crate::wasm::guard::MemoryGuard`]), and how many bytes the host
+//! ([`crate::wasm::MemoryGuard`]), and how many bytes the host
 //! copies out of its result ([`AnalyzerLimits::copy_budget`]), checked
 //! string by string before each is copied.
 
@@ -34,8 +34,8 @@ use crate::memory::EpisodeStore;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, unmanifested_reason};
 use crate::plugins::analyzer_policy::{AnalyzerLimits, AnalyzerPolicy};
 use crate::plugins::layout;
-use crate::wasm::artifacts::ArtifactCache;
-use crate::wasm::output::CappedPipe;
+use crate::wasm::ArtifactCache;
+use crate::wasm::CappedPipe;
 use crate::wasm::{Budget, Grants, GuestOptions, GuestState, HostInterface, Runner, Stop, linker};
 use super::scorer_export::ScorerExport;
 use crate::world::{analyzer, episode_analysis, scorer, scorer_0_2_0, statistics, tallies, types};
@@ -436,8 +436,8 @@ impl AnalyzerSet {
     /// Loads the built-in analyzer from `builtin_wasm` and every analyzer
     /// plugin in `plugins_dir` (when it exists).
     pub async fn load(cache: &ArtifactCache, builtin_wasm: &[u8], plugins_dir: Option<&Path>, memory: Arc<EpisodeStore>) -> Result<Self> {
-        let engine = crate::wasm::engine::build(crate::wasm::Metering::Fuel)?;
-        let builtin_engine = crate::wasm::engine::build(builtin_metering())?;
+        let engine = crate::wasm::build_engine(crate::wasm::Metering::Fuel)?;
+        let builtin_engine = crate::wasm::build_engine(builtin_metering())?;
         let (component, load) = cache.load(&builtin_engine, "pattern-analyzer", builtin_wasm, None).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, "built-in pattern analyzer ready");
         let hash = blake3::hash(builtin_wasm).to_hex().to_string();

@@ -232,7 +232,7 @@ mod tests {
     use crate::memory::EpisodeStore;
     use crate::metrics::Metrics;
     use crate::plugins::{PluginDir, Registry};
-    use crate::wasm::artifacts::ArtifactCache;
+    use crate::wasm::ArtifactCache;
     use crate::sandbox::CompiledPolicy;
 
     /// A server whose JS runtime never loads, over files in `dir`.

@@ -14,7 +14,7 @@ use super::file::{MAX_MANIFEST_BYTES, MAX_POLICY_BYTES, MAX_WASM_BYTES, check_su
 use super::manifest::FileSum;
 use super::{PluginError, name};
 use super::analyzer_policy::AnalyzerPolicy;
-use crate::wasm::artifacts::write_atomic;
+use crate::wasm::write_atomic;
 
 /// The analyzer manifest's suffix.
 pub const ANALYZER_MANIFEST_SUFFIX: &str = ".analyzer.json";

@@ -31,8 +31,8 @@ use super::{Built, PluginError, inspect, name};
 use crate::sandbox::capabilities::deny_all_tools;
 use crate::sandbox::typescript::{StripError, TypeStripper};
 use crate::sandbox::{Grants, Language, Limits, Sandbox};
-use crate::wasm::artifacts::{ArtifactCache, INIT_FUNC, Instrumented, SnapshotError, snapshot_with};
-use crate::wasm::output::CappedPipe;
+use crate::wasm::{ArtifactCache, INIT_FUNC, Instrumented, SnapshotError, snapshot_with};
+use crate::wasm::CappedPipe;
 use crate::wasm::{GuestOptions, GuestState};
 
 /// The most source a plugin may be built from (the plugins directory

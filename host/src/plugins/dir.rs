@@ -14,7 +14,7 @@ use super::manifest::{MANIFEST_FORMAT, MANIFEST_SUFFIX, Manifest};
 use super::{layout, name};
 use super::policy::PluginPolicy;
 use super::{Built, PluginError};
-use crate::wasm::artifacts::write_atomic;
+use crate::wasm::write_atomic;
 
 /// The most JS tool plugins a server considers (see [`PluginDir::names`]).
 pub const MAX_PLUGINS: usize = 1000;

@@ -6,9 +6,9 @@
 //! # async fn f() -> anyhow::Result<()> {
 //! use memory_mcp::plugins::{BuildRequest, Builder, PluginDir, PluginPolicy};
 //! use memory_mcp::sandbox::{Language, Profile};
-//! use memory_mcp::wasm::{Metering, artifacts::ArtifactCache, engine};
+//! use memory_mcp::wasm::{ArtifactCache, Metering, build_engine};
 //!
-//! let engine = engine::build(Metering::Epoch { max_concurrency: 2, max_memory_bytes: 256 << 20 })?;
+//! let engine = build_engine(Metering::Epoch { max_concurrency: 2, max_memory_bytes: 256 << 20 })?;
 //! let cache = ArtifactCache::new("/tmp/memory-mcp-cache");
 //! let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
 //! let built = Builder::embedded(&engine, &cache, Profile::Default.limits())

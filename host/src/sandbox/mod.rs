@@ -40,8 +40,8 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime::component::Instance;
 
 use crate::metrics::Metrics;
-use crate::wasm::artifacts::{ArtifactCache, INIT_FUNC, LoadReport};
-use crate::wasm::output::CappedPipe;
+use crate::wasm::{ArtifactCache, INIT_FUNC, LoadReport};
+use crate::wasm::CappedPipe;
 use crate::wasm::{Budget, GuestOptions, GuestState, Metering, Runner, Stop, linker};
 use crate::world::runner::{GuestIndices, JsError, RunOutcome, RunRequest};
 use outcome::LimitKind;
@@ -118,7 +118,7 @@ impl Sandbox {
     /// cache when possible).
     pub async fn load(config: SandboxConfig, cache: &ArtifactCache, runtime_wasm: &[u8], metrics: Arc<Metrics>) -> Result<Self> {
         let metering = Metering::Epoch { max_concurrency: config.max_concurrency, max_memory_bytes: config.limits.memory_bytes };
-        let engine = crate::wasm::engine::build(metering)?;
+        let engine = crate::wasm::build_engine(metering)?;
         let (component, load) = cache.load(&engine, "js-runtime", runtime_wasm, Some(INIT_FUNC)).await?;
         tracing::info!(cache_hit = load.cache_hit, millis = load.millis, key = %load.key, "JS runtime ready");
         let linker = linker::linker(&engine, &component, linker::Grants::NONE, config.grants.interfaces())

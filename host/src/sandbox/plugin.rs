@@ -23,7 +23,7 @@ use super::limits::Limits;
 use super::outcome::ExecutionResult;
 use super::policy::CompiledPolicy;
 use super::tools::ToolsCtx;
-use crate::wasm::artifacts::LoadReport;
+use crate::wasm::LoadReport;
 use crate::wasm::{Runner, linker};
 use crate::world::plugin;
 use crate::world::tool_call_0_1_0::plugin as plugin_v1;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use wasmtime::Engine;
 
-use crate::wasm::artifacts::{ArtifactCache, LoadReport};
-use crate::wasm::output::CappedPipe;
+use crate::wasm::{ArtifactCache, LoadReport};
+use crate::wasm::CappedPipe;
 use crate::wasm::{Budget, Grants, GuestOptions, GuestState, Runner, Stop, linker};
 use crate::world::stripper::{Diagnostic, GuestIndices};
 

@@ -1,6 +1,6 @@
 //! Wasmtime engines: one configuration per metering mode. Every engine
 //! has Cranelift, async support, epoch interruption driven by the one
-//! ticker thread ([`EPOCH_TICK`]). The epoch-metered engine uses the
+//! ticker thread (every millisecond). The epoch-metered engine uses the
 //! pooling instance allocator with copy-on-write memory images, so a fresh
 //! instance per call costs a slot reset rather than fresh mappings; its
 //! embedder (code mode) bounds its own executions, and the pool has room
@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use super::ticker::EPOCH_TICK;
 
 /// How calls in an engine are metered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

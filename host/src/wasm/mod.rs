@@ -14,20 +14,24 @@
 //! Engines come in one configuration per metering mode ([`engine`]), and
 //! one epoch ticker thread drives every engine in the process.
 
-pub mod artifacts;
+mod artifacts;
 mod clock;
-pub mod engine;
-pub mod guard;
-pub mod guest;
-pub mod http;
-pub mod linker;
-pub mod output;
-pub mod runner;
-pub mod stop;
+mod engine;
+mod guard;
+mod guest;
+mod http;
+pub(crate) mod linker;
+mod output;
+mod runner;
+mod stop;
 mod ticker;
 
-pub use engine::Metering;
-pub use guest::{GuestOptions, GuestState};
+pub use artifacts::{ArtifactCache, INIT_FUNC, Instrumented, LoadReport, SnapshotError, snapshot_with, write_atomic};
+pub use engine::{EngineError, Metering, build as build_engine};
+pub use guard::MemoryGuard;
+pub use guest::{GuestError, GuestOptions, GuestState};
+pub use http::{HttpGrant, Origin};
 pub use linker::{DeniedImport, Grants, HostInterface};
+pub use output::CappedPipe;
 pub use runner::{Budget, Ended, Resident, Runner};
 pub use stop::Stop;

@@ -25,7 +25,7 @@ use wasmtime::component::Instance;
 use super::{Analyzer, Failure, STDERR_BYTES};
 use crate::learning::episodes_host::EpisodesCtx;
 use crate::memory::EpisodeStore;
-use crate::wasm::output::CappedPipe;
+use crate::wasm::CappedPipe;
 use crate::wasm::{Budget, GuestOptions, GuestState, Resident};
 
 /// Most instances kept at once.
