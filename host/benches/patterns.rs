@@ -20,11 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memory_mcp::learning::convert::episode_to_wit;
-use memory_mcp::learning::model::{PatternKind, StoredPattern};
-use memory_mcp::learning::scorer::PatternQuery;
-use memory_mcp::learning::worker::analyse;
-use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternStore};
+use memory_mcp::learning::{AnalyzerSet, AnalyzersState, Learning, PatternKind, PatternQuery, PatternStore, StoredPattern, analyse, episode_to_wit};
 use memory_mcp::memory::{
     EpisodeStore, NewEpisode, NewStep, Outcome, OutcomeType, StepResult, StepStatus, StoreOptions, TaskContext, TaskType,
 };

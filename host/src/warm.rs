@@ -58,8 +58,8 @@ pub async fn warm(settings: &Settings) -> Result<Vec<Warmed>> {
     crate::plugins::Builder::in_sandbox(&sandbox).warm().await.context("preparing the plugin templates")?;
     done.push(Warmed { name: "plugin templates".into(), millis: started.elapsed().as_millis() as u64, cache_hit: None });
     let cache = ArtifactCache::new(&settings.cache_dir);
-    // As `learning::analyzers::AnalyzerSet::load` loads it.
-    let engine = crate::wasm::build_engine(crate::learning::analyzers::builtin_metering())?;
+    // As `learning::AnalyzerSet::load` loads it.
+    let engine = crate::wasm::build_engine(crate::learning::builtin_metering())?;
     let (_, r) = cache.load(&engine, "pattern-analyzer", crate::components::PATTERN_ANALYZER, None).await?;
     done.push(Warmed::from(&r));
     for r in crate::embeddings::precompile(&cache).await? {

@@ -74,7 +74,7 @@ pub use self::exports::memory_mcp::patterns0_4_0::scorer;
 
 /// `memory-mcp:patterns/scorer@0.2.0`, kept so scorers built against it
 /// still load: their candidates are the same, sent as records instead of
-/// columns, adapted in `learning::scorer_export`.
+/// columns, adapted in `host/src/learning/scorer_export.rs`.
 pub mod scorer_0_2_0 {
     pub use super::exports::memory_mcp::patterns0_2_0::scorer::*;
 }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
 use crate::config::Settings;
-use crate::learning::analyzers::ANALYZER_EXPORT;
+use crate::learning::ANALYZER_EXPORT;
 use crate::plugins::analyzer_dir::{AnalyzerDir, Entry, entry_name, unmanifested_reason};
 use crate::plugins::analyzer_policy::AnalyzerPolicy;
 use crate::plugins::{MAX_POLICY_BYTES, MAX_WASM_BYTES, NameError, PluginError, inspect, layout, read_named, validate_name};

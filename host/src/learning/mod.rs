@@ -9,18 +9,24 @@
 //! keys for the tallies component to merge ([`tallies`]), and retrieves
 //! candidates for the scorer to rank.
 
-pub mod analysis;
-pub mod analyzers;
-pub mod convert;
-pub mod model;
-pub mod patterns;
+mod analysis;
+mod analyzers;
+mod convert;
+mod episodes_host;
+mod model;
 mod pattern_texts;
-pub mod scorer;
-pub mod scorer_export;
-pub mod tallies;
-pub mod episodes_host;
-pub mod worker;
+mod patterns;
+mod scorer;
+mod scorer_export;
+mod tallies;
+mod worker;
 
-pub use analyzers::{Analyzer, AnalyzerSet};
+pub use analysis::{CompleteError, complete_episode, nanos, series_rows, summary as episode_summary};
+pub use analyzers::{ANALYZER_EXPORT, Analyzer, AnalyzerReport, AnalyzerSet, Failure, Health, Rejected, Source, builtin_metering};
+pub use convert::episode_to_wit;
+pub use episodes_host::EpisodesCtx;
+pub use model::{Effectiveness, Evidence, PatternKind, Provenance, StoredPattern};
 pub use patterns::PatternStore;
-pub use worker::{AnalyzersState, Learning};
+pub use scorer::{Blended, EpisodeCandidate, Parts, PatternQuery, Ranked, Scored};
+pub use tallies::Report as TalliesReport;
+pub use worker::{AnalyzersState, BatchError, Learning, WorkerStatus, analyse};

@@ -14,8 +14,7 @@ use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
 use crate::memory::{Outcome, StepResult, TaskContext, TaskType, parse_id};
 use super::quality_report::{QualityReport, TimeRange};
-use crate::learning::analysis::{self, CompleteError};
-use crate::learning::scorer::EpisodeCandidate;
+use crate::learning::{CompleteError, EpisodeCandidate, complete_episode, episode_summary, nanos};
 use crate::world::episode_analysis::QualityRequest;
 use crate::memory::{Hit, Query, SortBy, run_query};
 use crate::memory::{NewEpisode, NewStep, StoreError};
@@ -263,7 +262,7 @@ impl Server {
             Ok(s) => s,
             Err(e) => return Ok(input_error(format!("episode {id} was not completed: the pattern analyzer is unavailable ({e}); it is still in progress")))
         };
-        match analysis::complete_episode(&set, id, p.outcome).await {
+        match complete_episode(&set, id, p.outcome).await {
             Ok(h) => {
                 // Learning happens off this path; the worker is only told.
                 self.learning().wake();
@@ -451,7 +450,7 @@ impl Server {
         let now = Utc::now();
         let since = p.time_range.since(now);
         let rows: Vec<_> = match self.store().headers_since(since) {
-            Ok(h) => h.iter().map(analysis::summary).collect(),
+            Ok(h) => h.iter().map(episode_summary).collect(),
             Err(e) => return Ok(store_error(e)),
         };
         let set = match self.learning().ready().await {
@@ -461,8 +460,8 @@ impl Server {
         let request = QualityRequest {
             threshold: p.quality_threshold,
             trends: p.include_trends,
-            since_ns: since.map(analysis::nanos),
-            now_ns: analysis::nanos(now),
+            since_ns: since.map(nanos),
+            now_ns: nanos(now),
         };
         let r: QualityReport = match set.builtin.report_quality(&set, &rows, request).await {
             Ok(r) => r.into(),

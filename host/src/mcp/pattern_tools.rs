@@ -13,10 +13,7 @@ use serde_json::{Value, json};
 use super::memory_tools::{store_error, structured, to_value};
 use super::params::{Parameters, input_error, params_or_return};
 use super::server::Server;
-use crate::learning::model::{PatternKind, StoredPattern};
-use crate::learning::scorer::{PatternQuery, Scored};
-use crate::learning::analysis;
-use crate::learning::tallies;
+use crate::learning::{PatternKind, PatternQuery, Scored, StoredPattern, TalliesReport, series_rows};
 use crate::memory::{OutcomeType, TaskType, parse_id};
 use crate::world::statistics::{self as wstats, AnalysisConfig, AnalysisType, Series};
 
@@ -389,7 +386,7 @@ impl Server {
             Ok(s) => s,
             Err(e) => return Ok(input_error(format!("the pattern analyzer is unavailable: {e}"))),
         };
-        let report = tallies::Report { applied: p.applied, outcome: p.outcome, episode };
+        let report = TalliesReport { applied: p.applied, outcome: p.outcome, episode };
         // Read, count and store under the tallies lock, so concurrent
         // reports on one record all count.
         let _tallies = self.patterns().tallies_lock().await;
@@ -425,7 +422,7 @@ impl Server {
             None => {
                 let store = self.store_arc().clone();
                 let (domain, task_type) = (opts.domain.clone(), opts.task_type);
-                let rows = tokio::task::spawn_blocking(move || analysis::series_rows(&store, domain.as_deref(), task_type))
+                let rows = tokio::task::spawn_blocking(move || series_rows(&store, domain.as_deref(), task_type))
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
                 let rows = match rows {
