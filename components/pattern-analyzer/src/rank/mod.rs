@@ -1,5 +1,5 @@
 //! The built-in ranking policy, the implementation of
-//! `memory-mcp:patterns/scorer@0.2.0`: the host retrieves candidates and
+//! `memory-mcp:patterns/scorer@0.4.0`: the host retrieves candidates and
 //! measures their raw features; this module turns them into scores, parts
 //! and reasons, and orders them.
 //!
