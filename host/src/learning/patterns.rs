@@ -31,9 +31,19 @@ const NO_TASK_TYPE: u8 = u8::MAX;
 /// candidates per query), so with a fast hash (the ids are UUIDs).
 #[derive(Default)]
 struct Inner {
-    map: FxHashMap<Uuid, StoredPattern>,
+    map: FxHashMap<Uuid, Held>,
     text: TextIndex,
     by_domain: FxHashMap<String, Vec<Uuid>>,
+    /// Each domain's number ([`CandidateView::domain`]), given on first sight.
+    domain_numbers: FxHashMap<String, u32>,
+}
+
+/// A record as held, with what ranking reads of it on every candidate
+/// kept beside it, so gathering a candidate does not chase its strings.
+struct Held {
+    pattern: StoredPattern,
+    pairs: u128,
+    domain: Option<u32>,
 }
 
 impl Inner {
@@ -43,6 +53,49 @@ impl Inner {
         self.text.add(p.pattern_id, &p.search_text());
         self.by_domain.entry(domain.to_string()).or_default().push(p.pattern_id);
     }
+
+    /// Holds `p` (replacing what was held under its id).
+    fn hold(&mut self, p: StoredPattern) {
+        let domain = p.domain.as_deref().map(|d| match self.domain_numbers.get(d) {
+            Some(n) => *n,
+            None => {
+                let n = self.domain_numbers.len() as u32;
+                self.domain_numbers.insert(d.to_string(), n);
+                n
+            }
+        });
+        let pairs = byte_pairs(p.key.as_bytes()) | byte_pairs(p.description.as_bytes());
+        self.map.insert(p.pattern_id, Held { pattern: p, pairs, domain });
+    }
+}
+
+impl Held {
+    fn candidate(&self) -> CandidateView<'_> {
+        CandidateView { pattern: &self.pattern, pairs: self.pairs, domain: self.domain }
+    }
+}
+
+/// Which byte pairs occur in `text`, hashed into 128 bits. If a word's
+/// pairs are not all set in a text's, the word does not occur in it, so a
+/// substring search can be skipped without changing its answer.
+pub(crate) fn byte_pairs(text: &[u8]) -> u128 {
+    text.windows(2).fold(0, |bits, w| {
+        let pair = u32::from(w[0]) << 8 | u32::from(w[1]);
+        bits | 1u128 << (pair.wrapping_mul(0x9E37_79B1) >> 25)
+    })
+}
+
+/// One candidate as [`PatternStore::score_candidates`] shows it.
+#[derive(Clone, Copy)]
+pub(crate) struct CandidateView<'a> {
+    /// The record.
+    pub pattern: &'a StoredPattern,
+    /// [`byte_pairs`] of its key and description together: a word whose
+    /// pairs are not all in here occurs in neither.
+    pub pairs: u128,
+    /// Its domain as a number, the same for every record of that domain
+    /// in this store (`None`: it has no domain).
+    pub domain: Option<u32>,
 }
 
 /// What one `apply` did.
@@ -183,7 +236,7 @@ impl PatternStore {
                 let (_, v) = kv.into_inner()?;
                 let p = decode(&v)?;
                 inner.index(&p);
-                inner.map.insert(p.pattern_id, p);
+                inner.hold(p);
             }
             Ok(())
         })();
@@ -266,7 +319,7 @@ impl PatternStore {
                 Some(&i) => plan[i].reports.push(p),
                 None => {
                     at.insert(id, plan.len());
-                    let stored = inner.map.get(&id).map(Tally::of);
+                    let stored = inner.map.get(&id).map(|h| Tally::of(&h.pattern));
                     plan.push(Merge { id, stored, reports: vec![p] });
                 }
             }
@@ -298,7 +351,7 @@ impl PatternStore {
             for (m, t) in plan.into_iter().zip(tallies) {
                 let mut reports = m.reports.into_iter();
                 let mut record = match inner.map.get(&m.id) {
-                    Some(old) => old.clone(),
+                    Some(old) => old.pattern.clone(),
                     None => match reports.next() {
                         Some(first) => {
                             fresh.push(m.id);
@@ -333,7 +386,7 @@ impl PatternStore {
             if fresh.contains(&p.pattern_id) {
                 inner.index(&p);
             }
-            inner.map.insert(p.pattern_id, p);
+            inner.hold(p);
         }
         Ok(applied)
     }
@@ -350,7 +403,7 @@ impl PatternStore {
 
     /// The pattern with id `id`, if held (a copy).
     pub fn get(&self, id: &Uuid) -> Option<StoredPattern> {
-        self.read().map.get(id).cloned()
+        self.read().map.get(id).map(|h| h.pattern.clone())
     }
 
     /// Stores `e` as `id`'s effectiveness (all but the retrieval count,
@@ -359,7 +412,7 @@ impl PatternStore {
     /// effectiveness `e` was computed from until here.
     pub fn set_effectiveness(&self, id: Uuid, e: Effectiveness) -> Result<Option<StoredPattern>> {
         let (_writer, mut inner) = self.write()?;
-        let Some(p) = inner.map.get_mut(&id) else { return Ok(None) };
+        let Some(p) = inner.map.get_mut(&id).map(|h| &mut h.pattern) else { return Ok(None) };
         p.effectiveness = Effectiveness { times_retrieved: p.effectiveness.times_retrieved, ..e };
         let updated = p.clone();
         self.patterns.insert(id.as_bytes(), encode(&updated))?;
@@ -373,7 +426,7 @@ impl PatternStore {
         let (_writer, mut inner) = self.write()?;
         let mut b = self.db.batch().durability(Some(PersistMode::Buffer));
         for id in ids {
-            if let Some(p) = inner.map.get_mut(id) {
+            if let Some(p) = inner.map.get_mut(id).map(|h| &mut h.pattern) {
                 p.effectiveness.times_retrieved += 1;
                 b.insert(&self.patterns, id.as_bytes(), encode(p));
             }
@@ -384,38 +437,42 @@ impl PatternStore {
 
     /// Records matching `keep`, cloned.
     pub fn select(&self, keep: impl Fn(&StoredPattern) -> bool) -> Vec<StoredPattern> {
-        self.read().map.values().filter(|p| keep(p)).cloned().collect()
+        self.read().map.values().map(|h| &h.pattern).filter(|p| keep(p)).cloned().collect()
     }
 
     /// Scores the candidates for a query without copying them: the best
     /// `max_matches` word matches, plus every record in `domain` and every
     /// id in `extra` (the nearest by meaning), with a BM25 score of 0 when
-    /// no word matched. `score` gets each record, its BM25 score and the
-    /// best BM25 score, and returns what to keep.
-    pub fn score_candidates<T>(
+    /// no word matched. `reserve` first gets the most records `score` will
+    /// see (so the caller can size what it fills), then `score` gets each
+    /// record, its BM25 score and the best BM25 score, and returns what to
+    /// keep.
+    pub(crate) fn score_candidates<T>(
         &self,
         query: &str,
         domain: Option<&str>,
         extra: &[Uuid],
         max_matches: usize,
-        score: impl Fn(&StoredPattern, f32, f32) -> Option<T>,
+        reserve: impl FnOnce(usize),
+        score: impl Fn(CandidateView<'_>, f32, f32) -> Option<T>,
     ) -> Vec<T> {
         let inner = self.read();
         let (hits, _) = inner.text.search(query, Filter::default(), Some(max_matches));
         let best = hits.first().map(|h| h.1).unwrap_or(0.0);
         let in_domain = domain.and_then(|d| inner.by_domain.get(d)).map(Vec::as_slice).unwrap_or_default();
-        let mut out = Vec::with_capacity(hits.len());
         let most = hits.len() + in_domain.len() + extra.len();
+        reserve(most);
+        let mut out = Vec::with_capacity(most);
         let mut seen: FxHashSet<Uuid> = FxHashSet::with_capacity_and_hasher(most, Default::default());
         for (id, bm25) in hits {
             seen.insert(id);
-            if let Some(t) = inner.map.get(&id).and_then(|p| score(p, bm25, best)) {
+            if let Some(t) = inner.map.get(&id).and_then(|h| score(h.candidate(), bm25, best)) {
                 out.push(t);
             }
         }
         for id in in_domain.iter().chain(extra) {
             if seen.insert(*id)
-                && let Some(t) = inner.map.get(id).and_then(|p| score(p, 0.0, best))
+                && let Some(t) = inner.map.get(id).and_then(|h| score(h.candidate(), 0.0, best))
             {
                 out.push(t);
             }
@@ -431,9 +488,27 @@ impl PatternStore {
     /// Records per kind, for `health_check`.
     pub fn counts(&self) -> HashMap<PatternKind, u64> {
         let mut c = HashMap::new();
-        for p in self.read().map.values() {
+        for p in self.read().map.values().map(|h| &h.pattern) {
             *c.entry(p.kind).or_default() += 1;
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_pairs;
+
+    #[test]
+    fn a_word_in_a_text_has_all_its_pairs_set() {
+        let text = byte_pairs(b"retry the flaky deploy") | byte_pairs(b"seq:ci:deploy");
+        for word in ["flaky", "deploy", "ci", "retry the", "y"] {
+            let pairs = byte_pairs(word.as_bytes());
+            assert_eq!(text & pairs, pairs, "{word}");
+        }
+        // Most words that are absent are told apart without a search.
+        let absent = ["payments", "inventory", "scheduler", "gateway", "ledger"];
+        let told = absent.iter().filter(|w| text & byte_pairs(w.as_bytes()) != byte_pairs(w.as_bytes())).count();
+        assert!(told >= 4, "{told}");
     }
 }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::analyzers::{Analyzer, AnalyzerSet, Failure};
 use super::convert::OutputError;
 use super::model::StoredPattern;
-use super::patterns::PatternStore;
+use super::patterns::{PatternStore, byte_pairs};
 use super::scorer_export::NO_DOMAIN;
 use crate::memory::text::tokenize;
 use crate::world::scorer as w;
@@ -360,7 +360,8 @@ fn gather(
 ) -> (w::PatternQuery, w::PatternCandidates, Vec<Uuid>) {
     let tag_words: Vec<String> = q.tags.iter().flat_map(|t| tokenize(t)).collect();
     // Each tag word is looked for in every candidate's key and description.
-    let finders: Vec<Finder<'_>> = tag_words.iter().map(|t| Finder::new(t.as_bytes())).collect();
+    // A word whose byte pairs a record lacks is not looked for in it.
+    let finders: Vec<(Finder<'_>, u128)> = tag_words.iter().map(|t| (Finder::new(t.as_bytes()), byte_pairs(t.as_bytes()))).collect();
     let extra: Vec<Uuid> = q.semantic.map(|m| m.keys().copied().collect()).unwrap_or_default();
     // Domains travel once, as a list; candidates name them by index.
     let domains: RefCell<(Vec<String>, FxHashMap<String, u32>)> = RefCell::default();
@@ -374,6 +375,8 @@ fn gather(
         index.insert(d.to_string(), i);
         i
     };
+    // The store numbers its domains: each number's name is read once.
+    let numbered: RefCell<FxHashMap<u32, u32>> = RefCell::default();
     let domain = q.domain.map(intern);
     let best = Cell::new(0.0f32);
     // The candidates' features go straight into their columns.
@@ -393,11 +396,35 @@ fn gather(
         reward_delta_count: Vec::new(),
         last_seen_ms: Vec::new(),
     });
-    let ids: Vec<Uuid> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, |p, bm25, top| {
+    let reserve = |most: usize| {
+        let c = &mut *columns.borrow_mut();
+        c.id_high.reserve(most);
+        c.id_low.reserve(most);
+        c.group.reserve(most);
+        c.bm25.reserve(most);
+        c.semantic.reserve(most);
+        c.domain.reserve(most);
+        c.tags_matched.reserve(most);
+        c.sample_size.reserve(most);
+        c.success_rate.reserve(most);
+        c.times_applied.reserve(most);
+        c.successes_when_applied.reserve(most);
+        c.reward_delta_sum.reserve(most);
+        c.reward_delta_count.reserve(most);
+        c.last_seen_ms.reserve(most);
+    };
+    let ids: Vec<Uuid> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, reserve, |c, bm25, top| {
         best.set(top);
+        let p = c.pattern;
         let group = group(p).filter(|g| *g < groups)?;
-        let shared = finders.iter().filter(|f| f.find(p.key.as_bytes()).is_some() || f.find(p.description.as_bytes()).is_some()).count();
-        let domain = p.domain.as_deref().map_or(NO_DOMAIN, intern);
+        let shared = finders
+            .iter()
+            .filter(|(f, pairs)| c.pairs & pairs == *pairs && (f.find(p.key.as_bytes()).is_some() || f.find(p.description.as_bytes()).is_some()))
+            .count();
+        let domain = match (c.domain, p.domain.as_deref()) {
+            (Some(n), Some(name)) => *numbered.borrow_mut().entry(n).or_insert_with(|| intern(name)),
+            _ => NO_DOMAIN,
+        };
         let e = &p.effectiveness;
         let c = &mut *columns.borrow_mut();
         let (high, low) = halves(p.pattern_id);
