@@ -145,19 +145,23 @@ fn reasons(c: &Candidate, x: &Parts, q: &Query) -> Vec<String> {
 /// group at or past `groups` are left out.
 pub fn rank(q: &Query, candidates: &[Candidate]) -> Vec<Vec<Ranked>> {
     let groups = q.groups.min(MAX_GROUPS) as usize;
-    let mut scored: Vec<Vec<(f64, Parts, Uuid, u32)>> = (0..groups).map(|_| Vec::new()).collect();
+    // Only the score, id and index of each candidate are kept; the parts
+    // and reasons are worked out again for the few that make a group.
+    let mut scored: Vec<Vec<(f64, Uuid, u32)>> = (0..groups).map(|_| Vec::new()).collect();
+    if let [only] = scored.as_mut_slice() {
+        only.reserve(candidates.len());
+    }
     for (c, index) in candidates.iter().zip(0u32..) {
         let Some(group) = scored.get_mut(c.group as usize) else { continue };
-        let x = parts(c, q);
-        let score = total(&x);
+        let score = total(&parts(c, q));
         if score >= q.min_score {
-            group.push((score, x, c.id, index));
+            group.push((score, c.id, index));
         }
     }
     scored
         .into_iter()
         .map(|mut g| {
-            let order = |a: &(f64, Parts, Uuid, u32), b: &(f64, Parts, Uuid, u32)| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2));
+            let order = |a: &(f64, Uuid, u32), b: &(f64, Uuid, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
             let limit = q.limit as usize;
             if g.len() > limit && limit > 0 {
                 // Ids are unique, so the order is total: selecting first
@@ -167,9 +171,10 @@ pub fn rank(q: &Query, candidates: &[Candidate]) -> Vec<Vec<Ranked>> {
             g.truncate(limit);
             g.sort_by(order);
             g.into_iter()
-                .map(|(score, parts, _, index)| {
-                    let reasons = candidates.get(index as usize).map(|c| reasons(c, &parts, q)).unwrap_or_default();
-                    Ranked { index, score, parts, reasons }
+                .filter_map(|(score, _, index)| {
+                    let c = candidates.get(index as usize)?;
+                    let parts = parts(c, q);
+                    Some(Ranked { index, score, parts, reasons: reasons(c, &parts, q) })
                 })
                 .collect()
         })
