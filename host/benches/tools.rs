@@ -105,7 +105,11 @@ fn main() -> anyhow::Result<()> {
     let (n, rounds) = if quick { (50, 9) } else { (200, 31) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let p = in_process::start(policy(), servers()).await?;
+        // Every component compiled first: on a fresh cache the servers
+        // below would compile them in the background while calls are timed.
+        let warmed = in_process::warmed_cache(in_process::Options::new(policy(), servers())).await?;
+        let cache = warmed.path().join("cache");
+        let p = in_process::start_with(in_process::Options { cache: Some(cache.clone()), ..in_process::Options::new(policy(), servers()) }).await?;
         let sb = &p.sandbox;
 
         // A memory tool: get_episode on a 5-step episode.
@@ -171,7 +175,7 @@ fn main() -> anyhow::Result<()> {
             &format!("{}{}", upstream::everything("everything", None), upstream::policy(&["memory.*", "everything.echo"], "rate_limit_per_minute = 1000000\n")),
         );
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_memory-mcp"));
-        cmd.arg("--data-dir").arg(cfg_dir.path()).arg("--config").arg(&cfg).env("MEMORY_MCP_LOG", "error");
+        cmd.arg("--data-dir").arg(cfg_dir.path()).arg("--cache-dir").arg(&cache).arg("--config").arg(&cfg).env("MEMORY_MCP_LOG", "error");
         let (t, _) = TokioChildProcess::builder(cmd).stderr(std::process::Stdio::null()).spawn()?;
         let mcp = ().serve(t).await?;
         let made = call(&mcp, "create_episode", json!({"task_description": "bench", "domain": "bench", "task_type": "testing"})).await;

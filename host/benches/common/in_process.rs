@@ -52,15 +52,13 @@ pub struct Wired {
     pub dir: tempfile::TempDir,
 }
 
-/// Builds a server as `opts` says, with the composition root `main`
-/// uses ([`App::build`]); data and plugins in a temporary directory. The
-/// JS runtime has loaded when this returns.
-pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
-    let dir = tempfile::tempdir()?;
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        cache_dir: opts.cache.clone().unwrap_or_else(|| dir.path().join("cache")),
-        plugins_dir: dir.path().join("plugins"),
+/// The settings of a server wired as `opts` says, with its data and
+/// plugins in `dir`.
+fn settings(dir: &std::path::Path, opts: Options) -> Settings {
+    Settings {
+        data_dir: dir.to_path_buf(),
+        cache_dir: opts.cache.unwrap_or_else(|| dir.join("cache")),
+        plugins_dir: dir.join("plugins"),
         limits: opts.profile.limits(),
         max_concurrency: opts.max_concurrency,
         max_queued: 1024,
@@ -69,19 +67,42 @@ pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
         audit_max_records: 1_000_000,
         embedding_providers: Default::default(),
         list_all_tools: false,
-    };
-    let app = App::build(settings).await?;
+    }
+}
+
+/// Builds a server as `opts` says, with the composition root `main`
+/// uses ([`App::build`]); data and plugins in a temporary directory. The
+/// JS runtime has loaded when this returns.
+pub async fn wire(opts: Options) -> anyhow::Result<Wired> {
+    let dir = tempfile::tempdir()?;
+    let app = App::build(settings(dir.path(), opts)).await?;
     let sandbox = app.sandbox().await?;
     Ok(Wired { server: app.server, sandbox, gateway: app.gateway, plugins: app.plugins, dir })
+}
+
+/// A temporary directory whose `cache` holds every component a server
+/// wired as `opts` says loads, compiled (as `memory-mcp warm` does), so a
+/// bench on that cache times no background compile (the JS runtime, the
+/// TypeScript stripper, the plugin templates, the analyzer, embedders).
+pub async fn warmed_cache(opts: Options) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("cache");
+    memory_mcp::warm::warm(&settings(dir.path(), Options { cache: Some(cache), ..opts })).await?;
+    Ok(dir)
+}
+
+/// Wires a server as `opts` says and serves it to one in-process client.
+pub async fn start_with(opts: Options) -> anyhow::Result<InProcess> {
+    let Wired { server, sandbox, gateway, plugins, dir } = wire(opts).await?;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let (running, client) = tokio::join!(mcp::serve(server, a), ().serve(b));
+    std::mem::forget(running?);
+    Ok(InProcess { sandbox, gateway, plugins, client: client?, dir })
 }
 
 /// A server with the permissive profile, 4 executions at once, `policy`
 /// for code's tool calls, and `servers` upstream; data, cache and plugins
 /// in a temporary directory.
 pub async fn start(policy: ToolPolicy, servers: BTreeMap<String, UpstreamConfig>) -> anyhow::Result<InProcess> {
-    let Wired { server, sandbox, gateway, plugins, dir } = wire(Options::new(policy, servers)).await?;
-    let (a, b) = tokio::io::duplex(1 << 20);
-    let (running, client) = tokio::join!(mcp::serve(server, a), ().serve(b));
-    std::mem::forget(running?);
-    Ok(InProcess { sandbox, gateway, plugins, client: client?, dir })
+    start_with(Options::new(policy, servers)).await
 }
