@@ -380,39 +380,9 @@ fn gather(
     let domain = q.domain.map(intern);
     let best = Cell::new(0.0f32);
     // The candidates' features go straight into their columns.
-    let columns: RefCell<w::PatternCandidates> = RefCell::new(w::PatternCandidates {
-        id_high: Vec::new(),
-        id_low: Vec::new(),
-        group: Vec::new(),
-        bm25: Vec::new(),
-        semantic: Vec::new(),
-        domain: Vec::new(),
-        tags_matched: Vec::new(),
-        sample_size: Vec::new(),
-        success_rate: Vec::new(),
-        times_applied: Vec::new(),
-        successes_when_applied: Vec::new(),
-        reward_delta_sum: Vec::new(),
-        reward_delta_count: Vec::new(),
-        last_seen_ms: Vec::new(),
-    });
-    let reserve = |most: usize| {
-        let c = &mut *columns.borrow_mut();
-        c.id_high.reserve(most);
-        c.id_low.reserve(most);
-        c.group.reserve(most);
-        c.bm25.reserve(most);
-        c.semantic.reserve(most);
-        c.domain.reserve(most);
-        c.tags_matched.reserve(most);
-        c.sample_size.reserve(most);
-        c.success_rate.reserve(most);
-        c.times_applied.reserve(most);
-        c.successes_when_applied.reserve(most);
-        c.reward_delta_sum.reserve(most);
-        c.reward_delta_count.reserve(most);
-        c.last_seen_ms.reserve(most);
-    };
+    let columns: RefCell<w::PatternCandidates> = RefCell::new(columns_for(0));
+    // Sized once, for the most candidates the store will show.
+    let reserve = |most: usize| *columns.borrow_mut() = columns_for(most);
     let ids: Vec<Uuid> = store.score_candidates(q.text, q.domain, &extra, MAX_MATCHES, reserve, |c, bm25, top| {
         best.set(top);
         let p = c.pattern;
@@ -456,6 +426,26 @@ fn gather(
         min_score,
     };
     (query, candidates, ids)
+}
+
+/// Empty candidate columns with room for `n` candidates each.
+fn columns_for(n: usize) -> w::PatternCandidates {
+    w::PatternCandidates {
+        id_high: Vec::with_capacity(n),
+        id_low: Vec::with_capacity(n),
+        group: Vec::with_capacity(n),
+        bm25: Vec::with_capacity(n),
+        semantic: Vec::with_capacity(n),
+        domain: Vec::with_capacity(n),
+        tags_matched: Vec::with_capacity(n),
+        sample_size: Vec::with_capacity(n),
+        success_rate: Vec::with_capacity(n),
+        times_applied: Vec::with_capacity(n),
+        successes_when_applied: Vec::with_capacity(n),
+        reward_delta_sum: Vec::with_capacity(n),
+        reward_delta_count: Vec::with_capacity(n),
+        last_seen_ms: Vec::with_capacity(n),
+    }
 }
 
 fn weights(a: &Analyzer) -> Map<String, Value> {
