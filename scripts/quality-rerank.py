@@ -3,8 +3,11 @@
 
 Scores corpus-structure re-rankings of MiniLM's semantic order (neighbourhood
 smoothing over the stored episodes' kNN graph, diffusion, reciprocal
-neighbours, hubness correction, pseudo-relevance feedback) and the embedded
-text's fields, on tests/fixtures/minilm/retrieval.json, with the model's real
+neighbours, hubness correction, pseudo-relevance feedback), the embedded
+text's fields, and more text per episode: each episode's steps and outcome
+(tests/fixtures/minilm/retrieval-steps.json) embedded with its header as one
+text, or as separate vectors scored by a blend of the header's cosine and
+the best (or mean) of its parts', on tests/fixtures/minilm/retrieval.json, with the model's real
 vectors (the component's own candle code run natively:
 components/embedder-minilm/examples/embed_texts.rs; they equal the served
 component's to ~1e-5). Relevance for precision@5 is family membership; the
@@ -19,7 +22,9 @@ are printed for the report. Standard library only.
 
 The vectors file holds, in order: the 200 episodes as the host embeds them
 (host/src/memory/documents.rs header_text: description, domain "bench",
-no tags), the 200 descriptions alone, then the 50 queries.
+no tags), the 200 descriptions alone, the 50 queries, the 200 headers with
+their steps' actions and verdict as one text, then each episode's 3 actions
+and verdict one by one (800).
 """
 import json, math, os, random, subprocess, sys
 
@@ -31,11 +36,16 @@ START = [sum(len(f["episodes"]) for f in SET["families"][:i]) for i in range(len
 QUERIES = [dict(fam=i, target=START[i] + q["target"], dev=q["split"] == "dev", text=q["text"])
            for i, f in enumerate(SET["families"]) for q in f["queries"]]
 N = len(EPISODES)
+STEPS = [e for f in json.load(open(os.path.join(ROOT, "tests/fixtures/minilm/retrieval-steps.json")))["families"]
+         for e in f["episodes"]]
+PARTS = [[a["action"] for a in e["steps"]] + [e["verdict"]] for e in STEPS]
 
 
 def texts():
     # header_text: "{description} {domain} {tags joined}" (no tags here).
-    return [f"{e} bench " for e in EPISODES] + EPISODES + [q["text"] for q in QUERIES]
+    return ([f"{e} bench " for e in EPISODES] + EPISODES + [q["text"] for q in QUERIES]
+            + [f"{e} bench . " + " ".join(p) for e, p in zip(EPISODES, PARTS)]
+            + [t for p in PARTS for t in p])
 
 
 def vectors():
@@ -113,6 +123,15 @@ def rocchio(sp, k, beta):
     return f
 
 
+def with_parts(sp, parts, w, best):
+    """w * cos(q, header) + (1 - w) * the best (or mean) cos(q, part) of its steps and verdict."""
+    def f(qi):
+        q = sp.qv[qi]
+        part = [[dot(q, v) for v in ps] for ps in parts]
+        return order([w * sp.cos[qi][i] + (1 - w) * (max(c) if best else sum(c) / len(c)) for i, c in enumerate(part)])
+    return f
+
+
 def per_query(fn, dev):
     out = []
     for qi, q in enumerate(QUERIES):
@@ -130,18 +149,31 @@ def mean(rows, k):
 
 def main():
     v = vectors()
-    header, desc, qv = v[:N], v[N:2 * N], v[2 * N:]
-    spaces = [("", Space(header, qv)), ("description only: ", Space(desc, qv))]
+    nq = len(QUERIES)
+    header, desc, qv = v[:N], v[N:2 * N], v[2 * N:2 * N + nq]
+    with_steps = v[2 * N + nq:3 * N + nq]
+    flat, per = v[3 * N + nq:], len(PARTS[0])
+    parts = [flat[i * per:(i + 1) * per] for i in range(N)]
+    spaces = [("", Space(header, qv)), ("description only: ", Space(desc, qv)),
+              ("header, steps and verdict as one text: ", Space(with_steps, qv))]
     methods = []
     for pre, sp in spaces:
         methods.append((pre + "semantic", semantic(sp)))
     sp = spaces[0][1]
+    for w in (0.0, 0.5, 0.7, 0.85):
+        for best in (True, False):
+            methods.append((f"steps and verdict as separate vectors: {w} header + {1 - w:.2f} {'best' if best else 'mean'} part",
+                            with_parts(sp, parts, w, best)))
     for k in (1, 3, 5, 10, 20):
         for lam in (0.25, 0.5, 1.0, 2.0):
             methods.append((f"kNN smoothing k={k} lambda={lam}", smooth(sp, k, lam)))
     for k in (5, 10):
         for a in (0.3, 0.5, 0.7):
             methods.append((f"kNN diffusion k={k} alpha={a} (3 steps)", diffusion(sp, k, a)))
+    for k in (5, 10):
+        for a in (0.3, 0.5, 0.7):
+            methods.append((f"header, steps and verdict as one text: kNN diffusion k={k} alpha={a} (3 steps)",
+                            diffusion(spaces[2][1], k, a)))
     for m in (3, 5, 10):
         for k in (5, 10):
             for lam in (0.1, 0.3):
@@ -172,9 +204,10 @@ def main():
           f"{sum(x > 0 for x in diff)} queries better, {sum(x < 0 for x in diff)} worse)")
     print(f"held out, measured once: P@5 {mean(t, 2):.2f} vs semantic {mean(base_t, 2):.2f}; "
           f"MRR {mean(t, 1):.2f} vs {mean(base_t, 1):.2f}")
-    for k in (1, 5, 10):
-        pur = sum(sum(FAMILY[j] == FAMILY[i] for j in sp.nn[i][:k]) / k for i in range(N)) / N
-        print(f"share of an episode's {k} nearest stored episodes in its own family: {pur:.2f}")
+    for label, space in (("headers", sp), ("headers with steps and verdict", spaces[2][1])):
+        for k in (1, 5, 10):
+            pur = sum(sum(FAMILY[j] == FAMILY[i] for j in space.nn[i][:k]) / k for i in range(N)) / N
+            print(f"{label}: share of an episode's {k} nearest stored episodes in its own family: {pur:.2f}")
 
 
 if __name__ == "__main__":

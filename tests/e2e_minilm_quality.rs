@@ -240,8 +240,11 @@ async fn minilm_hybrid_finds_paraphrases() {
     // model's space for 0.9. Re-rankings that also use the stored episodes'
     // own kNN graph (smoothing, diffusion, reciprocal neighbours, PRF:
     // scripts/quality-rerank.py, offline) do no better: the best on the
-    // development half (0.73) reaches 0.65 held out and costs MRR, since only
-    // 0.60 of an episode's 5 nearest share its family; none is served.
+    // development half over the headers (0.73) reaches 0.65 held out and
+    // costs MRR, since only 0.60 of an episode's 5 nearest share its family;
+    // with each episode's steps and verdict embedded too
+    // (tests/fixtures/minilm/retrieval-steps.json) the best reaches 0.67
+    // held out (0.58 without the diffusion); none is served.
     // The other target, at least +0.25 P@5 over BM25
     // only on these paraphrase queries, is met (+0.37). The set and the
     // model are deterministic; the margins absorb float differences only.
