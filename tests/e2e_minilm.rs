@@ -3,7 +3,8 @@
 //! wheel, a directory and a loopback stand-in for the Hub, tampered files
 //! refused with the reason, and the server's default provider: the model
 //! when installed, the hashed embedder when not, lexical search with a
-//! `note` when the active model goes missing.
+//! `note` when the active model goes missing, and an existing data dir
+//! moving into the model's space (after a failed load is retried).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic on a broken assumption (see Cargo.toml)
 
@@ -215,10 +216,81 @@ async fn the_model_is_the_default_when_installed_and_lexical_search_serves_when_
     let r = common::ok(&s, "query_memory", json!({"query": "email password", "limit": 3})).await;
     assert_eq!(r["results"][0]["episode_id"], ids[0].as_str(), "{r}");
     assert!(r["note"].as_str().is_some_and(|n| !n.is_empty()), "{r}");
+    // The pattern tools rank by words alone too, and say so.
+    for (tool, args) in [
+        ("search_patterns", json!({"query": "email password", "domain": "app"})),
+        ("recommend_patterns", json!({"task_description": "fix the sign-in form", "domain": "app"})),
+    ] {
+        let r = common::ok(&s, tool, args).await;
+        assert!(r["note"].as_str().is_some_and(|n| n.contains("not installed")), "{tool}: {r}");
+    }
     let e = common::ok(&s, "health_check", json!({})).await["embeddings"].clone();
     assert_eq!(e["provider"], "local-minilm", "the chosen space stays until the operator switches: {e}");
     assert_eq!(e["state"]["status"], "failed", "{e}");
     assert!(e["state"]["error"].as_str().is_some_and(|x| x.contains("not installed")), "{e}");
+}
+
+/// Polls `health_check`'s embeddings section until `done` holds of it.
+async fn wait_for(s: &common::Server, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let e = common::ok(s, "health_check", json!({})).await["embeddings"].clone();
+        if done(&e) {
+            return e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "{what}: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A data dir the hashed embedder filled moves into the model's space
+/// once the model is installed, through the re-embedding job. A model
+/// that fails its checks when the server starts is reported by
+/// `health_check`, queries keep the serving space, and it is loaded again
+/// (no restart) once its files are good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_data_dir_moves_into_the_model_space_once_the_model_is_good() {
+    let s = common::spawn(&[]).await;
+    let tasks = ["Users cannot log in with their email and password", "The dashboard is slow on phones", "Export monthly invoices as CSV files"];
+    let mut ids = Vec::new();
+    for t in tasks {
+        let r = common::ok(&s, "create_episode", json!({"task_description": t, "domain": "app", "task_type": "debugging"})).await;
+        let id = r["episode_id"].as_str().expect("id").to_string();
+        common::ok(&s, "complete_episode", json!({"episode_id": id, "outcome": {"outcome_type": "success", "verdict": "done"}})).await;
+        ids.push(id);
+    }
+    let e = wait_for(&s, "hashed embedding", |e| e["indexed"]["episodes"] == 3 && e["pending"] == 0).await;
+    assert_eq!(e["active_space"]["info"]["provider"], "local", "{e}");
+    let dir = s.data_dir.path().to_path_buf();
+    s.client.cancel().await.expect("stop the server and wait for it to exit");
+    let data = s.data_dir;
+    // The model arrives with one file damaged: same size, other bytes.
+    install_copy(&dir);
+    let config = dir.join("models/all-minilm-l6-v2/config.json");
+    let good = std::fs::read(&config).expect("config.json");
+    let mut bad = good.clone();
+    bad[0] ^= 0x20;
+    std::fs::write(&config, &bad).expect("damage config.json");
+    let s = common::spawn_in(data, &[]).await;
+    let e = wait_for(&s, "the failed load was not reported", |e| {
+        e["configured_load"]["worker"]["last_error"].as_str().is_some_and(|x| x.contains("config.json") && x.contains("refused"))
+    })
+    .await;
+    assert_eq!((e["configured_load"]["provider"].as_str(), e["configured_load"]["state"].as_str()), (Some("local-minilm"), Some("failed")), "{e}");
+    assert_eq!(e["active_space"]["info"]["provider"], "local", "queries keep the serving space: {e}");
+    assert!(e["reembedding"].is_null(), "{e}");
+    let r = common::ok(&s, "query_memory", json!({"query": "email password", "limit": 3})).await;
+    assert_eq!(r["results"][0]["episode_id"], ids[0].as_str(), "{r}");
+    // Repaired: the job loads the model on its next try, re-embeds and
+    // switches.
+    std::fs::write(&config, &good).expect("repair config.json");
+    let e = wait_for(&s, "not re-embedded into the model's space", |e| {
+        e["active_space"]["info"]["provider"] == "local-minilm" && e["indexed"]["episodes"] == 3 && e["reembedding"].is_null()
+    })
+    .await;
+    assert!(e["configured_load"].is_null(), "{e}");
+    let r = common::ok(&s, "query_semantic_memory", json!({"query": "authentication failure at sign-in", "similarity_threshold": 0.0, "limit": 3})).await;
+    assert_eq!(r["results"][0]["episode_id"], ids[0].as_str(), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

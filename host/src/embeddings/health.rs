@@ -76,6 +76,19 @@ impl Embeddings {
             "indexed": { "episodes": episodes, "patterns": patterns, "approximate": ann, "memory_bytes": bytes },
             "pending": pending,
             "reembedding": job,
+            // The configured provider is not the serving one and no job
+            // has started: it is loading, or its load failed and is tried
+            // again with backoff (`worker` says why and when). Queries
+            // use the serving space meanwhile.
+            "configured_load": self.configured_unloaded().then(|| {
+                let worker = lock(&self.job_status).clone();
+                serde_json::json!({
+                    "provider": settings.provider.name(),
+                    "model": settings.model,
+                    "state": if worker.last_error.is_some() { "failed" } else { "loading" },
+                    "worker": worker,
+                })
+            }),
             "tidying": lock(&self.tidy).is_some(),
             "worker": *lock(&self.status),
             // How the worker's and the job's batches gave way to queries.

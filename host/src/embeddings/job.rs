@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::embedder::{EmbedFailure, Embedder};
 use super::index::VectorIndex;
 use super::service::{Embeddings, read, write};
-use super::state::{Active, Job, Provider, Target, TidyCursor};
+use super::state::{Active, Job, Provider, Target, TidyCursor, backoff};
 use crate::memory::{EPISODE_ITEM, PATTERN_ITEM, StoreError, item_key};
 use crate::sync::lock;
 
@@ -41,11 +41,6 @@ const TIDY_CHUNK: usize = 1024;
 const JOB_BATCH: u32 = 32;
 /// How often an idle job worker looks for work.
 const IDLE_POLL: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6).saturating_sub(1)).min(MAX_BACKOFF)
-}
 
 impl Embeddings {
     /// Queues every completed episode and every pattern into `queue`;
@@ -193,6 +188,13 @@ impl Embeddings {
                 Provider::Loading | Provider::Failed(_) => Err(()),
             });
             let embedder = match current {
+                None if self.configured_unloaded() => {
+                    // The configured provider's load failed before any
+                    // job could start (at start-up): tried again with
+                    // backoff, so it starts once the provider is back.
+                    self.load_configured(&mut failures).await;
+                    continue;
+                }
                 None => {
                     let _ = tokio::time::timeout(IDLE_POLL, self.job_wake.notified()).await;
                     continue;
@@ -246,21 +248,39 @@ impl Embeddings {
         }
     }
 
+    /// Whether a space serves, no job target exists, and the configured
+    /// provider is not the serving one: its load at start-up failed, so
+    /// no job could start.
+    pub(super) fn configured_unloaded(&self) -> bool {
+        self.active().is_some() && read(&self.target).is_none() && !same_source(&self.serving_settings(), &self.settings())
+    }
+
     /// Loads the configured provider and installs it (which starts,
-    /// continues or ends the job); on failure marks the target failed and
-    /// waits with backoff.
+    /// continues or ends the job); on failure marks the target failed,
+    /// records why in the job's worker status (which `health_check`
+    /// shows) and waits with backoff.
     async fn load_configured(&self, failures: &mut u32) {
         match self.load_embedder(self.settings()).await {
-            Ok(e) => {
-                *failures = 0;
-                if let Err(err) = self.install(e, false) {
+            Ok(e) => match self.install(e, false) {
+                Ok(_) => *failures = 0,
+                Err(err) => {
+                    // Not retried at once: the next load waits its turn.
+                    *failures += 1;
                     tracing::error!(error = %err, "could not record the re-embedding job");
+                    let _ = tokio::time::timeout(backoff(*failures), self.reconfigured.notified()).await;
                 }
-            }
+            },
             Err(f) => {
                 *failures += 1;
                 let wait = backoff(*failures);
                 tracing::warn!(error = %f, retry_in_s = wait.as_secs(), "the re-embedding target's provider is unavailable");
+                {
+                    let mut s = lock(&self.job_status);
+                    s.consecutive_failures = *failures;
+                    s.last_error = Some(f.to_string());
+                    s.last_error_at = Some(Utc::now());
+                    s.next_retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
+                }
                 if let Some(t) = write(&self.target).as_mut() {
                     t.provider = Provider::Failed(f);
                 }

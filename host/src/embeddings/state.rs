@@ -49,6 +49,15 @@ pub struct Job {
     pub target: Option<Active>,
 }
 
+/// The longest wait between retries of a failing provider.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The wait after `failures` failures in a row of a provider's load or
+/// batch: 1 s, doubling, at most a minute.
+pub(super) fn backoff(failures: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1u64 << failures.min(6).saturating_sub(1)).min(MAX_BACKOFF)
+}
+
 /// What the worker has done since start-up.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct WorkerStatus {

@@ -13,18 +13,14 @@ use fjall::PersistMode;
 
 use super::embedder::{EmbedFailure, Embedder};
 use super::service::{Embeddings, read, write};
+use super::state::backoff;
 use crate::memory::{EPISODE_ITEM, StoreError, item_key};
 
 /// How often an idle worker looks at the queue (learned patterns are
 /// queued without waking it).
 const IDLE_POLL: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Changes after which the approximate index is saved.
 const SAVE_EVERY: usize = 2_000;
-
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6).saturating_sub(1)).min(MAX_BACKOFF)
-}
 
 impl Embeddings {
     /// Loads the configured provider in the background, then runs the

@@ -26,9 +26,12 @@ const MAX_QUERY_CHARS: usize = 10_000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigureEmbeddingsParams {
-    /// `local` (built in: offline, no set-up) or the name of a provider
-    /// the operator declared under `[embeddings.providers.<name>]` in the
-    /// config file (health_check lists them under `embeddings.available`).
+    /// `local-minilm` (built in: the all-MiniLM-L6-v2 model, offline,
+    /// once `memory-mcp model install` has put its weights in the data
+    /// dir), `local` (built in: hashed n-grams, offline, no set-up) or the
+    /// name of a provider the operator declared under
+    /// `[embeddings.providers.<name>]` in the config file (health_check
+    /// lists them all under `embeddings.available`).
     pub provider: String,
     /// A model the operator declared for that provider (its `model` or
     /// `models`); the declared default when absent.
@@ -106,7 +109,7 @@ fn failure(f: EmbedFailure) -> CallToolResult {
 
 #[tool_router(router = embedding_router, vis = "pub(crate)")]
 impl Server {
-    #[tool(description = "Choose the embedding provider for semantic search: local (default; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background, throttled behind queries (progress in health_check); until every item is re-embedded, queries keep using the previous model's complete vectors, then switch to the new model at once.")]
+    #[tool(description = "Choose the embedding provider for semantic search: local-minilm (the default once its model is installed; offline), local (hashed n-grams; offline) or one the operator declared in the config file (ollama or openai-compatible, with its origin and API-key variable fixed there; health_check lists them). The provider is checked before anything changes; the settings persist. Changing provider or model re-embeds every stored episode in the background, throttled behind queries (progress in health_check); until every item is re-embedded, queries keep using the previous model's complete vectors, then switch to the new model at once.")]
     async fn configure_embeddings(
         &self,
         params: Parameters<ConfigureEmbeddingsParams>,

@@ -233,6 +233,14 @@ fn one_line(p: &StoredPattern) -> String {
     )
 }
 
+/// `v` with the note saying why meaning took no part, when it did not.
+fn with_note(mut v: Value, note: Option<String>) -> Value {
+    if let Some(note) = note {
+        v["note"] = json!(note);
+    }
+    v
+}
+
 fn with_text(v: Value, text: String) -> Result<CallToolResult, ErrorData> {
     let mut out = CallToolResult::structured(v);
     out.content.insert(0, ContentBlock::text(text));
@@ -250,15 +258,23 @@ impl Server {
     }
 
     /// Similarity of `text` to the learned records with embeddings, when
-    /// embeddings are available (else words alone rank).
-    async fn pattern_similarity(&self, text: &str) -> Option<std::collections::HashMap<uuid::Uuid, f32>> {
+    /// embeddings are available; else words alone rank, and the note says
+    /// why (as `query_memory`'s does).
+    async fn pattern_similarity(&self, text: &str) -> (Option<std::collections::HashMap<uuid::Uuid, f32>>, Option<String>) {
         let emb = self.embeddings();
-        if emb.embedder().is_err() || text.trim().is_empty() {
-            return None;
+        if emb.embedder().is_err() {
+            return (None, emb.lexical_note());
         }
-        let v = emb.embed_query(text).await.ok()?;
-        let scores = emb.pattern_scores(&v, SEMANTIC_CANDIDATES);
-        (!scores.is_empty()).then_some(scores)
+        if text.trim().is_empty() {
+            return (None, None);
+        }
+        match emb.embed_query(text).await {
+            Ok(v) => {
+                let scores = emb.pattern_scores(&v, SEMANTIC_CANDIDATES);
+                ((!scores.is_empty()).then_some(scores), None)
+            }
+            Err(f) => (None, Some(format!("lexical only: {f}"))),
+        }
     }
 }
 
@@ -308,7 +324,7 @@ impl Server {
         if p.query.trim().is_empty() {
             return Ok(input_error("query must not be empty"));
         }
-        let semantic = self.pattern_similarity(&p.query).await;
+        let (semantic, note) = self.pattern_similarity(&p.query).await;
         let q = PatternQuery { text: &p.query, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
         let set = or_return!(self.scorer().await);
         let mut scored = match Box::pin(set.rank_patterns(self.patterns(), &q, 1, p.limit, p.min_relevance, |_| Some(0))).await {
@@ -321,7 +337,7 @@ impl Server {
             tracing::warn!(error = %e, "could not count retrievals");
         }
         let text = ranked.iter().map(|r| format!("{:.2} {}", r.score, one_line(&r.pattern))).collect::<Vec<_>>().join("\n");
-        let v = with_scorer(json!({"results": to_value(&ranked)?}), &scored, true);
+        let v = with_note(with_scorer(json!({"results": to_value(&ranked)?}), &scored, true), note);
         with_text(v, if text.is_empty() { "no matching pattern".into() } else { text })
     }
 
@@ -332,7 +348,7 @@ impl Server {
         if p.task_description.trim().is_empty() {
             return Ok(input_error("task_description must not be empty"));
         }
-        let semantic = self.pattern_similarity(&p.task_description).await;
+        let (semantic, note) = self.pattern_similarity(&p.task_description).await;
         let q = PatternQuery { text: &p.task_description, domain: Some(&p.domain), tags: &p.tags, semantic: semantic.as_ref() };
         let set = or_return!(self.scorer().await);
         // Actionable patterns and heuristics, ranked in one call.
@@ -356,7 +372,8 @@ impl Server {
             Some(r) => format!("{} recommendations; first: {} because {}", recs.len(), one_line(&r.pattern), r.reasons.join("; ")),
             None => "nothing learned yet matches this task".into(),
         };
-        with_text(with_scorer(json!({"recommendations": to_value(&recs)?, "heuristics": to_value(&heur)?}), &scored, true), text)
+        let v = with_scorer(json!({"recommendations": to_value(&recs)?, "heuristics": to_value(&heur)?}), &scored, true);
+        with_text(with_note(v, note), text)
     }
 
     #[tool(description = "Report whether a recommended pattern was applied and how the task went. Updates its effectiveness (times applied, success when applied, and, given the episode, its reward against comparable episodes), which moves future rankings.")]

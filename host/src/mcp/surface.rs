@@ -121,9 +121,9 @@ pub const TOOLS: &[ToolMeta] = &[
     t("analyze_patterns", "Learned patterns", ReadOnly, false, false,
         "patterns:array heuristics:array total_matching:integer analysis_backlog:integer"),
     t("advanced_pattern_analysis", "Time-series analysis", ReadOnly, false, false, "series:array correlations:array"),
-    t("search_patterns", "Search patterns", ReadOnly, false, false, "results:array weights:object"),
+    t("search_patterns", "Search patterns", ReadOnly, false, false, "results:array weights:object note?:string"),
     t("recommend_patterns", "Recommend patterns", ReadOnly, false, false,
-        "recommendations:array heuristics:array weights:object"),
+        "recommendations:array heuristics:array weights:object note?:string"),
     t("record_pattern_feedback", "Pattern feedback", Adds, false, false, "pattern_id:uuid effectiveness:object"),
     // Embeddings (the operator's).
     t("configure_embeddings", "Choose the embedding provider", Replaces, true, false,
