@@ -221,15 +221,11 @@ impl Embeddings {
                 Ok(_) => failures = 0,
                 Err(f) => {
                     failures += 1;
-                    let wait = backoff(failures);
-                    {
+                    let wait = {
                         let mut s = lock(&self.job_status);
                         s.failed_batches += 1;
-                        s.consecutive_failures = failures;
-                        s.last_error = Some(f.to_string());
-                        s.last_error_at = Some(Utc::now());
-                        s.next_retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-                    }
+                        s.failed(failures, &f)
+                    };
                     tracing::warn!(error = %f, retry_in_s = wait.as_secs(), "re-embedding batch failed; it stays queued");
                     let _ = tokio::time::timeout(wait, self.reconfigured.notified()).await;
                 }
@@ -272,15 +268,8 @@ impl Embeddings {
             },
             Err(f) => {
                 *failures += 1;
-                let wait = backoff(*failures);
+                let wait = lock(&self.job_status).failed(*failures, &f);
                 tracing::warn!(error = %f, retry_in_s = wait.as_secs(), "the re-embedding target's provider is unavailable");
-                {
-                    let mut s = lock(&self.job_status);
-                    s.consecutive_failures = *failures;
-                    s.last_error = Some(f.to_string());
-                    s.last_error_at = Some(Utc::now());
-                    s.next_retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-                }
                 if let Some(t) = write(&self.target).as_mut() {
                     t.provider = Provider::Failed(f);
                 }

@@ -79,6 +79,20 @@ pub struct WorkerStatus {
     pub last_batch_ms: f64,
 }
 
+impl WorkerStatus {
+    /// Records the `failures`-th failure in a row, and why; returns the
+    /// backoff before the next try, which it also records.
+    pub(super) fn failed(&mut self, failures: u32, error: &dyn std::fmt::Display) -> std::time::Duration {
+        let wait = backoff(failures);
+        let now = chrono::Utc::now();
+        self.consecutive_failures = failures;
+        self.last_error = Some(error.to_string());
+        self.last_error_at = Some(now);
+        self.next_retry_at = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+        wait
+    }
+}
+
 pub(super) enum Provider {
     Loading,
     Ready(Arc<Embedder>),

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use fjall::PersistMode;
 
 use super::embedder::{EmbedFailure, Embedder};
@@ -109,17 +108,12 @@ impl Embeddings {
                 }
                 Ok(n) => unsaved += n,
                 Err(f) => {
-                    let failures = {
+                    let wait = {
                         let mut s = crate::sync::lock(&self.status);
                         s.failed_batches += 1;
-                        s.consecutive_failures += 1;
-                        s.last_error = Some(f.to_string());
-                        s.last_error_at = Some(Utc::now());
-                        let wait = backoff(s.consecutive_failures);
-                        s.next_retry_at = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default());
-                        s.consecutive_failures
+                        let failures = s.consecutive_failures + 1;
+                        s.failed(failures, &f)
                     };
-                    let wait = backoff(failures);
                     tracing::warn!(error = %f, retry_in_s = wait.as_secs(), "embedding batch failed; it stays queued");
                     // New completions do not cut the backoff short; a new
                     // configuration does.
